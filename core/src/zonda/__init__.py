@@ -1,0 +1,63 @@
+"""Zonda: a Python workflow orchestrator.
+
+``import zonda`` is cheap on purpose: the public names below are resolved on first access (PEP 562), so the CLI
+and DAG files pay only for what they use. Nothing here reads configuration, opens a database or loads plugins.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from zonda.version import __version__
+
+if TYPE_CHECKING:
+    from zonda.dag import DAG, dag
+    from zonda.decorators import task
+    from zonda.params import Param
+    from zonda.plugins import hookimpl
+    from zonda.runtime import get_current_context
+    from zonda.taskgroup import TaskGroup, task_group
+    from zonda.dependencies import chain
+    from zonda.xcom_arg import XComArg
+
+__all__ = [
+    "DAG",
+    "Param",
+    "TaskGroup",
+    "XComArg",
+    "__version__",
+    "chain",
+    "dag",
+    "get_current_context",
+    "hookimpl",
+    "task",
+    "task_group",
+]
+
+_LAZY: dict[str, str] = {
+    "DAG": "zonda.dag",
+    "dag": "zonda.dag",
+    "task": "zonda.decorators",
+    "Param": "zonda.params",
+    "TaskGroup": "zonda.taskgroup",
+    "task_group": "zonda.taskgroup",
+    "chain": "zonda.dependencies",
+    "XComArg": "zonda.xcom_arg",
+    "get_current_context": "zonda.runtime",
+    "hookimpl": "zonda.plugins",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'zonda' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,209 @@
+"""Configuration: ``$ZONDA_HOME/zonda.toml`` overlaid by ``ZONDA__<SECTION>__<KEY>`` environment variables.
+
+There is no global settings module. :func:`load_settings` builds an immutable :class:`Settings` when something
+asks for one, so importing Zonda never reads a file, and tests get fresh settings from a temp home.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zonda.exceptions import ZondaConfigError
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on", "enabled"}:
+        return True
+    if text in {"0", "false", "no", "off", "disabled", ""}:
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {value!r}")
+
+
+def _to_str(value: Any) -> str:
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One documented configuration key."""
+
+    section: str
+    key: str
+    default: Any
+    convert: Callable[[Any], Any]
+    description: str
+    aliases: tuple[str, ...] = ()
+    sensitive: bool = False
+
+
+def _options() -> list[Option]:
+    return [
+        Option("core", "dags_folder", None, _to_str, "Folder scanned for DAG files. Default: $ZONDA_HOME/dags."),
+        Option("core", "plugins_folder", None, _to_str, "Folder of plugin modules. Default: $ZONDA_HOME/plugins."),
+        Option("core", "executor", None, _to_str,
+               "SequentialExecutor, LocalExecutor, CeleryExecutor or a class path. "
+               "Default: SequentialExecutor with SQLite, else LocalExecutor."),
+        Option("core", "parallelism", 32, int, "Task instances running at once in the whole installation."),
+        Option("core", "max_active_tasks_per_dag", 16, int, "Running task instances per DAG (DAG arg max_active_tasks).",
+               aliases=("dag_concurrency",)),
+        Option("core", "max_active_runs_per_dag", 16, int, "Active runs per DAG (DAG argument max_active_runs)."),
+        Option("core", "load_examples", True, _to_bool, "Load the example DAGs shipped with Zonda."),
+        Option("core", "dagbag_import_timeout", 30.0, float, "Seconds a DAG file may take to import."),
+        Option("core", "default_timezone", "utc", _to_str, "Timezone of naive datetimes in DAG files."),
+        Option("core", "fernet_key", "", _to_str, "Key encrypting connection secrets in the metastore.",
+               sensitive=True),
+        Option("core", "lazy_load_plugins", True, _to_bool, "Import plugins only when their hooks are needed."),
+        Option("core", "test_connection", "disabled", _to_str, "Allow `zonda connections test` (enabled/disabled)."),
+        Option("database", "sql_alchemy_conn", None, _to_str,
+               "SQLAlchemy URL of the metastore. Default: sqlite:///$ZONDA_HOME/zonda.db.", sensitive=True),
+        Option("database", "sql_alchemy_pool_size", 5, int, "Connections kept open per process (not SQLite)."),
+        Option("xcom", "max_size", 1024 * 1024, int, "Largest XCom value in bytes, measured as stored JSON."),
+        Option("logging", "base_log_folder", None, _to_str, "Folder for task logs. Default: $ZONDA_HOME/logs."),
+        Option("logging", "logging_level", "INFO", _to_str, "Level of Zonda's own logging."),
+        Option("celery", "broker_url", "redis://127.0.0.1:6379/0", _to_str, "Celery broker.",
+               aliases=("celery_broker_url",), sensitive=True),
+        Option("celery", "result_backend", None, _to_str, "Celery result backend. Default: the metastore.",
+               aliases=("celery_result_backend",), sensitive=True),
+        Option("celery", "flower_port", 5555, int, "Port of `zonda celery flower`."),
+        Option("scheduler", "dag_dir_list_interval", 300, int,
+               "Seconds between full rescans of the DAGs folder; new and changed files are seen within seconds."),
+        Option("webserver", "port", 8080, int, "Port of the web server."),
+        Option("webserver", "secret_key", "", _to_str, "Key signing web sessions.", sensitive=True),
+    ]
+
+
+OPTIONS: dict[tuple[str, str], Option] = {(o.section, o.key): o for o in _options()}
+_ALIASES: dict[tuple[str, str], tuple[str, str]] = {
+    (o.section, alias): (o.section, o.key) for o in OPTIONS.values() for alias in o.aliases
+}
+
+
+def default_home(environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    raw = environ.get("ZONDA_HOME") or "~/zonda"
+    return Path(raw).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. ``get`` returns typed values; ``source`` says where each came from."""
+
+    home: Path
+    values: Mapping[tuple[str, str], Any]
+    sources: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+    def get(self, section: str, key: str) -> Any:
+        name = _ALIASES.get((section, key), (section, key))
+        if name in self.values:
+            return self.values[name]
+        option = OPTIONS.get(name)
+        if option is None:
+            raise ZondaConfigError(f"unknown configuration key [{section}] {key}; see `zonda config list`")
+        return self._derived_default(option)
+
+    def source(self, section: str, key: str) -> str:
+        name = _ALIASES.get((section, key), (section, key))
+        return self.sources.get(name, "default")
+
+    def items(self) -> Iterator[tuple[Option | None, str, str, Any]]:
+        """Every known key plus any unknown keys from the file (plugins may define their own sections)."""
+        seen = set()
+        for name, option in OPTIONS.items():
+            seen.add(name)
+            yield option, name[0], name[1], self.get(*name)
+        for name, value in self.values.items():
+            if name not in seen:
+                yield None, name[0], name[1], value
+
+    def _derived_default(self, option: Option) -> Any:
+        name = (option.section, option.key)
+        if name == ("core", "dags_folder"):
+            return str(self.home / "dags")
+        if name == ("core", "plugins_folder"):
+            return str(self.home / "plugins")
+        if name == ("logging", "base_log_folder"):
+            return str(self.home / "logs")
+        if name == ("database", "sql_alchemy_conn"):
+            return f"sqlite:///{self.home / 'zonda.db'}"
+        if name == ("core", "executor"):
+            url = str(self.get("database", "sql_alchemy_conn"))
+            return "SequentialExecutor" if url.startswith("sqlite") else "LocalExecutor"
+        return option.default
+
+    # Convenience accessors for the keys read most often.
+    @property
+    def dags_folder(self) -> Path:
+        return Path(self.get("core", "dags_folder")).expanduser()
+
+    @property
+    def plugins_folder(self) -> Path:
+        return Path(self.get("core", "plugins_folder")).expanduser()
+
+    @property
+    def log_folder(self) -> Path:
+        return Path(self.get("logging", "base_log_folder")).expanduser()
+
+    @property
+    def sql_alchemy_conn(self) -> str:
+        return str(self.get("database", "sql_alchemy_conn"))
+
+    def with_overrides(self, overrides: Mapping[tuple[str, str], Any]) -> Settings:
+        """A copy with some keys replaced (tests and embedded use)."""
+        values = dict(self.values)
+        sources = dict(self.sources)
+        for (section, key), raw in overrides.items():
+            name = _ALIASES.get((section, key), (section, key))
+            values[name] = _convert(name, raw, "override")
+            sources[name] = "override"
+        return Settings(home=self.home, values=values, sources=sources)
+
+
+def _convert(name: tuple[str, str], raw: Any, where: str) -> Any:
+    option = OPTIONS.get(name)
+    if option is None:
+        return raw
+    try:
+        return option.convert(raw)
+    except (TypeError, ValueError) as exc:
+        raise ZondaConfigError(f"[{name[0]}] {name[1]} from {where}: {exc}") from None
+
+
+def load_settings(home: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``zonda.toml`` from the home folder and overlay ``ZONDA__SECTION__KEY`` variables."""
+    environ = os.environ if environ is None else environ
+    home_path = Path(home).expanduser().resolve() if home is not None else default_home(environ)
+    values: dict[tuple[str, str], Any] = {}
+    sources: dict[tuple[str, str], str] = {}
+    config_file = home_path / "zonda.toml"
+    if config_file.exists():
+        try:
+            data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ZondaConfigError(f"{config_file} is not valid TOML: {exc}") from None
+        for section, table in data.items():
+            if not isinstance(table, dict):
+                raise ZondaConfigError(
+                    f"{config_file}: top-level key {section!r} must be a [section] table, e.g. [core]"
+                )
+            for key, raw in table.items():
+                name = _ALIASES.get((section, key), (section, key))
+                values[name] = _convert(name, raw, str(config_file))
+                sources[name] = str(config_file)
+    for var, raw in environ.items():
+        if not var.startswith("ZONDA__"):
+            continue
+        parts = var[len("ZONDA__"):].lower().split("__")
+        if len(parts) != 2 or not all(parts):
+            continue
+        name = _ALIASES.get((parts[0], parts[1]), (parts[0], parts[1]))
+        values[name] = _convert(name, raw, f"${var}")
+        sources[name] = f"env {var}"
+    return Settings(home=home_path, values=values, sources=sources)

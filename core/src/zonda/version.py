@@ -1,0 +1,3 @@
+"""The installed version of Zonda, kept in one place."""
+
+__version__ = "0.1.0"

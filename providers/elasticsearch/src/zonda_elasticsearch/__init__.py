@@ -1,0 +1,1 @@
+"""Zonda's elasticsearch provider. Its hooks and operators come with the providers issue."""
