@@ -13,11 +13,11 @@ from zonda.version import __version__
 if TYPE_CHECKING:
     from zonda.dag import DAG, dag
     from zonda.decorators import task
+    from zonda.dependencies import chain
     from zonda.params import Param
     from zonda.plugins import hookimpl
     from zonda.runtime import get_current_context
     from zonda.taskgroup import TaskGroup, task_group
-    from zonda.dependencies import chain
     from zonda.xcom_arg import XComArg
 
 __all__ = [

@@ -1,0 +1,61 @@
+"""Shared steps of the commands that need DAGs or the metastore."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from zonda.exceptions import ZondaException
+
+if TYPE_CHECKING:
+    from zonda.config import Settings
+    from zonda.dag import DAG
+    from zonda.dagbag import DagBag
+    from zonda.metastore.db import Metastore
+
+
+def load_bag(settings: Settings, dag_id: str | None = None) -> DagBag:
+    from zonda.dagbag import DagBag
+
+    bag = DagBag.from_settings(settings)
+    return bag.collect_for(dag_id) if dag_id else bag.collect()
+
+
+def load_dag(settings: Settings, dag_id: str) -> DAG:
+    return load_bag(settings, dag_id).get_dag(dag_id)
+
+
+def open_metastore(settings: Settings) -> Metastore:
+    """The metastore, ready to use. A fresh SQLite metastore is created on first use (one-command start)."""
+    from zonda.metastore.db import Metastore
+
+    metastore = Metastore.from_settings(settings)
+    metastore.ensure_ready(auto_init=metastore.url.startswith("sqlite"))
+    return metastore
+
+
+def parse_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    from zonda.timezone import coerce_datetime
+
+    try:
+        return coerce_datetime(value)
+    except ValueError:
+        raise ZondaException(
+            f"cannot read {value!r} as a date; use ISO format, e.g. 2024-01-01 or 2024-01-01T06:00:00+00:00"
+        ) from None
+
+
+def parse_conf(value: str | None) -> dict[str, Any]:
+    if not value:
+        return {}
+    import json
+
+    try:
+        conf = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ZondaException(f"--conf is not valid JSON ({exc}); e.g. --conf '{{\"limit\": 10}}'") from None
+    if not isinstance(conf, dict):
+        raise ZondaException("--conf must be a JSON object, e.g. --conf '{\"limit\": 10}'")
+    return conf

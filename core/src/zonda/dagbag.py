@@ -1,0 +1,289 @@
+"""Finding and importing DAG files.
+
+Every ``.py`` file under the DAGs folder that mentions both "dag" and "zonda" (the cheap safe-mode filter
+Airflow users know) and is not excluded by a ``.zondaignore`` is imported in its own module namespace. A file
+that raises, or takes longer than ``core.dagbag_import_timeout``, becomes an import error with its traceback;
+the other files load regardless.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import importlib.util
+import os
+import sys
+import time
+import traceback
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from zonda import _context_stack
+from zonda.exceptions import DagNotFound, ZondaTaskTimeout
+
+if TYPE_CHECKING:
+    from zonda.config import Settings
+    from zonda.dag import DAG
+
+IGNORE_FILE = ".zondaignore"
+EXAMPLES_FOLDER = Path(__file__).resolve().parent / "example_dags"
+
+
+@dataclass
+class FileResult:
+    path: str
+    dag_ids: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def _ignore_patterns(folder: Path) -> list[str]:
+    ignore = folder / IGNORE_FILE
+    if not ignore.is_file():
+        return []
+    patterns = []
+    for line in ignore.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            patterns.append(line)
+    return patterns
+
+
+def _ignored(relative: str, patterns: Iterable[str]) -> bool:
+    name = relative.rsplit("/", 1)[-1]
+    for pattern in patterns:
+        pattern = pattern.rstrip("/")
+        if pattern.startswith("/"):
+            if fnmatch.fnmatch(relative, pattern[1:]) or relative.startswith(pattern[1:] + "/"):
+                return True
+        elif (
+            fnmatch.fnmatch(relative, pattern)
+            or fnmatch.fnmatch(name, pattern)
+            or fnmatch.fnmatch(relative, f"*/{pattern}")
+            or relative.startswith(pattern + "/")
+            or f"/{pattern}/" in f"/{relative}"
+        ):
+            return True
+    return False
+
+
+def list_dag_files(folder: Path, *, safe_mode: bool = True) -> list[Path]:
+    """DAG files under ``folder``, sorted; ``.zondaignore`` patterns (glob syntax) apply to their folder's tree."""
+    if not folder.is_dir():
+        return []
+    found: list[Path] = []
+    scoped: list[tuple[Path, list[str]]] = []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        root_path = Path(root)
+        patterns = _ignore_patterns(root_path)
+        if patterns:
+            scoped.append((root_path, patterns))
+        active = [(base, pats) for base, pats in scoped if root_path == base or base in root_path.parents]
+
+        def excluded(path: Path, active: list[tuple[Path, list[str]]] = active) -> bool:
+            return any(_ignored(path.relative_to(base).as_posix(), pats) for base, pats in active)
+
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")) and not excluded(root_path / d))
+        for name in sorted(files):
+            if not name.endswith(".py") or name.startswith("."):
+                continue
+            path = root_path / name
+            if excluded(path):
+                continue
+            if safe_mode and not _might_contain_dag(path):
+                continue
+            found.append(path)
+    return found
+
+
+def _might_contain_dag(path: Path) -> bool:
+    try:
+        content = path.read_bytes().lower()
+    except OSError:
+        return False
+    return b"dag" in content and b"zonda" in content
+
+
+class DagBag:
+    """The DAGs found in a folder (and the examples, when asked), with the files that failed to import."""
+
+    def __init__(
+        self,
+        dags_folder: Path | str | None,
+        *,
+        include_examples: bool = False,
+        import_timeout: float = 30.0,
+        safe_mode: bool = True,
+    ) -> None:
+        self.dags_folder = Path(dags_folder) if dags_folder is not None else None
+        self.include_examples = include_examples
+        self.import_timeout = import_timeout
+        self.safe_mode = safe_mode
+        self.dags: dict[str, DAG] = {}
+        self.import_errors: dict[str, str] = {}
+        self.files: dict[str, FileResult] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DagBag:
+        return cls(
+            settings.dags_folder,
+            include_examples=bool(settings.get("core", "load_examples")),
+            import_timeout=float(settings.get("core", "dagbag_import_timeout")),
+        )
+
+    def candidate_files(self) -> list[Path]:
+        files = list_dag_files(self.dags_folder, safe_mode=self.safe_mode) if self.dags_folder else []
+        if self.include_examples:
+            files.extend(list_dag_files(EXAMPLES_FOLDER, safe_mode=False))
+        return files
+
+    def collect(self) -> DagBag:
+        for path in self.candidate_files():
+            self.process_file(path)
+        return self
+
+    def collect_for(self, dag_id: str) -> DagBag:
+        """Import only the files whose text mentions ``dag_id``; all files when none does.
+
+        ``zonda dags test`` and ``tasks test`` need one DAG, and importing one file instead of a whole folder
+        is most of their start-up time.
+        """
+        needle = dag_id.encode()
+        files = self.candidate_files()
+        likely = [p for p in files if _mentions(p, needle)]
+        for path in likely:
+            self.process_file(path)
+        if dag_id not in self.dags:
+            for path in files:
+                if str(path) not in self.files:
+                    self.process_file(path)
+        return self
+
+    def get_dag(self, dag_id: str) -> DAG:
+        if dag_id in self.dags:
+            return self.dags[dag_id]
+        hint = ""
+        if self.import_errors:
+            hint = (
+                f"; {len(self.import_errors)} DAG file(s) failed to import "
+                f"(see `zonda dags list-import-errors`): {', '.join(sorted(self.import_errors)[:3])}"
+            )
+        import difflib
+
+        close = difflib.get_close_matches(dag_id, list(self.dags), n=3)
+        suggestion = f"; did you mean {', '.join(close)}?" if close else ""
+        where = self.dags_folder or "(no DAGs folder)"
+        raise DagNotFound(f"DAG {dag_id!r} not found in {where}{suggestion}{hint}")
+
+    def process_file(self, path: Path) -> FileResult:
+        from zonda.runner.timeout import deadline
+
+        path = path.resolve()
+        key = str(path)
+        result = FileResult(path=key)
+        self.files[key] = result
+        module_name = "zonda_dag_" + hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:16]
+        started = time.perf_counter()
+        token = _context_stack.start_collecting()
+        created: list[DAG] = []
+        try:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            message = (
+                f"DAG file {path} took longer than core.dagbag_import_timeout ({self.import_timeout:g} s) to "
+                "import; move slow work (API calls, queries) out of module level into tasks, or raise the timeout"
+            )
+            with deadline(self.import_timeout, message):
+                spec.loader.exec_module(module)
+        except (Exception, SystemExit, ZondaTaskTimeout) as exc:
+            created = _context_stack.stop_collecting(token)
+            token = None
+            sys.modules.pop(module_name, None)
+            result.error = _format_error(exc, key)
+        finally:
+            if token is not None:
+                created = _context_stack.stop_collecting(token)
+            result.seconds = time.perf_counter() - started
+        if result.error is None:
+            self._register(path, module, created, result)
+        if result.error is not None:
+            self.import_errors[key] = result.error
+        return result
+
+    def _register(self, path: Path, module: object, created: list[DAG], result: FileResult) -> None:
+        from zonda.dag import DAG
+
+        found: dict[int, DAG] = {id(d): d for d in created}
+        for value in vars(module).values():
+            if isinstance(value, DAG):
+                found.setdefault(id(value), value)
+        errors = []
+        for dag in found.values():
+            if dag.fileloc in ("<unknown>", "") or not Path(dag.fileloc).exists():
+                dag.fileloc = str(path)
+            try:
+                dag.validate()
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            existing = self.dags.get(dag.dag_id)
+            if existing is not None and existing is not dag:
+                errors.append(
+                    f"DuplicateDagId: DAG {dag.dag_id!r} is defined in both {existing.fileloc} and {path}; "
+                    "dag ids must be unique"
+                )
+                continue
+            self.dags[dag.dag_id] = dag
+            result.dag_ids.append(dag.dag_id)
+        if errors:
+            result.error = "\n".join(errors)
+
+    def __iter__(self) -> Iterator[DAG]:
+        return iter(self.dags.values())
+
+    def __len__(self) -> int:
+        return len(self.dags)
+
+
+def _mentions(path: Path, needle: bytes) -> bool:
+    try:
+        return needle in path.read_bytes()
+    except OSError:
+        return False
+
+
+def _format_error(exc: BaseException, filename: str) -> str:
+    """The traceback from the DAG file's first frame on (Zonda's import machinery is noise to the user)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    start = next((i for i, f in enumerate(frames) if f.filename == filename), 0)
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames[start:])]
+    lines.extend(traceback.format_exception_only(type(exc), exc))
+    return "".join(lines).rstrip()
+
+
+def record_import_errors(metastore: object, bag: DagBag) -> None:
+    """Replace the metastore's import errors of the files this bag processed with the current ones."""
+    from sqlalchemy import delete, insert
+
+    from zonda.metastore.models import ImportErrorModel, filename_hash
+    from zonda.timezone import utcnow
+
+    engine = metastore.engine  # type: ignore[attr-defined]
+    processed = list(bag.files)
+    if not processed:
+        return
+    with engine.begin() as conn:
+        hashes = [filename_hash(p) for p in processed]
+        for start in range(0, len(hashes), 500):
+            conn.execute(delete(ImportErrorModel).where(ImportErrorModel.filename_hash.in_(hashes[start:start + 500])))
+        rows = [
+            {"filename": f, "filename_hash": filename_hash(f), "stacktrace": e, "timestamp": utcnow()}
+            for f, e in bag.import_errors.items()
+        ]
+        if rows:
+            conn.execute(insert(ImportErrorModel), rows)

@@ -1,0 +1,497 @@
+"""The operator base class, kept small on purpose.
+
+An operator describes one unit of work (``execute(context)``) plus the task-level settings the task runner
+honours: retries, timeouts, trigger rule, callbacks, templated fields. The *behaviour* behind those settings
+(retrying, timing out, rendering templates, pushing XComs) lives in :mod:`zonda.runner`, not here, so custom
+operators stay small and every operator gets the same semantics.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from zonda import _context_stack
+from zonda.dependencies import DependencyMixin
+from zonda.exceptions import DagDefinitionError
+from zonda.trigger_rule import TriggerRule
+
+if TYPE_CHECKING:
+    from zonda.context import Context
+    from zonda.dag import DAG
+    from zonda.taskgroup import TaskGroup
+    from zonda.xcom_arg import XComArg
+
+#: Task-level settings every operator accepts, with their defaults. ``default_args`` may set any of them.
+TASK_DEFAULTS: dict[str, Any] = {
+    "owner": "zonda",
+    "retries": 0,
+    "retry_delay": timedelta(seconds=300),
+    "retry_exponential_backoff": False,
+    "max_retry_delay": None,
+    "execution_timeout": None,
+    "trigger_rule": TriggerRule.ALL_SUCCESS,
+    "depends_on_past": False,
+    "wait_for_downstream": False,
+    "pool": "default_pool",
+    "pool_slots": 1,
+    "priority_weight": 1,
+    "weight_rule": "downstream",
+    "queue": "default",
+    "do_xcom_push": True,
+    "multiple_outputs": False,
+    "on_success_callback": None,
+    "on_failure_callback": None,
+    "on_retry_callback": None,
+    "on_execute_callback": None,
+    "on_skipped_callback": None,
+    "start_date": None,
+    "end_date": None,
+    "executor_config": None,
+    "doc_md": None,
+    "doc": None,
+    "email": None,
+    "email_on_failure": False,
+    "email_on_retry": False,
+    "map_index_template": None,
+}
+
+
+def _as_timedelta(name: str, value: Any, task_id: str) -> timedelta | None:
+    if value is None or isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    raise DagDefinitionError(f"task {task_id!r}: {name} must be a timedelta or seconds, not {value!r}")
+
+
+class Node(DependencyMixin):
+    """What a DAG holds: a plain operator or a mapped one. Carries identity and graph edges."""
+
+    task_id: str
+    dag: DAG | None
+    task_group: TaskGroup | None
+    trigger_rule: TriggerRule
+    is_mapped: ClassVar[bool] = False
+
+    def _init_node(self, task_id: str, dag: DAG | None, task_group: TaskGroup | None, detached: bool) -> None:
+        if not isinstance(task_id, str) or not task_id or not all(c.isalnum() or c in "_-." for c in task_id):
+            raise DagDefinitionError(f"invalid task_id {task_id!r}: use letters, digits, '_', '-' and '.'")
+        self.upstream_task_ids: set[str] = set()
+        self.downstream_task_ids: set[str] = set()
+        if detached:
+            self.task_id, self.dag, self.task_group = task_id, dag, task_group
+            return
+        group = task_group if task_group is not None else _context_stack.current_group()
+        dag = dag or (group.dag if group else None) or _context_stack.current_dag()
+        self.task_group = group
+        self.task_id = group.child_id(task_id) if group is not None else task_id
+        self.dag = None
+        if dag is not None:
+            self._attach(dag)
+
+    def _attach(self, dag: DAG) -> None:
+        dag.add_task(self)
+        self.dag = dag
+        if self.task_group is not None:
+            self.task_group.add(self)
+
+    @property
+    def roots(self) -> list[Node]:
+        return [self]
+
+    @property
+    def leaves(self) -> list[Node]:
+        return [self]
+
+    def _link_downstream(self, other: Node) -> None:
+        if self.dag is None and other.dag is None:
+            raise DagDefinitionError(
+                f"cannot link {self.task_id!r} >> {other.task_id!r}: neither task belongs to a DAG"
+            )
+        if self.dag is None:
+            self._attach(other.dag)  # type: ignore[arg-type]
+        elif other.dag is None:
+            other._attach(self.dag)
+        elif self.dag is not other.dag:
+            raise DagDefinitionError(
+                f"cannot link {self.task_id!r} ({self.dag.dag_id}) to {other.task_id!r} ({other.dag.dag_id}): "
+                "tasks of different DAGs"
+            )
+        if other.task_id == self.task_id:
+            raise DagDefinitionError(f"DAG {self.dag.dag_id!r}: task {self.task_id!r} cannot depend on itself")
+        self.downstream_task_ids.add(other.task_id)
+        other.upstream_task_ids.add(self.task_id)
+
+    @property
+    def upstream_list(self) -> list[Node]:
+        assert self.dag is not None
+        return [self.dag.task_dict[t] for t in sorted(self.upstream_task_ids)]
+
+    @property
+    def downstream_list(self) -> list[Node]:
+        assert self.dag is not None
+        return [self.dag.task_dict[t] for t in sorted(self.downstream_task_ids)]
+
+    def get_flat_relative_ids(self, upstream: bool = False) -> set[str]:
+        """Every task reachable downstream (or upstream) of this one."""
+        assert self.dag is not None
+        found: set[str] = set()
+        stack = list(self.upstream_task_ids if upstream else self.downstream_task_ids)
+        while stack:
+            tid = stack.pop()
+            if tid in found:
+                continue
+            found.add(tid)
+            node = self.dag.task_dict[tid]
+            stack.extend(node.upstream_task_ids if upstream else node.downstream_task_ids)
+        return found
+
+    @property
+    def output(self) -> XComArg:
+        from zonda.xcom_arg import XComArg
+
+        return XComArg(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.task_id}>"
+
+
+def _accepted_arguments(cls: type) -> frozenset[str]:
+    """The keyword arguments a class's ``__init__`` chain accepts (for applying ``default_args``)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        init = getattr(init, "__wrapped__", init)
+        for param in inspect.signature(init).parameters.values():
+            if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY) and param.name != "self":
+                names.add(param.name)
+    return frozenset(names)
+
+
+class BaseOperator(Node):
+    """Subclass and implement :meth:`execute`. List attribute names in ``template_fields`` to have them rendered.
+
+    ``template_ext``: a templated string ending in one of these suffixes is read from a file next to the DAG
+    file (or in ``template_searchpath``) and rendered.
+    """
+
+    template_fields: ClassVar[Sequence[str]] = ()
+    template_ext: ClassVar[Sequence[str]] = ()
+    template_fields_renderers: ClassVar[dict[str, str]] = {}
+    ui_color: ClassVar[str] = "#ffffff"
+    ui_fgcolor: ClassVar[str] = "#000000"
+    #: Set by ``@task``-style operators so the UI and ``tasks list`` show the decorator's name.
+    custom_operator_name: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _apply_default_args(cls.__dict__["__init__"])  # type: ignore[method-assign]
+
+    def __init__(
+        self,
+        *,
+        task_id: str,
+        dag: DAG | None = None,
+        task_group: TaskGroup | None = None,
+        default_args: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        owner: str = TASK_DEFAULTS["owner"],
+        retries: int | None = TASK_DEFAULTS["retries"],
+        retry_delay: timedelta | float = TASK_DEFAULTS["retry_delay"],
+        retry_exponential_backoff: bool = False,
+        max_retry_delay: timedelta | float | None = None,
+        execution_timeout: timedelta | float | None = None,
+        trigger_rule: str | TriggerRule = TriggerRule.ALL_SUCCESS,
+        depends_on_past: bool = False,
+        wait_for_downstream: bool = False,
+        pool: str = "default_pool",
+        pool_slots: int = 1,
+        priority_weight: int = 1,
+        weight_rule: str = "downstream",
+        queue: str = "default",
+        do_xcom_push: bool = True,
+        multiple_outputs: bool = False,
+        on_success_callback: Callable[..., Any] | list[Callable[..., Any]] | None = None,
+        on_failure_callback: Callable[..., Any] | list[Callable[..., Any]] | None = None,
+        on_retry_callback: Callable[..., Any] | list[Callable[..., Any]] | None = None,
+        on_execute_callback: Callable[..., Any] | list[Callable[..., Any]] | None = None,
+        on_skipped_callback: Callable[..., Any] | list[Callable[..., Any]] | None = None,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        executor_config: dict[str, Any] | None = None,
+        doc_md: str | None = None,
+        doc: str | None = None,
+        email: str | list[str] | None = None,
+        email_on_failure: bool = False,
+        email_on_retry: bool = False,
+        map_index_template: str | None = None,
+        _zonda_detached: bool = False,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            raise DagDefinitionError(
+                f"invalid arguments passed to {type(self).__name__} (task_id {task_id!r}): "
+                f"{', '.join(sorted(unknown))}; check the spelling against the operator's documentation"
+            )
+        self._init_node(task_id, dag, task_group, _zonda_detached)
+        self.owner = owner
+        self.retries = int(retries or 0)
+        if self.retries < 0:
+            raise DagDefinitionError(f"task {task_id!r}: retries must be >= 0, got {retries}")
+        self.retry_delay = _as_timedelta("retry_delay", retry_delay, task_id) or timedelta(0)
+        self.retry_exponential_backoff = retry_exponential_backoff
+        self.max_retry_delay = _as_timedelta("max_retry_delay", max_retry_delay, task_id)
+        self.execution_timeout = _as_timedelta("execution_timeout", execution_timeout, task_id)
+        try:
+            self.trigger_rule = TriggerRule.parse(trigger_rule)
+        except ValueError as exc:
+            where = f"DAG {self.dag.dag_id!r}, " if self.dag else ""
+            raise DagDefinitionError(f"{where}task {self.task_id!r}: {exc}") from None
+        self.depends_on_past = depends_on_past
+        self.wait_for_downstream = wait_for_downstream
+        self.pool = pool
+        self.pool_slots = pool_slots
+        self.priority_weight = priority_weight
+        self.weight_rule = weight_rule
+        self.queue = queue
+        self.do_xcom_push = do_xcom_push
+        self.multiple_outputs = multiple_outputs
+        self.on_success_callback = on_success_callback
+        self.on_failure_callback = on_failure_callback
+        self.on_retry_callback = on_retry_callback
+        self.on_execute_callback = on_execute_callback
+        self.on_skipped_callback = on_skipped_callback
+        from zonda.timezone import coerce_datetime
+
+        self.start_date = coerce_datetime(start_date)
+        self.end_date = coerce_datetime(end_date)
+        self.executor_config = dict(executor_config or {})
+        self.doc_md = doc_md
+        self.doc = doc
+        self.email = email
+        self.email_on_failure = email_on_failure
+        self.email_on_retry = email_on_retry
+        self.map_index_template = map_index_template
+        from zonda.params import ParamsDict
+
+        self.params = ParamsDict(params)
+
+    # --- the work ---------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        """Do the work. The return value becomes the ``return_value`` XCom (unless ``do_xcom_push=False``)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement execute(context)")
+
+    def on_kill(self) -> None:
+        """Called when the task is stopped (timeout, kill): release processes and connections here."""
+
+    def pre_execute(self, context: Context) -> None:
+        """Runs just before :meth:`execute`."""
+
+    def post_execute(self, context: Context, result: Any = None) -> None:
+        """Runs just after a successful :meth:`execute`."""
+
+    @property
+    def operator_name(self) -> str:
+        return self.custom_operator_name or type(self).__name__
+
+    @property
+    def log(self) -> logging.Logger:
+        """The task logger; the runner routes it to the attempt's log file while the task runs."""
+        return logging.getLogger("zonda.task")
+
+    # --- mapping ----------------------------------------------------------------------------------------
+
+    @classmethod
+    def partial(cls, *, task_id: str, **kwargs: Any) -> OperatorPartial:
+        """Fix the arguments shared by every mapped instance; follow with ``.expand(...)``."""
+        return OperatorPartial(cls, {"task_id": task_id, **kwargs})
+
+
+def _apply_default_args(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap an operator ``__init__`` so ``default_args`` (DAG's, group's, explicit) fill missing arguments."""
+
+    @functools.wraps(init)
+    def wrapper(self: BaseOperator, *args: Any, **kwargs: Any) -> None:
+        if getattr(self, "_zonda_defaults_applied", False) or kwargs.get("_zonda_detached"):
+            init(self, *args, **kwargs)
+            return
+        self._zonda_defaults_applied = True
+        merged = collect_default_args(kwargs.get("dag"), kwargs.get("task_group"), kwargs.pop("default_args", None))
+        if merged:
+            accepted = _accepted_arguments(type(self))
+            for key, value in merged.items():
+                if key in accepted and key not in kwargs:
+                    kwargs[key] = value
+            if "params" in merged and isinstance(merged["params"], Mapping):
+                kwargs["params"] = {**merged["params"], **(kwargs.get("params") or {})}
+        init(self, *args, **kwargs)
+        _depend_on_xcom_args(self)
+
+    return wrapper
+
+
+def _depend_on_xcom_args(operator: BaseOperator) -> None:
+    """An XComArg used as an argument makes its task upstream of this one, as in Airflow."""
+    from zonda.xcom_arg import find_xcom_args
+
+    fields = [getattr(operator, name, None) for name in operator.template_fields]
+    for arg in find_xcom_args(fields):
+        arg.operator.set_downstream(operator)
+
+
+def collect_default_args(
+    dag: DAG | None, group: TaskGroup | None, explicit: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    group = group if group is not None else _context_stack.current_group()
+    dag = dag or (group.dag if group is not None else None) or _context_stack.current_dag()
+    merged: dict[str, Any] = {}
+    if dag is not None:
+        merged.update(dag.default_args)
+    if group is not None:
+        merged.update(group.effective_default_args())
+    if explicit:
+        merged.update(explicit)
+    return merged
+
+
+BaseOperator.__init__ = _apply_default_args(BaseOperator.__init__)  # type: ignore[method-assign]
+
+
+# --- dynamic task mapping ---------------------------------------------------------------------------------
+
+
+class OperatorPartial:
+    """The result of ``Operator.partial(...)``: waiting for ``.expand(...)`` or ``.expand_kwargs(...)``."""
+
+    def __init__(self, operator_class: type[BaseOperator], kwargs: dict[str, Any], mapped_into: str | None = None):
+        self.operator_class = operator_class
+        self.kwargs = kwargs
+        #: For decorated tasks, mapped values are function arguments, collected into this operator argument.
+        self.mapped_into = mapped_into
+
+    def expand(self, **mapped: Any) -> MappedOperator:
+        if not mapped:
+            raise DagDefinitionError(f"task {self.kwargs['task_id']!r}: expand() needs at least one argument")
+        for key, value in mapped.items():
+            if key in self.kwargs:
+                raise DagDefinitionError(
+                    f"task {self.kwargs['task_id']!r}: {key!r} is given to both partial() and expand()"
+                )
+            _check_mappable(self.kwargs["task_id"], key, value)
+        return MappedOperator(self, expand_input=mapped, expand_kwargs_input=None)
+
+    def expand_kwargs(self, value: Any) -> MappedOperator:
+        _check_mappable(self.kwargs["task_id"], "expand_kwargs", value)
+        return MappedOperator(self, expand_input=None, expand_kwargs_input=value)
+
+
+def _check_mappable(task_id: str, key: str, value: Any) -> None:
+    from zonda.xcom_arg import XComArg
+
+    if isinstance(value, XComArg):
+        return
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable | Mapping):
+        raise DagDefinitionError(
+            f"task {task_id!r}: expand() argument {key!r} must be a list, a dict or an upstream task's output, "
+            f"not {type(value).__name__}"
+        )
+
+
+class MappedOperator(Node):
+    """A task expanded at run time into one instance per element (``map_index`` 0..n-1)."""
+
+    is_mapped: ClassVar[bool] = True
+
+    def __init__(
+        self, partial: OperatorPartial, *, expand_input: dict[str, Any] | None, expand_kwargs_input: Any
+    ) -> None:
+        kwargs = dict(partial.kwargs)
+        self.operator_class = partial.operator_class
+        self.mapped_into = partial.mapped_into
+        self.expand_input = expand_input
+        self.expand_kwargs_input = expand_kwargs_input
+        merged = collect_default_args(kwargs.get("dag"), kwargs.get("task_group"), kwargs.pop("default_args", None))
+        accepted = _accepted_arguments(self.operator_class)
+        for key, value in merged.items():
+            if key in accepted and key not in kwargs:
+                kwargs[key] = value
+        self._init_node(kwargs.pop("task_id"), kwargs.pop("dag", None), kwargs.pop("task_group", None), False)
+        self.partial_kwargs = kwargs
+        settings = {**TASK_DEFAULTS, **{k: v for k, v in kwargs.items() if k in TASK_DEFAULTS}}
+        try:
+            self.trigger_rule = TriggerRule.parse(settings.pop("trigger_rule"))
+        except ValueError as exc:
+            raise DagDefinitionError(f"task {self.task_id!r}: {exc}") from None
+        for key, value in settings.items():
+            setattr(self, key, value)
+        self.retry_delay = _as_timedelta("retry_delay", self.retry_delay, self.task_id)
+        self.max_retry_delay = _as_timedelta("max_retry_delay", self.max_retry_delay, self.task_id)
+        self.execution_timeout = _as_timedelta("execution_timeout", self.execution_timeout, self.task_id)
+        self.retries = int(self.retries or 0)
+        self.template_fields = self.operator_class.template_fields
+        self.ui_color = self.operator_class.ui_color
+        from zonda.params import ParamsDict
+
+        self.params = ParamsDict(kwargs.get("params"))
+        for arg in self.iter_xcom_args():
+            arg.operator.set_downstream(self)
+
+    @property
+    def operator_name(self) -> str:
+        return self.operator_class.custom_operator_name or self.operator_class.__name__
+
+    def iter_xcom_args(self) -> list[XComArg]:
+        from zonda.xcom_arg import find_xcom_args
+
+        sources = [self.partial_kwargs, self.expand_input or {}, self.expand_kwargs_input]
+        return find_xcom_args(sources)
+
+    def expansion(self, resolve: Callable[[Any], Any]) -> list[dict[str, Any]]:
+        """The kwargs of each mapped instance, in map-index order. ``resolve`` turns XComArgs into values."""
+        if self.expand_kwargs_input is not None:
+            items = resolve(self.expand_kwargs_input)
+            result = []
+            for index, item in enumerate(items or []):
+                if not isinstance(item, Mapping):
+                    raise DagDefinitionError(
+                        f"task {self.task_id!r}: expand_kwargs() element {index} must be a dict, got {item!r}"
+                    )
+                result.append(dict(item))
+            return result
+        assert self.expand_input is not None
+        keys = list(self.expand_input)
+        columns = []
+        for key in keys:
+            value = resolve(self.expand_input[key])
+            if value is None:
+                value = []
+            if isinstance(value, Mapping):
+                value = list(value.items())
+            columns.append(list(value))
+        return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*columns)]
+
+    def unmap(self, map_kwargs: Mapping[str, Any]) -> BaseOperator:
+        """A plain operator for one mapped instance (not added to the DAG; same task id and edges)."""
+        kwargs = dict(self.partial_kwargs)
+        if self.mapped_into:
+            target = dict(kwargs.get(self.mapped_into) or {})
+            target.update(map_kwargs)
+            kwargs[self.mapped_into] = target
+        else:
+            kwargs.update(map_kwargs)
+        operator = self.operator_class(
+            task_id=self.task_id, dag=self.dag, task_group=self.task_group, _zonda_detached=True, **kwargs
+        )
+        operator.upstream_task_ids = self.upstream_task_ids
+        operator.downstream_task_ids = self.downstream_task_ids
+        return operator

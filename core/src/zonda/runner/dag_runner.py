@@ -1,0 +1,351 @@
+"""Run a whole DAG in this process, in dependency order: ``zonda dags test`` and ``zonda.testing.run_dag``.
+
+Event driven: when a task instance finishes, only its downstream tasks are re-evaluated (trigger rules), so
+the cost per task is constant and there is no polling delay between tasks. Retries wait on a timer heap while
+other ready tasks keep running. Mapped tasks expand once their upstream tasks are done.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zonda.exceptions import ParamValidationError, ZondaException
+from zonda.runner.instance import TaskInstance
+from zonda.runner.task_runner import RunEnvironment, TaskRunner
+from zonda.runner.trigger_rules import Decision, UpstreamCounts, evaluate
+from zonda.state import FAILED_STATES, FINISHED_STATES, DagRunState
+from zonda.state import TaskInstanceState as S
+from zonda.timezone import utcnow
+
+if TYPE_CHECKING:
+    from zonda.config import Settings
+    from zonda.dag import DAG
+    from zonda.operators.base import Node
+    from zonda.runner.store import DagRunInfo, RunStore
+
+log = logging.getLogger("zonda.runner")
+
+
+@dataclass
+class DagRunResult:
+    run: DagRunInfo
+    task_instances: list[TaskInstance]
+    deadlocked: list[str]
+
+    @property
+    def state(self) -> str:
+        return self.run.state
+
+    @property
+    def succeeded(self) -> bool:
+        return self.run.state == DagRunState.SUCCESS.value
+
+    def ti(self, task_id: str, map_index: int = -1) -> TaskInstance:
+        for ti in self.task_instances:
+            if ti.task_id == task_id and ti.map_index == map_index:
+                return ti
+        raise KeyError(f"no task instance {task_id}[{map_index}] in this run")
+
+    def states(self) -> dict[str, str]:
+        """``task_id`` (``task_id[i]`` for mapped instances) -> state, for assertions and summaries."""
+        return {
+            (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): ti.state.value
+            for ti in self.task_instances
+        }
+
+
+def make_run_info(
+    dag: DAG, logical_date: datetime | None, *, conf: Mapping[str, Any] | None, run_id: str | None, run_type: str
+) -> DagRunInfo:
+    from zonda.runner.store import DagRunInfo
+
+    when = logical_date or utcnow()
+    interval = dag.timetable.infer_data_interval(when)
+    return DagRunInfo(
+        dag_id=dag.dag_id,
+        run_id=run_id or f"{run_type}__{when.isoformat()}",
+        logical_date=when,
+        data_interval_start=interval.start,
+        data_interval_end=interval.end,
+        run_type=run_type,
+        conf=dict(conf or {}),
+        queued_at=utcnow(),
+    )
+
+
+class InProcessDagRunner:
+    def __init__(
+        self,
+        dag: DAG,
+        store: RunStore,
+        *,
+        settings: Settings | None,
+        log_folder: Path,
+        xcom_max_size: int = 1024 * 1024,
+        extra_macros: Mapping[str, Any] | None = None,
+        max_retry_wait: float = 3600.0,
+    ) -> None:
+        self.dag = dag
+        self.store = store
+        self.settings = settings
+        self.log_folder = log_folder
+        self.xcom_max_size = xcom_max_size
+        self.extra_macros = dict(extra_macros or {})
+        self.max_retry_wait = max_retry_wait
+
+    def run(
+        self,
+        logical_date: datetime | None = None,
+        *,
+        conf: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        run_type: str = "manual",
+    ) -> DagRunResult:
+        dag = self.dag
+        try:
+            params = dag.params.resolve(conf)
+        except ParamValidationError as exc:
+            raise ParamValidationError(f"DAG {dag.dag_id!r}: {exc}") from None
+        order = dag.topological_order()
+        self.store.sync_dag(dag)
+        run = make_run_info(dag, logical_date, conf=conf, run_id=run_id, run_type=run_type)
+        run.state = DagRunState.RUNNING.value
+        run.start_date = utcnow()
+        self.store.create_dag_run(run)
+        return _Execution(self, run, order, params).run()
+
+    def make_environment(self, params: Mapping[str, Any], *, test_mode: bool = False, echo: bool = False) -> RunEnvironment:
+        from zonda.macros import default_macros
+
+        dag = self.dag
+        macros = default_macros({**self.extra_macros, **dag.user_defined_macros})
+
+        def renderer() -> Any:
+            from zonda.templating import TemplateRenderer
+
+            return TemplateRenderer(
+                dag.template_folders(),
+                user_defined_macros=dag.user_defined_macros,
+                user_defined_filters=dag.user_defined_filters,
+                native=dag.render_template_as_native_obj,
+            )
+
+        return RunEnvironment(
+            settings=self.settings,
+            log_folder=self.log_folder,
+            renderer_factory=renderer,
+            macros=macros,
+            test_mode=test_mode,
+            echo_logs=echo,
+            params=params,
+        )
+
+
+class _Execution:
+    """The mutable state of one run; lives only while :meth:`InProcessDagRunner.run` runs."""
+
+    def __init__(self, runner: InProcessDagRunner, run: DagRunInfo, order: list[Node], params: Mapping[str, Any]):
+        self.runner = runner
+        self.dag = runner.dag
+        self.run_info = run
+        self.store = runner.store
+        self.position = {node.task_id: i for i, node in enumerate(order)}
+        self.order = order
+        self.tis: dict[str, list[TaskInstance]] = {}
+        self.decided: set[str] = set()
+        self.ready: list[tuple[int, int, str]] = []
+        self.retries: list[tuple[float, int, str, int]] = []
+        self.task_runner = TaskRunner(runner.make_environment(params))
+        self.operators: dict[tuple[str, int], Any] = {}
+
+    # --- setup ------------------------------------------------------------------------------------------
+
+    def _create_instances(self) -> None:
+        rows = []
+        for node in self.order:
+            ti = TaskInstance(node, self.run_info, self.store, xcom_max_size=self.runner.xcom_max_size)
+            self.tis[node.task_id] = [ti]
+            rows.append(_ti_row(node, -1))
+        self.store.create_task_instances(self.run_info, rows)
+
+    # --- main loop ----------------------------------------------------------------------------------------
+
+    def run(self) -> DagRunResult:
+        self._create_instances()
+        for node in self.order:
+            if not node.upstream_task_ids:
+                self._evaluate(node.task_id)
+        while self.ready or self.retries:
+            if not self.ready:
+                due, _, tid, index = self.retries[0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(min(wait, self.runner.max_retry_wait))
+                    continue
+                heapq.heappop(self.retries)
+                self._queue(tid, index)
+                continue
+            _, index, tid = heapq.heappop(self.ready)
+            self._run_one(self._ti(tid, index))
+            self._release_due_retries()
+        return self._finish()
+
+    def _release_due_retries(self) -> None:
+        now = time.monotonic()
+        while self.retries and self.retries[0][0] <= now:
+            _, _, tid, index = heapq.heappop(self.retries)
+            self._queue(tid, index)
+
+    def _ti(self, task_id: str, map_index: int) -> TaskInstance:
+        for ti in self.tis[task_id]:
+            if ti.map_index == map_index:
+                return ti
+        raise KeyError((task_id, map_index))
+
+    def _queue(self, task_id: str, map_index: int) -> None:
+        ti = self._ti(task_id, map_index)
+        ti.state = S.QUEUED
+        ti.queued_dttm = utcnow()
+        heapq.heappush(self.ready, (self.position[task_id], map_index, task_id))
+
+    def _run_one(self, ti: TaskInstance) -> None:
+        node = ti.task
+        operator = self.operators.get(ti.key) or node
+        state = self.task_runner.run_attempt(ti, operator)
+        if state is S.UP_FOR_RETRY:
+            assert ti.next_retry_at is not None
+            heapq.heappush(self.retries, (ti.next_retry_at, self.position[ti.task_id], ti.task_id, ti.map_index))
+            return
+        if state is S.SUCCESS and ti.skip_requests:
+            self._skip(ti.skip_requests)
+        self._after_finished(ti.task_id)
+
+    def _after_finished(self, task_id: str) -> None:
+        node = self.dag.task_dict[task_id]
+        for child in sorted(node.downstream_task_ids, key=self.position.__getitem__):
+            if child not in self.decided:
+                self._evaluate(child)
+
+    # --- decisions ------------------------------------------------------------------------------------------
+
+    def _upstream_counts(self, node: Node) -> UpstreamCounts:
+        states = [ti.state.value for up in node.upstream_task_ids for ti in self.tis[up]]
+        return UpstreamCounts.from_states(states)
+
+    def _evaluate(self, task_id: str) -> None:
+        node = self.dag.task_dict[task_id]
+        decision = evaluate(node.trigger_rule, self._upstream_counts(node))
+        if decision is Decision.WAIT:
+            return
+        if decision is Decision.RUN and not self._past_dependency_met(node):
+            return
+        self.decided.add(task_id)
+        if decision is Decision.RUN:
+            if node.is_mapped:
+                self._expand(node)
+            else:
+                self._queue(task_id, -1)
+            return
+        self._settle(task_id, S.SKIPPED if decision is Decision.SKIP else S.UPSTREAM_FAILED)
+
+    def _settle(self, task_id: str, state: S) -> None:
+        now = utcnow()
+        for ti in self.tis[task_id]:
+            if ti.state in FINISHED_STATES:
+                continue
+            ti.state = state
+            ti.end_date = now
+            self.store.update_task_instance(self.run_info, task_id, ti.map_index, {"state": state.value, "end_date": now})
+        self._after_finished(task_id)
+
+    def _skip(self, task_ids: Iterable[str]) -> None:
+        for tid in task_ids:
+            if tid in self.decided and all(ti.state in FINISHED_STATES for ti in self.tis[tid]):
+                continue
+            self.decided.add(tid)
+            self._settle(tid, S.SKIPPED)
+
+    def _past_dependency_met(self, node: Node) -> bool:
+        if not getattr(node, "depends_on_past", False):
+            return True
+        previous = getattr(self.store, "previous_task_states", None)
+        if previous is None:
+            return True
+        states = list(previous(self.dag.dag_id, node.task_id, self.run_info.logical_date))
+        return all(state in (S.SUCCESS.value, S.SKIPPED.value) for state in states)
+
+    def _expand(self, node: Any) -> None:
+        """Create one task instance per element of the mapped input (none: the task is skipped)."""
+        placeholder = self.tis[node.task_id][0]
+        context = {"ti": placeholder, "params": self.task_runner.env.params or {}}
+        try:
+            from zonda.xcom_arg import resolve_references
+
+            expansion = node.expansion(lambda value: resolve_references(value, context))
+        except ZondaException as exc:
+            placeholder.error = str(exc)
+            self._settle(node.task_id, S.FAILED)
+            return
+        if not expansion:
+            log.info("mapped task %s has nothing to map over; skipping it", node.task_id)
+            self._settle(node.task_id, S.SKIPPED)
+            return
+        self.store.expand_task_instances(self.run_info, node.task_id, len(expansion), {})
+        instances = []
+        for index, kwargs in enumerate(expansion):
+            ti = TaskInstance(node, self.run_info, self.store, map_index=index, xcom_max_size=self.runner.xcom_max_size)
+            instances.append(ti)
+            self.operators[(node.task_id, index)] = node.unmap(kwargs)
+        self.tis[node.task_id] = instances
+        for ti in instances:
+            self._queue(node.task_id, ti.map_index)
+
+    # --- the end ----------------------------------------------------------------------------------------------
+
+    def _finish(self) -> DagRunResult:
+        run = self.run_info
+        all_tis = [ti for node in self.order for ti in self.tis[node.task_id]]
+        stuck = [node.task_id for node in self.order if node.task_id not in self.decided]
+        leaves = [ti for node in self.dag.leaves for ti in self.tis[node.task_id]]
+        failed = stuck or any(ti.state in FAILED_STATES for ti in leaves)
+        run.state = (DagRunState.FAILED if failed else DagRunState.SUCCESS).value
+        run.end_date = utcnow()
+        self.store.update_dag_run(run)
+        if stuck:
+            log.error("DAG run %s deadlocked: %s could not run (depends_on_past not met?)", run.run_id, stuck)
+        self._dag_callback(failed)
+        return DagRunResult(run=run, task_instances=all_tis, deadlocked=stuck)
+
+    def _dag_callback(self, failed: bool) -> None:
+        callback = self.dag.on_failure_callback if failed else self.dag.on_success_callback
+        if not callback:
+            return
+        context = {"dag": self.dag, "dag_run": self.run_info, "run_id": self.run_info.run_id,
+                   "reason": "task_failure" if failed else "success"}
+        for fn in callback if isinstance(callback, list | tuple) else [callback]:
+            try:
+                fn(context)
+            except Exception:
+                log.exception("DAG %s callback raised; the run's state is unchanged", self.dag.dag_id)
+
+
+def _ti_row(node: Any, map_index: int) -> dict[str, Any]:
+    return {
+        "task_id": node.task_id,
+        "map_index": map_index,
+        "state": None,
+        "try_number": 0,
+        "max_tries": int(getattr(node, "retries", 0) or 0),
+        "operator": node.operator_name,
+        "pool": getattr(node, "pool", "default_pool"),
+        "pool_slots": getattr(node, "pool_slots", 1),
+        "queue": getattr(node, "queue", "default"),
+        "priority_weight": getattr(node, "priority_weight", 1),
+    }

@@ -1,0 +1,89 @@
+"""Task attempt logs: one file per attempt, ``dag_id=…/run_id=…/task_id=…/[map_index=…/]attempt=N.log``.
+
+While an attempt runs, everything it logs (``self.log``, any ``logging`` logger) and everything it prints goes
+to that file. The handler is attached to the root logger only for the attempt's duration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+FORMAT = "[%(asctime)s] {%(levelname)s} %(name)s: %(message)s"
+
+
+def attempt_log_path(base: Path, dag_id: str, run_id: str, task_id: str, map_index: int, attempt: int) -> Path:
+    folder = base / f"dag_id={dag_id}" / f"run_id={_safe(run_id)}" / f"task_id={task_id}"
+    if map_index >= 0:
+        folder = folder / f"map_index={map_index}"
+    return folder / f"attempt={attempt}.log"
+
+
+def _safe(part: str) -> str:
+    return part.replace("/", "_").replace("\\", "_")
+
+
+class _UtcFormatter(logging.Formatter):
+    converter = time.gmtime
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created))
+        return f"{stamp}.{int(record.msecs):03d}Z"
+
+
+class _LineWriter(io.TextIOBase):
+    """A file-like object turning ``print`` output into log records, line by line."""
+
+    def __init__(self, logger: logging.Logger, level: int) -> None:
+        self._logger = logger
+        self._level = level
+        self._buffer = ""
+
+    def write(self, text: str) -> int:
+        self._buffer += text
+        while "\n" in self._buffer:
+            line, self._buffer = self._buffer.split("\n", 1)
+            self._logger.log(self._level, "%s", line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._logger.log(self._level, "%s", self._buffer)
+            self._buffer = ""
+
+
+@contextlib.contextmanager
+def capture_attempt_log(path: Path, *, echo: bool = False) -> Iterator[Path]:
+    """Route logging and stdout/stderr of the code inside to ``path`` (and to the console when ``echo``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8", delay=False)
+    formatter = _UtcFormatter(FORMAT)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    echo_handler = None
+    if echo:
+        echo_handler = logging.StreamHandler(sys.__stdout__)
+        echo_handler.setFormatter(formatter)
+        root.addHandler(echo_handler)
+    previous_level = root.level
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    stdout = _LineWriter(logging.getLogger("zonda.task.stdout"), logging.INFO)
+    stderr = _LineWriter(logging.getLogger("zonda.task.stderr"), logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):  # type: ignore[type-var]
+            yield path
+    finally:
+        stdout.flush()
+        stderr.flush()
+        root.removeHandler(handler)
+        handler.close()
+        if echo_handler is not None:
+            root.removeHandler(echo_handler)
+        root.setLevel(previous_level)

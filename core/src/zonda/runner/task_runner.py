@@ -1,0 +1,285 @@
+"""One attempt of one task: render, execute under a deadline, record the outcome, fire callbacks.
+
+This is where task-level behaviour lives, so operators don't each implement it: templating, XComArg
+resolution, ``execution_timeout``, retries (deciding ``up_for_retry`` and when), skip and fail exceptions,
+XCom pushing with its size limit, and callbacks (a callback that raises is logged and changes nothing).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zonda.exceptions import (
+    XComSerializationError,
+    XComSizeError,
+    ZondaFailException,
+    ZondaSkipException,
+    ZondaTaskTimeout,
+)
+from zonda.state import TaskInstanceState as S
+from zonda.timezone import utcnow
+from zonda.xcom import XCOM_RETURN_KEY
+
+if TYPE_CHECKING:
+    from zonda.config import Settings
+    from zonda.context import Context
+    from zonda.operators.base import BaseOperator
+    from zonda.runner.instance import TaskInstance
+
+log = logging.getLogger("zonda.runner")
+_HOSTNAME = socket.gethostname()
+
+#: Errors a retry cannot fix: the task fails at once whatever its ``retries``.
+_NOT_RETRYABLE = (ZondaFailException, XComSizeError, XComSerializationError)
+
+
+def retry_delay_seconds(task: Any, failed_try: int) -> float:
+    """Seconds to wait after try number ``failed_try`` (1-based) failed.
+
+    ``retry_delay`` doubles with each try when ``retry_exponential_backoff`` is set, capped by
+    ``max_retry_delay``. No random jitter: the timing is predictable and testable.
+    """
+    delay: timedelta = task.retry_delay or timedelta(0)
+    seconds = delay.total_seconds()
+    if task.retry_exponential_backoff:
+        seconds = seconds * (2 ** max(failed_try - 1, 0))
+    if task.max_retry_delay is not None:
+        seconds = min(seconds, task.max_retry_delay.total_seconds())
+    return max(seconds, 0.0)
+
+
+@dataclass
+class RunEnvironment:
+    """What every attempt in one run shares: settings, where logs go, how to render, extra context."""
+
+    settings: Settings | None
+    log_folder: Path
+    renderer_factory: Callable[[], Any]
+    macros: Any = None
+    test_mode: bool = False
+    echo_logs: bool = False
+    record_state: bool = True
+    params: Mapping[str, Any] | None = None
+
+
+class TaskRunner:
+    def __init__(self, env: RunEnvironment) -> None:
+        self.env = env
+        self._renderer: Any = None
+
+    @property
+    def renderer(self) -> Any:
+        if self._renderer is None:
+            self._renderer = self.env.renderer_factory()
+        return self._renderer
+
+    def run_attempt(self, ti: TaskInstance, operator: BaseOperator) -> S:
+        """Run the next try of ``ti`` with ``operator`` (the unmapped operator for a mapped instance)."""
+        from zonda.runner.logs import attempt_log_path, capture_attempt_log
+
+        run = ti.dag_run
+        ti.try_number += 1
+        ti.state = S.RUNNING
+        ti.start_date = utcnow()
+        ti.end_date = None
+        ti.error = None
+        ti.hostname = _HOSTNAME
+        ti.pid = os.getpid()
+        ti.skip_requests = []
+        ti.log_path = attempt_log_path(
+            self.env.log_folder, run.dag_id, run.run_id, ti.task_id, ti.map_index, ti.try_number
+        )
+        if ti.try_number > 1:
+            ti.store.clear_xcoms(run, ti.task_id, ti.map_index)
+        ti.store.update_task_instance(
+            run,
+            ti.task_id,
+            ti.map_index,
+            {
+                "state": S.RUNNING.value,
+                "try_number": ti.try_number,
+                "max_tries": ti.max_tries,
+                "start_date": ti.start_date,
+                "end_date": None,
+                "duration": None,
+                "hostname": ti.hostname,
+                "pid": ti.pid,
+                "queued_dttm": ti.queued_dttm,
+            },
+        )
+        started = time.perf_counter()
+        context: Context | None = None
+        with capture_attempt_log(ti.log_path, echo=self.env.echo_logs):
+            task_log = logging.getLogger("zonda.task")
+            task_log.info("Starting attempt %s of %s for %s", ti.try_number, ti.max_tries + 1, ti.label)
+            rendered: dict[str, Any] = {}
+            exception: BaseException | None = None
+            try:
+                context = self._context(ti, operator)
+                operator, rendered = self._prepare(operator, context)
+                context["task"] = operator
+                result = self._execute(ti, operator, context)
+                self._push_result(ti, operator, result)
+                ti.state = S.SUCCESS
+            except ZondaSkipException as exc:
+                ti.state = S.SKIPPED
+                task_log.info("Skipped: %s", exc or "ZondaSkipException raised")
+            except ZondaTaskTimeout as exc:
+                exception = exc
+                _safe_call(operator.on_kill, "on_kill")
+                ti.state = self._failed_state(ti, exc)
+            except _NOT_RETRYABLE as exc:
+                exception = exc
+                ti.state = S.FAILED
+            except Exception as exc:
+                exception = exc
+                ti.state = self._failed_state(ti, exc)
+            except KeyboardInterrupt:
+                _safe_call(operator.on_kill, "on_kill")
+                ti.state = S.FAILED
+                ti.error = "interrupted"
+                self._finish(ti, started, rendered)
+                raise
+            if exception is not None:
+                ti.error = f"{type(exception).__name__}: {exception}"
+                task_log.error(
+                    "Task failed%s:\n%s",
+                    ", will retry" if ti.state is S.UP_FOR_RETRY else "",
+                    "".join(traceback.format_exception(exception)).rstrip(),
+                )
+            self._finish(ti, started, rendered)
+            if ti.state is S.UP_FOR_RETRY:
+                delay = retry_delay_seconds(operator, ti.try_number)
+                ti.next_retry_at = time.monotonic() + delay
+                task_log.info("Retrying in %.3g s (try %s of %s)", delay, ti.try_number + 1, ti.max_tries + 1)
+            task_log.info("Attempt ended: %s after %.3f s", ti.state.value, ti.duration or 0.0)
+            if context is not None:
+                self._callbacks(ti, operator, context, exception)
+        return ti.state
+
+    # --- steps --------------------------------------------------------------------------------------------
+
+    def _context(self, ti: TaskInstance, operator: BaseOperator) -> Context:
+        from zonda.context import build_context
+
+        params = dict(self.env.params or {})
+        if operator.params:
+            for key in operator.params:
+                params.setdefault(key, operator.params[key])
+        return build_context(
+            dag=operator.dag,
+            task=operator,
+            dag_run=ti.dag_run,
+            ti=ti,
+            params=params,
+            settings=self.env.settings,
+            macros=self.env.macros,
+            test_mode=self.env.test_mode,
+        )
+
+    def _prepare(self, operator: BaseOperator, context: Context) -> tuple[BaseOperator, dict[str, Any]]:
+        """A copy of the operator with templates rendered and XComArgs resolved (the original stays intact
+        so a retry renders again from the source)."""
+        fields = operator.template_fields
+        if not fields:
+            return operator, {}
+        from zonda.xcom_arg import has_references, resolve_references
+
+        prepared = copy.copy(operator)
+        rendered = self.renderer.render_fields(prepared, fields, context, template_ext=operator.template_ext)
+        for name in fields:
+            value = getattr(prepared, name, None)
+            if has_references(value):
+                setattr(prepared, name, resolve_references(value, context))
+                rendered[name] = getattr(prepared, name)
+        return prepared, rendered
+
+    def _execute(self, ti: TaskInstance, operator: BaseOperator, context: Context) -> Any:
+        from zonda.runner.timeout import deadline
+        from zonda.runtime import set_current_context
+
+        timeout = operator.execution_timeout
+        seconds = timeout.total_seconds() if timeout is not None else None
+        message = f"task {ti.label} ran longer than its execution_timeout of {seconds:g} s" if seconds else ""
+        if operator.on_execute_callback:
+            _run_callbacks(operator.on_execute_callback, context, "on_execute_callback")
+        with set_current_context(context), deadline(seconds, message):
+            operator.pre_execute(context)
+            result = operator.execute(context)
+            operator.post_execute(context, result)
+        return result
+
+    def _push_result(self, ti: TaskInstance, operator: BaseOperator, result: Any) -> None:
+        if not operator.do_xcom_push or result is None:
+            return
+        if operator.multiple_outputs:
+            if not isinstance(result, Mapping) or not all(isinstance(k, str) for k in result):
+                raise ZondaFailException(
+                    f"task {ti.label} has multiple_outputs=True, so it must return a dict with string keys; "
+                    f"it returned {type(result).__name__}"
+                )
+            for key, value in result.items():
+                ti.xcom_push(key, value)
+        ti.xcom_push(XCOM_RETURN_KEY, result)
+
+    def _failed_state(self, ti: TaskInstance, exc: BaseException) -> S:
+        return S.UP_FOR_RETRY if ti.try_number <= ti.max_tries else S.FAILED
+
+    def _finish(self, ti: TaskInstance, started: float, rendered: Mapping[str, Any]) -> None:
+        ti.end_date = utcnow()
+        ti.duration = time.perf_counter() - started
+        values: dict[str, Any] = {"state": ti.state.value, "end_date": ti.end_date, "duration": ti.duration}
+        if rendered:
+            values["rendered_fields"] = _rendered_json(rendered)
+        ti.store.update_task_instance(ti.dag_run, ti.task_id, ti.map_index, values)
+
+    def _callbacks(
+        self, ti: TaskInstance, operator: BaseOperator, context: Context, exception: BaseException | None
+    ) -> None:
+        callback = {
+            S.SUCCESS: operator.on_success_callback,
+            S.FAILED: operator.on_failure_callback,
+            S.UP_FOR_RETRY: operator.on_retry_callback,
+            S.SKIPPED: operator.on_skipped_callback,
+        }.get(ti.state)
+        if not callback:
+            return
+        if exception is not None:
+            context["exception"] = exception
+        _run_callbacks(callback, context, f"on_{ti.state.value}_callback")
+
+
+def _run_callbacks(callbacks: Any, context: Mapping[str, Any], name: str) -> None:
+    for callback in callbacks if isinstance(callbacks, list | tuple) else [callbacks]:
+        try:
+            callback(context)
+        except Exception:
+            logging.getLogger("zonda.task").exception(
+                "%s %r raised; the task's state is unchanged", name, getattr(callback, "__name__", callback)
+            )
+
+
+def _safe_call(fn: Callable[[], Any], name: str) -> None:
+    try:
+        fn()
+    except Exception:
+        logging.getLogger("zonda.task").exception("%s raised", name)
+
+
+def _rendered_json(rendered: Mapping[str, Any]) -> str:
+    from zonda import serde
+
+    try:
+        return serde.dumps(dict(rendered))
+    except Exception:
+        return serde.dumps({k: repr(v)[:10000] for k, v in rendered.items()})

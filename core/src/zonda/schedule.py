@@ -1,0 +1,152 @@
+"""Schedules (timetables): when a DAG runs and which data interval each run covers.
+
+``schedule`` accepts ``None``, a preset (``@once``, ``@hourly``, ...), a cron string, a ``timedelta`` or a
+:class:`Timetable`. Everything is validated when the DAG is defined. Cron parsing is croniter's; Zonda only
+adds the data-interval rules, which follow Airflow's: a scheduled run's logical date is the start of its
+interval, and it runs when the interval ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from zonda.exceptions import DagDefinitionError
+
+PRESETS: dict[str, str] = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+
+
+@dataclass(frozen=True)
+class DataInterval:
+    start: datetime
+    end: datetime
+
+
+class Timetable:
+    """Base of every schedule. Subclasses say how to infer an interval and what comes next."""
+
+    #: Whether the scheduler creates runs for this timetable at all.
+    periodic: bool = True
+    summary: str = ""
+
+    def infer_data_interval(self, logical_date: datetime) -> DataInterval:
+        """The interval of a run given only its logical date (manual runs, ``dags test``)."""
+        return DataInterval(logical_date, logical_date)
+
+    def next_interval(self, after: datetime) -> DataInterval | None:
+        """The first complete interval starting at or after ``after``; None when there is none."""
+        return None
+
+    def serialize(self) -> dict[str, Any]:
+        return {"type": type(self).__name__, "summary": self.summary}
+
+
+class NullTimetable(Timetable):
+    periodic = False
+    summary = "None"
+
+
+class OnceTimetable(Timetable):
+    """``@once``: a single run at ``start_date``."""
+
+    periodic = False
+    summary = "@once"
+
+
+class CronTimetable(Timetable):
+    def __init__(self, expression: str, timezone: str = "UTC") -> None:
+        self.expression = PRESETS.get(expression, expression)
+        self.summary = expression
+        self.timezone = timezone
+
+    def _iter(self, start: datetime, *, forward: bool) -> datetime:
+        from croniter import croniter
+
+        itr = croniter(self.expression, start)
+        return itr.get_next(datetime) if forward else itr.get_prev(datetime)
+
+    def _is_aligned(self, when: datetime) -> bool:
+        return self._iter(when - timedelta(microseconds=1), forward=True) == when
+
+    def infer_data_interval(self, logical_date: datetime) -> DataInterval:
+        start = logical_date if self._is_aligned(logical_date) else self._iter(logical_date, forward=False)
+        return DataInterval(start, self._iter(start, forward=True))
+
+    def next_interval(self, after: datetime) -> DataInterval | None:
+        start = after if self._is_aligned(after) else self._iter(after, forward=True)
+        return DataInterval(start, self._iter(start, forward=True))
+
+    def serialize(self) -> dict[str, Any]:
+        return {"type": "CronTimetable", "summary": self.summary, "expression": self.expression}
+
+
+class DeltaTimetable(Timetable):
+    def __init__(self, delta: timedelta) -> None:
+        self.delta = delta
+        self.summary = str(delta)
+
+    def infer_data_interval(self, logical_date: datetime) -> DataInterval:
+        return DataInterval(logical_date, logical_date + self.delta)
+
+    def next_interval(self, after: datetime) -> DataInterval | None:
+        return DataInterval(after, after + self.delta)
+
+    def serialize(self) -> dict[str, Any]:
+        return {"type": "DeltaTimetable", "summary": self.summary, "seconds": self.delta.total_seconds()}
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why ``expression`` is not a valid 5-field cron string, or None if it is."""
+    from croniter import croniter
+
+    fields = expression.split()
+    if len(fields) != 5:
+        return f"it has {len(fields)} fields, cron needs 5 (minute hour day-of-month month day-of-week)"
+    try:
+        croniter(expression)
+    except (ValueError, KeyError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def parse_schedule(schedule: Any, *, dag_id: str) -> Timetable:
+    """Turn a DAG's ``schedule`` argument into a Timetable, or raise an error naming the DAG and the fix."""
+    if schedule is None:
+        return NullTimetable()
+    if isinstance(schedule, Timetable):
+        return schedule
+    if isinstance(schedule, timedelta):
+        if schedule <= timedelta(0):
+            raise DagDefinitionError(f"DAG {dag_id!r}: schedule timedelta must be positive, got {schedule}")
+        return DeltaTimetable(schedule)
+    if isinstance(schedule, str):
+        text = schedule.strip()
+        if text == "@once":
+            return OnceTimetable()
+        if text.startswith("@"):
+            if text not in PRESETS:
+                raise DagDefinitionError(
+                    f"DAG {dag_id!r}: unknown schedule preset {text!r}; use one of @once, "
+                    + ", ".join(PRESETS)
+                )
+            return CronTimetable(text)
+        problem = cron_problem(text)
+        if problem:
+            raise DagDefinitionError(
+                f"DAG {dag_id!r}: schedule {text!r} is not a valid cron expression: {problem}. "
+                "Write five fields like '0 6 * * *' (06:00 daily) or use a preset such as @daily"
+            )
+        return CronTimetable(text)
+    raise DagDefinitionError(
+        f"DAG {dag_id!r}: schedule must be None, a preset, a cron string, a timedelta or a Timetable, "
+        f"not {type(schedule).__name__}"
+    )
