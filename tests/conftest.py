@@ -92,9 +92,7 @@ def _mysql_admin():  # -> pymysql.Connection
     import pymysql
 
     try:
-        return pymysql.connect(
-            host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER, connect_timeout=5, autocommit=True
-        )
+        return pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER, connect_timeout=5, autocommit=True)
     except pymysql.err.OperationalError as exc:
         pytest.fail(
             f"MariaDB/MySQL is not reachable at {MYSQL_HOST}:{MYSQL_PORT} as {MYSQL_USER} ({exc.args[-1]}). "

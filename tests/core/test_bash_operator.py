@@ -125,16 +125,12 @@ def test_env_replaces_environment(context, monkeypatch):
 
 def test_append_env_keeps_environment(context, monkeypatch):
     monkeypatch.setenv("ZONDA_TEST_OUTER", "outer")
-    op = BashOperator(
-        task_id="t", bash_command='echo "$ZONDA_TEST_OUTER $FOO"', env={"FOO": 1}, append_env=True
-    )
+    op = BashOperator(task_id="t", bash_command='echo "$ZONDA_TEST_OUTER $FOO"', env={"FOO": 1}, append_env=True)
     assert op.execute(context) == "outer 1"
 
 
 def test_context_variables_in_env(context):
-    op = BashOperator(
-        task_id="t", bash_command='echo "$ZONDA_CTX_DAG_ID $ZONDA_CTX_TASK_ID $ZONDA_CTX_DAG_RUN_ID"'
-    )
+    op = BashOperator(task_id="t", bash_command='echo "$ZONDA_CTX_DAG_ID $ZONDA_CTX_TASK_ID $ZONDA_CTX_DAG_RUN_ID"')
     assert op.execute(context) == "dag_a t manual__2024-01-01"
 
 
@@ -245,9 +241,7 @@ def _run_with_timeout(op: BashOperator, context: dict[str, Any], seconds: float)
 
 def test_timeout_kills_whole_process_tree(context, tmp_path):
     pids_file = tmp_path / "pids"
-    command = (
-        f"sleep 60 & echo $! >> {pids_file}; sleep 60 & echo $! >> {pids_file}; echo $$ >> {pids_file}; wait"
-    )
+    command = f"sleep 60 & echo $! >> {pids_file}; sleep 60 & echo $! >> {pids_file}; echo $$ >> {pids_file}; wait"
     op = BashOperator(task_id="t", bash_command=command)
     elapsed = _run_with_timeout(op, context, 0.5)
     pids = _read_pids(pids_file, 3)

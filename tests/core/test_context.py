@@ -98,9 +98,7 @@ def test_logical_date_none_uses_data_interval_start():
 
 def test_no_dates_at_all_uses_now():
     before = datetime.now(UTC)
-    context = make_context(
-        dag_run=make_run(logical_date=None, data_interval_start=None, data_interval_end=None)
-    )
+    context = make_context(dag_run=make_run(logical_date=None, data_interval_start=None, data_interval_end=None))
     assert before <= context["logical_date"] <= datetime.now(UTC)
     assert context["data_interval_start"] == context["logical_date"]
     assert context["data_interval_end"] == context["logical_date"]

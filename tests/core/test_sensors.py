@@ -74,9 +74,7 @@ def test_pokes_until_done_and_returns_none_for_bool():
 
 
 def test_poke_return_value_becomes_the_xcom():
-    sensor = CountingSensor(
-        task_id="s", done_at=2, poke_interval=0.01, result=PokeReturnValue(True, {"rows": 5})
-    )
+    sensor = CountingSensor(task_id="s", done_at=2, poke_interval=0.01, result=PokeReturnValue(True, {"rows": 5}))
     assert sensor.execute(make_context()) == {"rows": 5}
 
 
@@ -171,9 +169,7 @@ def test_exponential_backoff_grows_with_jitter_and_respects_max_wait():
 
 
 def test_exponential_backoff_loop_is_bounded_by_timeout():
-    sensor = CountingSensor(
-        task_id="s", done_at=None, poke_interval=0.02, exponential_backoff=True, timeout=0.3
-    )
+    sensor = CountingSensor(task_id="s", done_at=None, poke_interval=0.02, exponential_backoff=True, timeout=0.3)
     started = time.monotonic()
     with pytest.raises(ZondaSensorTimeout):
         sensor.execute(make_context())

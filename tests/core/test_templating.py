@@ -263,9 +263,7 @@ def test_user_defined_macros_and_filters(context):
 
 
 def test_plugin_macros_join_the_macros_namespace(context):
-    renderer = TemplateRenderer(
-        [], macros={"my_plugin": SimpleNamespace(hello=lambda: "hi"), "twice": lambda x: x * 2}
-    )
+    renderer = TemplateRenderer([], macros={"my_plugin": SimpleNamespace(hello=lambda: "hi"), "twice": lambda x: x * 2})
     assert renderer.render(
         "{{ macros.my_plugin.hello() }} {{ macros.twice(2) }} {{ macros.ds_add(ds, 1) }}", context
     ) == ("hi 4 2024-01-03")

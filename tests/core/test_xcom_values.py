@@ -62,9 +62,7 @@ def test_nothing_is_stored_when_over_the_limit():
     with pytest.raises(XComSizeError):
         push(backend, "y" * 200, max_size=100)
     assert len(backend) == 1
-    assert (
-        backend.get(dag_id="etl", run_id="r1", task_id="extract", map_index=-1, key=XCOM_RETURN_KEY) is None
-    )
+    assert backend.get(dag_id="etl", run_id="r1", task_id="extract", map_index=-1, key=XCOM_RETURN_KEY) is None
 
 
 def test_size_is_measured_in_utf8_bytes():

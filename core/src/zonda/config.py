@@ -48,33 +48,81 @@ def _options() -> list[Option]:
     return [
         Option("core", "dags_folder", None, _to_str, "Folder scanned for DAG files. Default: $ZONDA_HOME/dags."),
         Option("core", "plugins_folder", None, _to_str, "Folder of plugin modules. Default: $ZONDA_HOME/plugins."),
-        Option("core", "executor", None, _to_str,
-               "SequentialExecutor, LocalExecutor, CeleryExecutor or a class path. "
-               "Default: SequentialExecutor with SQLite, else LocalExecutor."),
+        Option(
+            "core",
+            "executor",
+            None,
+            _to_str,
+            "SequentialExecutor, LocalExecutor, CeleryExecutor or a class path. "
+            "Default: SequentialExecutor with SQLite, else LocalExecutor.",
+        ),
         Option("core", "parallelism", 32, int, "Task instances running at once in the whole installation."),
-        Option("core", "max_active_tasks_per_dag", 16, int, "Running task instances per DAG (DAG arg max_active_tasks).",
-               aliases=("dag_concurrency",)),
+        Option(
+            "core",
+            "max_active_tasks_per_dag",
+            16,
+            int,
+            "Running task instances per DAG (DAG arg max_active_tasks).",
+            aliases=("dag_concurrency",),
+        ),
         Option("core", "max_active_runs_per_dag", 16, int, "Active runs per DAG (DAG argument max_active_runs)."),
         Option("core", "load_examples", True, _to_bool, "Load the example DAGs shipped with Zonda."),
         Option("core", "dagbag_import_timeout", 30.0, float, "Seconds a DAG file may take to import."),
         Option("core", "default_timezone", "utc", _to_str, "Timezone of naive datetimes in DAG files."),
-        Option("core", "fernet_key", "", _to_str, "Key encrypting connection secrets in the metastore.",
-               sensitive=True),
+        Option(
+            "core",
+            "fernet_key",
+            "",
+            _to_str,
+            "Key encrypting connection secrets in the metastore.",
+            sensitive=True,
+        ),
         Option("core", "lazy_load_plugins", True, _to_bool, "Import plugins only when their hooks are needed."),
-        Option("core", "test_connection", "disabled", _to_str, "Allow `zonda connections test` (enabled/disabled)."),
-        Option("database", "sql_alchemy_conn", None, _to_str,
-               "SQLAlchemy URL of the metastore. Default: sqlite:///$ZONDA_HOME/zonda.db.", sensitive=True),
+        Option(
+            "core",
+            "test_connection",
+            "disabled",
+            _to_str,
+            "Allow `zonda connections test` (enabled/disabled).",
+        ),
+        Option(
+            "database",
+            "sql_alchemy_conn",
+            None,
+            _to_str,
+            "SQLAlchemy URL of the metastore. Default: sqlite:///$ZONDA_HOME/zonda.db.",
+            sensitive=True,
+        ),
         Option("database", "sql_alchemy_pool_size", 5, int, "Connections kept open per process (not SQLite)."),
         Option("xcom", "max_size", 1024 * 1024, int, "Largest XCom value in bytes, measured as stored JSON."),
         Option("logging", "base_log_folder", None, _to_str, "Folder for task logs. Default: $ZONDA_HOME/logs."),
         Option("logging", "logging_level", "INFO", _to_str, "Level of Zonda's own logging."),
-        Option("celery", "broker_url", "redis://127.0.0.1:6379/0", _to_str, "Celery broker.",
-               aliases=("celery_broker_url",), sensitive=True),
-        Option("celery", "result_backend", None, _to_str, "Celery result backend. Default: the metastore.",
-               aliases=("celery_result_backend",), sensitive=True),
+        Option(
+            "celery",
+            "broker_url",
+            "redis://127.0.0.1:6379/0",
+            _to_str,
+            "Celery broker.",
+            aliases=("celery_broker_url",),
+            sensitive=True,
+        ),
+        Option(
+            "celery",
+            "result_backend",
+            None,
+            _to_str,
+            "Celery result backend. Default: the metastore.",
+            aliases=("celery_result_backend",),
+            sensitive=True,
+        ),
         Option("celery", "flower_port", 5555, int, "Port of `zonda celery flower`."),
-        Option("scheduler", "dag_dir_list_interval", 300, int,
-               "Seconds between full rescans of the DAGs folder; new and changed files are seen within seconds."),
+        Option(
+            "scheduler",
+            "dag_dir_list_interval",
+            300,
+            int,
+            "Seconds between full rescans of the DAGs folder; new and changed files are seen within seconds.",
+        ),
         Option("webserver", "port", 8080, int, "Port of the web server."),
         Option("webserver", "secret_key", "", _to_str, "Key signing web sessions.", sensitive=True),
     ]
@@ -200,7 +248,7 @@ def load_settings(home: str | Path | None = None, environ: Mapping[str, str] | N
     for var, raw in environ.items():
         if not var.startswith("ZONDA__"):
             continue
-        parts = var[len("ZONDA__"):].lower().split("__")
+        parts = var[len("ZONDA__") :].lower().split("__")
         if len(parts) != 2 or not all(parts):
             continue
         name = _ALIASES.get((parts[0], parts[1]), (parts[0], parts[1]))

@@ -59,9 +59,7 @@ class DAG:
         fileloc: str | None = None,
     ) -> None:
         if not isinstance(dag_id, str) or not _DAG_ID_RE.match(dag_id) or len(dag_id) > 250:
-            raise DagDefinitionError(
-                f"invalid dag_id {dag_id!r}: use at most 250 letters, digits, '_', '-' and '.'"
-            )
+            raise DagDefinitionError(f"invalid dag_id {dag_id!r}: use at most 250 letters, digits, '_', '-' and '.'")
         self.dag_id = dag_id
         self.description = description
         self.default_args = dict(default_args or {})
@@ -116,9 +114,7 @@ class DAG:
                 "unique within a DAG (rename one, or put them in different TaskGroups)"
             )
         if task.task_id in self.task_groups:
-            raise DuplicateTaskIdError(
-                f"DAG {self.dag_id!r}: task_id {task.task_id!r} is already used by a task group"
-            )
+            raise DuplicateTaskIdError(f"DAG {self.dag_id!r}: task_id {task.task_id!r} is already used by a task group")
         self.task_dict[task.task_id] = task
 
     def _register_group(self, group: TaskGroup) -> None:
@@ -218,7 +214,7 @@ class DAG:
             on_path.add(tid)
             for child in sorted(self.task_dict[tid].downstream_task_ids):
                 if child in on_path:
-                    return [*visiting[visiting.index(child):], child]
+                    return [*visiting[visiting.index(child) :], child]
                 if child not in done and child in candidates:
                     found = visit(child)
                     if found:

@@ -44,8 +44,8 @@ def _ignore_patterns(folder: Path) -> list[str]:
     if not ignore.is_file():
         return []
     patterns = []
-    for line in ignore.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
+    for raw in ignore.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
         if line and not line.startswith("#"):
             patterns.append(line)
     return patterns
@@ -53,8 +53,8 @@ def _ignore_patterns(folder: Path) -> list[str]:
 
 def _ignored(relative: str, patterns: Iterable[str]) -> bool:
     name = relative.rsplit("/", 1)[-1]
-    for pattern in patterns:
-        pattern = pattern.rstrip("/")
+    for raw in patterns:
+        pattern = raw.rstrip("/")
         if pattern.startswith("/"):
             if fnmatch.fnmatch(relative, pattern[1:]) or relative.startswith(pattern[1:] + "/"):
                 return True
@@ -280,7 +280,9 @@ def record_import_errors(metastore: object, bag: DagBag) -> None:
     with engine.begin() as conn:
         hashes = [filename_hash(p) for p in processed]
         for start in range(0, len(hashes), 500):
-            conn.execute(delete(ImportErrorModel).where(ImportErrorModel.filename_hash.in_(hashes[start:start + 500])))
+            conn.execute(
+                delete(ImportErrorModel).where(ImportErrorModel.filename_hash.in_(hashes[start : start + 500]))
+            )
         rows = [
             {"filename": f, "filename_hash": filename_hash(f), "stacktrace": e, "timestamp": utcnow()}
             for f, e in bag.import_errors.items()

@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from zonda import _context_stack
 from zonda.exceptions import DagDefinitionError
 from zonda.operators.base import OperatorPartial
-from zonda.operators.python import BranchPythonOperator, PythonOperator, ShortCircuitOperator, call_with_context
+from zonda.operators.python import (
+    BranchPythonOperator,
+    PythonOperator,
+    ShortCircuitOperator,
+    call_with_context,
+)
 from zonda.xcom_arg import XComArg
 
 if TYPE_CHECKING:
@@ -46,8 +51,14 @@ def _bash_operator_class() -> type[BaseOperator]:
         custom_operator_name: ClassVar[str] = "@task.bash"
         template_fields: ClassVar[tuple[str, ...]] = (*BashOperator.template_fields, "op_args", "op_kwargs")
 
-        def __init__(self, *, python_callable: Callable[..., Any], op_args: Any = None, op_kwargs: Any = None,
-                     **kwargs: Any) -> None:
+        def __init__(
+            self,
+            *,
+            python_callable: Callable[..., Any],
+            op_args: Any = None,
+            op_kwargs: Any = None,
+            **kwargs: Any,
+        ) -> None:
             kwargs.setdefault("bash_command", "")
             super().__init__(**kwargs)
             self.python_callable = python_callable
@@ -93,8 +104,9 @@ def _infer_multiple_outputs(fn: Callable[..., Any]) -> bool:
 class TaskDecorator:
     """A decorated function. Call it in a DAG to add a task; ``.function`` is the plain function."""
 
-    def __init__(self, function: Callable[..., Any], operator_class: type[BaseOperator] | str,
-                 kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, function: Callable[..., Any], operator_class: type[BaseOperator] | str, kwargs: dict[str, Any]
+    ) -> None:
         self.function = function
         self._operator_class = operator_class
         self.kwargs = kwargs
@@ -117,9 +129,7 @@ class TaskDecorator:
 
     def __call__(self, *args: Any, **kwargs: Any) -> XComArg:
         _check_signature(self.function, args, kwargs)
-        operator = self.operator_class(
-            python_callable=self.function, op_args=args, op_kwargs=kwargs, **self._options()
-        )
+        operator = self.operator_class(python_callable=self.function, op_args=args, op_kwargs=kwargs, **self._options())
         return XComArg(operator)
 
     def override(self, **kwargs: Any) -> TaskDecorator:
@@ -183,8 +193,10 @@ def _check_signature(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict
     missing = [
         name
         for name, p in signature.parameters.items()
-        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        and name not in bound and name not in CONTEXT_KEYS
+        if p.default is p.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and name not in bound
+        and name not in CONTEXT_KEYS
     ]
     if missing:
         raise DagDefinitionError(f"task {fn.__name__!r} is missing arguments: {', '.join(missing)}")

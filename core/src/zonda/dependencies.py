@@ -7,6 +7,7 @@ root and leaf; a task group's roots are its tasks without upstream inside the gr
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,7 @@ def chain(*elements: DependencyMixin | Sequence[DependencyMixin]) -> None:
 
     ``chain(a, [b, c], d)`` is ``a >> [b, c] >> d``; ``chain([a, b], [c, d])`` is ``a >> c`` and ``b >> d``.
     """
-    for left, right in zip(elements, elements[1:], strict=False):
+    for left, right in itertools.pairwise(elements):
         left_is_list = not isinstance(left, DependencyMixin)
         right_is_list = not isinstance(right, DependencyMixin)
         if left_is_list and right_is_list:

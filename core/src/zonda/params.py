@@ -42,9 +42,7 @@ class Param:
         types = schema.get("type")
         for name in [types] if isinstance(types, str) else (types or []):
             if name not in _TYPES:
-                raise ParamValidationError(
-                    f"unknown param type {name!r}; use one of {', '.join(_TYPES)}"
-                )
+                raise ParamValidationError(f"unknown param type {name!r}; use one of {', '.join(_TYPES)}")
         self.value = default
         self.description = description
         self.schema = schema
@@ -169,8 +167,9 @@ class ParamsDict(MutableMapping[str, Any]):
     def resolve(self, conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The params a run sees: defaults overridden by ``conf``, each validated."""
         conf = conf or {}
-        resolved = {key: copy.deepcopy(param.resolve(conf.get(key, NOTSET), name=key))
-                    for key, param in self._params.items()}
+        resolved = {
+            key: copy.deepcopy(param.resolve(conf.get(key, NOTSET), name=key)) for key, param in self._params.items()
+        }
         for key, value in conf.items():
             resolved.setdefault(key, value)
         return resolved

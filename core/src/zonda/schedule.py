@@ -135,8 +135,7 @@ def parse_schedule(schedule: Any, *, dag_id: str) -> Timetable:
         if text.startswith("@"):
             if text not in PRESETS:
                 raise DagDefinitionError(
-                    f"DAG {dag_id!r}: unknown schedule preset {text!r}; use one of @once, "
-                    + ", ".join(PRESETS)
+                    f"DAG {dag_id!r}: unknown schedule preset {text!r}; use one of @once, " + ", ".join(PRESETS)
                 )
             return CronTimetable(text)
         problem = cron_problem(text)

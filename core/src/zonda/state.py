@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class TaskInstanceState(str, Enum):
+class TaskInstanceState(StrEnum):
     """The state of one try of one task in one DAG run. ``NONE`` is "not decided yet" (Airflow's ``None``)."""
 
     NONE = "none"
@@ -41,7 +41,7 @@ FINISHED_STATES = frozenset(
 FAILED_STATES = frozenset({TaskInstanceState.FAILED, TaskInstanceState.UPSTREAM_FAILED})
 
 
-class DagRunState(str, Enum):
+class DagRunState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     SUCCESS = "success"

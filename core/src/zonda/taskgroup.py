@@ -28,9 +28,7 @@ class TaskGroup(DependencyMixin):
         ui_color: str = "CornflowerBlue",
     ) -> None:
         if not group_id or not all(c.isalnum() or c in "_-." for c in group_id):
-            raise DagDefinitionError(
-                f"invalid task group id {group_id!r}: use letters, digits, '_', '-' and '.'"
-            )
+            raise DagDefinitionError(f"invalid task group id {group_id!r}: use letters, digits, '_', '-' and '.'")
         self.parent_group = parent_group if parent_group is not None else _context_stack.current_group()
         self.dag = dag or (self.parent_group.dag if self.parent_group else _context_stack.current_dag())
         if self.dag is None:
@@ -99,9 +97,7 @@ class TaskGroup(DependencyMixin):
         return f"<TaskGroup {self.group_id}>"
 
 
-def task_group(
-    python_callable: Callable[..., Any] | None = None, **group_kwargs: Any
-) -> Any:
+def task_group(python_callable: Callable[..., Any] | None = None, **group_kwargs: Any) -> Any:
     """``@task_group``: calling the decorated function builds a TaskGroup around what it creates.
 
     Returns what the function returns when that is a task or XComArg (so it can feed the next task), else the

@@ -230,18 +230,14 @@ class TemplateRenderer:
             self._render_object(value, fields, variables, seen)
         return value
 
-    def _item(
-        self, value: Any, where: Any, variables: Mapping[str, Any], ext: tuple[str, ...], seen: set[int]
-    ) -> Any:
+    def _item(self, value: Any, where: Any, variables: Mapping[str, Any], ext: tuple[str, ...], seen: set[int]) -> Any:
         try:
             return self._render(value, variables, ext, seen)
         except _Failure as failure:
             failure.path.append(f"[{where!r}]")
             raise
 
-    def _render_object(
-        self, obj: Any, fields: Iterable[str], variables: Mapping[str, Any], seen: set[int]
-    ) -> None:
+    def _render_object(self, obj: Any, fields: Iterable[str], variables: Mapping[str, Any], seen: set[int]) -> None:
         if id(obj) in seen:
             return
         seen.add(id(obj))

@@ -75,9 +75,7 @@ class XComBackend(Protocol):
     ``map_index`` is ``-1`` for a task that is not mapped, as in Airflow.
     """
 
-    def set(
-        self, *, dag_id: str, run_id: str, task_id: str, map_index: int, key: str, value_json: str
-    ) -> None:
+    def set(self, *, dag_id: str, run_id: str, task_id: str, map_index: int, key: str, value_json: str) -> None:
         """Store (or replace) one value."""
         ...
 
@@ -112,9 +110,7 @@ class InMemoryXComBackend:
         self._data: dict[tuple[str, str, str], dict[int, dict[str, str]]] = {}
         self._lock = threading.Lock()
 
-    def set(
-        self, *, dag_id: str, run_id: str, task_id: str, map_index: int, key: str, value_json: str
-    ) -> None:
+    def set(self, *, dag_id: str, run_id: str, task_id: str, map_index: int, key: str, value_json: str) -> None:
         with self._lock:
             self._data.setdefault((dag_id, run_id, task_id), {}).setdefault(map_index, {})[key] = value_json
 

@@ -69,9 +69,7 @@ def test_check_unreachable_prints_redacted_url(zonda_home, monkeypatch, capsys) 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    monkeypatch.setenv(
-        "ZONDA__DATABASE__SQL_ALCHEMY_CONN", f"postgresql://zonda:topsecret@127.0.0.1:{port}/zonda"
-    )
+    monkeypatch.setenv("ZONDA__DATABASE__SQL_ALCHEMY_CONN", f"postgresql://zonda:topsecret@127.0.0.1:{port}/zonda")
     assert cli.main(["db", "check"]) == 1
     out = capsys.readouterr().out
     assert f"postgresql://zonda:***@127.0.0.1:{port}/zonda" in out

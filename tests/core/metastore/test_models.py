@@ -107,9 +107,7 @@ def test_dag_run_roundtrip_with_aware_datetimes(store: Metastore) -> None:
 def test_naive_datetime_is_rejected(store: Metastore) -> None:
     with pytest.raises(StatementError, match="naive datetime"), store.session() as session:
         session.add(
-            DagRunModel(
-                dag_id="etl", run_id="r", run_type="manual", state="queued", logical_date=datetime(2024, 1, 1)
-            )
+            DagRunModel(dag_id="etl", run_id="r", run_type="manual", state="queued", logical_date=datetime(2024, 1, 1))
         )
 
 
@@ -186,9 +184,7 @@ def test_xcom_roundtrip_with_a_1_mib_value(store: Metastore) -> None:
         assert xcom.value == value
         assert xcom.timestamp == WHEN
     with pytest.raises(IntegrityError), store.session() as session:
-        session.add(
-            XComModel(dag_run_id=run_pk, task_id=LONG_ID, key=LONG_ID, dag_id="etl", run_id="manual__1")
-        )
+        session.add(XComModel(dag_run_id=run_pk, task_id=LONG_ID, key=LONG_ID, dag_id="etl", run_id="manual__1"))
 
 
 def test_deleting_a_dag_run_cascades(store: Metastore) -> None:
@@ -197,9 +193,7 @@ def test_deleting_a_dag_run_cascades(store: Metastore) -> None:
     with store.session() as session:
         for pk, run_id in ((doomed, "doomed"), (kept, "kept")):
             session.add(TaskInstanceModel(dag_run_id=pk, dag_id="etl", run_id=run_id, task_id="t"))
-            session.add(
-                XComModel(dag_run_id=pk, dag_id="etl", run_id=run_id, task_id="t", key="return_value")
-            )
+            session.add(XComModel(dag_run_id=pk, dag_id="etl", run_id=run_id, task_id="t", key="return_value"))
     with store.session() as session:
         session.execute(delete(DagRunModel).where(DagRunModel.id == doomed))
     with store.session() as session:
@@ -254,9 +248,7 @@ def test_import_error_roundtrip_and_filename_hash(store: Metastore) -> None:
         assert found.timestamp.tzinfo is not None
         found.filename = "/dags/renamed.py"
     with store.session() as session:
-        hashes = dict(
-            session.execute(select(ImportErrorModel.filename, ImportErrorModel.filename_hash)).all()
-        )
+        hashes = dict(session.execute(select(ImportErrorModel.filename, ImportErrorModel.filename_hash)).all())
     assert hashes == {name: filename_hash(name) for name in ("/dags/renamed.py", "/dags/core.py")}
 
 

@@ -48,9 +48,7 @@ def test_init_creates_schema_and_is_idempotent(metastore_url: str) -> None:
 
 def test_migrated_schema_matches_models(store: Metastore) -> None:
     with store.engine.connect() as conn:
-        context = MigrationContext.configure(
-            conn, opts={"compare_type": True, "compare_server_default": True}
-        )
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
         diff = compare_metadata(context, Base.metadata)
     assert diff == []
 
@@ -115,9 +113,7 @@ def test_ensure_ready_auto_inits_an_empty_database(metastore_url: str) -> None:
 def test_ensure_ready_outdated_revision_says_migrate(metastore: Metastore, monkeypatch) -> None:
     # What a user sees after upgrading Zonda (whose migrations now end at a newer head) without migrating.
     monkeypatch.setattr("zonda.metastore.db.HEAD_REVISION", "0002")
-    with pytest.raises(
-        MetastoreError, match=r"revision 0001 but this Zonda needs 0002; run `zonda db migrate`"
-    ):
+    with pytest.raises(MetastoreError, match=r"revision 0001 but this Zonda needs 0002; run `zonda db migrate`"):
         metastore.ensure_ready(auto_init=True)
 
 

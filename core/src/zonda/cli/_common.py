@@ -24,7 +24,10 @@ def subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
 
 
 def command(
-    subs: argparse._SubParsersAction, name: str, handler: Callable[[argparse.Namespace], int | None], help_text: str
+    subs: argparse._SubParsersAction,
+    name: str,
+    handler: Callable[[argparse.Namespace], int | None],
+    help_text: str,
 ) -> argparse.ArgumentParser:
     parser = subs.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(handler=handler)

@@ -74,7 +74,7 @@ def _record_errors(bag: object) -> None:
     if url.startswith("sqlite:///"):
         from pathlib import Path
 
-        if not Path(url[len("sqlite:///"):]).exists():
+        if not Path(url[len("sqlite:///") :]).exists():
             return
     try:
         from zonda.dagbag import record_import_errors

@@ -18,9 +18,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     command(subs, "init", _init, "Create the metastore schema (does nothing when it is up to date)")
     migrate = command(subs, "migrate", _migrate, "Upgrade the metastore schema to this Zonda's revision")
     migrate.add_argument("--to-revision", default="head", help="Target revision (default: head)")
-    reset = command(
-        subs, "reset", _reset, "Drop every Zonda table and create the schema again (deletes data)"
-    )
+    reset = command(subs, "reset", _reset, "Drop every Zonda table and create the schema again (deletes data)")
     reset.add_argument("--yes", "-y", action="store_true", help="Do not ask for confirmation")
     check = command(subs, "check", _check, "Check that the metastore is reachable and its schema up to date")
     add_output_argument(check)
@@ -66,8 +64,7 @@ def _reset(args: argparse.Namespace) -> int:
     store = _metastore()
     if not args.yes:
         prompt = (
-            f"This deletes every DAG, run, task instance, XCom and connection in {store.redacted_url}. "
-            "Proceed? [y/N] "
+            f"This deletes every DAG, run, task instance, XCom and connection in {store.redacted_url}. Proceed? [y/N] "
         )
         try:
             answer = input(prompt)
@@ -95,7 +92,5 @@ def _check(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
     else:
         keys = ("url", "reachable", "current_revision", "head_revision", "ok", "error")
-        print_table(
-            [[key, "" if result[key] is None else str(result[key])] for key in keys], ["key", "value"]
-        )
+        print_table([[key, "" if result[key] is None else str(result[key])] for key in keys], ["key", "value"])
     return 0 if result["ok"] else 1

@@ -13,7 +13,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("dag_id")
     add_output_argument(listing)
     test = command(
-        subs, "test", _test, "Run one task without its dependencies, recording no state; print its log and XComs"
+        subs,
+        "test",
+        _test,
+        "Run one task without its dependencies, recording no state; print its log and XComs",
     )
     test.add_argument("dag_id")
     test.add_argument("task_id")

@@ -47,9 +47,7 @@ class Metastore:
     def from_settings(cls, settings: Settings) -> Metastore:
         """The metastore ``[database] sql_alchemy_conn`` points at."""
         url = settings.sql_alchemy_conn
-        pool_size = (
-            None if url.startswith("sqlite") else int(settings.get("database", "sql_alchemy_pool_size"))
-        )
+        pool_size = None if url.startswith("sqlite") else int(settings.get("database", "sql_alchemy_pool_size"))
         return cls(url, pool_size=pool_size)
 
     def __repr__(self) -> str:
@@ -117,9 +115,7 @@ class Metastore:
             if auto_init:
                 self.init()
                 return
-            raise MetastoreError(
-                f"the metastore at {self.redacted_url} is not initialized; run `zonda db init`"
-            )
+            raise MetastoreError(f"the metastore at {self.redacted_url} is not initialized; run `zonda db init`")
         if _is_known_revision(revision):
             raise MetastoreError(
                 f"the metastore at {self.redacted_url} has schema revision {revision} but this Zonda needs "
@@ -199,9 +195,7 @@ class Metastore:
         result["reachable"] = True
         result["current_revision"] = current
         if head != HEAD_REVISION:
-            result["error"] = (
-                f"this Zonda build is inconsistent: HEAD_REVISION={HEAD_REVISION}, migrations head={head}"
-            )
+            result["error"] = f"this Zonda build is inconsistent: HEAD_REVISION={HEAD_REVISION}, migrations head={head}"
         elif current is None:
             result["error"] = "the metastore is not initialized; run `zonda db init`"
         elif current != head:
@@ -216,9 +210,7 @@ def _read_revision(conn: Connection) -> str | None:
         return None
     rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
     if len(rows) > 1:
-        raise MetastoreError(
-            f"{VERSION_TABLE} has several revisions ({', '.join(sorted(rows))}); expected one"
-        )
+        raise MetastoreError(f"{VERSION_TABLE} has several revisions ({', '.join(sorted(rows))}); expected one")
     return rows[0] if rows else None
 
 

@@ -145,9 +145,7 @@ class TaskInstanceModel(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
     def __repr__(self) -> str:
-        return (
-            f"<TaskInstanceModel {self.dag_id} {self.run_id} {self.task_id}[{self.map_index}] {self.state}>"
-        )
+        return f"<TaskInstanceModel {self.dag_id} {self.run_id} {self.task_id}[{self.map_index}] {self.state}>"
 
 
 class XComModel(Base):

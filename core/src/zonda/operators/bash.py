@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections import deque
 from collections.abc import Callable, Container, Mapping
@@ -20,6 +19,8 @@ from zonda.exceptions import ZondaException, ZondaSkipException
 from zonda.operators.base import BaseOperator
 
 if TYPE_CHECKING:
+    import subprocess
+
     from zonda.context import Context
 
 #: How long the process group gets to exit after SIGTERM before it is sent SIGKILL.
@@ -128,6 +129,8 @@ class BashOperator(BaseOperator):
         return self._run(command, cwd, env)
 
     def _run(self, command: str, cwd: str, env: dict[str, str]) -> Any:
+        import subprocess
+
         self.log.info("Running command: %s", command)
         try:
             process = subprocess.Popen(
@@ -151,6 +154,9 @@ class BashOperator(BaseOperator):
             if not finished:
                 # Timeout, kill or a logging error: nothing of the command may outlive the task.
                 self._kill_group(process)
+                for pipe in (process.stdout, process.stderr):
+                    if pipe is not None:
+                        pipe.close()
             self._process = None
         self.log.info("Command exited with return code %s", exit_code)
         if _is_skip_code(exit_code, self.skip_on_exit_code):
@@ -234,6 +240,8 @@ class BashOperator(BaseOperator):
         else:
             self.log.warning("Process group %s alive after %ss; sending SIGKILL", pgid, KILL_GRACE_SECONDS)
             _signal_group(pgid, signal.SIGKILL)
+        import subprocess
+
         try:
             process.wait(timeout=KILL_GRACE_SECONDS)
         except subprocess.TimeoutExpired:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -48,10 +49,8 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature:
     except (KeyError, TypeError):
         pass
     sig = inspect.signature(fn)
-    try:
+    with contextlib.suppress(TypeError):
         _SIGNATURES[fn] = sig
-    except TypeError:
-        pass
     return sig
 
 
@@ -59,7 +58,11 @@ class PythonOperator(BaseOperator):
     """Call ``python_callable(*op_args, **op_kwargs)``; its return value is the task's XCom."""
 
     template_fields: ClassVar[tuple[str, ...]] = ("templates_dict", "op_args", "op_kwargs")
-    template_fields_renderers: ClassVar[dict[str, str]] = {"templates_dict": "json", "op_args": "py", "op_kwargs": "py"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {
+        "templates_dict": "json",
+        "op_args": "py",
+        "op_kwargs": "py",
+    }
     ui_color: ClassVar[str] = "#ffefeb"
 
     def __init__(

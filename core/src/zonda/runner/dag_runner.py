@@ -62,7 +62,12 @@ class DagRunResult:
 
 
 def make_run_info(
-    dag: DAG, logical_date: datetime | None, *, conf: Mapping[str, Any] | None, run_id: str | None, run_type: str
+    dag: DAG,
+    logical_date: datetime | None,
+    *,
+    conf: Mapping[str, Any] | None,
+    run_id: str | None,
+    run_type: str,
 ) -> DagRunInfo:
     from zonda.runner.store import DagRunInfo
 
@@ -121,7 +126,9 @@ class InProcessDagRunner:
         self.store.create_dag_run(run)
         return _Execution(self, run, order, params).run()
 
-    def make_environment(self, params: Mapping[str, Any], *, test_mode: bool = False, echo: bool = False) -> RunEnvironment:
+    def make_environment(
+        self, params: Mapping[str, Any], *, test_mode: bool = False, echo: bool = False
+    ) -> RunEnvironment:
         from zonda.macros import default_macros
 
         dag = self.dag
@@ -164,6 +171,9 @@ class _Execution:
         self.retries: list[tuple[float, int, str, int]] = []
         self.task_runner = TaskRunner(runner.make_environment(params))
         self.operators: dict[tuple[str, int], Any] = {}
+        # Upstream bookkeeping kept incrementally, so a task with many upstreams is evaluated in O(1).
+        self.finished_upstream: dict[str, dict[str, int]] = {n.task_id: {} for n in order}
+        self.upstream_total: dict[str, int] = {n.task_id: len(n.upstream_task_ids) for n in order}
 
     # --- setup ------------------------------------------------------------------------------------------
 
@@ -223,6 +233,7 @@ class _Execution:
             assert ti.next_retry_at is not None
             heapq.heappush(self.retries, (ti.next_retry_at, self.position[ti.task_id], ti.task_id, ti.map_index))
             return
+        self._record_finished(ti)
         if state is S.SUCCESS and ti.skip_requests:
             self._skip(ti.skip_requests)
         self._after_finished(ti.task_id)
@@ -235,9 +246,21 @@ class _Execution:
 
     # --- decisions ------------------------------------------------------------------------------------------
 
+    def _record_finished(self, ti: TaskInstance) -> None:
+        for child in self.dag.task_dict[ti.task_id].downstream_task_ids:
+            counts = self.finished_upstream[child]
+            counts[ti.state.value] = counts.get(ti.state.value, 0) + 1
+
     def _upstream_counts(self, node: Node) -> UpstreamCounts:
-        states = [ti.state.value for up in node.upstream_task_ids for ti in self.tis[up]]
-        return UpstreamCounts.from_states(states)
+        counts = self.finished_upstream[node.task_id]
+        return UpstreamCounts(
+            upstream=self.upstream_total[node.task_id],
+            success=counts.get("success", 0),
+            skipped=counts.get("skipped", 0),
+            failed=counts.get("failed", 0),
+            upstream_failed=counts.get("upstream_failed", 0),
+            removed=counts.get("removed", 0),
+        )
 
     def _evaluate(self, task_id: str) -> None:
         node = self.dag.task_dict[task_id]
@@ -262,7 +285,10 @@ class _Execution:
                 continue
             ti.state = state
             ti.end_date = now
-            self.store.update_task_instance(self.run_info, task_id, ti.map_index, {"state": state.value, "end_date": now})
+            self.store.update_task_instance(
+                self.run_info, task_id, ti.map_index, {"state": state.value, "end_date": now}
+            )
+            self._record_finished(ti)
         self._after_finished(task_id)
 
     def _skip(self, task_ids: Iterable[str]) -> None:
@@ -298,6 +324,8 @@ class _Execution:
             self._settle(node.task_id, S.SKIPPED)
             return
         self.store.expand_task_instances(self.run_info, node.task_id, len(expansion), {})
+        for child in node.downstream_task_ids:
+            self.upstream_total[child] += len(expansion) - 1
         instances = []
         for index, kwargs in enumerate(expansion):
             ti = TaskInstance(node, self.run_info, self.store, map_index=index, xcom_max_size=self.runner.xcom_max_size)
@@ -318,6 +346,9 @@ class _Execution:
         run.state = (DagRunState.FAILED if failed else DagRunState.SUCCESS).value
         run.end_date = utcnow()
         self.store.update_dag_run(run)
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
         if stuck:
             log.error("DAG run %s deadlocked: %s could not run (depends_on_past not met?)", run.run_id, stuck)
         self._dag_callback(failed)
@@ -327,8 +358,12 @@ class _Execution:
         callback = self.dag.on_failure_callback if failed else self.dag.on_success_callback
         if not callback:
             return
-        context = {"dag": self.dag, "dag_run": self.run_info, "run_id": self.run_info.run_id,
-                   "reason": "task_failure" if failed else "success"}
+        context = {
+            "dag": self.dag,
+            "dag_run": self.run_info,
+            "run_id": self.run_info.run_id,
+            "reason": "task_failure" if failed else "success",
+        }
         for fn in callback if isinstance(callback, list | tuple) else [callback]:
             try:
                 fn(context)

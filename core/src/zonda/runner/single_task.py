@@ -47,7 +47,10 @@ def test_task(
     params = dag.params.resolve(conf)
     with tempfile.TemporaryDirectory(prefix="zonda-task-test-") as tmp:
         runner = InProcessDagRunner(
-            dag, store, settings=settings, log_folder=Path(tmp),
+            dag,
+            store,
+            settings=settings,
+            log_folder=Path(tmp),
             xcom_max_size=int(settings.get("xcom", "max_size")) if settings else 1024 * 1024,
         )
         operator: Any = node
@@ -64,8 +67,13 @@ def test_task(
             if not 0 <= map_index < len(expansion):
                 raise ZondaException(f"--map-index must be between 0 and {len(expansion) - 1} for {task_id!r}")
             operator = node.unmap(expansion[map_index])
-        ti = TaskInstance(node, run, store, map_index=map_index if node.is_mapped else -1,
-                          xcom_max_size=runner.xcom_max_size)
+        ti = TaskInstance(
+            node,
+            run,
+            store,
+            map_index=map_index if node.is_mapped else -1,
+            xcom_max_size=runner.xcom_max_size,
+        )
         ti.max_tries = 0
         TaskRunner(runner.make_environment(params, test_mode=True, echo=echo)).run_attempt(ti, operator)
         log_text = ti.log_path.read_text(encoding="utf-8") if ti.log_path and ti.log_path.exists() else ""

@@ -49,13 +49,13 @@ class RunStore(Protocol):
 
     def expand_task_instances(self, run: DagRunInfo, task_id: str, count: int, row: Mapping[str, Any]) -> None: ...
 
-    def update_task_instance(self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any]) -> None: ...
+    def update_task_instance(
+        self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any]
+    ) -> None: ...
 
     def set_xcom(self, run: DagRunInfo, task_id: str, map_index: int, key: str, value_json: str) -> None: ...
 
-    def get_xcoms(
-        self, run: DagRunInfo, task_ids: Sequence[str], key: str
-    ) -> list[tuple[str, int, str | None]]: ...
+    def get_xcoms(self, run: DagRunInfo, task_ids: Sequence[str], key: str) -> list[tuple[str, int, str | None]]: ...
 
     def clear_xcoms(self, run: DagRunInfo, task_id: str, map_index: int) -> None: ...
 
@@ -118,6 +118,8 @@ class MetastoreRunStore:
         self.metastore = metastore
         self.engine = metastore.engine
         self.m = models
+        self._conn: Any = None
+        self._ti_updates: dict[tuple[str, ...], Any] = {}
 
     def sync_dag(self, dag: DAG) -> None:
         """Upsert the DAG row and its serialized structure (what the UI and scheduler read)."""
@@ -166,7 +168,9 @@ class MetastoreRunStore:
         m = self.m
         with self.engine.begin() as conn:
             # Re-running the same run id (``dags test`` twice for one date) replaces the old run, as Airflow does.
-            conn.execute(delete(m.DagRunModel).where(m.DagRunModel.dag_id == run.dag_id, m.DagRunModel.run_id == run.run_id))
+            conn.execute(
+                delete(m.DagRunModel).where(m.DagRunModel.dag_id == run.dag_id, m.DagRunModel.run_id == run.run_id)
+            )
             result = conn.execute(insert(m.DagRunModel).values(**_run_values(run)))
             run.id = int(result.inserted_primary_key[0])
         return run.id
@@ -202,15 +206,48 @@ class MetastoreRunStore:
                 conn.execute(insert(ti), [{**_ti_defaults(), **base, **row, "map_index": i} for i in range(1, count)])
 
     def update_task_instance(self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any]) -> None:
-        from sqlalchemy import update
+        # The hot path of every run: one prepared Core statement per distinct set of columns, reused with
+        # bound parameters, on a connection kept for the store's lifetime.
+        from zonda.timezone import utcnow
 
-        ti = self.m.TaskInstanceModel
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(ti)
-                .where(ti.dag_run_id == run.id, ti.task_id == task_id, ti.map_index == map_index)
-                .values(**values)
+        keys = tuple(sorted(values))
+        stmt = self._ti_updates.get(keys)
+        if stmt is None:
+            from sqlalchemy import bindparam, update
+
+            table = self.m.TaskInstanceModel.__table__
+            stmt = (
+                update(table)
+                .where(
+                    table.c.dag_run_id == bindparam("w_run"),
+                    table.c.task_id == bindparam("w_task"),
+                    table.c.map_index == bindparam("w_index"),
+                )
+                .values({key: bindparam(f"v_{key}") for key in (*keys, "updated_at")})
             )
+            self._ti_updates[keys] = stmt
+        params = {f"v_{key}": value for key, value in values.items()}
+        params.update(v_updated_at=utcnow(), w_run=run.id, w_task=task_id, w_index=map_index)
+        self._write(stmt, params)
+
+    def _write(self, stmt: Any, params: Mapping[str, Any]) -> None:
+        conn = self._connection()
+        try:
+            conn.execute(stmt, params)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+
+    def _connection(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def set_xcom(self, run: DagRunInfo, task_id: str, map_index: int, key: str, value_json: str) -> None:
         from sqlalchemy import delete, insert
@@ -223,21 +260,28 @@ class MetastoreRunStore:
             conn.execute(delete(x).where(*where))
             conn.execute(
                 insert(x).values(
-                    dag_run_id=run.id, task_id=task_id, map_index=map_index, key=key,
-                    dag_id=run.dag_id, run_id=run.run_id, value=value_json, timestamp=utcnow(),
+                    dag_run_id=run.id,
+                    task_id=task_id,
+                    map_index=map_index,
+                    key=key,
+                    dag_id=run.dag_id,
+                    run_id=run.run_id,
+                    value=value_json,
+                    timestamp=utcnow(),
                 )
             )
 
     def get_xcoms(self, run: DagRunInfo, task_ids: Sequence[str], key: str) -> list[tuple[str, int, str | None]]:
         from sqlalchemy import select
 
-        x = self.m.XComModel
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(x.task_id, x.map_index, x.value)
-                .where(x.dag_run_id == run.id, x.task_id.in_(list(task_ids)), x.key == key)
-                .order_by(x.task_id, x.map_index)
-            ).all()
+        x = self.m.XComModel.__table__
+        conn = self._connection()
+        rows = conn.execute(
+            select(x.c.task_id, x.c.map_index, x.c.value)
+            .where(x.c.dag_run_id == run.id, x.c.task_id.in_(list(task_ids)), x.c.key == key)
+            .order_by(x.c.task_id, x.c.map_index)
+        ).all()
+        conn.rollback()
         return [(r[0], r[1], r[2]) for r in rows]
 
     def clear_xcoms(self, run: DagRunInfo, task_id: str, map_index: int) -> None:

@@ -196,7 +196,10 @@ class TaskRunner:
         from zonda.xcom_arg import has_references, resolve_references
 
         prepared = copy.copy(operator)
-        rendered = self.renderer.render_fields(prepared, fields, context, template_ext=operator.template_ext)
+        values = [getattr(operator, name, None) for name in fields]
+        rendered: dict[str, Any] = {}
+        if _has_templates(values, tuple(operator.template_ext)):
+            rendered = self.renderer.render_fields(prepared, fields, context, template_ext=operator.template_ext)
         for name in fields:
             value = getattr(prepared, name, None)
             if has_references(value):
@@ -257,6 +260,24 @@ class TaskRunner:
         if exception is not None:
             context["exception"] = exception
         _run_callbacks(callback, context, f"on_{ti.state.value}_callback")
+
+
+def _has_templates(values: list[Any], template_ext: tuple[str, ...]) -> bool:
+    """Whether any string inside ``values`` needs Jinja (markers, or a template file name); most don't, and
+    skipping the renderer then skips importing Jinja at all."""
+    stack = list(values)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "{{" in item or "{%" in item or "{#" in item or (template_ext and item.endswith(template_ext)):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set):
+            stack.extend(item)
+        elif hasattr(item, "template_fields"):
+            return True
+    return False
 
 
 def _run_callbacks(callbacks: Any, context: Mapping[str, Any], name: str) -> None:

@@ -23,6 +23,7 @@ def deadline(seconds: float | None, message: str) -> Iterator[None]:
         yield
         return
     if threading.current_thread() is threading.main_thread():
+
         def on_alarm(signum: int, frame: object) -> None:
             raise ZondaTaskTimeout(message)
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from zonda.state import TaskInstanceState as S
 from zonda.trigger_rule import TriggerRule as TR
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     WAIT = "wait"
     RUN = "run"
     SKIP = "skipped"

@@ -7,7 +7,6 @@ last poke happens at the deadline rather than one ``poke_interval`` after it.
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -99,8 +98,7 @@ class BaseSensor(BaseOperator):
         self.max_wait = _seconds("max_wait", max_wait, self.task_id, allow_none=True)
         if mode not in self.valid_modes:
             raise DagDefinitionError(
-                f"sensor {self.task_id!r}: mode must be one of {', '.join(map(repr, self.valid_modes))}, "
-                f"not {mode!r}"
+                f"sensor {self.task_id!r}: mode must be one of {', '.join(map(repr, self.valid_modes))}, not {mode!r}"
             )
         self.mode = mode
         self.soft_fail = soft_fail
@@ -155,6 +153,8 @@ class BaseSensor(BaseOperator):
         if not self.exponential_backoff:
             interval = self.poke_interval
         else:
+            import random
+
             base = self.poke_interval * 2 ** min(poke_count - 1, _MAX_BACKOFF_EXPONENT)
             interval = random.uniform(base / 2, base)
         if self.max_wait is not None:

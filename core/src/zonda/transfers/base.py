@@ -74,13 +74,11 @@ class BaseTransferOperator(BaseOperator):
         super().__init__(**kwargs)
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
             raise DagDefinitionError(
-                f"task {self.task_id!r}: batch_size must be a positive integer (rows per batch), "
-                f"got {batch_size!r}"
+                f"task {self.task_id!r}: batch_size must be a positive integer (rows per batch), got {batch_size!r}"
             )
         if not isinstance(log_every_n_batches, int) or log_every_n_batches <= 0:
             raise DagDefinitionError(
-                f"task {self.task_id!r}: log_every_n_batches must be a positive integer, "
-                f"got {log_every_n_batches!r}"
+                f"task {self.task_id!r}: log_every_n_batches must be a positive integer, got {log_every_n_batches!r}"
             )
         if transform is not None and not callable(transform):
             raise DagDefinitionError(f"task {self.task_id!r}: transform must be callable")
@@ -105,8 +103,7 @@ class BaseTransferOperator(BaseOperator):
     def get_destination_hook(self) -> Any:
         if self.destination_hook is None:
             raise ZondaException(
-                f"task {self.task_id!r}: no destination hook; pass destination_hook= or override "
-                "get_destination_hook()"
+                f"task {self.task_id!r}: no destination hook; pass destination_hook= or override get_destination_hook()"
             )
         return self.destination_hook
 
@@ -151,9 +148,7 @@ class BaseTransferOperator(BaseOperator):
         source = self.get_source_hook()
         destination = self.get_destination_hook()
         # Skip the per-row call entirely when nothing transforms: the common copy stays at C speed.
-        transforms = (
-            self.transform_callable is not None or type(self).transform is not BaseTransferOperator.transform
-        )
+        transforms = self.transform_callable is not None or type(self).transform is not BaseTransferOperator.transform
         started = time.perf_counter()
         rows_read = rows_written = batches = 0
         self.log.info(
@@ -166,11 +161,7 @@ class BaseTransferOperator(BaseOperator):
         try:
             for batch in self._bounded_batches(stream):
                 rows_read += len(batch)
-                rows = (
-                    [out for row in batch if (out := self.transform(row)) is not None]
-                    if transforms
-                    else batch
-                )
+                rows = [out for row in batch if (out := self.transform(row)) is not None] if transforms else batch
                 if rows:
                     rows_written += self.write_batch(destination, rows, context)
                     batches += 1
