@@ -1,0 +1,1 @@
+"""Example DAGs shipped with Zonda (loaded when ``core.load_examples`` is true)."""
