@@ -291,15 +291,16 @@ PEER_NOTES = {
 
 def fmt(stat: tuple[float, float, float] | None, figure: str, spread: bool = True) -> str:
     if stat is None:
-        return "–"
+        return "-"
     med, lo, hi = stat
     if figure == "maxrss_mib":
         text = f"{med:.0f} MiB"
-        return f"{text} ({lo:.0f}–{hi:.0f})" if spread and hi - lo >= 1 else text
+        return f"{text} ({lo:.0f}-{hi:.0f})" if spread and hi - lo >= 1 else text
     if med < 1.0:
-        text = f"{med * 1000:.0f} ms" if med >= 0.01 else f"{med * 1000:.1f} ms"
-        return f"{text} ({lo * 1000:.0f}–{hi * 1000:.0f})" if spread else text
-    return f"{med:.2f} s ({lo:.2f}–{hi:.2f})" if spread else f"{med:.2f} s"
+        digits = 0 if med >= 0.01 else 1
+        text = f"{med * 1000:.{digits}f} ms"
+        return f"{text} ({lo * 1000:.{digits}f}-{hi * 1000:.{digits}f})" if spread else text
+    return f"{med:.2f} s ({lo:.2f}-{hi:.2f})" if spread else f"{med:.2f} s"
 
 
 def fmt_target(target: float | None, figure: str) -> str:
@@ -317,7 +318,7 @@ def print_table(benches: dict[tuple[str, str], Bench], systems: list[str]) -> li
         cells = [label]
         for system in systems:
             bench = benches.get((system, metric))
-            cells.append(fmt(bench.stat(figure), figure) if bench else "–")
+            cells.append(fmt(bench.stat(figure), figure) if bench else "-")
         zonda = benches.get(("zonda", metric))
         zstat = zonda.stat(figure) if zonda else None
         met = "" if target is None or zstat is None else ("yes" if zstat[0] <= target else "**no**")
@@ -440,14 +441,15 @@ def main() -> int:
         print(f"  {metric:<10} {summary}   [{time.perf_counter() - t0:.0f} s]", flush=True)
 
     benches = {(b.system, b.metric): b for b in all_benches}
-    print("\nmedian (min–max) of the timed runs; 'met?' compares Zonda's median with the target\n")
+    print("\nmedian (min-max) of the timed runs; 'met?' compares Zonda's median with the target\n")
     lines = print_table(benches, systems)
     extra = per_task_lines(benches, systems)
     if extra:
         print()
         print("\n".join(extra))
     notes = [
-        "zonda: `zonda dags test <dag> -q`, tasks run one after another in the CLI process, recorded in the SQLite metastore",
+        "zonda: `zonda dags test <dag> -q`, tasks run one after another in the CLI process, "
+        "recorded in the SQLite metastore",
         "airflow: `airflow dags test <dag>` (SQLite, peers' bench_dags.py); luigi: luigi_tasks.py, no metastore "
         "(in-run = wall of luigi.build(), no per-task timestamps)",
         "peak RSS: ru_maxrss of the process (os.wait4), MiB",

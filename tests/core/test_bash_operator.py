@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from zonda.exceptions import ZondaException, ZondaSkipException, ZondaTaskTimeout
 from zonda.operators import BashOperator
 from zonda.operators.bash import BashCommandFailed

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from zonda.config import OPTIONS, load_settings
 from zonda.exceptions import ZondaConfigError
 

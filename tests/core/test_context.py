@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
+
 from zonda.config import load_settings
 from zonda.context import CONTEXT_KEYS, Context, build_context
 from zonda.exceptions import ZondaException

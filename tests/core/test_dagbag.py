@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from zonda.config import load_settings
 from zonda.dagbag import DagBag, list_dag_files
 from zonda.exceptions import DagNotFound

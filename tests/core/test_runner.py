@@ -3,6 +3,7 @@ branching, mapping, TaskFlow and context access, recorded in a real SQLite metas
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from datetime import datetime, timedelta
@@ -51,7 +52,7 @@ def test_retries_until_success_and_records_each_attempt(zonda_metastore, zonda_s
     result = run_dag(dag, "2024-01-01", metastore=zonda_metastore)
     assert result.states() == {"flaky": "success"}
     assert len(calls) == 3
-    assert all(b - a >= 0.19 for a, b in zip(calls, calls[1:], strict=False))
+    assert all(b - a >= 0.19 for a, b in itertools.pairwise(calls))
     row = _tis(zonda_metastore, "retry_dag")["flaky"]
     assert (row.state, row.try_number, row.max_tries) == ("success", 3, 2)
     assert row.hostname and row.pid == os.getpid() and row.duration is not None
@@ -100,7 +101,7 @@ def test_exponential_backoff_timing_in_a_run(zonda_home) -> None:
             retry_exponential_backoff=True,
         )
     run_dag(dag)
-    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
     assert len(gaps) == 3
     for gap, expected in zip(gaps, (0.1, 0.2, 0.4), strict=True):
         assert expected - 0.01 <= gap < expected + 0.5

@@ -15,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from zonda import serde
 from zonda.exceptions import XComSerializationError
 

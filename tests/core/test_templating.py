@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
+
 from zonda.context import build_context
 from zonda.exceptions import TemplateRenderError
 from zonda.templating import DEFAULT_TEMPLATE_EXT, TemplateRenderer, renderer_for_dag

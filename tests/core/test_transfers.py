@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from zonda.exceptions import DagDefinitionError, ZondaException
 from zonda.transfers import BaseTransferOperator, iter_cursor_batches
 

@@ -6,6 +6,7 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+
 from zonda.exceptions import XComSerializationError, XComSizeError
 from zonda.xcom import (
     XCOM_RETURN_KEY,

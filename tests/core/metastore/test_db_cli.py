@@ -6,6 +6,7 @@ import importlib.util
 import json
 
 import pytest
+
 from zonda import cli
 from zonda.metastore import HEAD_REVISION
 from zonda.metastore.db import Metastore

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+
 from zonda.exceptions import MetastoreError
 from zonda.metastore.db import Metastore
 from zonda.metastore.engine import make_engine, normalize_url, redact_url

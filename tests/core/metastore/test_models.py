@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
+
 from zonda.metastore.db import Metastore
 from zonda.metastore.models import (
     ConnectionModel,

@@ -6,11 +6,12 @@ import subprocess
 import sys
 
 import pytest
-import zonda.metastore
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
+
+import zonda.metastore
 from zonda.exceptions import MetastoreError
 from zonda.metastore import HEAD_REVISION
 from zonda.metastore.base import Base

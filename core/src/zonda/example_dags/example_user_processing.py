@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import sqlite3
+from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def fake_user_api(seed: str) -> dict[str, Any]:
 def _create_table(conf: Any) -> str:
     path = database_path(conf)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         db.execute(
             f"""
             CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -77,7 +78,6 @@ def _create_table(conf: Any) -> str:
             )
             """
         )
-    db.close()
     return str(path)
 
 
@@ -105,7 +105,7 @@ def _process_user(user: dict[str, Any], processed_on: str) -> dict[str, str]:
 def _store_user(conf: Any, ti: Any) -> int:
     """Upsert the processed user (re-running a day changes nothing) and return the table's row count."""
     user = ti.xcom_pull(task_ids="process_user")
-    with sqlite3.connect(database_path(conf)) as db:
+    with closing(sqlite3.connect(database_path(conf))) as db, db:
         db.execute(
             f"""
             INSERT INTO {TABLE} (email, firstname, lastname, country, username, password, ds)
@@ -117,7 +117,6 @@ def _store_user(conf: Any, ti: Any) -> int:
             user,
         )
         (rows,) = db.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()
-    db.close()
     return int(rows)
 
 
@@ -192,11 +191,7 @@ with DAG(
 
     report = BashOperator(
         task_id="report",
-        bash_command=(
-            "echo \"{{ ds }}: {{ ti.xcom_pull(task_ids='store_user') }} row(s) in the users table\" && "
-            "echo \"{{ ti.xcom_pull(task_ids='store_user') }}\""
-        ),
-        output_processor=int,
+        bash_command="echo \"{{ ds }}: {{ ti.xcom_pull(task_ids='store_user') }} row(s) in the users table\"",
     )
 
     create_table >> is_api_available >> extract_user >> process_user >> store_user >> report

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy.engine import Connection
+
 from zonda.metastore import models  # noqa: F401  (registers every table on Base.metadata)
 from zonda.metastore.base import Base
 
