@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from zonda.cli._common import add_output_argument, command, print_rows, settings, subcommands
 
 MASK = "***"
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)([^@]*)(@)")
+
+
+def _mask(value: object) -> str:
+    """Secrets are never printed; a URL keeps everything but its password, so it stays useful."""
+    text = str(value)
+    if "://" in text:
+        return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3)}", text)
+    return MASK
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -14,14 +24,25 @@ def register(parser: argparse.ArgumentParser) -> None:
     get = command(subs, "get-value", _get_value, "Print the value of one key")
     get.add_argument("section")
     get.add_argument("key")
+    add_output_argument(get)
     listing = command(subs, "list", _list, "List every key, its value and where it came from")
     listing.add_argument("--section", help="Only this section")
     add_output_argument(listing)
 
 
 def _get_value(args: argparse.Namespace) -> int:
-    value = settings().get(args.section, args.key)
-    print("" if value is None else value)
+    current = settings()
+    value = current.get(args.section, args.key)
+    if args.output == "json":
+        row = {
+            "section": args.section,
+            "key": args.key,
+            "value": value,
+            "source": current.source(args.section, args.key),
+        }
+        print_rows([row], ["section", "key", "value", "source"], "json")
+    else:
+        print("" if value is None else value)
     return 0
 
 
@@ -31,7 +52,7 @@ def _list(args: argparse.Namespace) -> int:
     for option, section, key, value in current.items():
         if args.section and section != args.section:
             continue
-        shown = MASK if option is not None and option.sensitive and value else value
+        shown = _mask(value) if option is not None and option.sensitive and value else value
         rows.append(
             {
                 "section": section,

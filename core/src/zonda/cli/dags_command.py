@@ -17,6 +17,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     show = command(subs, "show", _show, "Show a DAG's tasks and dependencies")
     show.add_argument("dag_id")
     show.add_argument("--format", choices=("text", "dot"), default="text", help="Text tree or Graphviz dot")
+    add_output_argument(show)
     test = command(subs, "test", _test, "Run a whole DAG once in this process and record it in the metastore")
     test.add_argument("dag_id")
     test.add_argument("logical_date", nargs="?", help="Logical date (ISO), default now")
@@ -92,6 +93,11 @@ def _show(args: argparse.Namespace) -> int:
 
     dag = load_dag(settings(), args.dag_id)
     order = dag.topological_order()
+    if args.output == "json":
+        from zonda.serialization import serialize_dag
+
+        print(serialize_dag(dag)[0])
+        return 0
     if args.format == "dot":
         print(f'digraph "{dag.dag_id}" {{\n  rankdir=LR;')
         for task in order:
