@@ -31,6 +31,13 @@ def _to_str(value: Any) -> str:
     return str(value)
 
 
+def _to_list(value: Any) -> list[str]:
+    """A TOML list, or a comma-separated string (environment variables)."""
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
 @dataclass(frozen=True)
 class Option:
     """One documented configuration key."""
@@ -78,6 +85,7 @@ def _options() -> list[Option]:
             sensitive=True,
         ),
         Option("core", "lazy_load_plugins", True, _to_bool, "Import plugins only when their hooks are needed."),
+        Option("core", "blocked_plugins", [], _to_list, "Plugin (or distribution) names never to load."),
         Option(
             "core",
             "test_connection",
@@ -97,6 +105,7 @@ def _options() -> list[Option]:
         Option("xcom", "max_size", 1024 * 1024, int, "Largest XCom value in bytes, measured as stored JSON."),
         Option("logging", "base_log_folder", None, _to_str, "Folder for task logs. Default: $ZONDA_HOME/logs."),
         Option("logging", "logging_level", "INFO", _to_str, "Level of Zonda's own logging."),
+        Option("logging", "task_log_handler", "file", _to_str, "Where task logs go: a name from a log-handler hook."),
         Option(
             "celery",
             "broker_url",

@@ -73,3 +73,11 @@ class MetastoreError(ZondaException):
 
 class ConnectionNotFound(ZondaException):
     """No connection with this id exists in any of the places looked in."""
+
+
+class PolicyViolation(ZondaException):
+    """A ``dag_policy`` or ``task_policy`` rejected a DAG; the file becomes an import error."""
+
+
+class PluginError(ZondaException):
+    """A plugin could not be loaded or used."""

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 #: Command groups in the order ``zonda --help`` lists them: (name, module, help).
 COMMAND_GROUPS: list[tuple[str, str, str]] = [
@@ -19,10 +20,14 @@ COMMAND_GROUPS: list[tuple[str, str, str]] = [
     ("dags", "zonda.cli.dags_command", "List, show and test DAGs"),
     ("tasks", "zonda.cli.tasks_command", "List and test tasks"),
     ("config", "zonda.cli.config_command", "Read the configuration"),
+    ("connections", "zonda.cli.connections_command", "Manage connections"),
+    ("providers", "zonda.cli.providers_command", "List installed providers and what they offer"),
+    ("plugins", "zonda.cli.plugins_command", "List plugins, their hooks and load errors"),
+    ("rotate-fernet-key", "zonda.cli.rotate_fernet_key_command", "Re-encrypt every secret with the first key"),
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extra_commands: Sequence[Any] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zonda",
         description="Zonda: author, run and watch data pipelines.",
@@ -33,11 +38,37 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(module_name)
         sub = groups.add_parser(name, help=help_text, description=help_text)
         module.register(sub)
+    for extra in extra_commands:
+        sub = groups.add_parser(extra.name, help=extra.help, description=extra.help)
+        sub.set_defaults(handler=extra.handler)
+        if extra.register is not None:
+            extra.register(sub)
     return parser
 
 
+def _plugin_commands() -> list[Any]:
+    """Commands from plugins (hook ``zonda_cli_commands``). Only called for a command that is not built in,
+    so ``zonda --help`` and every built-in command start without importing any plugin."""
+    from zonda.config import load_settings
+    from zonda.plugins.manager import PluginManager
+
+    manager = PluginManager.from_settings(load_settings())
+    builtin = {name for name, _, _ in COMMAND_GROUPS}
+    commands = []
+    for result in manager.call("zonda_cli_commands"):
+        for cmd in result:
+            if cmd.name in builtin:
+                print(f"warning: plugin command {cmd.name!r} clashes with a built-in command; ignored", file=sys.stderr)
+                continue
+            commands.append(cmd)
+    return commands
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in argv if not a.startswith("-")), None)
+    extra = _plugin_commands() if first and first not in {name for name, _, _ in COMMAND_GROUPS} else []
+    parser = build_parser(extra)
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:
