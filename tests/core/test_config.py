@@ -215,3 +215,10 @@ def test_sensitive_options_are_marked():
     for name in [("core", "fernet_key"), ("database", "sql_alchemy_conn"), ("webserver", "secret_key")]:
         assert OPTIONS[name].sensitive, name
     assert not OPTIONS[("core", "parallelism")].sensitive
+
+
+@pytest.mark.parametrize("value", ["true", "80.9"])
+def test_non_integer_toml_value_for_int_key_is_an_error(zonda_home, value):
+    write_toml(zonda_home, f"[webserver]\nport = {value}\n")
+    with pytest.raises(ZondaConfigError, match=r"\[webserver\] port"):
+        load_settings()

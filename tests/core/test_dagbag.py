@@ -422,3 +422,56 @@ def test_fixed_file_is_reimported_cleanly(dags):
     bag = bag_of(dags)
     assert bag.import_errors == {}
     assert list(bag.dags) == ["flaky"]
+
+
+# --- known core bugs (strict xfail: they flip to failures once fixed, so the marker gets removed) -----------
+
+
+def test_dag_file_can_import_helper_module_from_dags_folder(dags):
+    write(dags, "common/__init__.py", "")
+    write(dags, "common/helpers.py", "TASK_ID = 'from_helper'\n")
+    write(
+        dags,
+        "uses_helper.py",
+        """
+        from zonda import DAG
+        from zonda.operators import EmptyOperator
+        from common.helpers import TASK_ID
+
+        with DAG("uses_helper"):
+            EmptyOperator(task_id=TASK_ID)
+        """,
+    )
+    bag = bag_of(dags)
+    assert bag.import_errors == {}
+    assert bag.get_dag("uses_helper").task_ids == ["from_helper"]
+
+
+def test_import_timeout_does_not_cancel_an_outer_alarm(dags):
+    import signal
+
+    write(dags, "a.py", simple_dag("a"))
+    previous = signal.signal(signal.SIGALRM, lambda *_: None)
+    remaining_before = signal.getitimer(signal.ITIMER_REAL)[0]
+    signal.setitimer(signal.ITIMER_REAL, 120)
+    try:
+        DagBag(dags, import_timeout=5).collect()
+        remaining = signal.getitimer(signal.ITIMER_REAL)[0]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, remaining_before)
+        signal.signal(signal.SIGALRM, previous)
+    assert remaining > 100
+
+
+def test_import_timeout_in_a_thread_names_the_setting(dags):
+    import threading
+
+    slow = write(dags, "slow.py", "import time\nfrom zonda import DAG\nfor _ in range(40):\n    time.sleep(0.05)\n")
+    write(dags, "good.py", simple_dag("good"))
+    found: dict[str, DagBag] = {}
+    thread = threading.Thread(target=lambda: found.setdefault("bag", DagBag(dags, import_timeout=0.3).collect()))
+    thread.start()
+    thread.join(10)
+    bag = found["bag"]
+    assert sorted(bag.dags) == ["good"]
+    assert "core.dagbag_import_timeout" in bag.import_errors[str(slow.resolve())]

@@ -31,6 +31,20 @@ def _to_str(value: Any) -> str:
     return str(value)
 
 
+def _to_int(value: Any) -> int:
+    """Integers only: a TOML ``true`` or ``80.9`` is a mistake, not 1 or 80."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected an integer, got the boolean {value!r}")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"expected an integer, got {value!r}")
+        return int(value)
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"expected an integer, got {value!r}") from None
+
+
 def _to_list(value: Any) -> list[str]:
     """A TOML list, or a comma-separated string (environment variables)."""
     if isinstance(value, list | tuple):
@@ -63,7 +77,7 @@ def _options() -> list[Option]:
             "SequentialExecutor, LocalExecutor, CeleryExecutor or a class path. "
             "Default: SequentialExecutor with SQLite, else LocalExecutor.",
         ),
-        Option("core", "parallelism", 32, int, "Task instances running at once in the whole installation."),
+        Option("core", "parallelism", 32, _to_int, "Task instances running at once in the whole installation."),
         Option(
             "core",
             "max_active_tasks_per_dag",
@@ -72,7 +86,7 @@ def _options() -> list[Option]:
             "Running task instances per DAG (DAG arg max_active_tasks).",
             aliases=("dag_concurrency",),
         ),
-        Option("core", "max_active_runs_per_dag", 16, int, "Active runs per DAG (DAG argument max_active_runs)."),
+        Option("core", "max_active_runs_per_dag", 16, _to_int, "Active runs per DAG (DAG argument max_active_runs)."),
         Option("core", "load_examples", True, _to_bool, "Load the example DAGs shipped with Zonda."),
         Option("core", "dagbag_import_timeout", 30.0, float, "Seconds a DAG file may take to import."),
         Option("core", "default_timezone", "utc", _to_str, "Timezone of naive datetimes in DAG files."),
@@ -101,8 +115,8 @@ def _options() -> list[Option]:
             "SQLAlchemy URL of the metastore. Default: sqlite:///$ZONDA_HOME/zonda.db.",
             sensitive=True,
         ),
-        Option("database", "sql_alchemy_pool_size", 5, int, "Connections kept open per process (not SQLite)."),
-        Option("xcom", "max_size", 1024 * 1024, int, "Largest XCom value in bytes, measured as stored JSON."),
+        Option("database", "sql_alchemy_pool_size", 5, _to_int, "Connections kept open per process (not SQLite)."),
+        Option("xcom", "max_size", 1024 * 1024, _to_int, "Largest XCom value in bytes, measured as stored JSON."),
         Option("logging", "base_log_folder", None, _to_str, "Folder for task logs. Default: $ZONDA_HOME/logs."),
         Option("logging", "logging_level", "INFO", _to_str, "Level of Zonda's own logging."),
         Option("logging", "task_log_handler", "file", _to_str, "Where task logs go: a name from a log-handler hook."),
@@ -124,7 +138,7 @@ def _options() -> list[Option]:
             aliases=("celery_result_backend",),
             sensitive=True,
         ),
-        Option("celery", "flower_port", 5555, int, "Port of `zonda celery flower`."),
+        Option("celery", "flower_port", 5555, _to_int, "Port of `zonda celery flower`."),
         Option(
             "scheduler",
             "dag_dir_list_interval",
@@ -132,7 +146,7 @@ def _options() -> list[Option]:
             int,
             "Seconds between full rescans of the DAGs folder; new and changed files are seen within seconds.",
         ),
-        Option("webserver", "port", 8080, int, "Port of the web server."),
+        Option("webserver", "port", 8080, _to_int, "Port of the web server."),
         Option("webserver", "secret_key", "", _to_str, "Key signing web sessions.", sensitive=True),
     ]
 

@@ -14,15 +14,21 @@ if TYPE_CHECKING:
     from zonda.metastore.db import Metastore
 
 
-def load_bag(settings: Settings, dag_id: str | None = None) -> DagBag:
+def plugin_manager(settings: Settings) -> Any:
+    from zonda.plugins.manager import PluginManager
+
+    return PluginManager.from_settings(settings)
+
+
+def load_bag(settings: Settings, dag_id: str | None = None, plugins: Any = None) -> DagBag:
     from zonda.dagbag import DagBag
 
-    bag = DagBag.from_settings(settings)
+    bag = DagBag.from_settings(settings, plugins=plugins if plugins is not None else plugin_manager(settings))
     return bag.collect_for(dag_id) if dag_id else bag.collect()
 
 
-def load_dag(settings: Settings, dag_id: str) -> DAG:
-    return load_bag(settings, dag_id).get_dag(dag_id)
+def load_dag(settings: Settings, dag_id: str, plugins: Any = None) -> DAG:
+    return load_bag(settings, dag_id, plugins).get_dag(dag_id)
 
 
 def open_metastore(settings: Settings) -> Metastore:

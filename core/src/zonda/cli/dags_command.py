@@ -82,6 +82,8 @@ def _record_errors(bag: object) -> None:
         from zonda.metastore.db import Metastore
 
         metastore = Metastore.from_settings(current)
+        if metastore.current_revision() is None:
+            return  # not initialised yet (e.g. only `zonda db check` ran): nothing to keep current
         metastore.ensure_ready(auto_init=False)
         record_import_errors(metastore, bag)
     except Exception as exc:  # the listing itself must still work without a usable metastore
@@ -118,7 +120,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
-    from zonda.cli._loading import load_dag, open_metastore, parse_conf, parse_date
+    from zonda.cli._loading import load_dag, open_metastore, parse_conf, parse_date, plugin_manager
     from zonda.cli.run_report import print_run_report
     from zonda.runner.dag_runner import InProcessDagRunner
     from zonda.runner.store import MetastoreRunStore
@@ -126,7 +128,8 @@ def _test(args: argparse.Namespace) -> int:
     current = settings()
     logical_date = parse_date(args.logical_date)
     conf = parse_conf(args.conf)
-    dag = load_dag(current, args.dag_id)
+    plugins = plugin_manager(current)
+    dag = load_dag(current, args.dag_id, plugins)
     metastore = open_metastore(current)
     runner = InProcessDagRunner(
         dag,
@@ -134,6 +137,7 @@ def _test(args: argparse.Namespace) -> int:
         settings=current,
         log_folder=current.log_folder,
         xcom_max_size=int(current.get("xcom", "max_size")),
+        plugins=plugins,
     )
     result = runner.run(logical_date, conf=conf)
     if args.quiet:

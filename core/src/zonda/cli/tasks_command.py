@@ -45,11 +45,12 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
-    from zonda.cli._loading import load_dag, parse_conf, parse_date
+    from zonda.cli._loading import load_dag, parse_conf, parse_date, plugin_manager
     from zonda.runner.single_task import test_task
 
     current = settings()
-    dag = load_dag(current, args.dag_id)
+    plugins = plugin_manager(current)
+    dag = load_dag(current, args.dag_id, plugins)
     outcome = test_task(
         dag,
         args.task_id,
@@ -58,6 +59,7 @@ def _test(args: argparse.Namespace) -> int:
         conf=parse_conf(args.conf),
         map_index=args.map_index,
         echo=True,
+        plugins=plugins,
     )
     print(f"\nTask {outcome.ti.label}: {outcome.ti.state.value}")
     if outcome.ti.error:

@@ -32,6 +32,8 @@ log = logging.getLogger("zonda.plugins")
 
 ENTRY_POINT_GROUP = "zonda.plugins"
 BUILTIN_NAME = "zonda.builtin"
+#: Hooks :mod:`zonda.plugins.builtin` implements (a test keeps this in sync).
+BUILTIN_HOOKS = frozenset({"zonda_task_log_handlers"})
 
 
 @dataclass
@@ -92,6 +94,8 @@ class PluginManager:
         self._records: dict[str, PluginRecord] = {}
         self._loaded = False
         self.call_errors: list[tuple[str, str, str]] = []
+        self._only_builtin_cache: bool | None = None
+        self._extra_registered = False
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> PluginManager:
@@ -200,6 +204,7 @@ class PluginManager:
     def register(self, plugin: Any, name: str, *, kind: str = "object") -> bool:
         """Register an already-imported plugin object (tests, embedding). Returns False if it was rejected."""
         self.load()
+        self._extra_registered = True
         record = self._records.setdefault(name, PluginRecord(PluginSource(name, kind, repr(plugin))))
         if name in self.blocked:
             record.blocked = True
@@ -248,12 +253,23 @@ class PluginManager:
 
     # --- calling ----------------------------------------------------------------------------------------
 
+    def _only_builtin(self) -> bool:
+        """True when nothing but Zonda's built-ins is installed: listener calls then cost nothing at all
+        (not even importing pluggy), which keeps plugin support free for users without plugins."""
+        if self._only_builtin_cache is None:
+            self._only_builtin_cache = not self.include_builtin or all(s.kind == "builtin" for s in self.sources())
+        return self._only_builtin_cache and not self._extra_registered
+
     def has_implementations(self, hook_name: str) -> bool:
+        if self._only_builtin() and hook_name not in BUILTIN_HOOKS:
+            return False
         self.load()
         return bool(getattr(self.pluggy.hook, hook_name).get_hookimpls())
 
     def call(self, hook_name: str, **kwargs: Any) -> list[Any]:
         """Call every implementation of ``hook_name`` (pluggy's order); one that raises is logged and skipped."""
+        if self._only_builtin() and hook_name not in BUILTIN_HOOKS:
+            return []
         self.load()
         caller = getattr(self.pluggy.hook, hook_name)
         results = []
@@ -271,6 +287,8 @@ class PluginManager:
 
     def call_first(self, hook_name: str, **kwargs: Any) -> Any:
         """The first non-None result (for ``firstresult`` hooks), isolated like :meth:`call`."""
+        if self._only_builtin() and hook_name not in BUILTIN_HOOKS:
+            return None
         self.load()
         caller = getattr(self.pluggy.hook, hook_name)
         for impl in reversed(caller.get_hookimpls()):
@@ -289,6 +307,8 @@ class PluginManager:
         """Policies may reject: an exception propagates, naming the plugin, so the caller can refuse the DAG."""
         from zonda.exceptions import PolicyViolation
 
+        if self._only_builtin() and hook_name not in BUILTIN_HOOKS:
+            return
         self.load()
         caller = getattr(self.pluggy.hook, hook_name)
         for impl in reversed(caller.get_hookimpls()):

@@ -96,6 +96,7 @@ class InProcessDagRunner:
         xcom_max_size: int = 1024 * 1024,
         extra_macros: Mapping[str, Any] | None = None,
         max_retry_wait: float = 3600.0,
+        plugins: Any = None,
     ) -> None:
         self.dag = dag
         self.store = store
@@ -104,6 +105,7 @@ class InProcessDagRunner:
         self.xcom_max_size = xcom_max_size
         self.extra_macros = dict(extra_macros or {})
         self.max_retry_wait = max_retry_wait
+        self.plugins = plugins
 
     def run(
         self,
@@ -124,7 +126,17 @@ class InProcessDagRunner:
         run.state = DagRunState.RUNNING.value
         run.start_date = utcnow()
         self.store.create_dag_run(run)
-        return _Execution(self, run, order, params).run()
+        self._notify("on_dag_run_running", dag_run=run, msg="started")
+        result = _Execution(self, run, order, params).run()
+        if result.succeeded:
+            self._notify("on_dag_run_success", dag_run=run, msg="success")
+        else:
+            self._notify("on_dag_run_failed", dag_run=run, msg="deadlocked" if result.deadlocked else "task_failure")
+        return result
+
+    def _notify(self, hook: str, **kwargs: Any) -> None:
+        if self.plugins is not None:
+            self.plugins.call(hook, **kwargs)
 
     def make_environment(
         self, params: Mapping[str, Any], *, test_mode: bool = False, echo: bool = False
@@ -132,7 +144,11 @@ class InProcessDagRunner:
         from zonda.macros import default_macros
 
         dag = self.dag
-        macros = default_macros({**self.extra_macros, **dag.user_defined_macros})
+        plugin_macros: dict[str, Any] = {}
+        if self.plugins is not None:
+            for result in self.plugins.call("zonda_template_macros"):
+                plugin_macros.update(result)
+        macros = default_macros({**plugin_macros, **self.extra_macros})
 
         def renderer() -> Any:
             from zonda.templating import TemplateRenderer
@@ -152,6 +168,7 @@ class InProcessDagRunner:
             test_mode=test_mode,
             echo_logs=echo,
             params=params,
+            plugins=self.plugins,
         )
 
 
@@ -221,6 +238,8 @@ class _Execution:
 
     def _queue(self, task_id: str, map_index: int) -> None:
         ti = self._ti(task_id, map_index)
+        if self.runner.plugins is not None:
+            self.runner.plugins.call("task_instance_mutation", task_instance=ti)
         ti.state = S.QUEUED
         ti.queued_dttm = utcnow()
         heapq.heappush(self.ready, (self.position[task_id], map_index, task_id))

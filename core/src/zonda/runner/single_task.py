@@ -33,6 +33,7 @@ def test_task(
     conf: Mapping[str, Any] | None = None,
     map_index: int = -1,
     echo: bool = False,
+    plugins: Any = None,
 ) -> TaskTestOutcome:
     from zonda import serde
     from zonda.runner.dag_runner import InProcessDagRunner, make_run_info
@@ -52,6 +53,7 @@ def test_task(
             settings=settings,
             log_folder=Path(tmp),
             xcom_max_size=int(settings.get("xcom", "max_size")) if settings else 1024 * 1024,
+            plugins=plugins,
         )
         operator: Any = node
         if node.is_mapped:

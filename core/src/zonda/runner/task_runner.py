@@ -70,6 +70,7 @@ class RunEnvironment:
     echo_logs: bool = False
     record_state: bool = True
     params: Mapping[str, Any] | None = None
+    plugins: Any = None
 
 
 class TaskRunner:
@@ -88,6 +89,7 @@ class TaskRunner:
         from zonda.runner.logs import attempt_log_path, capture_attempt_log
 
         run = ti.dag_run
+        previous_state = ti.state.value if ti.state is not S.NONE else None
         ti.try_number += 1
         ti.state = S.RUNNING
         ti.start_date = utcnow()
@@ -117,6 +119,7 @@ class TaskRunner:
                 "queued_dttm": ti.queued_dttm,
             },
         )
+        self._notify("on_task_instance_running", previous_state=previous_state, task_instance=ti)
         started = time.perf_counter()
         context: Context | None = None
         with capture_attempt_log(ti.log_path, echo=self.env.echo_logs):
@@ -165,7 +168,29 @@ class TaskRunner:
             task_log.info("Attempt ended: %s after %.3f s", ti.state.value, ti.duration or 0.0)
             if context is not None:
                 self._callbacks(ti, operator, context, exception)
+            self._notify_outcome(ti, exception)
         return ti.state
+
+    def _notify(self, hook: str, **kwargs: Any) -> None:
+        plugins = self.env.plugins
+        if plugins is not None:
+            plugins.call(hook, **kwargs)
+
+    def _notify_outcome(self, ti: TaskInstance, exception: BaseException | None) -> None:
+        if self.env.plugins is None:
+            return
+        if ti.state is S.SUCCESS:
+            self._notify("on_task_instance_success", previous_state="running", task_instance=ti)
+        elif ti.state is S.SKIPPED:
+            self._notify("on_task_instance_skipped", previous_state="running", task_instance=ti)
+        elif ti.state in (S.FAILED, S.UP_FOR_RETRY):
+            self._notify(
+                "on_task_instance_failed",
+                previous_state="running",
+                task_instance=ti,
+                error=exception,
+                will_retry=ti.state is S.UP_FOR_RETRY,
+            )
 
     # --- steps --------------------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,12 +29,17 @@ def deadline(seconds: float | None, message: str) -> Iterator[None]:
             raise ZondaTaskTimeout(message)
 
         previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+        outer_remaining, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+        started = time.monotonic()
         try:
             yield
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+            if outer_remaining > 0:
+                # Someone else (an outer deadline, pytest-timeout) had a timer running: re-arm what is left.
+                left = outer_remaining - (time.monotonic() - started)
+                signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
         return
     target = threading.get_ident()
     cancelled = threading.Event()
@@ -46,5 +52,10 @@ def deadline(seconds: float | None, message: str) -> Iterator[None]:
     thread.start()
     try:
         yield
+    except ZondaTaskTimeout as exc:
+        if exc.args:
+            raise
+        # Raised asynchronously as a bare class: give it the message.
+        raise ZondaTaskTimeout(message) from None
     finally:
         cancelled.set()

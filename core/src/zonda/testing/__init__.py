@@ -33,6 +33,7 @@ def run_dag(
     metastore: Metastore | None = None,
     settings: Settings | None = None,
     log_folder: Path | str | None = None,
+    plugins: Any = None,
 ) -> DagRunResult:
     """Run every task of ``dag`` once, in dependency order, and return the run with its task instances."""
     from zonda.config import load_settings
@@ -48,6 +49,7 @@ def run_dag(
         settings=settings,
         log_folder=Path(log_folder) if log_folder is not None else settings.log_folder,
         xcom_max_size=int(settings.get("xcom", "max_size")),
+        plugins=plugins,
     )
     return runner.run(coerce_datetime(logical_date), conf=conf)
 
