@@ -190,9 +190,10 @@ class PluginManager:
         return self
 
     def _import(self, source: PluginSource) -> Any:
-        if source.kind in ("builtin", "folder"):
-            module_name = source.location if source.kind == "builtin" else source.name
-            return importlib.import_module(module_name)
+        if source.kind == "builtin":
+            return importlib.import_module(source.location)
+        if source.kind == "folder":
+            return _import_file(source.name, Path(source.location))
         if ":" in source.location:
             module_name, _, attr = source.location.partition(":")
             target: Any = importlib.import_module(module_name.strip())
@@ -250,6 +251,11 @@ class PluginManager:
         record.loaded = True
         record.hooks = sorted(hooks)
         return True
+
+    def make_folder_importable(self) -> None:
+        """Put the plugins folder on ``sys.path`` without importing anything (DAG files import from it)."""
+        if self.plugins_folder is not None and self.plugins_folder.is_dir():
+            ensure_on_path(self.plugins_folder)
 
     # --- calling ----------------------------------------------------------------------------------------
 
@@ -325,6 +331,33 @@ class PluginManager:
 
     def errors(self) -> list[PluginRecord]:
         return [r for r in self.records() if r.error]
+
+
+def _import_file(name: str, path: Path) -> Any:
+    """Import a plugins-folder module or package from exactly this path, under its plain name (so DAG files
+    importing it by name get the same module)."""
+    import importlib.util
+
+    existing = sys.modules.get(name)
+    if existing is not None and Path(getattr(existing, "__file__", "") or "").resolve() in (
+        path.resolve(),
+        (path / "__init__.py").resolve(),
+    ):
+        return existing
+    if path.is_dir():
+        spec = importlib.util.spec_from_file_location(name, path / "__init__.py", submodule_search_locations=[str(path)])
+    else:
+        spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import plugin {name!r} from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
 
 
 def ensure_on_path(folder: Path) -> None:

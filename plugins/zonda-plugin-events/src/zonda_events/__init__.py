@@ -1,0 +1,1 @@
+"""An example pip-installable Zonda plugin: event log listener plus a CLI command."""
