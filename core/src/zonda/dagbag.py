@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from zonda import _context_stack
 from zonda.exceptions import DagNotFound, ZondaTaskTimeout
@@ -116,21 +116,24 @@ class DagBag:
         include_examples: bool = False,
         import_timeout: float = 30.0,
         safe_mode: bool = True,
+        plugins: Any = None,
     ) -> None:
         self.dags_folder = Path(dags_folder) if dags_folder is not None else None
         self.include_examples = include_examples
         self.import_timeout = import_timeout
         self.safe_mode = safe_mode
+        self.plugins = plugins
         self.dags: dict[str, DAG] = {}
         self.import_errors: dict[str, str] = {}
         self.files: dict[str, FileResult] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DagBag:
+    def from_settings(cls, settings: Settings, plugins: Any = None) -> DagBag:
         return cls(
             settings.dags_folder,
             include_examples=bool(settings.get("core", "load_examples")),
             import_timeout=float(settings.get("core", "dagbag_import_timeout")),
+            plugins=plugins,
         )
 
     def candidate_files(self) -> list[Path]:
@@ -182,6 +185,13 @@ class DagBag:
 
         path = path.resolve()
         key = str(path)
+        if self.dags_folder is not None and self.dags_folder.is_dir():
+            # As in Airflow, DAG files may import helper modules that sit next to them.
+            folder = str(self.dags_folder.resolve())
+            if folder not in sys.path:
+                sys.path.append(folder)
+        if self.plugins is not None:
+            self.plugins.make_folder_importable()
         result = FileResult(path=key)
         self.files[key] = result
         module_name = "zonda_dag_" + hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:16]
@@ -228,6 +238,7 @@ class DagBag:
                 dag.fileloc = str(path)
             try:
                 dag.validate()
+                self._apply_policies(dag)
             except Exception as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
                 continue
@@ -242,6 +253,19 @@ class DagBag:
             result.dag_ids.append(dag.dag_id)
         if errors:
             result.error = "\n".join(errors)
+
+    def _apply_policies(self, dag: DAG) -> None:
+        """``dag_policy`` then ``task_policy`` from plugins; a rejection names the DAG, the policy and why."""
+        if self.plugins is None:
+            return
+        from zonda.exceptions import PolicyViolation
+
+        try:
+            self.plugins.call_policy("dag_policy", dag=dag)
+            for task in dag.tasks:
+                self.plugins.call_policy("task_policy", task=task)
+        except PolicyViolation as exc:
+            raise PolicyViolation(f"DAG {dag.dag_id!r}: {exc}") from None
 
     def __iter__(self) -> Iterator[DAG]:
         return iter(self.dags.values())
@@ -270,7 +294,7 @@ def record_import_errors(metastore: object, bag: DagBag) -> None:
     """Replace the metastore's import errors of the files this bag processed with the current ones."""
     from sqlalchemy import delete, insert
 
-    from zonda.metastore.models import ImportErrorModel, filename_hash
+    from zonda.metastore.tables import filename_hash, import_error
     from zonda.timezone import utcnow
 
     engine = metastore.engine  # type: ignore[attr-defined]
@@ -280,12 +304,10 @@ def record_import_errors(metastore: object, bag: DagBag) -> None:
     with engine.begin() as conn:
         hashes = [filename_hash(p) for p in processed]
         for start in range(0, len(hashes), 500):
-            conn.execute(
-                delete(ImportErrorModel).where(ImportErrorModel.filename_hash.in_(hashes[start : start + 500]))
-            )
+            conn.execute(delete(import_error).where(import_error.c.filename_hash.in_(hashes[start : start + 500])))
         rows = [
             {"filename": f, "filename_hash": filename_hash(f), "stacktrace": e, "timestamp": utcnow()}
             for f, e in bag.import_errors.items()
         ]
         if rows:
-            conn.execute(insert(ImportErrorModel), rows)
+            conn.execute(insert(import_error), rows)

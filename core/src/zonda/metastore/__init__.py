@@ -16,7 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from zonda.metastore.base import Base, LongText, UtcDateTime
+    from zonda.metastore.base import Base
     from zonda.metastore.db import Metastore
     from zonda.metastore.engine import make_engine, redact_url
     from zonda.metastore.models import (
@@ -28,14 +28,15 @@ if TYPE_CHECKING:
         TaskInstanceModel,
         XComModel,
     )
+    from zonda.metastore.types import LongText, UtcDateTime
 
 #: The Alembic revision of the newest migration (``migrations/versions/<revision>_*.py``).
 HEAD_REVISION = "0001"
 
 _LAZY: dict[str, str] = {
     "Base": "zonda.metastore.base",
-    "LongText": "zonda.metastore.base",
-    "UtcDateTime": "zonda.metastore.base",
+    "LongText": "zonda.metastore.types",
+    "UtcDateTime": "zonda.metastore.types",
     "Metastore": "zonda.metastore.db",
     "make_engine": "zonda.metastore.engine",
     "redact_url": "zonda.metastore.engine",

@@ -3,7 +3,9 @@
 Nothing here is global: a process (or a test) builds a ``Metastore`` from a URL or from settings and passes
 it along. Alembic takes about half a second to import, so only :meth:`~Metastore.init`,
 :meth:`~Metastore.migrate`, :meth:`~Metastore.reset` and :meth:`~Metastore.check` load it; the start-up path
-every command takes, :meth:`~Metastore.ensure_ready`, reads ``alembic_version`` with a plain query.
+every command takes, :meth:`~Metastore.ensure_ready`, reads ``alembic_version`` with a plain query. Likewise
+``sqlalchemy.orm`` (a few hundred milliseconds with the models) loads only when a session is asked for: the
+run path uses the Core tables of :mod:`zonda.metastore.tables`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from zonda.exceptions import MetastoreError
 from zonda.metastore import HEAD_REVISION
@@ -24,6 +25,7 @@ from zonda.metastore.engine import make_engine, redact_url
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.orm import Session, sessionmaker
 
     from zonda.config import Settings
 
@@ -63,6 +65,8 @@ class Metastore:
 
     @cached_property
     def sessionmaker(self) -> sessionmaker[Session]:
+        from sqlalchemy.orm import sessionmaker
+
         return sessionmaker(bind=self.engine, expire_on_commit=False)
 
     @property
@@ -165,11 +169,10 @@ class Metastore:
 
     def reset(self) -> None:
         """Drop every Zonda table (and ``alembic_version``), then initialize again. All data is lost."""
-        from zonda.metastore.base import Base
-        from zonda.metastore.models import __all__ as _models  # noqa: F401  (registers the tables)
+        from zonda.metastore.tables import metadata
 
         with self.engine.begin() as conn:
-            Base.metadata.drop_all(conn)
+            metadata.drop_all(conn)
             conn.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
         self.init()
 
@@ -215,10 +218,9 @@ def _read_revision(conn: Connection) -> str | None:
 
 
 def _has_zonda_tables(conn: Connection) -> bool:
-    from zonda.metastore.base import Base
-    from zonda.metastore.models import __all__ as _models  # noqa: F401  (registers the tables)
+    from zonda.metastore.tables import metadata
 
-    return bool(set(inspect(conn).get_table_names()) & set(Base.metadata.tables))
+    return bool(set(inspect(conn).get_table_names()) & set(metadata.tables))
 
 
 def _is_known_revision(revision: str) -> bool:

@@ -1,9 +1,10 @@
 """Where a run's state goes: the metastore (``dags test``) or memory (``tasks test``, which records nothing).
 
 The runner talks to one small interface, :class:`RunStore`, so the same code path runs a task whether its
-state is persisted or not. The metastore implementation uses SQLAlchemy Core statements on the ORM tables:
-one short transaction per state change keeps other readers (the CLI, later the UI) up to date while the
-per-task cost stays well under a millisecond.
+state is persisted or not. The metastore implementation uses SQLAlchemy Core statements on the Core tables of
+:mod:`zonda.metastore.tables` and never imports ``sqlalchemy.orm`` or the models (that import alone would cost
+more than a short ``dags test``): one short transaction per state change keeps other readers (the CLI, later
+the UI) up to date while the per-task cost stays well under a millisecond.
 """
 
 from __future__ import annotations
@@ -113,11 +114,11 @@ class MetastoreRunStore:
     """Persists runs, task instances and XComs in the metastore."""
 
     def __init__(self, metastore: Metastore) -> None:
-        from zonda.metastore import models
+        from zonda.metastore import tables
 
         self.metastore = metastore
         self.engine = metastore.engine
-        self.m = models
+        self.t = tables
         self._conn: Any = None
         self._ti_updates: dict[tuple[str, ...], Any] = {}
 
@@ -128,7 +129,7 @@ class MetastoreRunStore:
         from zonda.serialization import serialize_dag
         from zonda.timezone import utcnow
 
-        m = self.m
+        dag_t, ser_t = self.t.dag, self.t.serialized_dag
         data, digest = serialize_dag(dag)
         now = utcnow()
         dag_values = {
@@ -145,19 +146,17 @@ class MetastoreRunStore:
             "last_parsed_time": now,
         }
         with self.engine.begin() as conn:
-            exists = conn.execute(select(m.DagModel.dag_id).where(m.DagModel.dag_id == dag.dag_id)).first()
+            exists = conn.execute(select(dag_t.c.dag_id).where(dag_t.c.dag_id == dag.dag_id)).first()
             if exists:
-                conn.execute(update(m.DagModel).where(m.DagModel.dag_id == dag.dag_id).values(**dag_values))
+                conn.execute(update(dag_t).where(dag_t.c.dag_id == dag.dag_id).values(**dag_values))
             else:
                 paused = bool(dag.is_paused_upon_creation) if dag.is_paused_upon_creation is not None else False
-                conn.execute(insert(m.DagModel).values(dag_id=dag.dag_id, is_paused=paused, **dag_values))
-            current = conn.execute(
-                select(m.SerializedDagModel.dag_hash).where(m.SerializedDagModel.dag_id == dag.dag_id)
-            ).scalar()
+                conn.execute(insert(dag_t).values(dag_id=dag.dag_id, is_paused=paused, **dag_values))
+            current = conn.execute(select(ser_t.c.dag_hash).where(ser_t.c.dag_id == dag.dag_id)).scalar()
             if current != digest:
-                conn.execute(delete(m.SerializedDagModel).where(m.SerializedDagModel.dag_id == dag.dag_id))
+                conn.execute(delete(ser_t).where(ser_t.c.dag_id == dag.dag_id))
                 conn.execute(
-                    insert(m.SerializedDagModel).values(
+                    insert(ser_t).values(
                         dag_id=dag.dag_id, data=data, dag_hash=digest, fileloc=dag.fileloc, last_updated=now
                     )
                 )
@@ -165,22 +164,20 @@ class MetastoreRunStore:
     def create_dag_run(self, run: DagRunInfo) -> int:
         from sqlalchemy import delete, insert
 
-        m = self.m
+        dr = self.t.dag_run
         with self.engine.begin() as conn:
             # Re-running the same run id (``dags test`` twice for one date) replaces the old run, as Airflow does.
-            conn.execute(
-                delete(m.DagRunModel).where(m.DagRunModel.dag_id == run.dag_id, m.DagRunModel.run_id == run.run_id)
-            )
-            result = conn.execute(insert(m.DagRunModel).values(**_run_values(run)))
+            conn.execute(delete(dr).where(dr.c.dag_id == run.dag_id, dr.c.run_id == run.run_id))
+            result = conn.execute(insert(dr).values(**_run_values(run)))
             run.id = int(result.inserted_primary_key[0])
         return run.id
 
     def update_dag_run(self, run: DagRunInfo) -> None:
         from sqlalchemy import update
 
-        m = self.m
+        dr = self.t.dag_run
         with self.engine.begin() as conn:
-            conn.execute(update(m.DagRunModel).where(m.DagRunModel.id == run.id).values(**_run_values(run)))
+            conn.execute(update(dr).where(dr.c.id == run.id).values(**_run_values(run)))
 
     def create_task_instances(self, run: DagRunInfo, rows: Sequence[Mapping[str, Any]]) -> None:
         from sqlalchemy import insert
@@ -189,17 +186,17 @@ class MetastoreRunStore:
             return
         base = {"dag_run_id": run.id, "dag_id": run.dag_id, "run_id": run.run_id}
         with self.engine.begin() as conn:
-            conn.execute(insert(self.m.TaskInstanceModel), [{**_ti_defaults(), **base, **row} for row in rows])
+            conn.execute(insert(self.t.task_instance), [{**_ti_defaults(), **base, **row} for row in rows])
 
     def expand_task_instances(self, run: DagRunInfo, task_id: str, count: int, row: Mapping[str, Any]) -> None:
         from sqlalchemy import insert, update
 
-        ti = self.m.TaskInstanceModel
+        ti = self.t.task_instance
         base = {"dag_run_id": run.id, "dag_id": run.dag_id, "run_id": run.run_id, "task_id": task_id}
         with self.engine.begin() as conn:
             conn.execute(
                 update(ti)
-                .where(ti.dag_run_id == run.id, ti.task_id == task_id, ti.map_index == -1)
+                .where(ti.c.dag_run_id == run.id, ti.c.task_id == task_id, ti.c.map_index == -1)
                 .values(map_index=0, **row)
             )
             if count > 1:
@@ -215,7 +212,7 @@ class MetastoreRunStore:
         if stmt is None:
             from sqlalchemy import bindparam, update
 
-            table = self.m.TaskInstanceModel.__table__
+            table = self.t.task_instance
             stmt = (
                 update(table)
                 .where(
@@ -254,8 +251,8 @@ class MetastoreRunStore:
 
         from zonda.timezone import utcnow
 
-        x = self.m.XComModel
-        where = (x.dag_run_id == run.id, x.task_id == task_id, x.map_index == map_index, x.key == key)
+        x = self.t.xcom
+        where = (x.c.dag_run_id == run.id, x.c.task_id == task_id, x.c.map_index == map_index, x.c.key == key)
         with self.engine.begin() as conn:
             conn.execute(delete(x).where(*where))
             conn.execute(
@@ -274,7 +271,7 @@ class MetastoreRunStore:
     def get_xcoms(self, run: DagRunInfo, task_ids: Sequence[str], key: str) -> list[tuple[str, int, str | None]]:
         from sqlalchemy import select
 
-        x = self.m.XComModel.__table__
+        x = self.t.xcom
         conn = self._connection()
         rows = conn.execute(
             select(x.c.task_id, x.c.map_index, x.c.value)
@@ -287,33 +284,28 @@ class MetastoreRunStore:
     def clear_xcoms(self, run: DagRunInfo, task_id: str, map_index: int) -> None:
         from sqlalchemy import delete
 
-        x = self.m.XComModel
+        x = self.t.xcom
         with self.engine.begin() as conn:
-            conn.execute(delete(x).where(x.dag_run_id == run.id, x.task_id == task_id, x.map_index == map_index))
+            conn.execute(delete(x).where(x.c.dag_run_id == run.id, x.c.task_id == task_id, x.c.map_index == map_index))
 
     def previous_task_states(self, dag_id: str, task_id: str, before: datetime | None) -> Iterable[str | None]:
         """States of ``task_id`` in the latest earlier run (for ``depends_on_past``)."""
         from sqlalchemy import select
 
-        m = self.m
+        dr, ti = self.t.dag_run, self.t.task_instance
         if before is None:
             return []
         with self.engine.connect() as conn:
             prev = conn.execute(
-                select(m.DagRunModel.id)
-                .where(m.DagRunModel.dag_id == dag_id, m.DagRunModel.logical_date < before)
-                .order_by(m.DagRunModel.logical_date.desc())
+                select(dr.c.id)
+                .where(dr.c.dag_id == dag_id, dr.c.logical_date < before)
+                .order_by(dr.c.logical_date.desc())
                 .limit(1)
             ).scalar()
             if prev is None:
                 return []
             return [
-                r[0]
-                for r in conn.execute(
-                    select(m.TaskInstanceModel.state).where(
-                        m.TaskInstanceModel.dag_run_id == prev, m.TaskInstanceModel.task_id == task_id
-                    )
-                )
+                r[0] for r in conn.execute(select(ti.c.state).where(ti.c.dag_run_id == prev, ti.c.task_id == task_id))
             ]
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from zonda.metastore import models  # noqa: F401  (registers every table on Base.metadata)
-from zonda.metastore.base import Base
+# The Core tables are the schema (``Base.metadata`` of the models is this same object); no ORM needed here.
+from zonda.metastore.tables import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _configure(connection: Connection) -> None:

@@ -1,0 +1,206 @@
+"""The metastore schema as SQLAlchemy Core tables: the one :data:`metadata` the migrations must produce.
+
+This module is Core only (no ``sqlalchemy.orm``): the runner writes runs, task instances and XComs through
+these ``Table`` objects so ``zonda dags test`` never pays for importing and configuring the ORM. The typed
+models in :mod:`zonda.metastore.models` are mapped onto the same tables for everything else.
+
+Conventions: every datetime column is :class:`~zonda.metastore.types.UtcDateTime` (aware UTC in, aware UTC
+out); JSON payloads (``conf``, ``tags``, ``value``, ...) are stored as text and encoded / decoded by the code
+that owns them.
+
+MySQL/MariaDB limit an InnoDB index key to 3072 bytes and ``utf8mb4`` reserves 4 bytes per character, so the
+string columns of a composite key are sized to fit: three ``String(250)`` ids plus an integer is 3004 bytes.
+Foreign keys that are not the first column of the primary key get their own index, which PostgreSQL needs for
+fast cascading deletes and which stops InnoDB from adding an implicit one the migrations do not know about.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from zonda.metastore.types import NAMING_CONVENTION, LongText, UtcDateTime, filename_hash, utcnow
+
+ID_LENGTH = 250
+"""Length of dag ids, run ids, task ids and XCom keys (the composite-key budget above)."""
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+#: One row per DAG the processor has seen: what the scheduler and UI need without parsing the file.
+dag = Table(
+    "dag",
+    metadata,
+    Column("dag_id", String(ID_LENGTH), primary_key=True),
+    Column("fileloc", String(2000)),
+    Column("is_paused", Boolean, nullable=False, default=False),
+    Column("is_active", Boolean, nullable=False, default=True),
+    Column("description", Text),
+    Column("schedule", Text),
+    Column("timetable_description", String(1000)),
+    Column("tags", LongText),
+    Column("owners", String(2000)),
+    Column("max_active_runs", Integer),
+    Column("max_active_tasks", Integer),
+    Column("has_import_errors", Boolean, nullable=False, default=False),
+    Column("last_parsed_time", UtcDateTime),
+    Column("next_dagrun", UtcDateTime),
+    Column("next_dagrun_data_interval_start", UtcDateTime),
+    Column("next_dagrun_data_interval_end", UtcDateTime),
+)
+
+#: The JSON form of a parsed DAG, so the scheduler and web server never import user code.
+serialized_dag = Table(
+    "serialized_dag",
+    metadata,
+    Column("dag_id", String(ID_LENGTH), ForeignKey("dag.dag_id", ondelete="CASCADE"), primary_key=True),
+    Column("data", LongText, nullable=False),
+    Column("dag_hash", String(32), nullable=False),
+    Column("fileloc", String(2000)),
+    Column("last_updated", UtcDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+)
+
+#: One run of a DAG. ``run_type`` is one of ``manual``, ``scheduled``, ``backfill``, ``test``.
+dag_run = Table(
+    "dag_run",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dag_id", String(ID_LENGTH), nullable=False),
+    Column("run_id", String(ID_LENGTH), nullable=False),
+    Column("logical_date", UtcDateTime),
+    Column("data_interval_start", UtcDateTime),
+    Column("data_interval_end", UtcDateTime),
+    Column("run_type", String(50), nullable=False),
+    Column("state", String(50), nullable=False),
+    Column("conf", LongText),
+    Column("queued_at", UtcDateTime),
+    Column("start_date", UtcDateTime),
+    Column("end_date", UtcDateTime),
+    Column("external_trigger", Boolean, nullable=False, default=False),
+    Column("last_scheduling_decision", UtcDateTime),
+    Column("updated_at", UtcDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+    UniqueConstraint("dag_id", "run_id", name="uq_dag_run_dag_id_run_id"),
+    Index("ix_dag_run_dag_id_state", "dag_id", "state"),
+    Index("ix_dag_run_state", "state"),
+)
+
+#: One task (one map index) in one DAG run. ``state`` NULL means "none": not decided yet.
+task_instance = Table(
+    "task_instance",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dag_run_id", Integer, ForeignKey("dag_run.id", ondelete="CASCADE"), nullable=False),
+    Column("dag_id", String(ID_LENGTH), nullable=False),
+    Column("run_id", String(ID_LENGTH), nullable=False),
+    Column("task_id", String(ID_LENGTH), nullable=False),
+    Column("map_index", Integer, nullable=False, default=-1),
+    Column("state", String(20)),
+    Column("try_number", Integer, nullable=False, default=0),
+    Column("max_tries", Integer, nullable=False, default=0),
+    Column("hostname", String(1000)),
+    Column("unixname", String(1000)),
+    Column("pid", Integer),
+    Column("queued_dttm", UtcDateTime),
+    Column("start_date", UtcDateTime),
+    Column("end_date", UtcDateTime),
+    Column("duration", Float),
+    Column("operator", String(1000)),
+    Column("pool", String(256), nullable=False, default="default_pool"),
+    Column("pool_slots", Integer, nullable=False, default=1),
+    Column("queue", String(256)),
+    Column("priority_weight", Integer),
+    Column("executor", String(1000)),
+    Column("executor_config", LongText),
+    Column("external_executor_id", String(250)),
+    Column("next_method", String(1000)),
+    Column("next_kwargs", LongText),
+    Column("rendered_fields", LongText),
+    Column("updated_at", UtcDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+    UniqueConstraint(
+        "dag_id",
+        "run_id",
+        "task_id",
+        "map_index",
+        name="uq_task_instance_dag_id_run_id_task_id_map_index",
+    ),
+    Index("ix_task_instance_dag_run_id", "dag_run_id"),
+    Index("ix_task_instance_dag_id_state", "dag_id", "state"),
+    Index("ix_task_instance_state", "state"),
+)
+
+#: A value one task instance shares with others, as JSON text. ``dag_id``/``run_id`` are denormalized.
+xcom = Table(
+    "xcom",
+    metadata,
+    Column("dag_run_id", Integer, ForeignKey("dag_run.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
+    Column("task_id", String(ID_LENGTH), primary_key=True),
+    Column("map_index", Integer, primary_key=True, autoincrement=False, default=-1),
+    Column("key", String(ID_LENGTH), primary_key=True),
+    Column("dag_id", String(ID_LENGTH), nullable=False),
+    Column("run_id", String(ID_LENGTH), nullable=False),
+    Column("value", LongText),
+    Column("timestamp", UtcDateTime, nullable=False, default=utcnow),
+    Index("ix_xcom_dag_id_run_id", "dag_id", "run_id"),
+)
+
+#: A connection stored in the metastore; ``password`` and ``extra`` are Fernet tokens when encrypted.
+connection = Table(
+    "connection",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("conn_id", String(ID_LENGTH), nullable=False, unique=True),
+    Column("conn_type", String(500), nullable=False),
+    Column("description", Text),
+    Column("host", String(500)),
+    Column("schema", String(500)),
+    Column("login", Text),
+    Column("password", Text),
+    Column("port", Integer),
+    Column("extra", Text),
+    Column("is_encrypted", Boolean, nullable=False, default=False),
+    Column("is_extra_encrypted", Boolean, nullable=False, default=False),
+)
+
+
+def _filename_hash_default(context: Any) -> str | None:
+    filename = context.get_current_parameters().get("filename")
+    return None if filename is None else filename_hash(filename)
+
+
+#: A DAG file that failed to import, with its traceback. ``filename_hash`` is filled in from ``filename`` on
+#: insert when not given.
+import_error = Table(
+    "import_error",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("filename", String(1024), nullable=False),
+    Column("filename_hash", String(64), nullable=False, index=True, default=_filename_hash_default),
+    Column("stacktrace", LongText),
+    Column("timestamp", UtcDateTime, nullable=False, default=utcnow),
+)
+
+
+__all__ = [
+    "ID_LENGTH",
+    "connection",
+    "dag",
+    "dag_run",
+    "filename_hash",
+    "import_error",
+    "metadata",
+    "serialized_dag",
+    "task_instance",
+    "xcom",
+]
