@@ -622,11 +622,6 @@ def test_console_script_and_python_m_entry_points(home):
 # --- known core bugs (strict xfail) -------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: record_import_errors (zonda/dagbag.py) only replaces rows of files the bag processed, so "
-    "the import error of a deleted (or newly ignored) DAG file stays in the metastore forever",
-)
 def test_import_error_of_deleted_file_is_cleared(home, capsys):
     assert run(capsys, "db", "init")[0] == 0
     broken = add_dag(home, "broken.py", BROKEN)

@@ -464,7 +464,7 @@ def test_topological_order_keeps_definition_order():
 
 
 def test_dag_decorator_function_args_become_params():
-    from zonda.dag import dag
+    from zonda.dag_definition import dag
     from zonda.decorators import task
 
     @dag(schedule="@daily", start_date=datetime(2024, 1, 1), tags=["x"])
@@ -490,7 +490,7 @@ def test_dag_decorator_function_args_become_params():
 
 
 def test_dag_decorator_with_explicit_id_and_no_parentheses():
-    from zonda.dag import dag
+    from zonda.dag_definition import dag
 
     @dag("explicit_id")
     def ignored_name():
@@ -505,7 +505,7 @@ def test_dag_decorator_with_explicit_id_and_no_parentheses():
 
 
 def test_dag_decorator_params_run_through_the_dag(tmp_path):
-    from zonda.dag import dag
+    from zonda.dag_definition import dag
     from zonda.decorators import task
     from zonda.runner.dag_runner import InProcessDagRunner
     from zonda.runner.store import MemoryRunStore
@@ -526,13 +526,8 @@ def test_dag_decorator_params_run_through_the_dag(tmp_path):
     assert seen == [7]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: `from zonda import dag` returns the zonda.dag module once it has been imported "
-    "(zonda/__init__.py relies on __getattr__, which the submodule attribute shadows)",
-)
 def test_dag_decorator_importable_from_package():
-    import zonda.dag  # already imported by `from zonda import DAG` above
+    import zonda.dag_definition  # already imported by `from zonda import DAG` above
     from zonda import dag
 
     assert callable(dag)

@@ -281,13 +281,8 @@ def test_unassigned_dags_are_found(dags):
     assert bag.get_dag("with_no_as").task_ids == ["t"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: once the submodule zonda.dag is imported, `from zonda import dag` returns the module, "
-    "not the @dag decorator (zonda/__init__.py lazy __getattr__ is shadowed by the submodule attribute)",
-)
 def test_dag_decorator_imported_from_package_after_DAG(dags):
-    import zonda.dag  # what any earlier `from zonda import DAG` does  # noqa: F401
+    import zonda.dag_definition  # what any earlier `from zonda import DAG` does  # noqa: F401
 
     write(
         dags,
@@ -316,7 +311,7 @@ def test_dag_decorator_dag_is_found_when_called(dags):
         "decorated.py",
         """
         from zonda import task
-        from zonda.dag import dag
+        from zonda.dag_definition import dag
 
         @dag(schedule=None)
         def decorated_pipeline(limit: int = 3):

@@ -29,7 +29,9 @@ def _uv() -> str:
     if not found and candidate.exists():
         found = str(candidate)
     if not found:
-        pytest.fail("uv is needed to build wheels and create the test venv: run the suite through `python3 dev.py test`")
+        pytest.fail(
+            "uv is needed to build wheels and create the test venv: run the suite through `python3 dev.py test`"
+        )
     return found
 
 

@@ -93,28 +93,40 @@ def test_lazy_load_plugins_false_loads_at_start(tmp_path, monkeypatch, zonda_hom
 
 def test_invalid_plugins_are_rejected_with_their_name(zonda_home) -> None:
     folder = zonda_home / "plugins"
-    write_plugin(folder, "typo_plugin", """
+    write_plugin(
+        folder,
+        "typo_plugin",
+        """
         from zonda import hookimpl
 
         @hookimpl
         def on_task_instance_sucess(task_instance):
             pass
-    """)
-    write_plugin(folder, "bad_args", """
+    """,
+    )
+    write_plugin(
+        folder,
+        "bad_args",
+        """
         from zonda import hookimpl
 
         @hookimpl
         def on_task_instance_success(task_instance, nonsense):
             pass
-    """)
+    """,
+    )
     write_plugin(folder, "raises_on_import", "raise RuntimeError('broken at import')\n")
-    write_plugin(folder, "good", """
+    write_plugin(
+        folder,
+        "good",
+        """
         from zonda import hookimpl
 
         @hookimpl
         def zonda_template_macros():
             return {"answer": 42}
-    """)
+    """,
+    )
     manager = PluginManager(plugins_folder=folder, autoload=False)
     records = {r.source.name: r for r in manager.records()}
     assert "on_task_instance_sucess" in records["typo_plugin"].error
@@ -202,7 +214,10 @@ def test_listener_events_in_order_with_retry_and_skip(zonda_home) -> None:
 
 def test_policies_change_or_reject_dags(zonda_home) -> None:
     folder = zonda_home / "plugins"
-    write_plugin(folder, "policies", """
+    write_plugin(
+        folder,
+        "policies",
+        """
         from zonda import hookimpl
 
         @hookimpl
@@ -213,23 +228,28 @@ def test_policies_change_or_reject_dags(zonda_home) -> None:
         def dag_policy(dag):
             if "team" not in " ".join(dag.tags):
                 raise ValueError("every DAG needs a team:* tag")
-    """)
+    """,
+    )
     dags = zonda_home / "dags"
     dags.mkdir(exist_ok=True)
-    (dags / "tagged.py").write_text(textwrap.dedent("""
+    (dags / "tagged.py").write_text(
+        textwrap.dedent("""
         from datetime import datetime
         from zonda import DAG
         from zonda.operators import EmptyOperator
         with DAG("tagged", start_date=datetime(2024, 1, 1), tags=["team:data"]):
             EmptyOperator(task_id="t", retries=5)
-    """))
-    (dags / "untagged.py").write_text(textwrap.dedent("""
+    """)
+    )
+    (dags / "untagged.py").write_text(
+        textwrap.dedent("""
         from datetime import datetime
         from zonda import DAG
         from zonda.operators import EmptyOperator
         with DAG("untagged", start_date=datetime(2024, 1, 1)):
             EmptyOperator(task_id="t")
-    """))
+    """)
+    )
     bag = DagBag(dags, plugins=PluginManager(plugins_folder=folder, autoload=False)).collect()
     assert list(bag.dags) == ["tagged"]
     assert bag.dags["tagged"].get_task("t").retries == 1
@@ -259,20 +279,29 @@ def test_task_instance_mutation_and_macros(zonda_home) -> None:
 
 def test_entry_point_plugins_autoload_and_blocking(tmp_path, monkeypatch, zonda_home) -> None:
     site = tmp_path / "site"
-    make_distribution(site, "zonda-plugin-hello", {"hello": "hello_plugin"}, {"hello_plugin": """
+    make_distribution(
+        site,
+        "zonda-plugin-hello",
+        {"hello": "hello_plugin"},
+        {
+            "hello_plugin": """
         from zonda import hookimpl
 
         @hookimpl
         def zonda_template_macros():
             return {"hello": "world"}
-    """})
+    """
+        },
+    )
     monkeypatch.syspath_prepend(str(site))
     found = PluginManager(plugins_folder=None)
     (record,) = [r for r in found.records() if r.source.name == "hello"]
     assert (record.loaded, record.source.version, record.source.distribution) == (True, "1.0", "zonda-plugin-hello")
     disabled = PluginManager(plugins_folder=None, environ={"ZONDA_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert "hello" not in [r.source.name for r in disabled.records()]
-    explicit = PluginManager(plugins_folder=None, environ={"ZONDA_DISABLE_PLUGIN_AUTOLOAD": "1", "ZONDA_PLUGINS": "hello"})
+    explicit = PluginManager(
+        plugins_folder=None, environ={"ZONDA_DISABLE_PLUGIN_AUTOLOAD": "1", "ZONDA_PLUGINS": "hello"}
+    )
     assert "hello" in [r.source.name for r in explicit.records() if r.loaded]
     blocked = PluginManager(plugins_folder=None, blocked=["zonda-plugin-hello"])
     (record,) = [r for r in blocked.records() if r.source.name == "hello"]
@@ -315,8 +344,12 @@ def test_events_plugin_module_and_cli_command(zonda_home, monkeypatch, capsys) -
     run_dag(dag, plugins=manager)
     lines = [json.loads(line) for line in (zonda_home / "events.jsonl").read_text().splitlines()]
     assert [(e["event"], e.get("task_id")) for e in lines] == [
-        ("dag_run_running", None), ("task_running", "a"), ("task_success", "a"),
-        ("task_running", "b"), ("task_skipped", "b"), ("dag_run_success", None),
+        ("dag_run_running", None),
+        ("task_running", "a"),
+        ("task_success", "a"),
+        ("task_running", "b"),
+        ("task_skipped", "b"),
+        ("dag_run_success", None),
     ]
     commands = manager.call("zonda_cli_commands")
     assert [c.name for c in commands[0]] == ["events"]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from zonda.version import __version__
 
 if TYPE_CHECKING:
-    from zonda.dag import DAG, dag
+    from zonda.dag_definition import DAG, dag
     from zonda.decorators import task
     from zonda.dependencies import chain
     from zonda.params import Param
@@ -35,8 +35,8 @@ __all__ = [
 ]
 
 _LAZY: dict[str, str] = {
-    "DAG": "zonda.dag",
-    "dag": "zonda.dag",
+    "DAG": "zonda.dag_definition",
+    "dag": "zonda.dag_definition",
     "task": "zonda.decorators",
     "Param": "zonda.params",
     "TaskGroup": "zonda.taskgroup",

@@ -9,7 +9,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from zonda.dag import DAG
+    from zonda.dag_definition import DAG
     from zonda.taskgroup import TaskGroup
 
 _dag_stack: ContextVar[tuple[DAG, ...]] = ContextVar("zonda_dag_stack", default=())

@@ -25,7 +25,7 @@ from zonda.exceptions import DagNotFound, ZondaTaskTimeout
 
 if TYPE_CHECKING:
     from zonda.config import Settings
-    from zonda.dag import DAG
+    from zonda.dag_definition import DAG
 
 IGNORE_FILE = ".zondaignore"
 EXAMPLES_FOLDER = Path(__file__).resolve().parent / "example_dags"
@@ -126,6 +126,7 @@ class DagBag:
         self.dags: dict[str, DAG] = {}
         self.import_errors: dict[str, str] = {}
         self.files: dict[str, FileResult] = {}
+        self.full_scan = False
 
     @classmethod
     def from_settings(cls, settings: Settings, plugins: Any = None) -> DagBag:
@@ -145,7 +146,16 @@ class DagBag:
     def collect(self) -> DagBag:
         for path in self.candidate_files():
             self.process_file(path)
+        self.full_scan = True
         return self
+
+    def scanned_folders(self) -> list[Path]:
+        """Folders a full :meth:`collect` covered; an import error recorded under one of them for a file that
+        was not seen any more (deleted, renamed, now ignored) is stale."""
+        folders = [self.dags_folder.resolve()] if self.dags_folder is not None else []
+        if self.include_examples:
+            folders.append(EXAMPLES_FOLDER)
+        return folders
 
     def collect_for(self, dag_id: str) -> DagBag:
         """Import only the files whose text mentions ``dag_id``; all files when none does.
@@ -226,7 +236,7 @@ class DagBag:
         return result
 
     def _register(self, path: Path, module: object, created: list[DAG], result: FileResult) -> None:
-        from zonda.dag import DAG
+        from zonda.dag_definition import DAG
 
         found: dict[int, DAG] = {id(d): d for d in created}
         for value in vars(module).values():
@@ -291,20 +301,31 @@ def _format_error(exc: BaseException, filename: str) -> str:
 
 
 def record_import_errors(metastore: object, bag: DagBag) -> None:
-    """Replace the metastore's import errors of the files this bag processed with the current ones."""
-    from sqlalchemy import delete, insert
+    """Replace the metastore's import errors of the files this bag processed with the current ones; after a full
+    scan, also drop errors of files under the scanned folders that no longer exist or are now ignored."""
+    from sqlalchemy import delete, insert, select
 
     from zonda.metastore.tables import filename_hash, import_error
     from zonda.timezone import utcnow
 
     engine = metastore.engine  # type: ignore[attr-defined]
     processed = list(bag.files)
-    if not processed:
+    if not processed and not bag.full_scan:
         return
     with engine.begin() as conn:
         hashes = [filename_hash(p) for p in processed]
         for start in range(0, len(hashes), 500):
             conn.execute(delete(import_error).where(import_error.c.filename_hash.in_(hashes[start : start + 500])))
+        if bag.full_scan:
+            seen = set(processed)
+            roots = [str(folder) + os.sep for folder in bag.scanned_folders()]
+            stale = [
+                row.id
+                for row in conn.execute(select(import_error.c.id, import_error.c.filename))
+                if row.filename not in seen and any(row.filename.startswith(root) for root in roots)
+            ]
+            if stale:
+                conn.execute(delete(import_error).where(import_error.c.id.in_(stale)))
         rows = [
             {"filename": f, "filename_hash": filename_hash(f), "stacktrace": e, "timestamp": utcnow()}
             for f, e in bag.import_errors.items()

@@ -10,7 +10,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from zonda.dag import DAG
+    from zonda.dag_definition import DAG
     from zonda.operators.base import Node
 
 FORMAT_VERSION = 1

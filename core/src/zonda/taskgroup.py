@@ -11,7 +11,7 @@ from zonda.dependencies import DependencyMixin
 from zonda.exceptions import DagDefinitionError
 
 if TYPE_CHECKING:
-    from zonda.dag import DAG
+    from zonda.dag_definition import DAG
     from zonda.operators.base import Node
 
 

@@ -9,7 +9,7 @@ from zonda.exceptions import ZondaException
 
 if TYPE_CHECKING:
     from zonda.config import Settings
-    from zonda.dag import DAG
+    from zonda.dag_definition import DAG
     from zonda.dagbag import DagBag
     from zonda.metastore.db import Metastore
 

@@ -23,7 +23,7 @@ from zonda.trigger_rule import TriggerRule
 
 if TYPE_CHECKING:
     from zonda.context import Context
-    from zonda.dag import DAG
+    from zonda.dag_definition import DAG
     from zonda.taskgroup import TaskGroup
     from zonda.xcom_arg import XComArg
 

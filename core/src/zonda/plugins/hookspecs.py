@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from zonda.dag import DAG
+    from zonda.dag_definition import DAG
     from zonda.operators.base import BaseOperator
 
 hookspec = pluggy.HookspecMarker("zonda")

@@ -345,7 +345,9 @@ def _import_file(name: str, path: Path) -> Any:
     ):
         return existing
     if path.is_dir():
-        spec = importlib.util.spec_from_file_location(name, path / "__init__.py", submodule_search_locations=[str(path)])
+        spec = importlib.util.spec_from_file_location(
+            name, path / "__init__.py", submodule_search_locations=[str(path)]
+        )
     else:
         spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:

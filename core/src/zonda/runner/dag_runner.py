@@ -26,7 +26,7 @@ from zonda.timezone import utcnow
 
 if TYPE_CHECKING:
     from zonda.config import Settings
-    from zonda.dag import DAG
+    from zonda.dag_definition import DAG
     from zonda.operators.base import Node
     from zonda.runner.store import DagRunInfo, RunStore
 

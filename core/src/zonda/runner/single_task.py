@@ -13,7 +13,7 @@ from zonda.exceptions import ZondaException
 
 if TYPE_CHECKING:
     from zonda.config import Settings
-    from zonda.dag import DAG
+    from zonda.dag_definition import DAG
     from zonda.runner.instance import TaskInstance
 
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from zonda.dag import DAG
+    from zonda.dag_definition import DAG
     from zonda.metastore.db import Metastore
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from zonda.config import Settings
-    from zonda.dag import DAG
+    from zonda.dag_definition import DAG
     from zonda.metastore.db import Metastore
     from zonda.runner.dag_runner import DagRunResult
 
