@@ -91,21 +91,19 @@ def test_plugin_backend_wins_over_environment_which_wins_over_metastore(settings
     MetastoreBackend(store, settings).save(Connection(conn_id="shared", conn_type="postgres", host="from-metastore"))
     MetastoreBackend(store, settings).save(Connection(conn_id="only_db", conn_type="postgres", host="db-only"))
     monkeypatch.setenv("ZONDA_CONN_SHARED", "postgres://from-env")
-    monkeypatch.setenv("ZONDA_CONN_ENV_AND_DB", "http://env-host")
     plugin = VaultBackend({"shared": Connection(conn_type="postgres", host="from-plugin")})
     lookup = ConnectionLookup(settings, plugins=plugin_manager(plugin), metastore=store, masker=SecretsMasker())
 
     conn, where = lookup.find("shared")
     assert (conn.host, where, conn.conn_id) == ("from-plugin", "VaultBackend", "shared")
 
-    monkeypatch.delenv("ZONDA_CONN_SHARED")
-    conn, where = lookup.find("shared")
-    assert (conn.host, where) == ("from-metastore", f"metastore {store.redacted_url}")
-
-    monkeypatch.setenv("ZONDA_CONN_SHARED", "postgres://from-env")
     plugin.conns.clear()
     conn, where = lookup.find("shared")
     assert (conn.host, where) == ("from-env", "environment variable ZONDA_CONN_SHARED")
+
+    monkeypatch.delenv("ZONDA_CONN_SHARED")
+    conn, where = lookup.find("shared")
+    assert (conn.host, where) == ("from-metastore", f"metastore {store.redacted_url}")
 
     assert lookup.get_connection("only_db").host == "db-only"
     assert plugin.asked == ["shared", "shared", "shared", "only_db"]
@@ -160,7 +158,9 @@ def test_unknown_id_without_plugins_or_initialized_metastore(settings):
 
 
 def test_found_connections_are_masked(settings, monkeypatch):
-    monkeypatch.setenv("ZONDA_CONN_M", '{"conn_type": "http", "password": "pw-12345", "extra": {"api_token": "tok-999"}}')
+    monkeypatch.setenv(
+        "ZONDA_CONN_M", '{"conn_type": "http", "password": "pw-12345", "extra": {"api_token": "tok-999"}}'
+    )
     masker = SecretsMasker()
     ConnectionLookup(settings, plugins=False, masker=masker).get_connection("m")
     assert masker.redact_text("pw-12345 tok-999") == "*** ***"
@@ -176,11 +176,29 @@ def test_secret_fields_from_a_connection_type_schema_are_masked(settings, monkey
     assert masker.redact_text("id=cloud-abcdef") == "id=***"
 
 
+def test_public_names():
+    import zonda.hooks
+    import zonda.secrets
+
+    assert zonda.hooks.__all__ == ["BaseHook"]
+    assert zonda.hooks.BaseHook is BaseHook
+    assert zonda.secrets.MetastoreBackend is MetastoreBackend
+    assert set(zonda.secrets.__all__) == {
+        "ConnectionLookup",
+        "EnvironmentVariablesBackend",
+        "MetastoreBackend",
+        "SecretsBackend",
+        "get_connection",
+    }
+
+
 def test_base_hook_uses_the_lookup(settings, monkeypatch):
     monkeypatch.setenv("ZONDA_CONN_HOOKED", "http://hooked")
     assert BaseHook.get_connection("hooked").host == "hooked"
     injected = ConnectionLookup(settings, plugins=plugin_manager(VaultBackend({"hooked": Connection(conn_type="x")})))
     assert BaseHook.get_connection("hooked", lookup=injected).conn_type == "x"
+    monkeypatch.setattr(BaseHook, "default_lookup", injected)
+    assert BaseHook.get_connection("hooked").conn_type == "x"
     ok, message = BaseHook().test_connection()
     assert not ok and "does not support" in message
     with pytest.raises(NotImplementedError):
@@ -233,9 +251,7 @@ def test_rotation_with_two_keys(zonda_home, monkeypatch):
     monkeypatch.setenv("ZONDA__CORE__FERNET_KEY", old)
     current = load_settings()
     store = open_metastore(current)
-    MetastoreBackend(store, current).save(
-        Connection(conn_id="a", conn_type="http", password="pw-a", extra={"k": "v"})
-    )
+    MetastoreBackend(store, current).save(Connection(conn_id="a", conn_type="http", password="pw-a", extra={"k": "v"}))
     MetastoreBackend(store, current).save(Connection(conn_id="b", conn_type="http", host="no-secrets"))
 
     new = generate_key()

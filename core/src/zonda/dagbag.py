@@ -310,13 +310,14 @@ def record_import_errors(metastore: object, bag: DagBag) -> None:
 
     engine = metastore.engine  # type: ignore[attr-defined]
     processed = list(bag.files)
-    if not processed and not bag.full_scan:
+    full_scan = getattr(bag, "full_scan", False)
+    if not processed and not full_scan:
         return
     with engine.begin() as conn:
         hashes = [filename_hash(p) for p in processed]
         for start in range(0, len(hashes), 500):
             conn.execute(delete(import_error).where(import_error.c.filename_hash.in_(hashes[start : start + 500])))
-        if bag.full_scan:
+        if full_scan:
             seen = set(processed)
             roots = [str(folder) + os.sep for folder in bag.scanned_folders()]
             stale = [

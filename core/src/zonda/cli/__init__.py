@@ -83,7 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ZondaException as exc:
         if args.verbose:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        from zonda.masking import get_masker
+
+        print(f"error: {get_masker().redact_text(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

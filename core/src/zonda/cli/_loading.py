@@ -20,6 +20,21 @@ def plugin_manager(settings: Settings) -> Any:
     return PluginManager.from_settings(settings)
 
 
+def prepare_task_process(settings: Settings, plugins: Any) -> None:
+    """What a process that runs tasks sets up once: connections are looked up with this process's settings and
+    plugins (secrets backends), and hooks find their class through the installed providers."""
+    from zonda.hooks.base import BaseHook
+    from zonda.secrets import ConnectionLookup
+
+    def secret_extras(conn_type: str) -> tuple[str, ...]:
+        # Manifests are read on the first connection fetched, not at start-up.
+        from zonda.providers import get_providers_registry
+
+        return get_providers_registry().secret_extras_for(conn_type)
+
+    BaseHook.default_lookup = ConnectionLookup(settings, plugins=plugins, secret_fields_for=secret_extras)
+
+
 def load_bag(settings: Settings, dag_id: str | None = None, plugins: Any = None) -> DagBag:
     from zonda.dagbag import DagBag
 

@@ -120,7 +120,14 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
-    from zonda.cli._loading import load_dag, open_metastore, parse_conf, parse_date, plugin_manager
+    from zonda.cli._loading import (
+        load_dag,
+        open_metastore,
+        parse_conf,
+        parse_date,
+        plugin_manager,
+        prepare_task_process,
+    )
     from zonda.cli.run_report import print_run_report
     from zonda.runner.dag_runner import InProcessDagRunner
     from zonda.runner.store import MetastoreRunStore
@@ -131,6 +138,7 @@ def _test(args: argparse.Namespace) -> int:
     plugins = plugin_manager(current)
     dag = load_dag(current, args.dag_id, plugins)
     metastore = open_metastore(current)
+    prepare_task_process(current, plugins)
     runner = InProcessDagRunner(
         dag,
         MetastoreRunStore(metastore),

@@ -45,12 +45,13 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
-    from zonda.cli._loading import load_dag, parse_conf, parse_date, plugin_manager
+    from zonda.cli._loading import load_dag, parse_conf, parse_date, plugin_manager, prepare_task_process
     from zonda.runner.single_task import test_task
 
     current = settings()
     plugins = plugin_manager(current)
     dag = load_dag(current, args.dag_id, plugins)
+    prepare_task_process(current, plugins)
     outcome = test_task(
         dag,
         args.task_id,

@@ -28,8 +28,17 @@ def set_hook_class_resolver(resolver: Callable[[str], type[BaseHook] | None] | N
 
 
 def hook_class_for(conn_type: str) -> type[BaseHook] | None:
-    """The hook class that handles ``conn_type``, or None when no installed provider knows it."""
-    return _hook_class_resolver(conn_type) if _hook_class_resolver is not None else None
+    """The hook class that handles ``conn_type``, or None when no installed provider knows it.
+
+    Without an installed resolver, the installed providers' manifests answer (discovered on first use)."""
+    if _hook_class_resolver is not None:
+        return _hook_class_resolver(conn_type)
+    from zonda.providers import get_providers_registry
+
+    registry = get_providers_registry()
+    if conn_type not in registry.connection_types:
+        return None
+    return registry.hook_class_for(conn_type)
 
 
 class BaseHook:
@@ -41,10 +50,17 @@ class BaseHook:
     conn_type: ClassVar[str] = ""
     hook_name: ClassVar[str] = ""
 
+    #: The lookup every hook uses when none is passed. None (the default) builds a fresh one per call from
+    #: :func:`zonda.config.load_settings`; a task process may set one built with its settings and plugin
+    #: manager, so plugins are not loaded again for each connection.
+    default_lookup: ClassVar[ConnectionLookup | None] = None
+
     @classmethod
     def get_connection(cls, conn_id: str, *, lookup: ConnectionLookup | None = None) -> Connection:
         """The connection ``conn_id`` from the secrets backends, the environment or the metastore (in that
         order), with settings from :func:`zonda.config.load_settings`; pass ``lookup`` to choose the places."""
+        if lookup is None:
+            lookup = BaseHook.default_lookup
         if lookup is None:
             from zonda.secrets import ConnectionLookup
 

@@ -122,6 +122,11 @@ class ConnectionTypeInfo(NamedTuple):
         """Field names whose values must be stored encrypted and masked (``password``, ``extra.token``...)."""
         return tuple(name for name, spec in self.fields.items() if spec.secret)
 
+    @property
+    def secret_extras(self) -> tuple[str, ...]:
+        """The secret extras' keys without the ``extra.`` prefix (``token``), as the masker matches them."""
+        return tuple(name[6:] for name in self.secret_fields if name.startswith("extra."))
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "conn_type": self.conn_type,
@@ -162,6 +167,11 @@ def is_dotted_path(value: object) -> bool:
     return isinstance(value, str) and _DOTTED.fullmatch(value) is not None
 
 
+def _is_mapping(value: object) -> bool:
+    # dict first: the ABC check is several times slower and manifests are nearly always plain dicts
+    return isinstance(value, (dict, Mapping))
+
+
 def _type_name(value: object) -> str:
     return type(value).__name__
 
@@ -193,10 +203,10 @@ def _check_field(name: Any, spec: Any, where: str, problems: list[str]) -> None:
             f"{where}: unknown field name {name!r} (expected one of {', '.join(STANDARD_FIELDS)} or 'extra.<name>')"
         )
     where = f"{where}[{name!r}]"
-    if not isinstance(spec, Mapping):
+    if not _is_mapping(spec):
         problems.append(f"{where}: expected a mapping, got {_type_name(spec)}")
         return
-    for key in sorted(set(spec) - _FIELD_KEYS, key=str):
+    for key in () if spec.keys() <= _FIELD_KEYS else sorted(set(spec) - _FIELD_KEYS, key=str):
         problems.append(f"{where}: unknown key {key!r} (expected {', '.join(sorted(_FIELD_KEYS))})")
     field_type = spec.get("type", "string")
     if field_type not in FIELD_TYPES:
@@ -217,10 +227,10 @@ def _check_field(name: Any, spec: Any, where: str, problems: list[str]) -> None:
 
 
 def _check_connection_type(entry: Any, where: str, problems: list[str], seen: set[str]) -> None:
-    if not isinstance(entry, Mapping):
+    if not _is_mapping(entry):
         problems.append(f"{where}: expected a mapping, got {_type_name(entry)}")
         return
-    for key in sorted(set(entry) - _CONN_KEYS, key=str):
+    for key in () if entry.keys() <= _CONN_KEYS else sorted(set(entry) - _CONN_KEYS, key=str):
         problems.append(f"{where}: unknown key {key!r} (expected {', '.join(sorted(_CONN_KEYS))})")
     conn_type = entry.get("conn_type")
     if conn_type is None:
@@ -238,7 +248,7 @@ def _check_connection_type(entry: Any, where: str, problems: list[str], seen: se
     if "display_name" in entry and not isinstance(entry["display_name"], str):
         problems.append(f"{where}.display_name: expected a string, got {_type_name(entry['display_name'])}")
     fields = entry.get("fields", {})
-    if not isinstance(fields, Mapping):
+    if not _is_mapping(fields):
         problems.append(f"{where}.fields: expected a mapping of field name to spec, got {_type_name(fields)}")
         return
     for name, spec in fields.items():
@@ -248,13 +258,13 @@ def _check_connection_type(entry: Any, where: str, problems: list[str], seen: se
 def validate_manifest(manifest: Any) -> list[str]:
     """Every problem with ``manifest`` (empty when it is valid). Does not check ``zonda_versions`` against this
     core (see :func:`supports_version`) nor clashes with other providers (the registry does that)."""
-    if not isinstance(manifest, Mapping):
+    if not _is_mapping(manifest):
         return [f"manifest: expected a dict, got {_type_name(manifest)}"]
     problems: list[str] = []
     for key in _REQUIRED:
         if key not in manifest:
             problems.append(f"{key}: missing")
-    for key in sorted(set(manifest) - _TOP_KEYS, key=str):
+    for key in () if manifest.keys() <= _TOP_KEYS else sorted(set(manifest) - _TOP_KEYS, key=str):
         problems.append(f"{key}: unknown key (expected {', '.join(sorted(_TOP_KEYS))})")
     for key in (*_REQUIRED, "description"):
         if key in manifest and not isinstance(manifest[key], str):

@@ -142,7 +142,13 @@ class InProcessDagRunner:
         self, params: Mapping[str, Any], *, test_mode: bool = False, echo: bool = False
     ) -> RunEnvironment:
         from zonda.macros import default_macros
+        from zonda.masking import get_masker, is_sensitive_name
 
+        # Params named like secrets (api_token, password...) are masked wherever they end up: logs, errors,
+        # rendered templates.
+        for key, value in params.items():
+            if is_sensitive_name(key):
+                get_masker().add(value, name=key)
         dag = self.dag
         plugin_macros: dict[str, Any] = {}
         if self.plugins is not None:

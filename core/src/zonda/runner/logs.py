@@ -60,16 +60,21 @@ class _LineWriter(io.TextIOBase):
 @contextlib.contextmanager
 def capture_attempt_log(path: Path, *, echo: bool = False) -> Iterator[Path]:
     """Route logging and stdout/stderr of the code inside to ``path`` (and to the console when ``echo``)."""
+    from zonda.masking import RedactingFilter
+
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8", delay=False)
     formatter = _UtcFormatter(FORMAT)
     handler.setFormatter(formatter)
+    redacting = RedactingFilter()  # connection passwords and registered secrets never reach a log file
+    handler.addFilter(redacting)
     root = logging.getLogger()
     root.addHandler(handler)
     echo_handler = None
     if echo:
         echo_handler = logging.StreamHandler(sys.__stdout__)
         echo_handler.setFormatter(formatter)
+        echo_handler.addFilter(redacting)
         root.addHandler(echo_handler)
     previous_level = root.level
     if root.level > logging.INFO or root.level == logging.NOTSET:

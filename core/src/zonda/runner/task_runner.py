@@ -154,7 +154,9 @@ class TaskRunner:
                 self._finish(ti, started, rendered)
                 raise
             if exception is not None:
-                ti.error = f"{type(exception).__name__}: {exception}"
+                from zonda.masking import get_masker
+
+                ti.error = get_masker().redact_text(f"{type(exception).__name__}: {exception}")
                 task_log.error(
                     "Task failed%s:\n%s",
                     ", will retry" if ti.state is S.UP_FOR_RETRY else "",
@@ -199,8 +201,12 @@ class TaskRunner:
 
         params = dict(self.env.params or {})
         if operator.params:
+            from zonda.masking import get_masker, is_sensitive_name
+
             for key in operator.params:
                 params.setdefault(key, operator.params[key])
+                if is_sensitive_name(key):
+                    get_masker().add(params[key], name=key)
         return build_context(
             dag=operator.dag,
             task=operator,
@@ -323,9 +329,12 @@ def _safe_call(fn: Callable[[], Any], name: str) -> None:
 
 
 def _rendered_json(rendered: Mapping[str, Any]) -> str:
+    """Rendered fields as stored for the UI: secrets redacted (by value and under sensitive names)."""
     from zonda import serde
+    from zonda.masking import redact
 
+    safe = {name: redact(value, name=name) for name, value in rendered.items()}
     try:
-        return serde.dumps(dict(rendered))
+        return serde.dumps(safe)
     except Exception:
-        return serde.dumps({k: repr(v)[:10000] for k, v in rendered.items()})
+        return serde.dumps({k: repr(v)[:10000] for k, v in safe.items()})
