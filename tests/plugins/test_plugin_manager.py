@@ -353,3 +353,37 @@ def test_events_plugin_module_and_cli_command(zonda_home, monkeypatch, capsys) -
     ]
     commands = manager.call("zonda_cli_commands")
     assert [c.name for c in commands[0]] == ["events"]
+
+
+def test_xcom_backend_from_a_plugin_replaces_the_metastore(zonda_metastore) -> None:
+    from sqlalchemy import func, select
+
+    from zonda import task
+    from zonda.metastore.tables import xcom
+    from zonda.xcom import InMemoryXComBackend
+
+    backend = InMemoryXComBackend()
+
+    class Plugin:
+        @hookimpl
+        def zonda_xcom_backend(self):
+            return backend
+
+    manager = PluginManager(plugins_folder=None, autoload=False)
+    manager.register(Plugin(), "xcom_plugin")
+    with DAG("xcom_backend", start_date=datetime(2024, 1, 1)) as dag:
+
+        @task
+        def produce() -> dict:
+            return {"rows": 3}
+
+        @task
+        def consume(value: dict) -> int:
+            return value["rows"] * 2
+
+        consume(produce())
+    result = run_dag(dag, metastore=zonda_metastore, plugins=manager)
+    assert result.succeeded
+    assert len(backend) == 3  # produce: return_value and "rows" (a -> dict annotation means multiple_outputs)
+    with zonda_metastore.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(xcom)).scalar() == 0

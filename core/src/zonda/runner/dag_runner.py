@@ -99,6 +99,11 @@ class InProcessDagRunner:
         plugins: Any = None,
     ) -> None:
         self.dag = dag
+        backend = plugins.call_first("zonda_xcom_backend") if plugins is not None else None
+        if backend is not None:
+            from zonda.runner.store import XComBackendStore
+
+            store = XComBackendStore(store, backend)
         self.store = store
         self.settings = settings
         self.log_folder = log_folder

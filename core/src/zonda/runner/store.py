@@ -334,3 +334,26 @@ def _run_values(run: DagRunInfo) -> dict[str, Any]:
 
 def _ti_defaults() -> dict[str, Any]:
     return {"map_index": -1, "state": None, "try_number": 0}
+
+
+class XComBackendStore:
+    """A run store whose XComs go to a plugin's backend (hook ``zonda_xcom_backend``); runs and task
+    instances still go to the wrapped store."""
+
+    def __init__(self, store: Any, backend: Any) -> None:
+        self._store = store
+        self.backend = backend
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def set_xcom(self, run: DagRunInfo, task_id: str, map_index: int, key: str, value_json: str) -> None:
+        self.backend.set(
+            dag_id=run.dag_id, run_id=run.run_id, task_id=task_id, map_index=map_index, key=key, value_json=value_json
+        )
+
+    def get_xcoms(self, run: DagRunInfo, task_ids: Sequence[str], key: str) -> list[tuple[str, int, str | None]]:
+        return list(self.backend.get_many(run.dag_id, run.run_id, list(task_ids), key))
+
+    def clear_xcoms(self, run: DagRunInfo, task_id: str, map_index: int) -> None:
+        self.backend.clear(run.dag_id, run.run_id, task_id, map_index)
