@@ -8,8 +8,8 @@ Calls are isolated: if one plugin's implementation raises, the error is logged w
 other implementations still run. Hooks marked *first result* stop at the first implementation returning
 something other than ``None``; ``tryfirst``/``trylast`` on ``hookimpl`` order them as in pytest.
 
-Zonda's own built-in features (executors, log handlers, the XCom backend, secrets lookup, template macros) are
-registered through these same hooks by :mod:`zonda.plugins.builtin`, so anything core can do, a plugin can too.
+Zonda's own built-in features register through these same hooks in :mod:`zonda.plugins.builtin` (today the
+file task-log handler; the executors join when the scheduler lands), so anything core can do, a plugin can too.
 """
 
 from __future__ import annotations
