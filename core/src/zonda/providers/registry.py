@@ -138,11 +138,17 @@ class ProviderEntryPoint:
         self._dist = dist
 
     def load(self) -> Any:
-        """Import the module and return the attribute, as ``importlib.metadata.EntryPoint.load`` does."""
+        """The entry point's object, as ``importlib.metadata.EntryPoint.load`` returns it.
+
+        A manifest is data, so a manifest module inside a package that is not imported yet is executed on its
+        own, from its file, without importing the package's ``__init__`` (half the imports of discovery, and
+        none of the provider's own code). Manifest modules must therefore not use relative imports; anything
+        unusual (a namespace package, a zip install) falls back to a normal import.
+        """
         match = _EP_VALUE.fullmatch(self.value)
         if match is None:
             raise ValueError(f"entry point value {self.value!r} is not 'module:attr'")
-        obj: Any = importlib.import_module(match["module"])
+        obj: Any = _load_manifest_module(match["module"])
         if match["attr"]:
             for attr in match["attr"].split("."):
                 obj = getattr(obj, attr)
@@ -170,6 +176,34 @@ class ProviderEntryPoint:
 
     def __repr__(self) -> str:
         return f"ProviderEntryPoint({self.name!r}, {self.value!r})"
+
+
+def _load_manifest_module(module_name: str) -> Any:
+    package, _, leaf = module_name.rpartition(".")
+    if not package or "." in package or package in sys.modules or module_name in sys.modules:
+        return importlib.import_module(module_name)
+    from importlib import machinery, util
+
+    spec = machinery.PathFinder.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    path = os.path.join(locations[0], f"{leaf}.py") if len(locations) == 1 else ""
+    if not path or not os.path.isfile(path):
+        return importlib.import_module(module_name)
+    key = (path, os.stat(path).st_mtime_ns)
+    cached = _STANDALONE_MANIFESTS.get(key)
+    if cached is not None:
+        return cached
+    standalone = util.spec_from_file_location(f"_zonda_manifest_{package}", path)
+    if standalone is None or standalone.loader is None:
+        return importlib.import_module(module_name)
+    module = util.module_from_spec(standalone)
+    standalone.loader.exec_module(module)
+    _STANDALONE_MANIFESTS[key] = module
+    return module
+
+
+#: Manifest modules executed standalone, by (file, mtime): the same role ``sys.modules`` plays for imports.
+_STANDALONE_MANIFESTS: dict[tuple[str, int], Any] = {}
 
 
 def _normalize(name: str) -> str:
