@@ -315,6 +315,8 @@ def print_table(benches: dict[tuple[str, str], Bench], systems: list[str]) -> li
     header = ["metric", *systems, "target", "met?"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, metric, figure, target in ROWS:
+        if not any((system, metric) in benches for system in systems):
+            continue  # not measured in this run (--only)
         cells = [label]
         for system in systems:
             bench = benches.get((system, metric))
@@ -343,6 +345,40 @@ def per_task_lines(benches: dict[tuple[str, str], Bench], systems: list[str]) ->
     return out
 
 
+# ------------------------------------------------------------------------------------------------- --profile
+
+
+def profile_chain(home: Path, top: int = 12) -> None:
+    """Where `zonda dags test bench_chain50 -q` spends its time: top-level imports and cProfile cumulative."""
+    env = zonda_benches(home)[0].env
+    py = str(VENV_BIN / "python")
+    cmd = ["-m", "zonda", "dags", "test", ZONDA_DAGS["chain"], "-q"]
+    out = subprocess.run([py, "-X", "importtime", *cmd], env=env, capture_output=True, text=True, check=False)
+    rows = []
+    for line in out.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _, cumulative, name = line[len("import time:") :].split("|")
+        if not name.startswith("  "):  # top level: imported by Zonda's own code or the interpreter
+            rows.append((int(cumulative), name.strip()))
+    print(f"\n## -X importtime, top-level imports of `zonda {' '.join(cmd[2:])}` (cumulative, one run)")
+    for micros, name in sorted(rows, reverse=True)[:top]:
+        print(f"  {micros / 1000:7.1f} ms  {name}")
+    prof = Path(tempfile.mkdtemp(prefix="zonda_prof_")) / "chain.prof"
+    subprocess.run([py, "-m", "cProfile", "-o", str(prof), *cmd], env=env, capture_output=True, check=False)
+    import io
+    import pstats
+
+    buf = io.StringIO()
+    stats = pstats.Stats(str(prof), stream=buf)
+    stats.sort_stats("cumulative").print_stats(r"zonda/(cli|runner|plugins|metastore|dagbag)/?", top * 2)
+    print("\n## cProfile (cumulative; profiler overhead inflates the times), Zonda functions only")
+    lines = buf.getvalue().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip().startswith("ncalls")), 0)
+    print("\n".join(line.replace(str(REPO) + "/", "") for line in lines[start:] if line.strip()))
+    shutil.rmtree(prof.parent, ignore_errors=True)
+
+
 # -------------------------------------------------------------------------------------------------------- main
 
 
@@ -352,6 +388,29 @@ def make_zonda_home() -> Path:
     for name in ZONDA_DAGS.values():
         shutil.copy(BENCH_DIR / "dags" / f"{name}.py", home / "dags" / f"{name}.py")
     return home
+
+
+def source_fingerprint() -> str:
+    """A digest of (path, size, mtime) of every file under core/src: tells whether the code changed mid-run."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for path in sorted((REPO / "core" / "src").rglob("*.py")):
+        st = path.stat()
+        digest.update(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return digest.hexdigest()[:12]
+
+
+def git_state() -> str:
+    """HEAD and the number of locally modified files under core/ (read-only git commands)."""
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False)
+        return out.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "?"
+    dirty = len([line for line in git("status", "--porcelain", "--", "core").splitlines() if line.strip()])
+    return f"git HEAD {head}, {dirty} modified/untracked file(s) under core/ measured as they are in the working tree"
 
 
 def compile_sources() -> None:
@@ -374,6 +433,7 @@ def main() -> int:
     ap.add_argument("--peers-dir", type=Path, default=Path("/work/shared/peers"), help="peers' DAGs + scripts")
     ap.add_argument("--only", help="comma-separated metrics (baseline,help,version,import,import_api,chain,fan)")
     ap.add_argument("--keep-home", action="store_true", help="do not delete the temp ZONDA_HOME")
+    ap.add_argument("--profile", action="store_true", help="also print -X importtime and cProfile of the chain")
     a = ap.parse_args()
 
     print(f"# Zonda benchmarks  {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
@@ -382,6 +442,8 @@ def main() -> int:
         f"host python3 {platform.python_version()} (harness only)"
     )
     compile_sources()
+    fingerprint = source_fingerprint()
+    print(f"{git_state()}; core/src fingerprint {fingerprint}")
     home = make_zonda_home()
     print(
         f"ZONDA_HOME={home} (SQLite metastore zonda.db, created by the warm-up run), ZONDA__CORE__LOAD_EXAMPLES=false"
@@ -393,8 +455,8 @@ def main() -> int:
         if not (a.peers_root / "airflow" / "bin" / "airflow").exists() or not (a.peers_root / "luigi").exists():
             print(
                 f"peers: no venvs in {a.peers_root}. Create them once (about 1 min, from PyPI) with:\n"
-                f"  cp -r {a.peers_dir} /tmp/peers_scripts && cd /tmp/peers_scripts && "
-                "RESULTS_DIR=/tmp/peers/results ./install.sh",
+                f"  cp -r {a.peers_dir} /tmp/peers_scripts && chmod -R u+w /tmp/peers_scripts && "
+                "cd /tmp/peers_scripts && RESULTS_DIR=/tmp/peers/results ./install.sh",
                 file=sys.stderr,
             )
             return 2
@@ -457,6 +519,14 @@ def main() -> int:
     if not a.with_peers:
         notes = [notes[0], notes[2]]
     print("\n" + "\n".join(f"* {n}" for n in notes))
+    if a.profile:
+        profile_chain(home)
+    if source_fingerprint() != fingerprint:
+        print(
+            "\nWARNING: files under core/src changed during this run (someone edited the code), so the Zonda "
+            "rows mix code versions; run again for a consistent set",
+            file=sys.stderr,
+        )
     failed = [f"{b.system}/{b.metric}" for b in all_benches if len(b.ok()) != len(b.runs)]
     if failed:
         print(f"\nFAILED runs in: {', '.join(failed)}", file=sys.stderr)
@@ -468,6 +538,8 @@ def main() -> int:
                     "machine": {"node": platform.node(), "cpus": os.cpu_count(), "platform": platform.platform()},
                     "repeat": a.repeat,
                     "zonda_home": str(home),
+                    "git": git_state(),
+                    "core_src_fingerprint": fingerprint,
                     "table": lines,
                     "benches": [b.as_json() for b in all_benches],
                 },

@@ -111,9 +111,10 @@ def test_ensure_ready_auto_inits_an_empty_database(metastore_url: str) -> None:
         store.dispose()
 
 
-def test_ensure_ready_outdated_revision_says_migrate(metastore: Metastore, monkeypatch) -> None:
+def test_ensure_ready_outdated_revision_says_migrate(metastore: Metastore) -> None:
     # What a user sees after upgrading Zonda (whose migrations now end at a newer head) without migrating.
-    monkeypatch.setattr("zonda.metastore.db.HEAD_REVISION", "0002")
+    with metastore.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
     with pytest.raises(MetastoreError, match=r"revision 0001 but this Zonda needs 0002; run `zonda db migrate`"):
         metastore.ensure_ready(auto_init=True)
 

@@ -118,6 +118,12 @@ class TaskInstanceModel(Base):
     next_kwargs: Mapped[str | None]
     rendered_fields: Mapped[str | None]
     updated_at: Mapped[datetime]
+    ready_at: Mapped[datetime | None]
+    queued_by_job_id: Mapped[int | None]
+    job_id: Mapped[int | None]
+    last_heartbeat_at: Mapped[datetime | None]
+    trigger_id: Mapped[int | None]
+    trigger_timeout: Mapped[datetime | None]
 
     def __repr__(self) -> str:
         return f"<TaskInstanceModel {self.dag_id} {self.run_id} {self.task_id}[{self.map_index}] {self.state}>"
@@ -200,3 +206,51 @@ __all__ = [
     "XComModel",
     "filename_hash",
 ]
+
+
+class JobModel(Base):
+    """A scheduler, triggerer or worker process and its heartbeat."""
+
+    __table__ = tables.job
+
+    id: Mapped[int]
+    job_type: Mapped[str]
+    state: Mapped[str]
+    hostname: Mapped[str | None]
+    pid: Mapped[int | None]
+    executor_class: Mapped[str | None]
+    start_date: Mapped[datetime | None]
+    end_date: Mapped[datetime | None]
+    latest_heartbeat: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"<JobModel {self.id} {self.job_type} {self.state}>"
+
+
+class PoolModel(Base):
+    """A named limit of task slots."""
+
+    __table__ = tables.pool
+
+    pool: Mapped[str]
+    slots: Mapped[int]
+    description: Mapped[str | None]
+    include_deferred: Mapped[bool]
+
+    def __repr__(self) -> str:
+        return f"<PoolModel {self.pool} {self.slots}>"
+
+
+class TriggerModel(Base):
+    """A trigger deferred tasks wait on, as class path plus JSON kwargs."""
+
+    __table__ = tables.trigger
+
+    id: Mapped[int]
+    classpath: Mapped[str]
+    kwargs: Mapped[str]
+    created_date: Mapped[datetime]
+    triggerer_id: Mapped[int | None]
+
+    def __repr__(self) -> str:
+        return f"<TriggerModel {self.id} {self.classpath}>"

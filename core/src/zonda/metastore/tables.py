@@ -128,6 +128,15 @@ task_instance = Table(
     Column("next_kwargs", LongText),
     Column("rendered_fields", LongText),
     Column("updated_at", UtcDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+    # Scheduling (migration 0002): when an up_for_retry / up_for_reschedule instance may run again; the job
+    # that queued it and the job running it (ownership: a task whose row names another job stops); the
+    # heartbeat of its process; the trigger it is deferred on.
+    Column("ready_at", UtcDateTime),
+    Column("queued_by_job_id", Integer),
+    Column("job_id", Integer),
+    Column("last_heartbeat_at", UtcDateTime),
+    Column("trigger_id", Integer, ForeignKey("trigger.id", ondelete="SET NULL")),
+    Column("trigger_timeout", UtcDateTime),
     UniqueConstraint(
         "dag_id",
         "run_id",
@@ -135,6 +144,7 @@ task_instance = Table(
         "map_index",
         name="uq_task_instance_dag_id_run_id_task_id_map_index",
     ),
+    Index("ix_task_instance_trigger_id", "trigger_id"),
     Index("ix_task_instance_dag_run_id", "dag_run_id"),
     Index("ix_task_instance_dag_id_state", "dag_id", "state"),
     Index("ix_task_instance_state", "state"),
@@ -192,6 +202,45 @@ import_error = Table(
 )
 
 
+#: A long-running process: a scheduler, a triggerer, a worker. Its heartbeat tells others it is alive.
+job = Table(
+    "job",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_type", String(30), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("hostname", String(1000)),
+    Column("pid", Integer),
+    Column("executor_class", String(1000)),
+    Column("start_date", UtcDateTime),
+    Column("end_date", UtcDateTime),
+    Column("latest_heartbeat", UtcDateTime),
+    Index("ix_job_job_type_state", "job_type", "state"),
+)
+
+#: Named slot limits shared by every DAG (``default_pool`` always exists).
+pool = Table(
+    "slot_pool",
+    metadata,
+    Column("pool", String(256), primary_key=True),
+    Column("slots", Integer, nullable=False, default=128),
+    Column("description", Text),
+    Column("include_deferred", Boolean, nullable=False, default=False),
+)
+
+#: A trigger a deferred task waits on: its class path and JSON kwargs (never a pickle).
+trigger = Table(
+    "trigger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("classpath", String(1000), nullable=False),
+    Column("kwargs", LongText, nullable=False),
+    Column("created_date", UtcDateTime, nullable=False, default=utcnow),
+    Column("triggerer_id", Integer),
+    Index("ix_trigger_triggerer_id", "triggerer_id"),
+)
+
+
 __all__ = [
     "ID_LENGTH",
     "connection",
@@ -199,8 +248,11 @@ __all__ = [
     "dag_run",
     "filename_hash",
     "import_error",
+    "job",
     "metadata",
+    "pool",
     "serialized_dag",
     "task_instance",
+    "trigger",
     "xcom",
 ]
