@@ -51,6 +51,10 @@ class ZondaTaskTimeout(ZondaException):
     """The task ran longer than its ``execution_timeout``."""
 
 
+class ZondaTaskTerminated(ZondaException):
+    """The task process was asked to stop (SIGTERM): a shutdown, a kill from the UI, or lost ownership."""
+
+
 class ZondaSensorTimeout(ZondaFailException):
     """A sensor waited longer than its ``timeout``. Not retried, like Airflow's ``AirflowSensorTimeout``."""
 

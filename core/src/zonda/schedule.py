@@ -46,6 +46,10 @@ class Timetable:
         """The first complete interval starting at or after ``after``; None when there is none."""
         return None
 
+    def latest_complete_interval(self, now: datetime) -> DataInterval | None:
+        """The most recent interval that has ended by ``now`` (what ``catchup=False`` runs next)."""
+        return None
+
     def serialize(self) -> dict[str, Any]:
         return {"type": type(self).__name__, "summary": self.summary}
 
@@ -85,6 +89,10 @@ class CronTimetable(Timetable):
         start = after if self._is_aligned(after) else self._iter(after, forward=True)
         return DataInterval(start, self._iter(start, forward=True))
 
+    def latest_complete_interval(self, now: datetime) -> DataInterval | None:
+        end = now if self._is_aligned(now) else self._iter(now, forward=False)
+        return DataInterval(self._iter(end, forward=False), end)
+
     def serialize(self) -> dict[str, Any]:
         return {"type": "CronTimetable", "summary": self.summary, "expression": self.expression}
 
@@ -100,8 +108,36 @@ class DeltaTimetable(Timetable):
     def next_interval(self, after: datetime) -> DataInterval | None:
         return DataInterval(after, after + self.delta)
 
+    def latest_complete_interval(self, now: datetime) -> DataInterval | None:
+        return DataInterval(now - self.delta, now)
+
     def serialize(self) -> dict[str, Any]:
         return {"type": "DeltaTimetable", "summary": self.summary, "seconds": self.delta.total_seconds()}
+
+
+def timetable_from_dict(data: dict[str, Any] | None, extra: dict[str, type] | None = None) -> Timetable:
+    """Rebuild a timetable from :meth:`Timetable.serialize` output (the scheduler never imports DAG files).
+
+    ``extra`` maps names to timetable classes contributed by plugins (hook ``zonda_timetables``); such a class
+    rebuilds itself with a ``deserialize(data)`` classmethod.
+    """
+    data = data or {}
+    kind = data.get("type", "NullTimetable")
+    if kind == "CronTimetable":
+        table = CronTimetable(data["expression"])
+        table.summary = data.get("summary", data["expression"])
+        return table
+    if kind == "DeltaTimetable":
+        return DeltaTimetable(timedelta(seconds=float(data["seconds"])))
+    if kind == "OnceTimetable":
+        return OnceTimetable()
+    if kind == "NullTimetable":
+        return NullTimetable()
+    if extra and kind in extra:
+        return extra[kind].deserialize(data)  # type: ignore[attr-defined]
+    raise DagDefinitionError(
+        f"unknown timetable {kind!r}: the plugin that provides it (hook zonda_timetables) is not installed"
+    )
 
 
 def cron_problem(expression: str) -> str | None:

@@ -20,6 +20,26 @@ def _seconds(value: Any) -> float | None:
     return None if value is None else value.total_seconds()
 
 
+def _expand_spec(task: Any) -> dict[str, Any] | None:
+    """What the scheduler needs to expand a mapped task without importing the DAG: for each mapped argument
+    either the upstream XCom it comes from or the length of the literal."""
+    if not task.is_mapped:
+        return None
+    from zonda.xcom_arg import XComArg
+
+    def describe(value: Any) -> dict[str, Any]:
+        if isinstance(value, XComArg):
+            return {"xcom": {"task_id": value.operator.task_id, "key": value.key}}
+        try:
+            return {"length": len(value)}
+        except TypeError:
+            return {"length": None}
+
+    if task.expand_kwargs_input is not None:
+        return {"kind": "expand_kwargs", "args": {"kwargs": describe(task.expand_kwargs_input)}}
+    return {"kind": "expand", "args": {name: describe(value) for name, value in task.expand_input.items()}}
+
+
 def serialize_task(task: Node) -> dict[str, Any]:
     return {
         "task_id": task.task_id,
@@ -40,6 +60,12 @@ def serialize_task(task: Node) -> dict[str, Any]:
         "template_fields": list(task.template_fields),  # type: ignore[attr-defined]
         "ui_color": task.ui_color,  # type: ignore[attr-defined]
         "doc_md": task.doc_md,  # type: ignore[attr-defined]
+        "pool_slots": getattr(task, "pool_slots", 1),
+        "weight_rule": getattr(task, "weight_rule", "downstream"),
+        "retry_exponential_backoff": bool(getattr(task, "retry_exponential_backoff", False)),
+        "max_retry_delay": _seconds(getattr(task, "max_retry_delay", None)),
+        "executor_config": _safe(getattr(task, "executor_config", None) or {}),
+        "expand": _expand_spec(task),
     }
 
 
@@ -65,10 +91,40 @@ def serialize_dag(dag: DAG) -> tuple[str, str]:
             gid: {"tooltip": g.tooltip, "parent": g.parent_group.group_id if g.parent_group else None}
             for gid, g in dag.task_groups.items()
         },
-        "tasks": [serialize_task(t) for t in dag.topological_order()],
+        "tasks": _with_priority([serialize_task(t) for t in dag.topological_order()]),
+        "dagrun_timeout": _seconds(dag.dagrun_timeout),
+        "is_paused_upon_creation": dag.is_paused_upon_creation,
     }
     text = serde.dumps(payload)
     return text, hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
+def _with_priority(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Airflow's weight rules: ``downstream`` (default) sums the task's weight with all its descendants',
+    ``upstream`` with its ancestors', ``absolute`` keeps its own. Computed here once, so the scheduler just
+    orders by it."""
+    by_id = {t["task_id"]: t for t in tasks}
+
+    def relatives(task_id: str, key: str) -> set[str]:
+        seen: set[str] = set()
+        stack = list(by_id[task_id][key])
+        while stack:
+            tid = stack.pop()
+            if tid not in seen:
+                seen.add(tid)
+                stack.extend(by_id[tid][key])
+        return seen
+
+    for task in tasks:
+        rule = task.get("weight_rule") or "downstream"
+        own = int(task.get("priority_weight") or 1)
+        if rule == "absolute":
+            total = own
+        else:
+            key = "upstream" if rule == "upstream" else "downstream"
+            total = own + sum(int(by_id[t].get("priority_weight") or 1) for t in relatives(task["task_id"], key))
+        task["priority_weight_total"] = total
+    return tasks
 
 
 def _safe(value: Any) -> Any:

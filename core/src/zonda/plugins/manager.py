@@ -33,7 +33,7 @@ log = logging.getLogger("zonda.plugins")
 ENTRY_POINT_GROUP = "zonda.plugins"
 BUILTIN_NAME = "zonda.builtin"
 #: Hooks :mod:`zonda.plugins.builtin` implements (a test keeps this in sync).
-BUILTIN_HOOKS = frozenset({"zonda_task_log_handlers"})
+BUILTIN_HOOKS = frozenset({"zonda_executors", "zonda_task_log_handlers"})
 
 
 @dataclass

@@ -50,6 +50,8 @@ class TaskInstance:
         self.next_retry_at: float | None = None
         #: Task ids a branch / short-circuit asked to skip during the current attempt.
         self.skip_requests: list[str] = []
+        #: False once this process learns another one owns the row (it then records nothing).
+        self.owned = True
 
     @property
     def key(self) -> tuple[str, int]:

@@ -288,6 +288,95 @@ class MetastoreRunStore:
         with self.engine.begin() as conn:
             conn.execute(delete(x).where(x.c.dag_run_id == run.id, x.c.task_id == task_id, x.c.map_index == map_index))
 
+    # --- ownership, under a scheduler ---------------------------------------------------------------------
+
+    def _ti_where(self, run: DagRunInfo, task_id: str, map_index: int) -> list[Any]:
+        ti = self.t.task_instance
+        return [ti.c.dag_run_id == run.id, ti.c.task_id == task_id, ti.c.map_index == map_index]
+
+    def _conditional_update(self, where: list[Any], values: Mapping[str, Any]) -> bool:
+        from sqlalchemy import update
+
+        from zonda.timezone import utcnow
+
+        ti = self.t.task_instance
+        conn = self._connection()
+        try:
+            result = conn.execute(update(ti).where(*where).values(**values, updated_at=utcnow()))
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return result.rowcount == 1
+
+    def claim_task_instance(self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any]) -> bool:
+        """queued -> running, only if it is still queued: two processes can never both run one try."""
+        ti = self.t.task_instance
+        return self._conditional_update([*self._ti_where(run, task_id, map_index), ti.c.state == "queued"], values)
+
+    def finish_owned_task_instance(
+        self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any], *, pid: int | None
+    ) -> bool:
+        """running -> end state, only while this process (pid) still owns the row."""
+        ti = self.t.task_instance
+        where = [*self._ti_where(run, task_id, map_index), ti.c.state == "running", ti.c.pid == pid]
+        return self._conditional_update(where, values)
+
+    def heartbeat_task_instance(self, run: DagRunInfo, task_id: str, map_index: int, *, pid: int) -> bool:
+        """Refresh ``last_heartbeat_at``; False when the row is no longer running in this process."""
+        from zonda.timezone import utcnow
+
+        ti = self.t.task_instance
+        where = [*self._ti_where(run, task_id, map_index), ti.c.state == "running", ti.c.pid == pid]
+        return self._conditional_update(where, {"last_heartbeat_at": utcnow()})
+
+    def skip_task_instances(self, run: DagRunInfo, task_ids: Iterable[str]) -> None:
+        """Mark not-yet-started instances of these tasks skipped (a branch's decision)."""
+        from sqlalchemy import update
+
+        from zonda.timezone import utcnow
+
+        ti = self.t.task_instance
+        now = utcnow()
+        conn = self._connection()
+        try:
+            conn.execute(
+                update(ti)
+                .where(
+                    ti.c.dag_run_id == run.id,
+                    ti.c.task_id.in_(list(task_ids)),
+                    (ti.c.state.is_(None)) | (ti.c.state == "scheduled"),
+                )
+                .values(state="skipped", end_date=now, updated_at=now)
+            )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+
+    def load_task_instance(self, ti_id: int) -> dict[str, Any] | None:
+        """The task instance row with its DAG run's fields (``run_*``), for a worker starting a workload."""
+        from sqlalchemy import select
+
+        ti, dr = self.t.task_instance, self.t.dag_run
+        conn = self._connection()
+        row = conn.execute(
+            select(
+                ti,
+                dr.c.logical_date.label("run_logical_date"),
+                dr.c.data_interval_start.label("run_data_interval_start"),
+                dr.c.data_interval_end.label("run_data_interval_end"),
+                dr.c.run_type.label("run_run_type"),
+                dr.c.conf.label("run_conf"),
+                dr.c.start_date.label("run_start_date"),
+                dr.c.state.label("run_state"),
+            )
+            .join(dr, dr.c.id == ti.c.dag_run_id)
+            .where(ti.c.id == ti_id)
+        ).first()
+        conn.rollback()
+        return dict(row._mapping) if row is not None else None
+
     def previous_task_states(self, dag_id: str, task_id: str, before: datetime | None) -> Iterable[str | None]:
         """States of ``task_id`` in the latest earlier run (for ``depends_on_past``)."""
         from sqlalchemy import select

@@ -24,6 +24,7 @@ from zonda.exceptions import (
     XComSizeError,
     ZondaFailException,
     ZondaSkipException,
+    ZondaTaskTerminated,
     ZondaTaskTimeout,
 )
 from zonda.state import TaskInstanceState as S
@@ -71,6 +72,8 @@ class RunEnvironment:
     record_state: bool = True
     params: Mapping[str, Any] | None = None
     plugins: Any = None
+    #: Under a scheduler: claim the queued row first and write the end state only while still owning it.
+    claim: bool = False
 
 
 class TaskRunner:
@@ -101,24 +104,29 @@ class TaskRunner:
         ti.log_path = attempt_log_path(
             self.env.log_folder, run.dag_id, run.run_id, ti.task_id, ti.map_index, ti.try_number
         )
+        running_values = {
+            "state": S.RUNNING.value,
+            "try_number": ti.try_number,
+            "max_tries": ti.max_tries,
+            "start_date": ti.start_date,
+            "end_date": None,
+            "duration": None,
+            "hostname": ti.hostname,
+            "pid": ti.pid,
+            "queued_dttm": ti.queued_dttm,
+        }
+        if self.env.claim:
+            # Under a scheduler: take the queued row, or find someone else has (or it was cleared).
+            running_values["last_heartbeat_at"] = ti.start_date
+            if not ti.store.claim_task_instance(run, ti.task_id, ti.map_index, running_values):
+                log.warning("%s is no longer queued for this process; not running it", ti.label)
+                ti.state = S.NONE
+                ti.owned = False
+                return ti.state
         if ti.try_number > 1:
             ti.store.clear_xcoms(run, ti.task_id, ti.map_index)
-        ti.store.update_task_instance(
-            run,
-            ti.task_id,
-            ti.map_index,
-            {
-                "state": S.RUNNING.value,
-                "try_number": ti.try_number,
-                "max_tries": ti.max_tries,
-                "start_date": ti.start_date,
-                "end_date": None,
-                "duration": None,
-                "hostname": ti.hostname,
-                "pid": ti.pid,
-                "queued_dttm": ti.queued_dttm,
-            },
-        )
+        if not self.env.claim:
+            ti.store.update_task_instance(run, ti.task_id, ti.map_index, running_values)
         self._notify("on_task_instance_running", previous_state=previous_state, task_instance=ti)
         started = time.perf_counter()
         context: Context | None = None
@@ -137,7 +145,7 @@ class TaskRunner:
             except ZondaSkipException as exc:
                 ti.state = S.SKIPPED
                 task_log.info("Skipped: %s", exc or "ZondaSkipException raised")
-            except ZondaTaskTimeout as exc:
+            except (ZondaTaskTimeout, ZondaTaskTerminated) as exc:
                 exception = exc
                 _safe_call(operator.on_kill, "on_kill")
                 ti.state = self._failed_state(ti, exc)
@@ -168,6 +176,8 @@ class TaskRunner:
                 ti.next_retry_at = time.monotonic() + delay
                 task_log.info("Retrying in %.3g s (try %s of %s)", delay, ti.try_number + 1, ti.max_tries + 1)
             task_log.info("Attempt ended: %s after %.3f s", ti.state.value, ti.duration or 0.0)
+            if not getattr(ti, "owned", True):
+                return ti.state
             if context is not None:
                 self._callbacks(ti, operator, context, exception)
             self._notify_outcome(ti, exception)
@@ -275,7 +285,25 @@ class TaskRunner:
         values: dict[str, Any] = {"state": ti.state.value, "end_date": ti.end_date, "duration": ti.duration}
         if rendered:
             values["rendered_fields"] = _rendered_json(rendered)
-        ti.store.update_task_instance(ti.dag_run, ti.task_id, ti.map_index, values)
+        if not self.env.claim:
+            ti.store.update_task_instance(ti.dag_run, ti.task_id, ti.map_index, values)
+            return
+        if ti.state is S.UP_FOR_RETRY:
+            from datetime import timedelta
+
+            delay = retry_delay_seconds(ti.task, ti.try_number)
+            values["ready_at"] = ti.end_date + timedelta(seconds=delay)
+        if ti.state is S.SUCCESS and ti.skip_requests:
+            # Branch decisions are written before success, so the scheduler never queues a skipped task.
+            ti.store.skip_task_instances(ti.dag_run, ti.skip_requests)
+        if not ti.store.finish_owned_task_instance(ti.dag_run, ti.task_id, ti.map_index, values, pid=ti.pid):
+            log.error(
+                "%s: this process no longer owns the task instance (another process or the scheduler took it "
+                "over); its %s state is not recorded",
+                ti.label,
+                ti.state.value,
+            )
+            ti.owned = False
 
     def _callbacks(
         self, ti: TaskInstance, operator: BaseOperator, context: Context, exception: BaseException | None

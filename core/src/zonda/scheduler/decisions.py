@@ -1,0 +1,197 @@
+"""Deciding the task instances of one DAG run from its serialized DAG and the rows' states.
+
+One pass walks the tasks in dependency order and settles everything it can in memory (so a skip or an
+upstream failure propagates through a whole chain at once), then writes the changes in one transaction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from zonda.metastore import tables as t
+from zonda.runner.trigger_rules import Decision, UpstreamCounts, evaluate
+from zonda.scheduler.serialized import SerializedDag, SerializedTask
+from zonda.state import FAILED_STATES
+
+FINISHED = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
+
+
+@dataclass
+class RunDecision:
+    """What one pass over a run did."""
+
+    scheduled: int = 0
+    settled: int = 0
+    created: int = 0
+    finished_state: str | None = None
+    next_ready_at: datetime | None = None
+    changes: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+
+def task_instance_row(task: SerializedTask, run: Any, map_index: int, state: str | None) -> dict[str, Any]:
+    return {
+        "dag_run_id": run.id,
+        "dag_id": run.dag_id,
+        "run_id": run.run_id,
+        "task_id": task.task_id,
+        "map_index": map_index,
+        "state": state,
+        "try_number": 0,
+        "max_tries": task.retries,
+        "operator": task.operator,
+        "pool": task.pool,
+        "pool_slots": task.pool_slots,
+        "queue": task.queue,
+        "priority_weight": task.priority_weight,
+    }
+
+
+def create_task_instances(conn: Connection, sdag: SerializedDag, run: Any) -> int:
+    rows = [task_instance_row(sdag.tasks[tid], run, -1, None) for tid in sdag.order]
+    if rows:
+        conn.execute(insert(t.task_instance), rows)
+    return len(rows)
+
+
+def _expansion_length(conn: Connection, run: Any, task: SerializedTask) -> int:
+    """How many instances a mapped task gets, from literal lengths and upstream XComs (JSON only)."""
+    from zonda import serde
+
+    assert task.expand is not None
+    lengths = []
+    for spec in task.expand["args"].values():
+        if "length" in spec:
+            lengths.append(spec["length"] or 0)
+            continue
+        source = spec["xcom"]
+        values = conn.execute(
+            select(t.xcom.c.value).where(
+                t.xcom.c.dag_run_id == run.id, t.xcom.c.task_id == source["task_id"], t.xcom.c.key == source["key"]
+            )
+        ).all()
+        if len(values) != 1:
+            lengths.append(len(values))  # a mapped upstream: one element per instance that pushed
+            continue
+        value = serde.loads(values[0][0]) if values[0][0] is not None else None
+        lengths.append(len(value) if isinstance(value, list | tuple | dict) else 0)
+    if task.expand["kind"] == "expand_kwargs":
+        return lengths[0]
+    return math.prod(lengths) if lengths else 0
+
+
+def decide_run(
+    conn: Connection, sdag: SerializedDag, run: Any, now: datetime, *, previous_states: Any = None
+) -> RunDecision:
+    """Settle and schedule what can be decided now in ``run``; the caller commits."""
+    result = RunDecision()
+    ti = t.task_instance
+    rows = conn.execute(
+        select(ti.c.id, ti.c.task_id, ti.c.map_index, ti.c.state, ti.c.ready_at).where(ti.c.dag_run_id == run.id)
+    ).all()
+    if not rows:
+        result.created = create_task_instances(conn, sdag, run)
+        rows = conn.execute(
+            select(ti.c.id, ti.c.task_id, ti.c.map_index, ti.c.state, ti.c.ready_at).where(ti.c.dag_run_id == run.id)
+        ).all()
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_task.setdefault(row.task_id, []).append(dict(row._mapping))
+    for task_id in sdag.order:
+        if task_id not in by_task:  # a task added to the DAG after the run started
+            conn.execute(insert(ti).values(**task_instance_row(sdag.tasks[task_id], run, -1, None)))
+            new_id = conn.execute(
+                select(ti.c.id).where(ti.c.dag_run_id == run.id, ti.c.task_id == task_id, ti.c.map_index == -1)
+            ).scalar_one()
+            by_task[task_id] = [{"id": new_id, "task_id": task_id, "map_index": -1, "state": None, "ready_at": None}]
+    for task_id in sdag.order:
+        task = sdag.tasks[task_id]
+        instances = by_task[task_id]
+        for inst in instances:
+            if inst["state"] in ("up_for_retry", "up_for_reschedule"):
+                if inst["ready_at"] is None or inst["ready_at"] <= now:
+                    _change(result, inst, {"state": "scheduled", "ready_at": None})
+                    result.scheduled += 1
+                elif result.next_ready_at is None or inst["ready_at"] < result.next_ready_at:
+                    result.next_ready_at = inst["ready_at"]
+        pending = [inst for inst in instances if inst["state"] is None]
+        if not pending:
+            continue
+        counts = UpstreamCounts.from_states(inst["state"] for up in task.upstream for inst in by_task[up])
+        decision = evaluate(task.trigger_rule, counts)
+        if decision is Decision.WAIT:
+            continue
+        if decision is Decision.RUN:
+            if task.depends_on_past and previous_states is not None:
+                states = previous_states(task_id)
+                if any(s not in ("success", "skipped") for s in states):
+                    continue
+            if task.is_mapped and len(instances) == 1 and instances[0]["map_index"] == -1:
+                count = _expansion_length(conn, run, task)
+                if count == 0:
+                    _change(result, instances[0], {"state": "skipped", "end_date": now})
+                    result.settled += 1
+                    continue
+                _change(result, instances[0], {"map_index": 0, "state": "scheduled"})
+                extra = [task_instance_row(task, run, i, "scheduled") for i in range(1, count)]
+                if extra:
+                    conn.execute(insert(ti), extra)
+                    new = conn.execute(
+                        select(ti.c.id, ti.c.map_index).where(
+                            ti.c.dag_run_id == run.id, ti.c.task_id == task_id, ti.c.map_index > 0
+                        )
+                    ).all()
+                    instances.extend(
+                        {"id": r.id, "task_id": task_id, "map_index": r.map_index, "state": "scheduled"} for r in new
+                    )
+                result.scheduled += count
+                continue
+            for inst in pending:
+                _change(result, inst, {"state": "scheduled"})
+                result.scheduled += 1
+            continue
+        state = "skipped" if decision is Decision.SKIP else "upstream_failed"
+        for inst in pending:
+            _change(result, inst, {"state": state, "end_date": now})
+            result.settled += 1
+    _write(conn, result.changes)
+    all_rows = [inst for task_id in sdag.order for inst in by_task[task_id]]
+    if all(inst["state"] in FINISHED for inst in all_rows):
+        leaves = [inst for tid in sdag.leaves for inst in by_task[tid]]
+        failed = any(inst["state"] in {s.value for s in FAILED_STATES} for inst in leaves)
+        result.finished_state = "failed" if failed else "success"
+    return result
+
+
+def _change(result: RunDecision, inst: dict[str, Any], values: dict[str, Any]) -> None:
+    inst.update(values)
+    result.changes.append((inst["id"], values))
+
+
+def _write(conn: Connection, changes: Iterable[tuple[int, dict[str, Any]]]) -> None:
+    from zonda.timezone import utcnow
+
+    ti = t.task_instance
+    grouped: dict[tuple, list[int]] = {}
+    for ti_id, values in changes:
+        key = tuple(sorted(values.items(), key=lambda kv: kv[0]))
+        grouped.setdefault(key, []).append(ti_id)
+    now = utcnow()
+    for key, ids in grouped.items():
+        values = dict(key)
+        # Only rows still in the state we read: another scheduler may have moved them meanwhile.
+        conn.execute(update(ti).where(ti.c.id.in_(ids)).values(**values, updated_at=now))
+
+
+def retry_ready_at(task: SerializedTask, failed_try: int, now: datetime) -> datetime:
+    seconds = task.retry_delay
+    if task.retry_exponential_backoff:
+        seconds = seconds * (2 ** max(failed_try - 1, 0))
+    if task.max_retry_delay is not None:
+        seconds = min(seconds, task.max_retry_delay)
+    return now + timedelta(seconds=max(seconds, 0.0))

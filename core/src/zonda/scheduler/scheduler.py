@@ -1,0 +1,635 @@
+"""The scheduler loop.
+
+Each pass: create DAG runs that are due, start queued runs within ``max_active_runs``, decide task instances
+of runs that changed (trigger rules, retries whose delay passed, mapped expansion), queue scheduled instances
+within ``core.parallelism``, the DAG's ``max_active_tasks`` and pools (by priority), and hand them to the
+executor. Then it waits — but only until the executor reports an ended task, so a task's downstream is queued
+at once rather than at the next poll.
+
+Several schedulers may share a PostgreSQL or MariaDB metastore: queueing locks the pool rows
+(``SELECT ... FOR UPDATE``) and skips task-instance rows another scheduler holds (``SKIP LOCKED``), and a worker
+only runs an instance it can move from ``queued`` to ``running``. On SQLite a second scheduler refuses to start.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+
+from zonda.exceptions import ZondaException
+from zonda.metastore import tables as t
+from zonda.scheduler import jobs
+from zonda.scheduler.decisions import decide_run, retry_ready_at
+from zonda.scheduler.serialized import SerializedDag
+from zonda.timezone import utcnow
+
+if TYPE_CHECKING:
+    from zonda.config import Settings
+    from zonda.executors.base import BaseExecutor, TaskEvent, Workload
+    from zonda.metastore.db import Metastore
+
+log = logging.getLogger("zonda.scheduler")
+
+ACTIVE_TI_STATES = ("queued", "running")
+
+
+@dataclass
+class PassReport:
+    runs_created: int = 0
+    queued: int = 0
+    events: int = 0
+    runs_finished: int = 0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        executor: BaseExecutor | None = None,
+        metastore: Metastore | None = None,
+        plugins: Any = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.plugins = plugins
+        self._executor = executor
+        self._metastore = metastore
+        self.stop = stop or threading.Event()
+        self.job_id: int | None = None
+        self._dags: dict[str, tuple[str, SerializedDag]] = {}
+        self._dirty_runs: set[int] = set()
+        self._last_full_scan = 0.0
+        self._last_heartbeat = 0.0
+        self._last_zombie_check = 0.0
+        self._wake_at: float | None = None
+        self.parallelism = int(settings.get("core", "parallelism"))
+        self.default_max_active_tasks = int(settings.get("core", "max_active_tasks_per_dag"))
+        self.default_max_active_runs = int(settings.get("core", "max_active_runs_per_dag"))
+        self.heartbeat_timeout = float(settings.get("scheduler", "task_heartbeat_timeout"))
+        self.poll_interval = float(settings.get("scheduler", "poll_interval"))
+
+    # --- life cycle -----------------------------------------------------------------------------------------
+
+    @property
+    def executor(self) -> BaseExecutor:
+        if self._executor is None:
+            from zonda.executors import load_executor
+
+            self._executor = load_executor(self.settings, self.plugins)
+        return self._executor
+
+    @property
+    def metastore(self) -> Metastore:
+        if self._metastore is None:
+            from zonda.metastore.db import Metastore
+
+            self._metastore = Metastore.from_settings(self.settings)
+            self._metastore.ensure_ready(auto_init=self._metastore.url.startswith("sqlite"))
+        return self._metastore
+
+    @property
+    def engine(self) -> Any:
+        return self.metastore.engine
+
+    @property
+    def locking(self) -> bool:
+        return self.engine.dialect.name in ("postgresql", "mysql", "mariadb")
+
+    def start(self) -> None:
+        executor = self.executor
+        executor.start()  # fork workers before this process opens database connections
+        engine = self.engine
+        if not self.locking:
+            others = jobs.alive_jobs(
+                engine, "scheduler", float(self.settings.get("scheduler", "scheduler_heartbeat_timeout"))
+            )
+            if others:
+                executor.terminate()
+                other = others[0]
+                raise ZondaException(
+                    f"another scheduler (job {other.id}, pid {other.pid} on {other.hostname}) is running on this "
+                    "SQLite metastore, and SQLite cannot coordinate two; stop it first, or use PostgreSQL or "
+                    "MySQL/MariaDB ([database] sql_alchemy_conn) to run several schedulers"
+                )
+        self.job_id = jobs.start_job(engine, "scheduler", type(executor).__name__)
+        self._ensure_default_pool()
+        self._reset_orphans()
+        log.info("scheduler started (job %s, %s, %s)", self.job_id, type(executor).__name__, self.metastore)
+
+    def run(self, *, max_passes: int | None = None, install_signals: bool = False) -> None:
+        if install_signals:
+            self._install_signal_handlers()
+        self.start()
+        passes = 0
+        try:
+            while not self.stop.is_set():
+                self.run_once()
+                passes += 1
+                if max_passes is not None and passes >= max_passes:
+                    break
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        log.info("scheduler stopping: waiting for running tasks")
+        try:
+            self.executor.end(timeout=30)
+            self._process_events(self.executor.poll(0))
+        finally:
+            if self.job_id is not None:
+                jobs.end_job(self.engine, self.job_id)
+            self.engine.dispose()
+
+    def _install_signal_handlers(self) -> None:
+        def request_stop(signum: int, frame: object) -> None:
+            log.info("received signal %s; shutting down gracefully", signum)
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+
+    # --- one pass -------------------------------------------------------------------------------------------
+
+    def run_once(self) -> PassReport:
+        report = PassReport()
+        now_mono = time.monotonic()
+        if now_mono - self._last_heartbeat >= 1.0:
+            jobs.heartbeat(self.engine, self.job_id)  # type: ignore[arg-type]
+            self._last_heartbeat = now_mono
+        report.runs_created = self._create_due_runs()
+        self._start_queued_runs()
+        full = now_mono - self._last_full_scan >= self.poll_interval
+        report.runs_finished = self._decide(full)
+        if full:
+            self._last_full_scan = now_mono
+        report.queued = self._queue()
+        if now_mono - self._last_zombie_check >= min(5.0, self.heartbeat_timeout / 2):
+            self._find_zombies()
+            self._last_zombie_check = now_mono
+        timeout = 0.0 if (report.queued or report.runs_created or self._dirty_runs) else self._idle_timeout()
+        events = self.executor.poll(timeout)
+        report.events = len(events)
+        self._process_events(events)
+        return report
+
+    def _idle_timeout(self) -> float:
+        timeout = self.poll_interval
+        if self._wake_at is not None:
+            timeout = min(timeout, max(self._wake_at - time.monotonic(), 0.0))
+        return timeout
+
+    # --- DAG runs -----------------------------------------------------------------------------------------
+
+    def serialized(self, conn: Any, dag_id: str) -> SerializedDag | None:
+        row = conn.execute(
+            select(t.serialized_dag.c.data, t.serialized_dag.c.dag_hash).where(t.serialized_dag.c.dag_id == dag_id)
+        ).first()
+        if row is None:
+            return None
+        cached = self._dags.get(dag_id)
+        if cached is not None and cached[0] == row.dag_hash:
+            return cached[1]
+        sdag = SerializedDag.from_json(row.data)
+        self._dags[dag_id] = (row.dag_hash, sdag)
+        return sdag
+
+    def _create_due_runs(self) -> int:
+        created = 0
+        now = utcnow()
+        with self.engine.begin() as conn:
+            query = select(t.dag).where(t.dag.c.is_active.is_(True), t.dag.c.is_paused.is_(False))
+            if self.locking:
+                query = query.with_for_update(skip_locked=True)
+            for dag_row in conn.execute(query).all():
+                sdag = self.serialized(conn, dag_row.dag_id)
+                if sdag is None:
+                    continue
+                is_once = sdag.data["schedule"]["type"] == "OnceTimetable"
+                if not sdag.timetable.periodic and not is_once:
+                    continue  # schedule=None: manual runs only
+                created += self._create_runs_for(conn, dag_row, sdag, now)
+        return created
+
+    def _create_runs_for(self, conn: Any, dag_row: Any, sdag: SerializedDag, now: datetime) -> int:
+        start = sdag.start_date
+        if start is None:
+            return 0
+        existing_latest = conn.execute(
+            select(func.max(t.dag_run.c.data_interval_end)).where(
+                t.dag_run.c.dag_id == sdag.dag_id, t.dag_run.c.run_type.in_(("scheduled", "backfill"))
+            )
+        ).scalar()
+        if sdag.data["schedule"]["type"] == "OnceTimetable":
+            if (
+                existing_latest is not None
+                or conn.execute(
+                    select(func.count())
+                    .select_from(t.dag_run)
+                    .where(t.dag_run.c.dag_id == sdag.dag_id, t.dag_run.c.run_type == "scheduled")
+                ).scalar()
+            ):
+                return 0
+            if start > now:
+                return 0
+            self._insert_run(conn, sdag, start, start, start, "scheduled")
+            return 1
+        timetable = sdag.timetable
+        created = 0
+        cursor = existing_latest or start
+        for _ in range(1000):  # bounded: a catch-up creates at most this many runs per pass
+            interval = timetable.next_interval(cursor)
+            if interval is None or interval.end > now:
+                break
+            if sdag.end_date is not None and interval.start > sdag.end_date:
+                break
+            if not sdag.catchup:
+                # catchup=False: only the latest complete interval runs, older ones are skipped.
+                latest = timetable.latest_complete_interval(now)
+                if latest is not None and latest.start >= interval.start:
+                    interval = latest
+            if self._insert_run(conn, sdag, interval.start, interval.start, interval.end, "scheduled"):
+                created += 1
+            cursor = interval.end
+            if not sdag.catchup:
+                break
+        nxt = timetable.next_interval(cursor)
+        if nxt is not None:
+            conn.execute(
+                update(t.dag)
+                .where(t.dag.c.dag_id == sdag.dag_id)
+                .values(
+                    next_dagrun=nxt.start,
+                    next_dagrun_data_interval_start=nxt.start,
+                    next_dagrun_data_interval_end=nxt.end,
+                )
+            )
+            wake = (nxt.end - utcnow()).total_seconds()
+            if wake > 0:
+                mono = time.monotonic() + wake
+                self._wake_at = mono if self._wake_at is None else min(self._wake_at, mono)
+        return created
+
+    def _insert_run(
+        self, conn: Any, sdag: SerializedDag, logical_date: datetime, start: datetime, end: datetime, run_type: str
+    ) -> bool:
+        run_id = f"{run_type}__{logical_date.isoformat()}"
+        exists = conn.execute(
+            select(t.dag_run.c.id).where(t.dag_run.c.dag_id == sdag.dag_id, t.dag_run.c.run_id == run_id)
+        ).first()
+        if exists:
+            return False
+        conn.execute(
+            insert(t.dag_run).values(
+                dag_id=sdag.dag_id,
+                run_id=run_id,
+                logical_date=logical_date,
+                data_interval_start=start,
+                data_interval_end=end,
+                run_type=run_type,
+                state="queued",
+                conf="{}",
+                queued_at=utcnow(),
+                external_trigger=False,
+            )
+        )
+        return True
+
+    def _start_queued_runs(self) -> None:
+        with self.engine.begin() as conn:
+            queued = conn.execute(
+                select(t.dag_run.c.id, t.dag_run.c.dag_id)
+                .where(t.dag_run.c.state == "queued")
+                .order_by(t.dag_run.c.logical_date, t.dag_run.c.id)
+            ).all()
+            if not queued:
+                return
+            running_counts = dict(
+                conn.execute(
+                    select(t.dag_run.c.dag_id, func.count())
+                    .where(t.dag_run.c.state == "running")
+                    .group_by(t.dag_run.c.dag_id)
+                ).all()
+            )
+            started = []
+            for row in queued:
+                sdag = self.serialized(conn, row.dag_id)
+                if sdag is None:
+                    continue
+                limit = sdag.max_active_runs or self.default_max_active_runs
+                if running_counts.get(row.dag_id, 0) >= limit:
+                    continue
+                running_counts[row.dag_id] = running_counts.get(row.dag_id, 0) + 1
+                result = conn.execute(
+                    update(t.dag_run)
+                    .where(t.dag_run.c.id == row.id, t.dag_run.c.state == "queued")
+                    .values(state="running", start_date=utcnow())
+                )
+                if result.rowcount:
+                    started.append(row.id)
+                    self._dirty_runs.add(row.id)
+        for run_id in started:
+            self._notify_run(run_id, "on_dag_run_running", "started")
+
+    # --- deciding task instances ----------------------------------------------------------------------------
+
+    def _decide(self, full: bool) -> int:
+        finished = 0
+        now = utcnow()
+        with self.engine.connect() as conn:
+            if full:
+                ids = [r[0] for r in conn.execute(select(t.dag_run.c.id).where(t.dag_run.c.state == "running"))]
+            else:
+                ids = sorted(self._dirty_runs)
+            conn.rollback()
+        self._dirty_runs.clear()
+        for run_id in ids:
+            state = self._decide_one(run_id, now)
+            if state is not None:
+                finished += 1
+        return finished
+
+    def _decide_one(self, run_id: int, now: datetime) -> str | None:
+        with self.engine.begin() as conn:
+            query = select(t.dag_run).where(t.dag_run.c.id == run_id, t.dag_run.c.state == "running")
+            if self.locking:
+                query = query.with_for_update(skip_locked=True)
+            run = conn.execute(query).first()
+            if run is None:
+                return None
+            sdag = self.serialized(conn, run.dag_id)
+            if sdag is None:
+                return None
+
+            def previous_states(task_id: str) -> list[str | None]:
+                prev = conn.execute(
+                    select(t.dag_run.c.id)
+                    .where(t.dag_run.c.dag_id == run.dag_id, t.dag_run.c.logical_date < run.logical_date)
+                    .order_by(t.dag_run.c.logical_date.desc())
+                    .limit(1)
+                ).scalar()
+                if prev is None:
+                    return []
+                return [
+                    r[0]
+                    for r in conn.execute(
+                        select(t.task_instance.c.state).where(
+                            t.task_instance.c.dag_run_id == prev, t.task_instance.c.task_id == task_id
+                        )
+                    )
+                ]
+
+            decision = decide_run(conn, sdag, run, now, previous_states=previous_states)
+            if decision.next_ready_at is not None:
+                mono = time.monotonic() + max((decision.next_ready_at - now).total_seconds(), 0.0)
+                self._wake_at = mono if self._wake_at is None else min(self._wake_at, mono)
+            timeout = sdag.dagrun_timeout
+            if decision.finished_state is None and timeout and run.start_date and now - run.start_date > timeout:
+                self._time_out_run(conn, run)
+                decision.finished_state = "failed"
+            if decision.finished_state is not None:
+                conn.execute(
+                    update(t.dag_run)
+                    .where(t.dag_run.c.id == run.id)
+                    .values(state=decision.finished_state, end_date=now)
+                )
+        if decision.finished_state is not None:
+            hook = "on_dag_run_success" if decision.finished_state == "success" else "on_dag_run_failed"
+            self._notify_run(run_id, hook, decision.finished_state)
+            log.info("DAG run %s.%s ended %s", run.dag_id, run.run_id, decision.finished_state)
+        return decision.finished_state
+
+    def _time_out_run(self, conn: Any, run: Any) -> None:
+        ti = t.task_instance
+        conn.execute(
+            update(ti)
+            .where(ti.c.dag_run_id == run.id, or_(ti.c.state.is_(None), ti.c.state.in_(("scheduled", "up_for_retry"))))
+            .values(state="skipped", end_date=utcnow())
+        )
+        log.warning("DAG run %s.%s exceeded its dagrun_timeout", run.dag_id, run.run_id)
+
+    # --- queueing ----------------------------------------------------------------------------------------------
+
+    def _queue(self) -> int:
+        from zonda.executors.base import Workload
+
+        executor = self.executor
+        open_slots = executor.open_slots
+        if open_slots <= 0:
+            return 0
+        ti, dr, sd = t.task_instance, t.dag_run, t.serialized_dag
+        workloads: list[Workload] = []
+        with self.engine.begin() as conn:
+            if self.locking:
+                # Pool rows are the mutex of queueing: two schedulers count and queue one after the other.
+                conn.execute(select(t.pool.c.pool).order_by(t.pool.c.pool).with_for_update()).all()
+            active_total = conn.execute(
+                select(func.count()).select_from(ti).where(ti.c.state.in_(ACTIVE_TI_STATES))
+            ).scalar_one()
+            budget = min(open_slots, self.parallelism - active_total)
+            if budget <= 0:
+                return 0
+            query = (
+                select(
+                    ti.c.id,
+                    ti.c.dag_id,
+                    ti.c.run_id,
+                    ti.c.task_id,
+                    ti.c.map_index,
+                    ti.c.try_number,
+                    ti.c.pool,
+                    ti.c.pool_slots,
+                    ti.c.queue,
+                    ti.c.priority_weight,
+                    sd.c.fileloc,
+                )
+                .join(dr, dr.c.id == ti.c.dag_run_id)
+                .join(sd, sd.c.dag_id == ti.c.dag_id)
+                .where(ti.c.state == "scheduled", dr.c.state == "running")
+                .order_by(ti.c.priority_weight.desc(), dr.c.logical_date, ti.c.id)
+                .limit(max(budget * 4, 32))
+            )
+            if self.locking:
+                query = query.with_for_update(skip_locked=True, of=ti)
+            candidates = conn.execute(query).all()
+            if not candidates:
+                return 0
+            pool_slots = dict(conn.execute(select(t.pool.c.pool, t.pool.c.slots)).all())
+            pool_used = dict(
+                conn.execute(
+                    select(ti.c.pool, func.coalesce(func.sum(ti.c.pool_slots), 0))
+                    .where(ti.c.state.in_(ACTIVE_TI_STATES))
+                    .group_by(ti.c.pool)
+                ).all()
+            )
+            dag_used = dict(
+                conn.execute(
+                    select(ti.c.dag_id, func.count()).where(ti.c.state.in_(ACTIVE_TI_STATES)).group_by(ti.c.dag_id)
+                ).all()
+            )
+            chosen = []
+            for row in candidates:
+                if len(chosen) >= budget:
+                    break
+                if row.pool not in pool_slots:
+                    log.warning(
+                        "task %s.%s uses pool %r, which does not exist (zonda pools set); not queued",
+                        row.dag_id,
+                        row.task_id,
+                        row.pool,
+                    )
+                    continue
+                if pool_used.get(row.pool, 0) + row.pool_slots > pool_slots[row.pool]:
+                    continue
+                sdag = self.serialized(conn, row.dag_id)
+                limit = (sdag.max_active_tasks if sdag else None) or self.default_max_active_tasks
+                if dag_used.get(row.dag_id, 0) >= limit:
+                    continue
+                pool_used[row.pool] = pool_used.get(row.pool, 0) + row.pool_slots
+                dag_used[row.dag_id] = dag_used.get(row.dag_id, 0) + 1
+                chosen.append(row)
+            if not chosen:
+                return 0
+            now = utcnow()
+            conn.execute(
+                update(ti)
+                .where(ti.c.id.in_([r.id for r in chosen]), ti.c.state == "scheduled")
+                .values(state="queued", queued_dttm=now, queued_by_job_id=self.job_id, updated_at=now)
+            )
+            workloads = [
+                Workload(
+                    ti_id=r.id,
+                    dag_id=r.dag_id,
+                    run_id=r.run_id,
+                    task_id=r.task_id,
+                    map_index=r.map_index,
+                    try_number=(r.try_number or 0) + 1,
+                    fileloc=r.fileloc or "",
+                    queue=r.queue or "default",
+                    priority=r.priority_weight or 1,
+                )
+                for r in chosen
+            ]
+        for workload in workloads:
+            executor.queue(workload)
+        return len(workloads)
+
+    # --- ended tasks, dead processes ---------------------------------------------------------------------------
+
+    def _process_events(self, events: Iterable[TaskEvent]) -> None:
+        ti = t.task_instance
+        for event in events:
+            w = event.workload
+            with self.engine.begin() as conn:
+                row = conn.execute(
+                    select(
+                        ti.c.id, ti.c.dag_run_id, ti.c.state, ti.c.try_number, ti.c.dag_id, ti.c.task_id, ti.c.max_tries
+                    ).where(ti.c.id == w.ti_id)
+                ).first()
+                if row is None:
+                    continue
+                self._dirty_runs.add(row.dag_run_id)
+                if row.state in ("queued", "running") and (row.try_number or 0) <= w.try_number:
+                    # The process ended but the row says it is still going: it died (kill -9, OOM, crash).
+                    reason = f"the task process exited with {event.exit_code} without recording an end state"
+                    self._fail_attempt(conn, row, reason, from_states=(row.state,))
+
+    def _find_zombies(self) -> None:
+        ti = t.task_instance
+        cutoff = utcnow() - timedelta(seconds=self.heartbeat_timeout)
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(
+                    ti.c.id, ti.c.dag_run_id, ti.c.state, ti.c.try_number, ti.c.dag_id, ti.c.task_id, ti.c.max_tries
+                ).where(
+                    ti.c.state == "running",
+                    or_(
+                        ti.c.last_heartbeat_at < cutoff,
+                        and_(ti.c.last_heartbeat_at.is_(None), ti.c.start_date < cutoff),
+                    ),
+                )
+            ).all()
+            for row in rows:
+                self._dirty_runs.add(row.dag_run_id)
+                self._fail_attempt(
+                    conn,
+                    row,
+                    f"no heartbeat for {self.heartbeat_timeout:g} s (task_heartbeat_timeout)",
+                    from_states=("running",),
+                )
+
+    def _fail_attempt(self, conn: Any, row: Any, reason: str, *, from_states: tuple[str, ...]) -> None:
+        ti = t.task_instance
+        now = utcnow()
+        sdag = self.serialized(conn, row.dag_id)
+        task = sdag.tasks.get(row.task_id) if sdag else None
+        try_number = max(row.try_number or 0, 1)
+        if task is not None and try_number <= (row.max_tries or 0):
+            values = {"state": "up_for_retry", "ready_at": retry_ready_at(task, try_number, now)}
+        else:
+            values = {"state": "failed"}
+        conn.execute(
+            update(ti)
+            .where(ti.c.id == row.id, ti.c.state.in_(from_states))
+            .values(**values, end_date=now, pid=None, updated_at=now)
+        )
+        log.error("%s.%s (try %s): %s -> %s", row.dag_id, row.task_id, try_number, reason, values["state"])
+
+    def _reset_orphans(self) -> None:
+        """After a restart: instances queued by a scheduler that is gone (and never started) go back to
+        ``scheduled``; running ones keep running — their processes outlive the scheduler and report in the
+        metastore, and the heartbeat check catches those that died."""
+        ti = t.task_instance
+        alive = {r.id for r in jobs.alive_jobs(self.engine, "scheduler", self.heartbeat_timeout)}
+        alive.add(self.job_id)  # type: ignore[arg-type]
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(ti)
+                .where(
+                    ti.c.state == "queued", or_(ti.c.queued_by_job_id.is_(None), ti.c.queued_by_job_id.notin_(alive))
+                )
+                .values(state="scheduled", queued_by_job_id=None, updated_at=utcnow())
+            )
+            if result.rowcount:
+                log.info("re-scheduled %s task instances queued by a scheduler that stopped", result.rowcount)
+
+    def _ensure_default_pool(self) -> None:
+        with self.engine.begin() as conn:
+            exists = conn.execute(select(t.pool.c.pool).where(t.pool.c.pool == "default_pool")).first()
+            if not exists:
+                conn.execute(
+                    insert(t.pool).values(
+                        pool="default_pool", slots=128, description="Default pool", include_deferred=False
+                    )
+                )
+
+    def _notify_run(self, run_id: int, hook: str, msg: str) -> None:
+        if self.plugins is None:
+            return
+        from zonda.runner.store import DagRunInfo
+
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.dag_run).where(t.dag_run.c.id == run_id)).first()
+        if row is None:
+            return
+        info = DagRunInfo(
+            dag_id=row.dag_id,
+            run_id=row.run_id,
+            logical_date=row.logical_date,
+            data_interval_start=row.data_interval_start,
+            data_interval_end=row.data_interval_end,
+            run_type=row.run_type,
+            state=row.state,
+            start_date=row.start_date,
+            end_date=row.end_date,
+            id=row.id,
+        )
+        self.plugins.call(hook, dag_run=info, msg=msg)
