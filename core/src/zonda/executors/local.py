@@ -28,9 +28,10 @@ _STOP = None
 def _worker_main(tasks: Any, results: Any, settings_home: str | None) -> None:
     """Worker loop (a forked process): run each workload in a forked child, report its exit status."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from zonda.executors.supervisor import Supervisor
     from zonda.executors.workload import WorkloadRunner
 
-    runner = WorkloadRunner(home=settings_home)
+    supervisor = Supervisor(WorkloadRunner(home=settings_home))
     while True:
         try:
             item = tasks.get()
@@ -40,19 +41,12 @@ def _worker_main(tasks: Any, results: Any, settings_home: str | None) -> None:
             return
         workload = Workload(**item)
         try:
-            runner.preload(workload)
-        except Exception as exc:  # a DAG file that fails to load: the child reports it properly
-            log.debug("preloading %s failed: %s", workload.fileloc, exc)
-        pid = os.fork()
-        if pid == 0:  # the task process
+            code = supervisor.execute(workload, on_started=lambda pid, item=item: results.put(("started", item, pid)))
+        except Exception:  # the worker must survive anything a workload does
+            log.exception("worker failed to run %s", workload.label)
             code = 1
-            try:
-                code = runner.run_in_child(workload)
-            finally:
-                os._exit(code)
-        results.put(("started", item, pid))
-        _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status)
+            results.put(("ended", item, code))
+            continue
         results.put(("ended", item, code))
 
 

@@ -76,7 +76,9 @@ class WorkloadRunner:
             log.exception("task process for %s failed", workload.label)
             return 1
 
-    def run(self, workload: Workload) -> int:
+    def run(self, workload: Workload, *, store: Any = None, row: dict[str, Any] | None = None) -> int:
+        """Run the workload here. ``store``/``row`` come from a supervising worker (the task process then
+        opens no database connection of its own); without them the process opens its own metastore."""
         from zonda.cli._loading import prepare_task_process
         from zonda.metastore.db import Metastore
         from zonda.plugins.manager import PluginManager
@@ -87,10 +89,13 @@ class WorkloadRunner:
         from zonda.state import TaskInstanceState
 
         settings = self._settings()
-        metastore = Metastore.from_settings(settings)
-        store = MetastoreRunStore(metastore)
+        supervised = store is not None
+        metastore = None if supervised else Metastore.from_settings(settings)
+        if store is None:
+            store = MetastoreRunStore(metastore)
         try:
-            row = store.load_task_instance(workload.ti_id)
+            if row is None:
+                row = store.load_task_instance(workload.ti_id)
             if row is None or row["state"] != "queued":
                 log.warning("%s is not queued any more (%s); nothing to do", workload.label, row and row["state"])
                 return 0
@@ -138,6 +143,9 @@ class WorkloadRunner:
                 operator = node.unmap(expansion[ti.map_index])
             env = runner.make_environment(params)
             env.claim = True
+            if supervised:  # the supervising worker heartbeats for us
+                TaskRunner(env).run_attempt(ti, operator)
+                return 0
             beat = _Heartbeat(store, run, ti, float(settings.get("scheduler", "task_heartbeat_interval")))
             beat.start()
             try:
@@ -146,8 +154,9 @@ class WorkloadRunner:
                 beat.stop()
             return 0
         finally:
-            store.close()
-            metastore.engine.dispose()
+            if not supervised:
+                store.close()
+                metastore.engine.dispose()
 
     def _fail_unloadable(self, store: Any, run: Any, workload: Workload, error: str) -> None:
         """The DAG or task cannot be loaded: the try fails (and retries) with the reason in its log."""

@@ -1,0 +1,271 @@
+"""Parsing one DAG file in a forked child process, and the parent's handle on that child.
+
+The child is forked from the warm processor (Zonda and the operator modules already imported), so starting
+one costs a few milliseconds, not an interpreter start-up. It imports the file with
+:meth:`zonda.dagbag.DagBag.process_file` (policies from plugins apply), serializes every DAG it found and
+sends the result back through a pipe as JSON, then exits. The parent never imports the user's module: it
+only ever holds this JSON, which is what lets the scheduler and the web server stay free of user code.
+
+Two clocks bound a parse. Inside the child, ``DagBag`` arms a SIGALRM deadline of ``core.dagbag_import_timeout``
+that turns a slow import into an import error with the traceback of where it was stuck. The parent kills the
+child (SIGTERM, then SIGKILL) a little later still, for code that ignores or blocks the alarm or hangs in C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
+    from zonda.dag_definition import DAG
+
+TIMEOUT_SETTING = "core.dagbag_import_timeout"
+
+#: Modules nearly every DAG file imports: loaded once in the parent so each forked child inherits them.
+WARM_MODULES = (
+    "zonda.dag_definition",
+    "zonda.decorators",
+    "zonda.operators",
+    "zonda.sensors",
+    "zonda.taskgroup",
+    "zonda.params",
+    "zonda.dagbag",
+    "zonda.serialization",
+    "zonda.serde",
+    "zonda.runner.timeout",
+)
+
+
+def warm_up() -> None:
+    """Import :data:`WARM_MODULES` (Zonda's own code, never the user's) so children start warm."""
+    import importlib
+
+    for name in WARM_MODULES:
+        importlib.import_module(name)
+
+
+@dataclass
+class ParsedDag:
+    """What the parent writes for one DAG: the ``dag`` row's attributes and the serialized structure."""
+
+    dag_id: str
+    fileloc: str
+    description: str | None
+    schedule: str
+    tags: list[str]
+    owners: str
+    max_active_runs: int | None
+    max_active_tasks: int | None
+    is_paused_upon_creation: bool | None
+    data: str
+    dag_hash: str
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> ParsedDag:
+        return cls(**{name: raw[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass
+class ParseResult:
+    """The outcome of parsing one file: its DAGs, the import error (None when it imported cleanly)."""
+
+    path: str
+    dags: list[ParsedDag] = field(default_factory=list)
+    error: str | None = None
+    timed_out: bool = False
+    seconds: float = 0.0
+    pid: int | None = None
+
+    @property
+    def dag_ids(self) -> list[str]:
+        return [d.dag_id for d in self.dags]
+
+
+def describe_dag(dag: DAG, fileloc: str) -> dict[str, Any]:
+    """A DAG as JSON-safe data: ``serialize_dag`` plus the ``dag`` table's columns (child side)."""
+    from zonda.serialization import serialize_dag
+
+    data, digest = serialize_dag(dag)
+    owners = ", ".join(sorted({str(getattr(t, "owner", None) or "zonda") for t in dag.tasks})) or "zonda"
+    paused = dag.is_paused_upon_creation
+    return {
+        "dag_id": dag.dag_id,
+        # The file that was processed, as Airflow does for module-level DAGs: a DAG built by a factory in a
+        # helper module still belongs to (is deactivated with, is re-parsed from) the file that created it.
+        "fileloc": fileloc,
+        "description": dag.description,
+        "schedule": dag.timetable.summary,
+        "tags": [str(t) for t in (dag.tags or [])],
+        "owners": owners,
+        "max_active_runs": dag.max_active_runs,
+        "max_active_tasks": dag.max_active_tasks,
+        "is_paused_upon_creation": None if paused is None else bool(paused),
+        "data": data,
+        "dag_hash": digest,
+    }
+
+
+def parse_file(path: str, *, dags_folder: str | None, import_timeout: float, plugins: Any = None) -> dict[str, Any]:
+    """Import ``path`` and describe its DAGs (runs in the child; also callable in-process for tests)."""
+    from zonda.dagbag import DagBag
+
+    started = time.perf_counter()
+    bag = DagBag(dags_folder, import_timeout=import_timeout, plugins=plugins)
+    result = bag.process_file(Path(path))
+    dags: list[dict[str, Any]] = []
+    errors = [result.error] if result.error else []
+    for dag_id in result.dag_ids:
+        try:
+            dags.append(describe_dag(bag.dags[dag_id], path))
+        except Exception as exc:  # a DAG that cannot be serialized must not hide the file's other DAGs
+            errors.append(f"DAG {dag_id!r} could not be serialized: {type(exc).__name__}: {exc}")
+    return {
+        "path": path,
+        "dags": dags,
+        "error": "\n".join(errors) or None,
+        # DagBag's own alarm fired: the import was interrupted where it was stuck (the traceback says where).
+        "timed_out": bool(result.error and "ZondaTaskTimeout" in result.error),
+        "seconds": time.perf_counter() - started,
+        "pid": os.getpid(),
+    }
+
+
+def _child_main(conn: Connection, path: str, dags_folder: str | None, import_timeout: float, plugins: Any) -> None:
+    # The parent may have installed handlers (the scheduler's graceful SIGTERM) that must not run here: the
+    # parent ends a child with SIGTERM and expects it to die; Ctrl-C in a terminal is the parent's to handle.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        payload = parse_file(path, dags_folder=dags_folder, import_timeout=import_timeout, plugins=plugins)
+    except BaseException as exc:  # never leave the parent without an answer it can record
+        import traceback
+
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+        payload = {"path": path, "dags": [], "error": text, "seconds": 0.0, "pid": os.getpid()}
+    conn.send_bytes(json.dumps(payload).encode())
+    conn.close()
+    # Skip interpreter shutdown: threads or atexit handlers the DAG file started must not keep this child
+    # alive (multiprocessing would join non-daemon threads) or run in it after its answer is sent.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
+
+
+class ParseJob:
+    """One child parsing one file, as the parent sees it."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        dags_folder: str | None,
+        import_timeout: float,
+        plugins: Any = None,
+        context: Any = None,
+    ) -> None:
+        self.path = path
+        self.import_timeout = import_timeout
+        ctx = context or multiprocessing.get_context("fork")
+        reader, writer = ctx.Pipe(duplex=False)
+        self.conn: Connection = reader
+        self.process: BaseProcess = ctx.Process(
+            target=_child_main,
+            args=(writer, path, dags_folder, import_timeout, plugins),
+            name=f"zonda-dag-parser:{Path(path).name}",
+            daemon=True,
+        )
+        self.started = time.monotonic()
+        self.process.start()
+        self.pid = self.process.pid
+        writer.close()  # the child holds the only write end, so its death reads as EOF here
+        # The child's own alarm fires at the timeout and reports where the file was stuck; this later kill is
+        # for a child that cannot be interrupted (alarm ignored, blocked in C).
+        self.kill_at = self.started + import_timeout + kill_grace(import_timeout)
+
+    @property
+    def waitables(self) -> list[Any]:
+        return [self.conn, self.process.sentinel]
+
+    def age(self, now: float | None = None) -> float:
+        return (now if now is not None else time.monotonic()) - self.started
+
+    def ready(self) -> bool:
+        return self.conn.poll() or not self.process.is_alive()
+
+    def collect(self) -> ParseResult:
+        """The child's answer (call once :meth:`ready`); a child that died without one becomes an error."""
+        raw: dict[str, Any] | None = None
+        try:
+            if self.conn.poll():
+                raw = json.loads(self.conn.recv_bytes())
+        except (EOFError, OSError, ValueError):
+            raw = None
+        self.process.join(timeout=1)
+        if self.process.is_alive():  # answered but did not exit (or never answered): do not leave it behind
+            stop_process(self.process)
+        code = self.process.exitcode
+        seconds = self.age()
+        self._close()
+        if raw is None:
+            how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+            return ParseResult(
+                path=self.path,
+                error=f"the process parsing {self.path} {how} before reporting its DAGs",
+                seconds=seconds,
+                pid=self.pid,
+            )
+        return ParseResult(
+            path=self.path,
+            dags=[ParsedDag.from_json(d) for d in raw["dags"]],
+            error=raw["error"],
+            timed_out=bool(raw.get("timed_out")),
+            seconds=seconds,
+            pid=raw.get("pid"),
+        )
+
+    def kill(self, *, timed_out: bool) -> ParseResult:
+        """Stop the child: SIGTERM, then SIGKILL if it is still alive shortly after."""
+        stop_process(self.process)
+        seconds = self.age()
+        self._close()
+        error = None
+        if timed_out:
+            error = (
+                f"DAG file {self.path} timed out: importing it took longer than {TIMEOUT_SETTING} "
+                f"({self.import_timeout:g} s) and the parsing process was killed after {seconds:.1f} s; move slow "
+                f"work (API calls, queries, loops) out of module level into tasks, or raise {TIMEOUT_SETTING} "
+                "(ZONDA__CORE__DAGBAG_IMPORT_TIMEOUT)"
+            )
+        return ParseResult(path=self.path, error=error, timed_out=timed_out, seconds=seconds, pid=self.pid)
+
+    def _close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        with contextlib.suppress(ValueError):  # still running: kill() handles that case
+            self.process.close()
+
+
+def kill_grace(import_timeout: float) -> float:
+    """Extra time the parent allows past the timeout before killing (the child's alarm should win)."""
+    return max(0.5, min(5.0, 0.1 * import_timeout))
+
+
+def stop_process(process: BaseProcess, grace: float = 0.5) -> None:
+    if process.is_alive():
+        process.terminate()
+        process.join(grace)
+    if process.is_alive():
+        process.kill()
+        process.join(5)

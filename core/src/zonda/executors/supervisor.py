@@ -1,0 +1,195 @@
+"""The worker side of a task process: one database connection per worker, a pipe per task.
+
+A LocalExecutor worker keeps a metastore connection open for its whole life. For each workload it loads the
+task instance row, forks the task process, and serves that process's store calls (claim, XCom, end state)
+over a pipe, heartbeating on its behalf. The task process opens no connection and imports nothing new, so a
+no-op task costs a fork and a handful of statements. When the row is taken away (a heartbeat finds another
+owner), the worker SIGTERMs the task; when the task process dies (kill -9), the worker reports its exit status.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from zonda.executors.base import Workload
+    from zonda.executors.workload import WorkloadRunner
+
+log = logging.getLogger("zonda.executors.supervisor")
+
+#: What a task process may ask its worker to do (the RunStore methods the task runner uses).
+ALLOWED = frozenset(
+    {
+        "claim_task_instance",
+        "finish_owned_task_instance",
+        "update_task_instance",
+        "skip_task_instances",
+        "set_xcom",
+        "get_xcoms",
+        "clear_xcoms",
+        "previous_task_states",
+    }
+)
+
+# Modules a task process needs; imported once in the worker so forked children start warm.
+WARM_MODULES = (
+    "zonda.runner.task_runner",
+    "zonda.runner.dag_runner",
+    "zonda.runner.instance",
+    "zonda.runner.logs",
+    "zonda.runner.timeout",
+    "zonda.context",
+    "zonda.macros",
+    "zonda.masking",
+    "zonda.secrets",
+    "zonda.hooks.base",
+    "zonda.plugins.manager",
+    "zonda.xcom",
+    "zonda.xcom_arg",
+    "zonda.serde",
+    "zonda.runtime",
+    "zonda.cli._loading",
+    "zonda.operators.python",
+    "zonda.operators.empty",
+)
+
+
+class PipeStore:
+    """The task process's store: every call is forwarded to the worker and answered there."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in ALLOWED:
+            raise AttributeError(name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._conn.send((name, args, kwargs))
+            ok, value = self._conn.recv()
+            if ok:
+                return value
+            raise value
+
+        return call
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class Supervisor:
+    """Lives in a worker process."""
+
+    def __init__(self, runner: WorkloadRunner) -> None:
+        import importlib
+
+        self.runner = runner
+        self.settings = runner._settings()
+        self.heartbeat_interval = float(self.settings.get("scheduler", "task_heartbeat_interval"))
+        for name in WARM_MODULES:
+            importlib.import_module(name)
+        self._store: Any = None
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from zonda.metastore.db import Metastore
+            from zonda.runner.store import MetastoreRunStore
+
+            self._store = MetastoreRunStore(Metastore.from_settings(self.settings))
+        return self._store
+
+    def execute(self, workload: Workload, on_started: Any = None) -> int:
+        """Run one workload in a forked task process; returns that process's exit status."""
+        import multiprocessing
+
+        store = self.store
+        row = store.load_task_instance(workload.ti_id)
+        if row is None or row["state"] != "queued":
+            log.warning("%s is not queued any more; skipping it", workload.label)
+            return 0
+        try:
+            self.runner.preload(workload)
+        except Exception as exc:  # the task process reports the load error properly
+            log.debug("preloading %s failed: %s", workload.fileloc, exc)
+        parent_end, child_end = multiprocessing.Pipe(duplex=True)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                parent_end.close()
+                signal.signal(signal.SIGTERM, _raise_terminated)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                code = self.runner.run(workload, store=PipeStore(child_end), row=row)
+            except BaseException:
+                log.exception("task process for %s failed", workload.label)
+            finally:
+                os._exit(code)
+        child_end.close()
+        if on_started is not None:
+            on_started(pid)
+        return self._serve(workload, row, pid, parent_end)
+
+    def _serve(self, workload: Workload, row: dict[str, Any], pid: int, conn: Any) -> int:
+        from zonda.runner.store import DagRunInfo
+
+        run = DagRunInfo(row["dag_id"], row["run_id"], None, None, None, id=row["dag_run_id"])
+        store = self.store
+        next_beat = time.monotonic() + self.heartbeat_interval
+        while True:
+            try:
+                ready = conn.poll(max(next_beat - time.monotonic(), 0.0))
+            except (EOFError, OSError):
+                ready = False
+            if ready:
+                try:
+                    name, args, kwargs = conn.recv()
+                except (EOFError, OSError):
+                    break  # the task process is gone
+                try:
+                    result = (
+                        (True, getattr(store, name)(*args, **kwargs))
+                        if name in ALLOWED
+                        else (False, AttributeError(name))
+                    )
+                except Exception as exc:
+                    result = (False, exc)
+                try:
+                    conn.send(result)
+                except (BrokenPipeError, OSError):
+                    break
+                continue
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                conn.close()
+                return os.waitstatus_to_exitcode(status)
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + self.heartbeat_interval
+                try:
+                    alive = store.heartbeat_task_instance(run, workload.task_id, workload.map_index, pid=pid)
+                except Exception as exc:
+                    log.warning("heartbeat for %s failed: %s", workload.label, exc)
+                    continue
+                if not alive and _row_state(store, workload) == "running":
+                    log.error("%s: the task instance now belongs to another process; stopping it", workload.label)
+                    os.kill(pid, signal.SIGTERM)
+        conn.close()
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+
+def _row_state(store: Any, workload: Workload) -> str | None:
+    row = store.load_task_instance(workload.ti_id)
+    return row["state"] if row else None
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    from zonda.exceptions import ZondaTaskTerminated
+
+    raise ZondaTaskTerminated("the task process received SIGTERM")
