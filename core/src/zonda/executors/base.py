@@ -22,6 +22,7 @@ class Workload:
     fileloc: str
     queue: str = "default"
     priority: int = 1
+    dag_run_id: int = -1
 
     @property
     def key(self) -> tuple[str, str, str, int]:

@@ -25,13 +25,14 @@ log = logging.getLogger("zonda.executors.local")
 _STOP = None
 
 
-def _worker_main(tasks: Any, results: Any, settings_home: str | None) -> None:
+def _worker_main(index: int, tasks: Any, results: Any, settings_home: str | None) -> None:
     """Worker loop (a forked process): run each workload in a forked child, report its exit status."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from zonda.executors.supervisor import Supervisor
     from zonda.executors.workload import WorkloadRunner
 
     supervisor = Supervisor(WorkloadRunner(home=settings_home))
+    results.put(("ready", None, os.getpid(), index))
     while True:
         try:
             item = tasks.get()
@@ -41,13 +42,13 @@ def _worker_main(tasks: Any, results: Any, settings_home: str | None) -> None:
             return
         workload = Workload(**item)
         try:
-            code = supervisor.execute(workload, on_started=lambda pid, item=item: results.put(("started", item, pid)))
+            code = supervisor.execute(
+                workload, on_started=lambda pid, item=item: results.put(("started", item, pid, index))
+            )
         except Exception:  # the worker must survive anything a workload does
             log.exception("worker failed to run %s", workload.label)
             code = 1
-            results.put(("ended", item, code))
-            continue
-        results.put(("ended", item, code))
+        results.put(("ended", item, code, index))
 
 
 class LocalExecutor(BaseExecutor):
@@ -57,25 +58,49 @@ class LocalExecutor(BaseExecutor):
         super().__init__(parallelism, settings)
         self.worker_count = min(self.parallelism, workers or self.parallelism)
         self._ctx = multiprocessing.get_context("fork")
-        self._tasks: Any = None
+        self._queues: list[Any] = []
         self._results: Any = None
         self._workers: list[Any] = []
+        #: Idle workers, most recently used last: work goes to the warmest worker (its connection, statement
+        #: cache and parsed DAG files are hot), so a chain of tasks keeps reusing one process.
+        self._idle: list[int] = []
+        self._pending: list[Workload] = []
         self.pids: dict[tuple[str, str, str, int], int] = {}
 
     def start(self) -> None:
-        self._tasks = self._ctx.SimpleQueue()
         self._results = self._ctx.Queue()
         home = str(self.settings.home) if self.settings is not None else None
         for index in range(self.worker_count):
+            tasks = self._ctx.SimpleQueue()
             proc = self._ctx.Process(
-                target=_worker_main, args=(self._tasks, self._results, home), name=f"zonda-worker-{index}", daemon=True
+                target=_worker_main,
+                args=(index, tasks, self._results, home),
+                name=f"zonda-worker-{index}",
+                daemon=True,
             )
             proc.start()
+            self._queues.append(tasks)
             self._workers.append(proc)
+        self._idle = list(reversed(range(self.worker_count)))
+        # Wait (bounded) until every worker is warm: connected, statements compiled, modules imported.
+        ready = 0
+        deadline = time.monotonic() + 60
+        while ready < self.worker_count and time.monotonic() < deadline:
+            try:
+                kind, *_ = self._results.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue_module.Empty:
+                break
+            if kind == "ready":
+                ready += 1
+        if ready < self.worker_count:
+            log.warning("only %s of %s executor workers reported ready", ready, self.worker_count)
 
     def queue(self, workload: Workload) -> None:
         self.running[workload.key] = workload
-        self._tasks.put(workload.to_dict())
+        if self._idle:
+            self._queues[self._idle.pop()].put(workload.to_dict())
+        else:
+            self._pending.append(workload)
 
     def poll(self, timeout: float) -> list[TaskEvent]:
         events: list[TaskEvent] = []
@@ -83,9 +108,13 @@ class LocalExecutor(BaseExecutor):
         block = timeout > 0
         while True:
             try:
-                kind, item, value = self._results.get(block=block, timeout=max(deadline - time.monotonic(), 0.0001))
+                kind, item, value, index = self._results.get(
+                    block=block, timeout=max(deadline - time.monotonic(), 0.0001)
+                )
             except queue_module.Empty:
                 break
+            if kind == "ready":
+                continue
             workload = Workload(**item)
             if kind == "started":
                 self.pids[workload.key] = value
@@ -93,13 +122,17 @@ class LocalExecutor(BaseExecutor):
                 self.running.pop(workload.key, None)
                 self.pids.pop(workload.key, None)
                 events.append(TaskEvent(workload, value))
+                if self._pending:
+                    self._queues[index].put(self._pending.pop(0).to_dict())
+                else:
+                    self._idle.append(index)
             block = False  # got something: drain what else is there without waiting
         return events
 
     def end(self, timeout: float = 30.0) -> None:
-        for _ in self._workers:
+        for tasks in self._queues:
             with contextlib.suppress(Exception):
-                self._tasks.put(_STOP)
+                tasks.put(_STOP)
         deadline = time.monotonic() + timeout
         for proc in self._workers:
             proc.join(max(deadline - time.monotonic(), 0.1))

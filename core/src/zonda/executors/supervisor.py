@@ -9,6 +9,7 @@ owner), the worker SIGTERMs the task; when the task process dies (kill -9), the 
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -94,7 +95,29 @@ class Supervisor:
         self.heartbeat_interval = float(self.settings.get("scheduler", "task_heartbeat_interval"))
         for name in WARM_MODULES:
             importlib.import_module(name)
+        from zonda.plugins.manager import PluginManager
+
+        runner.plugins = PluginManager.from_settings(self.settings)
+        runner.plugins.has_implementations("on_task_instance_running")  # discover once, here
         self._store: Any = None
+        self._warm_up()
+        # Everything loaded so far lives as long as the worker: keep it out of the collector's reach, so task
+        # processes' collections do not touch (and copy) the pages they share with the worker.
+        gc.freeze()
+
+    def _warm_up(self) -> None:
+        """Connect and compile the statements every task uses now, not during the first tasks (each worker
+        has its own connection and statement cache)."""
+        from zonda.runner.store import DagRunInfo
+
+        store = self.store
+        try:
+            store.load_task_instance(-1)
+            nobody = DagRunInfo("", "", None, None, None, id=-1)
+            store.claim_task_instance(nobody, "", -1, {"state": "running"})
+            store.finish_owned_task_instance(nobody, "", -1, {"state": "success"}, pid=-1)
+        except Exception as exc:  # the metastore may be starting; the first task connects instead
+            log.debug("worker warm-up failed: %s", exc)
 
     @property
     def store(self) -> Any:

@@ -34,11 +34,16 @@ class WorkloadRunner:
     def __init__(self, home: str | None = None) -> None:
         self.home = home
         self._dags: dict[str, tuple[int, Any]] = {}
+        self._settings_cache: Any = None
+        #: A plugin manager built once in the worker (its discovery is inherited by every task process).
+        self.plugins: Any = None
 
     def _settings(self) -> Any:
         from zonda.config import load_settings
 
-        return load_settings(self.home)
+        if self._settings_cache is None:
+            self._settings_cache = load_settings(self.home)
+        return self._settings_cache
 
     def preload(self, workload: Workload) -> None:
         self._bag(workload.fileloc)
@@ -117,9 +122,11 @@ class WorkloadRunner:
                 dag = self.load_dag(workload)
                 node = dag.get_task(workload.task_id)
             except ZondaException as exc:
-                self._fail_unloadable(store, run, workload, str(exc))
+                # A resumed deferral continues its try; anything else is the try the scheduler numbered.
+                try_number = int(row["try_number"] or 0) if row.get("next_method") else workload.try_number
+                self._fail_unloadable(store, run, workload, str(exc), try_number=try_number)
                 return 1
-            plugins = PluginManager.from_settings(settings)
+            plugins = self.plugins if self.plugins is not None else PluginManager.from_settings(settings)
             prepare_task_process(settings, plugins)
             params = dag.params.resolve(run.conf)
             runner = InProcessDagRunner(
@@ -135,6 +142,11 @@ class WorkloadRunner:
             ti.max_tries = int(row["max_tries"] or 0)
             ti.state = TaskInstanceState.QUEUED
             ti.queued_dttm = row["queued_dttm"]
+            if row.get("next_method"):
+                # Resuming from a deferral: same try (not incremented), the trigger's event in next_kwargs.
+                ti.next_method = row["next_method"]
+                ti.next_kwargs = serde.loads(row["next_kwargs"]) if row.get("next_kwargs") else {}
+                ti.start_date = row["start_date"]
             operator: Any = node
             if node.is_mapped:
                 from zonda.xcom_arg import resolve_references
@@ -158,28 +170,41 @@ class WorkloadRunner:
                 store.close()
                 metastore.engine.dispose()
 
-    def _fail_unloadable(self, store: Any, run: Any, workload: Workload, error: str) -> None:
+    def _fail_unloadable(
+        self, store: Any, run: Any, workload: Workload, error: str, *, try_number: int | None = None
+    ) -> None:
         """The DAG or task cannot be loaded: the try fails (and retries) with the reason in its log."""
         from zonda.runner.logs import attempt_log_path
         from zonda.timezone import utcnow
 
         settings = self._settings()
+        try_number = workload.try_number if try_number is None else try_number
         path = attempt_log_path(
             settings.log_folder,
             workload.dag_id,
             workload.run_id,
             workload.task_id,
             workload.map_index,
-            workload.try_number,
+            try_number,
         )
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"cannot run {workload.label}: {error}\n", encoding="utf-8")
+        with path.open("a", encoding="utf-8") as handle:  # a resumed try appends to its log
+            handle.write(f"cannot run {workload.label}: {error}\n")
         now = utcnow()
         if store.claim_task_instance(
             run,
             workload.task_id,
             workload.map_index,
-            {"state": "running", "try_number": workload.try_number, "pid": os.getpid(), "start_date": now},
+            {
+                "state": "running",
+                "try_number": try_number,
+                "pid": os.getpid(),
+                "start_date": now,
+                "next_method": None,
+                "next_kwargs": None,
+                "trigger_id": None,
+                "trigger_timeout": None,
+            },
         ):
             store.finish_owned_task_instance(
                 run,

@@ -66,6 +66,8 @@ class Scheduler:
         self.stop = stop or threading.Event()
         self.job_id: int | None = None
         self._dags: dict[str, tuple[str, SerializedDag]] = {}
+        self._dag_checked: dict[str, float] = {}
+        self._last_run_creation = 0.0
         self._dirty_runs: set[int] = set()
         self._last_full_scan = 0.0
         self._last_heartbeat = 0.0
@@ -165,7 +167,9 @@ class Scheduler:
         if now_mono - self._last_heartbeat >= 1.0:
             jobs.heartbeat(self.engine, self.job_id)  # type: ignore[arg-type]
             self._last_heartbeat = now_mono
-        report.runs_created = self._create_due_runs()
+        if now_mono - self._last_run_creation >= 1.0 or (self._wake_at is not None and now_mono >= self._wake_at):
+            report.runs_created = self._create_due_runs()
+            self._last_run_creation = now_mono
         self._start_queued_runs()
         full = now_mono - self._last_full_scan >= self.poll_interval
         report.runs_finished = self._decide(full)
@@ -175,7 +179,8 @@ class Scheduler:
         if now_mono - self._last_zombie_check >= min(5.0, self.heartbeat_timeout / 2):
             self._find_zombies()
             self._last_zombie_check = now_mono
-        timeout = 0.0 if (report.queued or report.runs_created or self._dirty_runs) else self._idle_timeout()
+        # Another pass at once only if something new may be decidable; queued work reports back as events.
+        timeout = 0.0 if (report.runs_created or self._dirty_runs) else self._idle_timeout()
         events = self.executor.poll(timeout)
         report.events = len(events)
         self._process_events(events)
@@ -190,16 +195,22 @@ class Scheduler:
     # --- DAG runs -----------------------------------------------------------------------------------------
 
     def serialized(self, conn: Any, dag_id: str) -> SerializedDag | None:
-        row = conn.execute(
-            select(t.serialized_dag.c.data, t.serialized_dag.c.dag_hash).where(t.serialized_dag.c.dag_id == dag_id)
-        ).first()
-        if row is None:
-            return None
+        """The serialized DAG, re-checked against the metastore's hash at most once a second."""
         cached = self._dags.get(dag_id)
-        if cached is not None and cached[0] == row.dag_hash:
+        now = time.monotonic()
+        if cached is not None and now - self._dag_checked.get(dag_id, 0.0) < 1.0:
             return cached[1]
-        sdag = SerializedDag.from_json(row.data)
-        self._dags[dag_id] = (row.dag_hash, sdag)
+        sd = t.serialized_dag
+        digest = conn.execute(select(sd.c.dag_hash).where(sd.c.dag_id == dag_id)).scalar()
+        self._dag_checked[dag_id] = now
+        if digest is None:
+            self._dags.pop(dag_id, None)
+            return None
+        if cached is not None and cached[0] == digest:
+            return cached[1]
+        data = conn.execute(select(sd.c.data).where(sd.c.dag_id == dag_id)).scalar_one()
+        sdag = SerializedDag.from_json(data)
+        self._dags[dag_id] = (digest, sdag)
         return sdag
 
     def _create_due_runs(self) -> int:
@@ -428,15 +439,6 @@ class Scheduler:
         ti, dr, sd = t.task_instance, t.dag_run, t.serialized_dag
         workloads: list[Workload] = []
         with self.engine.begin() as conn:
-            if self.locking:
-                # Pool rows are the mutex of queueing: two schedulers count and queue one after the other.
-                conn.execute(select(t.pool.c.pool).order_by(t.pool.c.pool).with_for_update()).all()
-            active_total = conn.execute(
-                select(func.count()).select_from(ti).where(ti.c.state.in_(ACTIVE_TI_STATES))
-            ).scalar_one()
-            budget = min(open_slots, self.parallelism - active_total)
-            if budget <= 0:
-                return 0
             query = (
                 select(
                     ti.c.id,
@@ -450,31 +452,40 @@ class Scheduler:
                     ti.c.queue,
                     ti.c.priority_weight,
                     sd.c.fileloc,
+                    ti.c.dag_run_id,
                 )
                 .join(dr, dr.c.id == ti.c.dag_run_id)
                 .join(sd, sd.c.dag_id == ti.c.dag_id)
                 .where(ti.c.state == "scheduled", dr.c.state == "running")
                 .order_by(ti.c.priority_weight.desc(), dr.c.logical_date, ti.c.id)
-                .limit(max(budget * 4, 32))
+                .limit(max(open_slots * 4, 32))
             )
             if self.locking:
+                # Rows another scheduler is queueing are skipped, never waited for.
                 query = query.with_for_update(skip_locked=True, of=ti)
             candidates = conn.execute(query).all()
             if not candidates:
                 return 0
+            if self.locking:
+                # Pool rows are the mutex of counting: two schedulers count and queue one after the other, and
+                # each counts what the other committed.
+                conn.execute(select(t.pool.c.pool).order_by(t.pool.c.pool).with_for_update()).all()
+            # One grouped count gives the whole installation's, each pool's and each DAG's use.
+            pool_used: dict[str, int] = {}
+            dag_used: dict[str, int] = {}
+            active_total = 0
+            for dag_id, pool_name, count, slots in conn.execute(
+                select(ti.c.dag_id, ti.c.pool, func.count(), func.coalesce(func.sum(ti.c.pool_slots), 0))
+                .where(ti.c.state.in_(ACTIVE_TI_STATES))
+                .group_by(ti.c.dag_id, ti.c.pool)
+            ):
+                active_total += count
+                pool_used[pool_name] = pool_used.get(pool_name, 0) + int(slots)
+                dag_used[dag_id] = dag_used.get(dag_id, 0) + count
+            budget = min(open_slots, self.parallelism - active_total)
+            if budget <= 0:
+                return 0
             pool_slots = dict(conn.execute(select(t.pool.c.pool, t.pool.c.slots)).all())
-            pool_used = dict(
-                conn.execute(
-                    select(ti.c.pool, func.coalesce(func.sum(ti.c.pool_slots), 0))
-                    .where(ti.c.state.in_(ACTIVE_TI_STATES))
-                    .group_by(ti.c.pool)
-                ).all()
-            )
-            dag_used = dict(
-                conn.execute(
-                    select(ti.c.dag_id, func.count()).where(ti.c.state.in_(ACTIVE_TI_STATES)).group_by(ti.c.dag_id)
-                ).all()
-            )
             chosen = []
             for row in candidates:
                 if len(chosen) >= budget:
@@ -515,6 +526,7 @@ class Scheduler:
                     fileloc=r.fileloc or "",
                     queue=r.queue or "default",
                     priority=r.priority_weight or 1,
+                    dag_run_id=r.dag_run_id,
                 )
                 for r in chosen
             ]
@@ -528,6 +540,10 @@ class Scheduler:
         ti = t.task_instance
         for event in events:
             w = event.workload
+            if event.exit_code == 0 and w.dag_run_id >= 0:
+                # The task process recorded its own end state (the usual case): just decide its run again.
+                self._dirty_runs.add(w.dag_run_id)
+                continue
             with self.engine.begin() as conn:
                 row = conn.execute(
                     select(
