@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Bootstrap and run the Zonda workspace with nothing but python3.
 
-    python3 dev.py demo    # run the example pipeline (the main job)
-    python3 dev.py test    # run the whole test suite
+    python3 dev.py standalone  # run Zonda: DAG processor, scheduler, triggerer on SQLite (the main job)
+    python3 dev.py demo        # run one example pipeline once, in process (zonda dags test user_processing)
+    python3 dev.py test        # run the whole test suite
     python3 dev.py sync    # only create/refresh the development environment
     python3 dev.py run CMD # run any command inside the environment
 
@@ -53,6 +54,8 @@ def main() -> int:
         print(__doc__)
         return 0
     command, rest = args[0], args[1:]
+    if command == "standalone":
+        return _run(["zonda", "standalone", *rest])
     if command == "demo":
         return _run(["zonda", "dags", "test", "user_processing", *rest])
     if command == "test":
@@ -61,7 +64,7 @@ def main() -> int:
         return _run([])
     if command == "run":
         return _run(rest)
-    print(f"dev.py: unknown command {command!r}; use demo, test, sync or run", file=sys.stderr)
+    print(f"dev.py: unknown command {command!r}; use standalone, demo, test, sync or run", file=sys.stderr)
     return 2
 
 
