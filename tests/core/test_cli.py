@@ -64,7 +64,7 @@ from zonda import DAG
 raise RuntimeError("broken dag file")
 """
 
-RUN_ID = "manual__2024-01-02T00:00:00+00:00"
+RUN_ID = "test__2024-01-02T00:00:00+00:00"
 
 
 @pytest.fixture

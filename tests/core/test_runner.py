@@ -290,7 +290,7 @@ def test_templates_render_context_params_and_files(zonda_home, tmp_path: Path) -
         )
     result = run_dag(dag, "2024-03-05", conf={"who": "you"})
     assert result.succeeded
-    assert "2024-03-05 you manual__2024-03-05" in result.ti("inline").log_path.read_text()
+    assert "2024-03-05 you test__2024-03-05" in result.ti("inline").log_path.read_text()
     assert "file 20240305 you" in result.ti("from_file").log_path.read_text()
     assert "('2024-03-06', '2024')" in result.ti("py").log_path.read_text()
 

@@ -85,3 +85,28 @@ class PolicyViolation(ZondaException):
 
 class PluginError(ZondaException):
     """A plugin could not be loaded or used."""
+
+
+class TaskDeferred(BaseException):
+    """Raised by :meth:`BaseOperator.defer`: suspend the task until ``trigger`` fires, then call ``method_name``.
+
+    A ``BaseException`` (as in Airflow) so that a task's own ``except Exception`` cannot swallow it. The
+    runner catches it: under a scheduler the task instance becomes *deferred* and frees its worker slot while a
+    triggerer runs the trigger; in process (``zonda dags test``) the trigger runs inline. When it fires, the
+    task resumes in the same try with ``getattr(operator, method_name)(context, event=payload, **kwargs)``.
+    ``timeout`` (a timedelta or seconds) bounds the wait; when it passes the task fails.
+    """
+
+    def __init__(self, trigger: object, method_name: str, kwargs: dict | None = None, timeout: object = None) -> None:
+        super().__init__(trigger, method_name, kwargs, timeout)
+        self.trigger = trigger
+        self.method_name = method_name
+        self.kwargs = dict(kwargs or {})
+        self.timeout = timeout
+
+    def __str__(self) -> str:
+        return f"deferred on {self.trigger!r}, resuming with {self.method_name}()"
+
+
+class TriggerError(ZondaException):
+    """A trigger cannot be serialized or loaded, raised while running, or its ``timeout`` passed."""

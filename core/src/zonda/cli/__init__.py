@@ -17,8 +17,12 @@ from typing import Any
 COMMAND_GROUPS: list[tuple[str, str, str]] = [
     ("version", "zonda.cli.version_command", "Show the Zonda version"),
     ("db", "zonda.cli.db_command", "Create, migrate, reset or check the metastore"),
+    ("standalone", "zonda.cli.standalone_command", "Run the DAG processor, scheduler and triggerer in one process"),
+    ("scheduler", "zonda.cli.scheduler_command", "Run the scheduler (and the DAG processor)"),
+    ("triggerer", "zonda.cli.triggerer_command", "Run the triggerer for deferred tasks"),
     ("dags", "zonda.cli.dags_command", "List, show and test DAGs"),
     ("tasks", "zonda.cli.tasks_command", "List and test tasks"),
+    ("pools", "zonda.cli.pools_command", "Manage pools (named slot limits)"),
     ("config", "zonda.cli.config_command", "Read the configuration"),
     ("connections", "zonda.cli.connections_command", "Manage connections"),
     ("providers", "zonda.cli.providers_command", "List installed providers and what they offer"),

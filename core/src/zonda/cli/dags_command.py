@@ -1,11 +1,28 @@
-"""``zonda dags list | list-import-errors | show | test``."""
+"""``zonda dags list | list-runs | list-import-errors | show | test | trigger | pause | unpause | backfill``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from zonda.cli._common import add_output_argument, command, print_rows, settings, subcommands
+
+RUN_STATES = ("queued", "running", "success", "failed")
+#: ``dags list-runs --output json`` fields (the first six are the contract).
+RUN_FIELDS = [
+    "run_id",
+    "state",
+    "logical_date",
+    "queued_at",
+    "start_date",
+    "end_date",
+    "dag_id",
+    "run_type",
+    "data_interval_start",
+    "data_interval_end",
+]
+RUN_TABLE_COLUMNS = ["run_id", "state", "run_type", "logical_date", "start_date", "end_date"]
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +40,44 @@ def register(parser: argparse.ArgumentParser) -> None:
     test.add_argument("logical_date", nargs="?", help="Logical date (ISO), default now")
     test.add_argument("--conf", "-c", help="JSON object of params / run conf")
     test.add_argument("--quiet", "-q", action="store_true", help="Print only the final state line")
+
+    runs = command(subs, "list-runs", _list_runs, "List a DAG's runs, newest first")
+    runs.add_argument("dag_id")
+    runs.add_argument("--state", choices=RUN_STATES, help="Only runs in this state")
+    add_output_argument(runs)
+
+    trigger = command(subs, "trigger", _trigger, "Queue a manual DAG run; a running scheduler runs it")
+    trigger.add_argument("dag_id")
+    trigger.add_argument("--conf", "-c", help="JSON object of params / run conf, validated against the params")
+    trigger.add_argument("--logical-date", "-l", help="Logical date (ISO), default now")
+    trigger.add_argument("--run-id", "-r", help="Run id, default manual__<logical date>")
+    add_output_argument(trigger)
+
+    pause = command(subs, "pause", _pause, "Pause a DAG: the scheduler creates no new runs for it")
+    pause.add_argument("dag_id")
+    unpause = command(subs, "unpause", _unpause, "Unpause a DAG: the scheduler creates its runs again")
+    unpause.add_argument("dag_id")
+
+    backfill = command(
+        subs, "backfill", _backfill, "Create a run for every schedule interval between two dates and follow them"
+    )
+    backfill.add_argument("dag_id")
+    backfill.add_argument("--start-date", "-s", required=True, help="First logical date (ISO), inclusive")
+    backfill.add_argument("--end-date", "-e", required=True, help="Last logical date (ISO), inclusive")
+    backfill.add_argument("--conf", "-c", help="JSON object of params / run conf for every run")
+    backfill.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Show progress until every run ended (default); --no-wait only queues them",
+    )
+    backfill.add_argument("--timeout", type=float, default=3600.0, help="Seconds --wait waits at most (default 3600)")
+    backfill.add_argument(
+        "--local",
+        action="store_true",
+        help="Run each interval in this process, one after the other, instead of queueing runs for a scheduler",
+    )
+    backfill.add_argument("--dry-run", action="store_true", help="Only print the intervals a backfill would run")
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -156,3 +211,374 @@ def _test(args: argparse.Namespace) -> int:
         for ti in failed:
             print(f"\n{ti.label} failed: {ti.error}\n  log: {ti.log_path}")
     return 0 if result.succeeded else 1
+
+
+# --- runs in the metastore ----------------------------------------------------------------------------------
+
+
+def _unknown_dag(dag_id: str) -> Exception:
+    from zonda.exceptions import DagNotFound
+
+    return DagNotFound(
+        f"DAG {dag_id!r} is not in the metastore; the DAG processor (zonda scheduler / zonda standalone) stores "
+        "the DAGs of the DAGs folder — check the id with `zonda dags list`"
+    )
+
+
+def _run_dict(row: Any) -> dict[str, Any]:
+    values = dict(row._mapping)
+    return {name: values.get(name) for name in RUN_FIELDS}
+
+
+def _list_runs(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from zonda.cli._loading import open_metastore
+    from zonda.metastore import tables as t
+
+    metastore = open_metastore(settings())
+    try:
+        with metastore.engine.connect() as conn:
+            query = select(t.dag_run).where(t.dag_run.c.dag_id == args.dag_id)
+            if args.state:
+                query = query.where(t.dag_run.c.state == args.state)
+            rows = conn.execute(query.order_by(t.dag_run.c.logical_date.desc(), t.dag_run.c.id.desc())).all()
+            if not rows:
+                known = conn.execute(select(t.dag.c.dag_id).where(t.dag.c.dag_id == args.dag_id)).first()
+                if known is None:
+                    raise _unknown_dag(args.dag_id)
+    finally:
+        metastore.dispose()
+    runs = [_run_dict(row) for row in rows]
+    print_rows(runs, RUN_FIELDS if args.output == "json" else RUN_TABLE_COLUMNS, args.output)
+    return 0
+
+
+def _trigger(args: argparse.Namespace) -> int:
+    import json
+
+    from sqlalchemy import select
+
+    from zonda.cli._loading import open_metastore, parse_conf, parse_date
+    from zonda.exceptions import ParamValidationError
+    from zonda.metastore import tables as t
+    from zonda.scheduler.runs import trigger_dag
+
+    current = settings()
+    conf = parse_conf(args.conf)
+    logical_date = parse_date(args.logical_date)
+    metastore = open_metastore(current)
+    try:
+        engine = metastore.engine
+        try:
+            created = trigger_dag(engine, args.dag_id, conf=conf, logical_date=logical_date, run_id=args.run_id)
+        except ParamValidationError as exc:
+            reason = " ".join(str(exc).split())
+            raise ParamValidationError(
+                f"{reason}; pass a --conf that matches the DAG's params (see `zonda dags show {args.dag_id}`)"
+            ) from None
+        with engine.connect() as conn:
+            row = conn.execute(select(t.dag_run).where(t.dag_run.c.id == created["id"])).one()
+            dag_row = conn.execute(select(t.dag).where(t.dag.c.dag_id == args.dag_id)).first()
+        alive = _alive_schedulers(engine, current)
+    finally:
+        metastore.dispose()
+    run = _run_dict(row)
+    if args.output == "json":
+        run["conf"] = conf
+        json.dump(run, sys.stdout, default=_iso, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(f"Queued DAG run {run['run_id']} of {args.dag_id} (logical date {_iso(run['logical_date'])}).")
+        if alive:
+            print(f"The scheduler runs it; follow it with `zonda dags list-runs {args.dag_id}`.")
+        else:
+            print(
+                "No scheduler is running: start `zonda scheduler` (or `zonda standalone`) to run it; "
+                f"follow it with `zonda dags list-runs {args.dag_id}`."
+            )
+    if dag_row is not None and dag_row.is_paused:
+        print(
+            f"warning: DAG {args.dag_id} is paused; `zonda dags unpause {args.dag_id}` lets the scheduler run it",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _alive_schedulers(engine: Any, current: Any) -> list[Any]:
+    from zonda.scheduler import jobs
+
+    return jobs.alive_jobs(engine, "scheduler", float(current.get("scheduler", "scheduler_heartbeat_timeout")))
+
+
+def _pause(args: argparse.Namespace) -> int:
+    return _set_paused(args.dag_id, True)
+
+
+def _unpause(args: argparse.Namespace) -> int:
+    return _set_paused(args.dag_id, False)
+
+
+def _set_paused(dag_id: str, paused: bool) -> int:
+    from sqlalchemy import update
+
+    from zonda.cli._loading import open_metastore
+    from zonda.metastore import tables as t
+
+    metastore = open_metastore(settings())
+    try:
+        with metastore.engine.begin() as conn:
+            result = conn.execute(update(t.dag).where(t.dag.c.dag_id == dag_id).values(is_paused=paused))
+    finally:
+        metastore.dispose()
+    if not result.rowcount:
+        raise _unknown_dag(dag_id)
+    if paused:
+        print(f"DAG {dag_id} is paused: the scheduler creates no new runs for it.")
+    else:
+        print(f"DAG {dag_id} is unpaused: the scheduler creates its runs again.")
+    return 0
+
+
+# --- backfill -----------------------------------------------------------------------------------------------
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from zonda.cli._loading import parse_conf, parse_date
+    from zonda.exceptions import ZondaException
+
+    start = parse_date(args.start_date)
+    end = parse_date(args.end_date)
+    assert start is not None and end is not None
+    if start > end:
+        raise ZondaException(f"--start-date {args.start_date} is after --end-date {args.end_date}; swap them")
+    if args.timeout <= 0:
+        raise ZondaException("--timeout must be a positive number of seconds")
+    conf = parse_conf(args.conf)
+    if args.local:
+        return _backfill_local(args, start, end, conf)
+    return _backfill_queued(args, start, end, conf)
+
+
+def _no_intervals(dag_id: str, start: Any, end: Any) -> Exception:
+    from zonda.exceptions import ZondaException
+
+    return ZondaException(
+        f"no schedule interval of DAG {dag_id!r} starts between {start.isoformat()} and {end.isoformat()}; "
+        "widen --start-date / --end-date"
+    )
+
+
+def _print_intervals(intervals: list[Any]) -> None:
+    for interval in intervals:
+        print(f"  {interval.start.isoformat()} -> {interval.end.isoformat()}")
+
+
+def _backfill_queued(args: argparse.Namespace, start: Any, end: Any, conf: dict[str, Any]) -> int:
+    from sqlalchemy import select, update
+
+    from zonda.cli._loading import open_metastore
+    from zonda.exceptions import ParamValidationError
+    from zonda.metastore import tables as t
+    from zonda.scheduler.runs import backfill_intervals, load_serialized, trigger_dag
+
+    current = settings()
+    metastore = open_metastore(current)
+    try:
+        engine = metastore.engine
+        with engine.connect() as conn:
+            sdag = load_serialized(conn, args.dag_id)
+            existing = {
+                row.logical_date
+                for row in conn.execute(select(t.dag_run.c.logical_date).where(t.dag_run.c.dag_id == args.dag_id)).all()
+            }
+            paused = conn.execute(select(t.dag.c.is_paused).where(t.dag.c.dag_id == args.dag_id)).scalar()
+        intervals = backfill_intervals(sdag, start, end)
+        if not intervals:
+            raise _no_intervals(args.dag_id, start, end)
+        todo = [iv for iv in intervals if iv.start not in existing]
+        if args.dry_run:
+            print(f"A backfill of {args.dag_id} would queue {len(todo)} run(s):")
+            _print_intervals(todo)
+            return 0
+        try:
+            sdag.params.resolve(conf)
+        except ParamValidationError as exc:
+            raise ParamValidationError(f"DAG {args.dag_id!r}: {' '.join(str(exc).split())}") from None
+        ids = []
+        for interval in todo:
+            run = trigger_dag(
+                engine,
+                args.dag_id,
+                conf=conf,
+                logical_date=interval.start,
+                run_id=f"backfill__{interval.start.isoformat()}",
+                run_type="backfill",
+            )
+            ids.append(run["id"])
+            if (run["data_interval_start"], run["data_interval_end"]) != (interval.start, interval.end):
+                with engine.begin() as conn:
+                    conn.execute(
+                        update(t.dag_run)
+                        .where(t.dag_run.c.id == run["id"])
+                        .values(data_interval_start=interval.start, data_interval_end=interval.end)
+                    )
+        skipped = len(intervals) - len(todo)
+        print(
+            f"Queued {len(ids)} backfill run(s) of {args.dag_id} from {start.isoformat()} to {end.isoformat()}"
+            + (f"; {skipped} interval(s) already had a run and were left as they are." if skipped else ".")
+        )
+        if paused:
+            print(
+                f"warning: DAG {args.dag_id} is paused; `zonda dags unpause {args.dag_id}` lets the scheduler run it",
+                file=sys.stderr,
+            )
+        alive = _alive_schedulers(engine, current)
+        if not alive:
+            print(
+                "No scheduler is running: start `zonda scheduler` (or `zonda standalone`) to run them, "
+                "or use --local to run the intervals in this process."
+            )
+        else:
+            print("The running scheduler executes them.")
+        if not args.wait or not ids:
+            if ids:
+                print(f"Follow them with `zonda dags list-runs {args.dag_id}`.")
+            return 0
+        failed = _wait_for_runs(engine, args.dag_id, ids, args.timeout)
+    finally:
+        metastore.dispose()
+    return 1 if failed else 0
+
+
+def progress_bar(done: int, total: int, failed: int, width: int = 20) -> str:
+    """``[##########..........] 5/10 runs done, 0 failed``"""
+    filled = width if total <= 0 else min(width, (width * done) // total)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} runs done, {failed} failed"
+
+
+class _Progress:
+    """One line redrawn in place on a terminal; a new line per change otherwise (logs, CI)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self.last: str | None = None
+
+    def show(self, line: str) -> None:
+        if line == self.last:
+            return
+        self.last = line
+        if self.tty:
+            sys.stdout.write("\r" + line)
+        else:
+            sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        if self.tty and self.last is not None:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+
+def _wait_for_runs(engine: Any, dag_id: str, ids: list[int], timeout: float, interval: float = 0.5) -> int:
+    """Poll the runs' states until every one ended; the number that failed."""
+    import time
+
+    from sqlalchemy import select
+
+    from zonda.exceptions import ZondaException
+    from zonda.metastore import tables as t
+
+    deadline = time.monotonic() + timeout
+    progress = _Progress()
+    wanted = set(ids)
+    try:
+        while True:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    select(t.dag_run.c.id, t.dag_run.c.state).where(
+                        t.dag_run.c.dag_id == dag_id, t.dag_run.c.id >= min(ids), t.dag_run.c.id <= max(ids)
+                    )
+                ).all()
+            states = {r.id: r.state for r in rows if r.id in wanted}
+            failed = sum(1 for s in states.values() if s == "failed")
+            done = sum(1 for s in states.values() if s in ("success", "failed"))
+            done += len(wanted) - len(states)  # a run deleted meanwhile counts as done
+            progress.show(progress_bar(done, len(ids), failed))
+            if done >= len(ids):
+                break
+            if time.monotonic() >= deadline:
+                progress.close()
+                raise ZondaException(
+                    f"the backfill did not finish within --timeout {timeout:g} s ({len(ids) - done} of {len(ids)} "
+                    f"runs not done); they keep going under the scheduler: `zonda dags list-runs {dag_id}`"
+                )
+            time.sleep(interval)
+    finally:
+        progress.close()
+    if failed:
+        print(f"{failed} run(s) failed; see `zonda dags list-runs {dag_id} --state failed`.")
+    return failed
+
+
+def _backfill_local(args: argparse.Namespace, start: Any, end: Any, conf: dict[str, Any]) -> int:
+    from zonda.cli._loading import load_dag, open_metastore, plugin_manager, prepare_task_process
+    from zonda.exceptions import ZondaException
+    from zonda.runner.dag_runner import InProcessDagRunner
+    from zonda.runner.store import MetastoreRunStore
+    from zonda.scheduler.runs import backfill_intervals
+
+    current = settings()
+    plugins = plugin_manager(current)
+    dag = load_dag(current, args.dag_id, plugins)
+    intervals = backfill_intervals(dag, start, end)  # type: ignore[arg-type]  # a DAG has timetable and dag_id
+    if not intervals:
+        raise _no_intervals(args.dag_id, start, end)
+    if args.dry_run:
+        print(f"A local backfill of {args.dag_id} would run {len(intervals)} interval(s):")
+        _print_intervals(intervals)
+        return 0
+    dag.params.resolve(conf)
+    metastore = open_metastore(current)
+    try:
+        alive = _alive_schedulers(metastore.engine, current)
+        if alive:
+            raise ZondaException(
+                f"a scheduler is running (job {alive[0].id}, pid {alive[0].pid}); it would run these runs' tasks "
+                "too, so drop --local and let it run the backfill, or stop the scheduler first"
+            )
+        prepare_task_process(current, plugins)
+        runner = InProcessDagRunner(
+            dag,
+            MetastoreRunStore(metastore),
+            settings=current,
+            log_folder=current.log_folder,
+            xcom_max_size=int(current.get("xcom", "max_size")),
+            plugins=plugins,
+        )
+        print(f"Running {len(intervals)} interval(s) of {args.dag_id} in this process.")
+        progress = _Progress()
+        failed: list[str] = []
+        progress.show(progress_bar(0, len(intervals), 0))
+        try:
+            for index, interval in enumerate(intervals, start=1):
+                result = runner.run(
+                    interval.start,
+                    conf=conf,
+                    run_id=f"backfill__{interval.start.isoformat()}",
+                    run_type="backfill",
+                )
+                if not result.succeeded:
+                    failed.append(result.run.run_id)
+                progress.show(progress_bar(index, len(intervals), len(failed)))
+        finally:
+            progress.close()
+    finally:
+        metastore.dispose()
+    for run_id in failed:
+        print(f"run {run_id} failed; see `zonda tasks states-for-dag-run {args.dag_id} {run_id}`")
+    return 1 if failed else 0

@@ -1,10 +1,17 @@
-"""``zonda tasks list | test``."""
+"""``zonda tasks list | test | run | states-for-dag-run | clear``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
 
-from zonda.cli._common import add_output_argument, command, print_rows, settings, subcommands
+from zonda.cli._common import add_output_argument, command, print_rows, print_table, settings, subcommands
+
+#: ``tasks states-for-dag-run --output json`` fields (the first six are the contract).
+STATE_FIELDS = ["task_id", "map_index", "state", "try_number", "start_date", "end_date", "duration", "operator"]
+#: States ``tasks run`` queues an instance from; others are refused (clear it first).
+RUNNABLE_STATES = (None, "none", "scheduled", "queued", "up_for_retry", "up_for_reschedule")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +30,35 @@ def register(parser: argparse.ArgumentParser) -> None:
     test.add_argument("logical_date", nargs="?", help="Logical date (ISO), default now")
     test.add_argument("--map-index", type=int, default=-1, help="Run this instance of a mapped task")
     test.add_argument("--conf", "-c", help="JSON object of params")
+
+    run = command(
+        subs,
+        "run",
+        _run,
+        "Run one task instance of an existing DAG run in this process, as a worker does, recording its state",
+    )
+    run.add_argument("dag_id")
+    run.add_argument("task_id")
+    run.add_argument("run_id")
+    run.add_argument("--map-index", type=int, default=-1, help="Run this instance of a mapped task")
+
+    states = command(subs, "states-for-dag-run", _states_for_dag_run, "Show the state of every task instance of a run")
+    states.add_argument("dag_id")
+    states.add_argument("run_id")
+    add_output_argument(states)
+
+    clear = command(
+        subs, "clear", _clear, "Reset task instances so the scheduler runs them again (their runs go back to queued)"
+    )
+    clear.add_argument("dag_id")
+    clear.add_argument("--task-regex", "-t", help="Only tasks whose id matches this regular expression (re.search)")
+    clear.add_argument("--start-date", "-s", help="Only runs with a logical date on or after this (ISO)")
+    clear.add_argument("--end-date", "-e", help="Only runs with a logical date on or before this (ISO)")
+    clear.add_argument("--run-id", "-r", help="Only this DAG run")
+    clear.add_argument("--only-failed", "-f", action="store_true", help="Only failed and upstream_failed instances")
+    clear.add_argument("--downstream", "-d", action="store_true", help="Also the matching tasks' downstream tasks")
+    clear.add_argument("--upstream", "-u", action="store_true", help="Also the matching tasks' upstream tasks")
+    clear.add_argument("--yes", "-y", action="store_true", help="Do not ask for confirmation")
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -73,3 +109,311 @@ def _test(args: argparse.Namespace) -> int:
     else:
         print("XComs: (none)")
     return 0 if outcome.ti.state.value in ("success", "skipped") else 1
+
+
+# --- task instances in the metastore ------------------------------------------------------------------------
+
+
+def _find_run(conn: Any, dag_id: str, run_id: str) -> Any:
+    from sqlalchemy import select
+
+    from zonda.exceptions import ZondaException
+    from zonda.metastore import tables as t
+
+    run = conn.execute(select(t.dag_run).where(t.dag_run.c.dag_id == dag_id, t.dag_run.c.run_id == run_id)).first()
+    if run is None:
+        raise ZondaException(
+            f"DAG {dag_id!r} has no run {run_id!r}; `zonda dags list-runs {dag_id}` lists its runs "
+            f"and `zonda dags trigger {dag_id}` creates one"
+        )
+    return run
+
+
+def _run(args: argparse.Namespace) -> int:
+    import signal
+
+    from sqlalchemy import select, update
+
+    from zonda.cli._loading import open_metastore
+    from zonda.exceptions import TaskNotFound, ZondaException
+    from zonda.executors.base import Workload
+    from zonda.executors.workload import WorkloadRunner, _on_sigterm
+    from zonda.metastore import tables as t
+    from zonda.runner.logs import attempt_log_path
+    from zonda.scheduler.decisions import create_task_instances
+    from zonda.scheduler.runs import load_serialized
+    from zonda.timezone import utcnow
+
+    current = settings()
+    metastore = open_metastore(current)
+    ti = t.task_instance
+    label = f"{args.dag_id}.{args.task_id}" + (f"[{args.map_index}]" if args.map_index >= 0 else "")
+    try:
+        engine = metastore.engine
+        with engine.begin() as conn:
+            sdag = load_serialized(conn, args.dag_id)
+            if args.task_id not in sdag.tasks:
+                raise TaskNotFound(
+                    f"DAG {args.dag_id!r} has no task {args.task_id!r}; `zonda tasks list {args.dag_id}` lists them"
+                )
+            run = _find_run(conn, args.dag_id, args.run_id)
+            has_instances = conn.execute(select(ti.c.id).where(ti.c.dag_run_id == run.id).limit(1)).first()
+            if has_instances is None:
+                create_task_instances(conn, sdag, run)  # what the scheduler does when it starts the run
+            row = conn.execute(
+                select(ti).where(
+                    ti.c.dag_run_id == run.id, ti.c.task_id == args.task_id, ti.c.map_index == args.map_index
+                )
+            ).first()
+            if row is None:
+                indexes = [
+                    r[0]
+                    for r in conn.execute(
+                        select(ti.c.map_index)
+                        .where(ti.c.dag_run_id == run.id, ti.c.task_id == args.task_id)
+                        .order_by(ti.c.map_index)
+                    )
+                ]
+                raise ZondaException(
+                    f"run {args.run_id!r} has no instance {label}; its map indexes are "
+                    f"{', '.join(map(str, indexes)) or 'none yet'}: pass one with --map-index"
+                )
+            if row.state not in RUNNABLE_STATES:
+                if row.state == "running":
+                    raise ZondaException(f"{label} is already running in run {args.run_id!r} (pid {row.pid})")
+                raise ZondaException(
+                    f"{label} is {row.state} in run {args.run_id!r}; clear it first: zonda tasks clear {args.dag_id} "
+                    f"--task-regex '^{args.task_id}$' --run-id {args.run_id} --yes"
+                )
+            if row.state != "queued":
+                now = utcnow()
+                conn.execute(
+                    update(ti)
+                    .where(ti.c.id == row.id)
+                    .values(state="queued", queued_dttm=now, queued_by_job_id=None, ready_at=None, updated_at=now)
+                )
+            fileloc = conn.execute(
+                select(t.serialized_dag.c.fileloc).where(t.serialized_dag.c.dag_id == args.dag_id)
+            ).scalar()
+        fileloc = fileloc or sdag.fileloc
+        extra: dict[str, Any] = {}
+        if "dag_run_id" in Workload.__dataclass_fields__:
+            extra["dag_run_id"] = run.id
+        workload = Workload(
+            ti_id=row.id,
+            dag_id=args.dag_id,
+            run_id=args.run_id,
+            task_id=args.task_id,
+            map_index=args.map_index,
+            # A task resuming from a deferral continues its try; anything else starts the next one.
+            try_number=(row.try_number or 0) + (0 if row.next_method else 1),
+            fileloc=fileloc,
+            queue=row.queue or "default",
+            priority=row.priority_weight or 1,
+            **extra,
+        )
+        print(f"Running {workload.label} in this process.", flush=True)
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)  # as in a worker's task process
+        try:
+            WorkloadRunner(home=str(current.home)).run(workload)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        with engine.connect() as conn:
+            after = conn.execute(select(ti.c.state, ti.c.try_number).where(ti.c.id == row.id)).one()
+    finally:
+        metastore.dispose()
+    state = after.state or "none"
+    log_path = attempt_log_path(
+        current.log_folder, args.dag_id, args.run_id, args.task_id, args.map_index, after.try_number or 1
+    )
+    print(f"Task {label} ({args.run_id}, try {after.try_number}): {state}")
+    if log_path.exists():
+        print(f"  log: {log_path}")
+    if state == "deferred":
+        print("  deferred: a running triggerer (zonda triggerer / zonda standalone) resumes it")
+    return 0 if state in ("success", "skipped", "deferred", "up_for_reschedule") else 1
+
+
+def _states_for_dag_run(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from zonda.cli._loading import open_metastore
+    from zonda.metastore import tables as t
+    from zonda.scheduler.serialized import SerializedDag
+
+    metastore = open_metastore(settings())
+    ti = t.task_instance
+    try:
+        with metastore.engine.connect() as conn:
+            run = _find_run(conn, args.dag_id, args.run_id)
+            rows = conn.execute(select(ti).where(ti.c.dag_run_id == run.id)).all()
+            data = conn.execute(
+                select(t.serialized_dag.c.data).where(t.serialized_dag.c.dag_id == args.dag_id)
+            ).scalar()
+    finally:
+        metastore.dispose()
+    order: dict[str, int] = {}
+    if data:
+        order = {task_id: i for i, task_id in enumerate(SerializedDag.from_json(data).order)}
+    rows = sorted(rows, key=lambda r: (order.get(r.task_id, len(order)), r.task_id, r.map_index))
+    instances = [dict(r._mapping) for r in rows]
+    if args.output == "table":
+        for inst in instances:
+            inst["state"] = inst["state"] or "none"
+            if inst["duration"] is not None:
+                inst["duration"] = f"{inst['duration']:.3f}"
+    print_rows(instances, STATE_FIELDS, args.output)
+    if not rows and args.output == "table":
+        print(f"(run {args.run_id} has no task instances yet: a scheduler creates them when it starts the run)")
+    return 0
+
+
+def _related(sdag: Any, roots: set[str], attribute: str) -> set[str]:
+    """Every task reachable from ``roots`` through ``upstream`` or ``downstream`` edges."""
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        for other in getattr(sdag.tasks[todo.pop()], attribute):
+            if other not in seen and other in sdag.tasks:
+                seen.add(other)
+                todo.append(other)
+    return seen
+
+
+def _clear(args: argparse.Namespace) -> int:
+    import re
+
+    from sqlalchemy import select, update
+
+    from zonda.cli._loading import open_metastore, parse_date
+    from zonda.exceptions import ZondaException
+    from zonda.metastore import tables as t
+    from zonda.scheduler.runs import load_serialized
+    from zonda.timezone import utcnow
+
+    start = parse_date(args.start_date)
+    end = parse_date(args.end_date)
+    metastore = open_metastore(settings())
+    ti, dr = t.task_instance, t.dag_run
+    try:
+        engine = metastore.engine
+        with engine.connect() as conn:
+            sdag = load_serialized(conn, args.dag_id)
+        task_ids = set(sdag.tasks)
+        if args.task_regex:
+            try:
+                pattern = re.compile(args.task_regex)
+            except re.error as exc:
+                raise ZondaException(
+                    f"--task-regex {args.task_regex!r} is not a valid regular expression: {exc}"
+                ) from None
+            task_ids = {task_id for task_id in sdag.tasks if pattern.search(task_id)}
+            if not task_ids:
+                raise ZondaException(
+                    f"no task of DAG {args.dag_id!r} matches {args.task_regex!r}; "
+                    f"`zonda tasks list {args.dag_id}` lists them"
+                )
+        roots = set(task_ids)
+        if args.downstream:
+            task_ids |= _related(sdag, roots, "downstream")
+        if args.upstream:
+            task_ids |= _related(sdag, roots, "upstream")
+        query = (
+            select(ti.c.id, ti.c.dag_run_id, ti.c.run_id, ti.c.task_id, ti.c.map_index, ti.c.state, ti.c.try_number)
+            .join(dr, dr.c.id == ti.c.dag_run_id)
+            .where(ti.c.dag_id == args.dag_id, ti.c.task_id.in_(sorted(task_ids)))
+        )
+        if start is not None:
+            query = query.where(dr.c.logical_date >= start)
+        if end is not None:
+            query = query.where(dr.c.logical_date <= end)
+        if args.run_id:
+            query = query.where(dr.c.run_id == args.run_id)
+        if args.only_failed:
+            query = query.where(ti.c.state.in_(("failed", "upstream_failed")))
+        with engine.connect() as conn:
+            rows = conn.execute(query.order_by(dr.c.logical_date, ti.c.task_id, ti.c.map_index)).all()
+        if not rows:
+            print("No task instances match; nothing was cleared.")
+            return 0
+        if not args.yes and not _confirm(rows):
+            print("Cancelled; nothing was changed.", file=sys.stderr)
+            return 1
+        now = utcnow()
+        run_ids = sorted({r.dag_run_id for r in rows})
+        with engine.begin() as conn:
+            for row in rows:
+                retries = sdag.tasks[row.task_id].retries if row.task_id in sdag.tasks else 0
+                conn.execute(
+                    update(ti)
+                    .where(ti.c.id == row.id)
+                    .values(
+                        state=None,
+                        # As Airflow: the tries already made stay counted, and the task gets its retries again.
+                        max_tries=(row.try_number or 0) + retries,
+                        ready_at=None,
+                        pid=None,
+                        queued_by_job_id=None,
+                        job_id=None,
+                        trigger_id=None,
+                        trigger_timeout=None,
+                        next_method=None,
+                        next_kwargs=None,
+                        updated_at=now,
+                    )
+                )
+            _collapse_mapped(conn, sdag, rows, task_ids)
+            conn.execute(
+                update(dr)
+                .where(dr.c.id.in_(run_ids))
+                .values(state="queued", queued_at=now, start_date=None, end_date=None, last_scheduling_decision=None)
+            )
+    finally:
+        metastore.dispose()
+    print(
+        f"Cleared {len(rows)} task instance(s) in {len(run_ids)} run(s) of {args.dag_id}; "
+        "those runs are queued again and a running scheduler runs them."
+    )
+    return 0
+
+
+def _collapse_mapped(conn: Any, sdag: Any, rows: list[Any], cleared_tasks: set[str]) -> None:
+    """A mapped task cleared together with an upstream task is expanded again from the new upstream result
+    (its instances fold back into one unexpanded instance), as Airflow re-expands it."""
+    from sqlalchemy import delete, select, update
+
+    from zonda.metastore import tables as t
+
+    ti = t.task_instance
+    by_run_task: dict[tuple[int, str], list[Any]] = {}
+    for row in rows:
+        by_run_task.setdefault((row.dag_run_id, row.task_id), []).append(row)
+    for (dag_run_id, task_id), cleared in by_run_task.items():
+        task = sdag.tasks.get(task_id)
+        if task is None or not task.is_mapped or not (task.upstream & cleared_tasks):
+            continue
+        total = conn.execute(select(ti.c.id).where(ti.c.dag_run_id == dag_run_id, ti.c.task_id == task_id)).all()
+        if len(total) != len(cleared):
+            continue  # only some instances were cleared: keep the expansion
+        conn.execute(delete(ti).where(ti.c.dag_run_id == dag_run_id, ti.c.task_id == task_id, ti.c.map_index > 0))
+        conn.execute(delete(t.xcom).where(t.xcom.c.dag_run_id == dag_run_id, t.xcom.c.task_id == task_id))
+        conn.execute(
+            update(ti)
+            .where(ti.c.dag_run_id == dag_run_id, ti.c.task_id == task_id, ti.c.map_index == 0)
+            .values(map_index=-1)
+        )
+
+
+def _confirm(rows: list[Any]) -> bool:
+    shown = rows[:20]
+    print_table(
+        [[r.run_id, r.task_id, str(r.map_index), r.state or "none", str(r.try_number)] for r in shown],
+        ["run_id", "task_id", "map_index", "state", "try_number"],
+    )
+    if len(rows) > len(shown):
+        print(f"... and {len(rows) - len(shown)} more")
+    try:
+        answer = input(f"Clear these {len(rows)} task instance(s)? [y/N] ")
+    except EOFError:
+        answer = ""
+    return answer.strip().lower() in {"y", "yes"}

@@ -14,7 +14,7 @@ import itertools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from zonda import _context_stack
 from zonda.dependencies import DependencyMixin
@@ -299,6 +299,20 @@ class BaseOperator(Node):
 
     def post_execute(self, context: Context, result: Any = None) -> None:
         """Runs just after a successful :meth:`execute`."""
+
+    def defer(
+        self,
+        *,
+        trigger: Any,
+        method_name: str,
+        kwargs: dict[str, Any] | None = None,
+        timeout: timedelta | float | None = None,
+    ) -> NoReturn:
+        """Free the worker until ``trigger`` fires, then resume in the same try with
+        ``getattr(self, method_name)(context, event=payload, **kwargs)``. ``timeout`` bounds the wait."""
+        from zonda.exceptions import TaskDeferred
+
+        raise TaskDeferred(trigger=trigger, method_name=method_name, kwargs=kwargs, timeout=timeout)
 
     @property
     def operator_name(self) -> str:

@@ -118,8 +118,10 @@ class InProcessDagRunner:
         *,
         conf: Mapping[str, Any] | None = None,
         run_id: str | None = None,
-        run_type: str = "manual",
+        run_type: str = "test",
     ) -> DagRunResult:
+        """Run the DAG now. ``run_type`` "test" (the default) marks the run as owned by this process: a
+        scheduler sharing the metastore leaves it alone."""
         dag = self.dag
         try:
             params = dag.params.resolve(conf)

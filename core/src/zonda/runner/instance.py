@@ -52,6 +52,12 @@ class TaskInstance:
         self.skip_requests: list[str] = []
         #: False once this process learns another one owns the row (it then records nothing).
         self.owned = True
+        #: Set when this instance resumes from a deferral: the method to call instead of ``execute`` and its
+        #: keyword arguments (the trigger's payload under ``"event"``). The try number does not change.
+        self.next_method: str | None = None
+        self.next_kwargs: dict[str, Any] | None = None
+        #: The trigger row it waits on while deferred.
+        self.trigger_id: int | None = None
 
     @property
     def key(self) -> tuple[str, int]:

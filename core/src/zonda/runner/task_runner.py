@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zonda.exceptions import (
+    TaskDeferred,
     XComSerializationError,
     XComSizeError,
     ZondaFailException,
@@ -93,9 +94,15 @@ class TaskRunner:
 
         run = ti.dag_run
         previous_state = ti.state.value if ti.state is not S.NONE else None
-        ti.try_number += 1
+        # Resuming from a deferral continues the same try (and keeps its start, which execution_timeout
+        # counts from); anything else is a new try.
+        resuming = ti.next_method is not None
+        if not resuming:
+            ti.try_number += 1
+            ti.start_date = utcnow()
+        elif ti.start_date is None:
+            ti.start_date = utcnow()
         ti.state = S.RUNNING
-        ti.start_date = utcnow()
         ti.end_date = None
         ti.error = None
         ti.hostname = _HOSTNAME
@@ -117,13 +124,15 @@ class TaskRunner:
         }
         if self.env.claim:
             # Under a scheduler: take the queued row, or find someone else has (or it was cleared).
-            running_values["last_heartbeat_at"] = ti.start_date
+            running_values["last_heartbeat_at"] = utcnow()
+            # A resumed try consumes its deferral: if it fails and retries, the retry starts at execute().
+            running_values.update(next_method=None, next_kwargs=None, trigger_id=None, trigger_timeout=None)
             if not ti.store.claim_task_instance(run, ti.task_id, ti.map_index, running_values):
                 log.warning("%s is no longer queued for this process; not running it", ti.label)
                 ti.state = S.NONE
                 ti.owned = False
                 return ti.state
-        if ti.try_number > 1:
+        if ti.try_number > 1 and not resuming:
             ti.store.clear_xcoms(run, ti.task_id, ti.map_index)
         if not self.env.claim:
             ti.store.update_task_instance(run, ti.task_id, ti.map_index, running_values)
@@ -132,9 +141,19 @@ class TaskRunner:
         context: Context | None = None
         with capture_attempt_log(ti.log_path, echo=self.env.echo_logs):
             task_log = logging.getLogger("zonda.task")
-            task_log.info("Starting attempt %s of %s for %s", ti.try_number, ti.max_tries + 1, ti.label)
+            if resuming:
+                task_log.info(
+                    "Resuming attempt %s of %s for %s after deferral (%s)",
+                    ti.try_number,
+                    ti.max_tries + 1,
+                    ti.label,
+                    ti.next_method,
+                )
+            else:
+                task_log.info("Starting attempt %s of %s for %s", ti.try_number, ti.max_tries + 1, ti.label)
             rendered: dict[str, Any] = {}
             exception: BaseException | None = None
+            pending: Any = None
             try:
                 context = self._context(ti, operator)
                 operator, rendered = self._prepare(operator, context)
@@ -142,6 +161,15 @@ class TaskRunner:
                 result = self._execute(ti, operator, context)
                 self._push_result(ti, operator, result)
                 ti.state = S.SUCCESS
+            except TaskDeferred as deferred:
+                # Only under a scheduler: in process the trigger already ran inline in _execute.
+                try:
+                    from zonda.runner import deferral
+
+                    pending = deferral.prepare(ti, operator, deferred, utcnow())
+                except Exception as exc:
+                    exception = exc
+                    ti.state = self._failed_state(ti, exc)
             except ZondaSkipException as exc:
                 ti.state = S.SKIPPED
                 task_log.info("Skipped: %s", exc or "ZondaSkipException raised")
@@ -161,6 +189,9 @@ class TaskRunner:
                 ti.error = "interrupted"
                 self._finish(ti, started, rendered)
                 raise
+            if pending is not None:
+                self._defer(ti, pending, rendered)
+                return ti.state
             if exception is not None:
                 from zonda.masking import get_masker
 
@@ -255,11 +286,28 @@ class TaskRunner:
         timeout = operator.execution_timeout
         seconds = timeout.total_seconds() if timeout is not None else None
         message = f"task {ti.label} ran longer than its execution_timeout of {seconds:g} s" if seconds else ""
+        if seconds and ti.next_method is not None and ti.start_date is not None:
+            # A resumed try: execution_timeout counts from the try's start, deferral included.
+            seconds = max(seconds - (utcnow() - ti.start_date).total_seconds(), 0.001)
         if operator.on_execute_callback:
             _run_callbacks(operator.on_execute_callback, context, "on_execute_callback")
         with set_current_context(context), deadline(seconds, message):
             operator.pre_execute(context)
-            result = operator.execute(context)
+            next_method, next_kwargs = ti.next_method, ti.next_kwargs
+            while True:
+                try:
+                    if next_method is None:
+                        result = operator.execute(context)
+                    else:
+                        result = _resume(operator, next_method, next_kwargs, context)
+                    break
+                except TaskDeferred as deferred:
+                    if self.env.claim:
+                        raise  # run_attempt hands it to the triggerer
+                    from zonda.runner import deferral
+
+                    # No triggerer in this process: run the trigger here and resume at once, same try.
+                    next_method, next_kwargs = deferral.run_inline(ti, operator, deferred)
             operator.post_execute(context, result)
         return result
 
@@ -305,6 +353,31 @@ class TaskRunner:
             )
             ti.owned = False
 
+    def _defer(self, ti: TaskInstance, pending: Any, rendered: Mapping[str, Any]) -> None:
+        """Hand the task to the triggerer: trigger row + ``deferred`` state, only while this process owns the
+        row. No callbacks or listeners fire (as in Airflow); the worker slot is free from here on."""
+        from zonda.runner import deferral
+
+        task_log = logging.getLogger("zonda.task")
+        ti.state = S.DEFERRED
+        extra = {"rendered_fields": _rendered_json(rendered)} if rendered else None
+        if not deferral.write_deferral(ti, pending, extra):
+            log.error(
+                "%s: this process no longer owns the task instance (another process or the scheduler took it "
+                "over); its deferral is not recorded",
+                ti.label,
+            )
+            ti.owned = False
+            return
+        timeout = f", timeout at {pending.trigger_timeout.isoformat()}" if pending.trigger_timeout else ""
+        task_log.info(
+            "Pausing task as DEFERRED on %r (trigger %s%s); it resumes with %s()",
+            pending.trigger,
+            ti.trigger_id,
+            timeout,
+            pending.method_name,
+        )
+
     def _callbacks(
         self, ti: TaskInstance, operator: BaseOperator, context: Context, exception: BaseException | None
     ) -> None:
@@ -319,6 +392,17 @@ class TaskRunner:
         if exception is not None:
             context["exception"] = exception
         _run_callbacks(callback, context, f"on_{ti.state.value}_callback")
+
+
+def _resume(operator: Any, next_method: str, next_kwargs: Mapping[str, Any] | None, context: Context) -> Any:
+    """Resume after a deferral through the operator's ``resume_execution`` when it has one (sensors do, to
+    turn a trigger timeout into a sensor timeout), else the default."""
+    custom = getattr(operator, "resume_execution", None)
+    if custom is not None:
+        return custom(next_method, next_kwargs, context)
+    from zonda.runner.deferral import resume_execution
+
+    return resume_execution(operator, next_method, next_kwargs, context)
 
 
 def _has_templates(values: list[Any], template_ext: tuple[str, ...]) -> bool:

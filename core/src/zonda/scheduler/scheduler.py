@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("zonda.scheduler")
 
 ACTIVE_TI_STATES = ("queued", "running")
+#: Runs executed by an in-process runner (``zonda dags test``, ``zonda.testing.run_dag``): never touched here.
+IN_PROCESS_RUN_TYPE = "test"
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Scheduler:
         self._dags: dict[str, tuple[str, SerializedDag]] = {}
         self._dag_checked: dict[str, float] = {}
         self._last_run_creation = 0.0
+        self._deferred = 0
         self._dirty_runs: set[int] = set()
         self._last_full_scan = 0.0
         self._last_heartbeat = 0.0
@@ -178,6 +181,7 @@ class Scheduler:
         report.queued = self._queue()
         if now_mono - self._last_zombie_check >= min(5.0, self.heartbeat_timeout / 2):
             self._find_zombies()
+            self._expire_deferrals()
             self._last_zombie_check = now_mono
         # Another pass at once only if something new may be decidable; queued work reports back as events.
         timeout = 0.0 if (report.runs_created or self._dirty_runs) else self._idle_timeout()
@@ -188,6 +192,9 @@ class Scheduler:
 
     def _idle_timeout(self) -> float:
         timeout = self.poll_interval
+        if self._deferred:
+            # A triggerer wakes deferred instances by writing `scheduled`: look often while any wait.
+            timeout = min(timeout, 0.1)
         if self._wake_at is not None:
             timeout = min(timeout, max(self._wake_at - time.monotonic(), 0.0))
         return timeout
@@ -318,7 +325,12 @@ class Scheduler:
         with self.engine.begin() as conn:
             queued = conn.execute(
                 select(t.dag_run.c.id, t.dag_run.c.dag_id)
-                .where(t.dag_run.c.state == "queued")
+                .join(t.dag, t.dag.c.dag_id == t.dag_run.c.dag_id)
+                .where(
+                    t.dag_run.c.state == "queued",
+                    t.dag_run.c.run_type != IN_PROCESS_RUN_TYPE,
+                    t.dag.c.is_paused.is_(False),  # a paused DAG runs nothing; its queued runs wait
+                )
                 .order_by(t.dag_run.c.logical_date, t.dag_run.c.id)
             ).all()
             if not queued:
@@ -357,7 +369,14 @@ class Scheduler:
         now = utcnow()
         with self.engine.connect() as conn:
             if full:
-                ids = [r[0] for r in conn.execute(select(t.dag_run.c.id).where(t.dag_run.c.state == "running"))]
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        select(t.dag_run.c.id).where(
+                            t.dag_run.c.state == "running", t.dag_run.c.run_type != IN_PROCESS_RUN_TYPE
+                        )
+                    )
+                ]
             else:
                 ids = sorted(self._dirty_runs)
             conn.rollback()
@@ -370,7 +389,9 @@ class Scheduler:
 
     def _decide_one(self, run_id: int, now: datetime) -> str | None:
         with self.engine.begin() as conn:
-            query = select(t.dag_run).where(t.dag_run.c.id == run_id, t.dag_run.c.state == "running")
+            query = select(t.dag_run).where(
+                t.dag_run.c.id == run_id, t.dag_run.c.state == "running", t.dag_run.c.run_type != IN_PROCESS_RUN_TYPE
+            )
             if self.locking:
                 query = query.with_for_update(skip_locked=True)
             run = conn.execute(query).first()
@@ -422,7 +443,10 @@ class Scheduler:
         ti = t.task_instance
         conn.execute(
             update(ti)
-            .where(ti.c.dag_run_id == run.id, or_(ti.c.state.is_(None), ti.c.state.in_(("scheduled", "up_for_retry"))))
+            .where(
+                ti.c.dag_run_id == run.id,
+                or_(ti.c.state.is_(None), ti.c.state.in_(("scheduled", "up_for_retry", "deferred"))),
+            )
             .values(state="skipped", end_date=utcnow())
         )
         log.warning("DAG run %s.%s exceeded its dagrun_timeout", run.dag_id, run.run_id)
@@ -453,10 +477,17 @@ class Scheduler:
                     ti.c.priority_weight,
                     sd.c.fileloc,
                     ti.c.dag_run_id,
+                    ti.c.next_method,
                 )
                 .join(dr, dr.c.id == ti.c.dag_run_id)
                 .join(sd, sd.c.dag_id == ti.c.dag_id)
-                .where(ti.c.state == "scheduled", dr.c.state == "running")
+                .join(t.dag, t.dag.c.dag_id == ti.c.dag_id)
+                .where(
+                    ti.c.state == "scheduled",
+                    dr.c.state == "running",
+                    dr.c.run_type != IN_PROCESS_RUN_TYPE,
+                    t.dag.c.is_paused.is_(False),
+                )
                 .order_by(ti.c.priority_weight.desc(), dr.c.logical_date, ti.c.id)
                 .limit(max(open_slots * 4, 32))
             )
@@ -522,7 +553,8 @@ class Scheduler:
                     run_id=r.run_id,
                     task_id=r.task_id,
                     map_index=r.map_index,
-                    try_number=(r.try_number or 0) + 1,
+                    # A deferred task resuming continues its try; anything else starts the next one.
+                    try_number=(r.try_number or 0) + (0 if r.next_method else 1),
                     fileloc=r.fileloc or "",
                     queue=r.queue or "default",
                     priority=r.priority_weight or 1,
@@ -598,6 +630,16 @@ class Scheduler:
             .values(**values, end_date=now, pid=None, updated_at=now)
         )
         log.error("%s.%s (try %s): %s -> %s", row.dag_id, row.task_id, try_number, reason, values["state"])
+
+    def _expire_deferrals(self) -> None:
+        """Deferred instances whose trigger timeout passed fail even when no triggerer is running."""
+        from zonda.triggerer import expire_deferred_timeouts
+
+        expire_deferred_timeouts(self.engine)
+        with self.engine.connect() as conn:
+            self._deferred = conn.execute(
+                select(func.count()).select_from(t.task_instance).where(t.task_instance.c.state == "deferred")
+            ).scalar_one()
 
     def _reset_orphans(self) -> None:
         """After a restart: instances queued by a scheduler that is gone (and never started) go back to

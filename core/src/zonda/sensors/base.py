@@ -8,12 +8,15 @@ last poke happens at the deadline rather than one ``poke_interval`` after it.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from zonda.exceptions import (
     DagDefinitionError,
+    TriggerError,
     ZondaFailException,
     ZondaSensorTimeout,
     ZondaSkipException,
@@ -74,7 +77,11 @@ class BaseSensor(BaseOperator):
       pokes. Until the scheduler can reschedule, both wait in-process (a log line says so).
     - ``exponential_backoff``: grow the wait roughly as ``poke_interval * 2**n`` with jitter, so many sensors
       polling one service spread out; ``max_wait`` caps a single wait.
-    - ``deferrable``: stored for the triggerer; the sensor pokes in-process until deferral lands.
+    - ``deferrable``: between pokes the sensor *defers* (``self.defer``) on a ``TimeDeltaTrigger`` of the next
+      interval instead of sleeping, so it holds no worker slot while it waits; a triggerer wakes it and it
+      pokes again. ``timeout`` still counts from the first poke (its start travels in ``next_kwargs``).
+      Sensors that can wait on a dedicated trigger (``TimeDeltaSensor``, ``FileSensor``) defer once on it.
+      Without a triggerer (``zonda dags test``) the trigger runs in process.
     """
 
     ui_color: ClassVar[str] = "#e6f1f2"
@@ -114,12 +121,75 @@ class BaseSensor(BaseOperator):
         raise NotImplementedError(f"{type(self).__name__} must implement poke(context)")
 
     def execute(self, context: Context) -> Any:
-        try:
+        with self._soft_fail():
+            if self.deferrable:
+                return self.execute_deferrable(context)
             return self._wait(context)
-        except (ZondaSensorTimeout, ZondaTaskTimeout, ZondaFailException) as exc:
+
+    @contextmanager
+    def _soft_fail(self, *extra: type[BaseException]) -> Iterator[None]:
+        try:
+            yield
+        except (ZondaSensorTimeout, ZondaTaskTimeout, ZondaFailException, *extra) as exc:
             if self.soft_fail:
                 raise ZondaSkipException(f"{exc} Skipping because soft_fail=True.") from exc
             raise
+
+    # --- deferrable -------------------------------------------------------------------------------------
+
+    def execute_deferrable(self, context: Context) -> Any:
+        """``deferrable=True``: poke, and defer until the next poke instead of sleeping. Sensors with a
+        dedicated trigger override this to defer on it."""
+        return self._poke_or_defer(context, None, 0)
+
+    def resume_poke(self, context: Context, event: Any = None, started_at: Any = None, poke_count: int = 0) -> Any:
+        """Resumed after the wait between two pokes: poke again (and defer again if still not done)."""
+        from zonda.timezone import coerce_datetime
+
+        return self._poke_or_defer(context, coerce_datetime(started_at), int(poke_count or 0))
+
+    def _poke_or_defer(self, context: Context, started_at: datetime | None, poke_count: int) -> Any:
+        from zonda.timezone import utcnow
+        from zonda.triggers.temporal import TimeDeltaTrigger
+
+        started = started_at or utcnow()
+        poke_count += 1
+        result = self.poke(context)
+        if result:
+            self.log.info("Success criteria met after %d poke(s). Exiting.", poke_count)
+            return result.xcom_value if isinstance(result, PokeReturnValue) else None
+        elapsed = (utcnow() - started).total_seconds()
+        remaining = self.timeout - elapsed
+        if remaining <= 0:
+            raise ZondaSensorTimeout(self._timeout_message(elapsed, poke_count))
+        delay = min(self._get_next_poke_interval(poke_count), remaining)
+        self.log.info("Condition not met (poke %d); deferring until the next poke in %.2fs", poke_count, delay)
+        self.defer(
+            trigger=TimeDeltaTrigger(timedelta(seconds=delay)),
+            method_name="resume_poke",
+            kwargs={"started_at": started, "poke_count": poke_count},
+        )
+
+    def resume_execution(self, next_method: str, next_kwargs: Mapping[str, Any] | None, context: Context) -> Any:
+        """Resume after a deferral; a trigger timeout is a sensor timeout (not retried) and, with
+        ``soft_fail``, a trigger timeout or failure skips the task."""
+        from zonda.runner.deferral import TriggerTimeout, resume_execution
+
+        with self._soft_fail(TriggerError):
+            try:
+                return resume_execution(self, next_method, next_kwargs, context)
+            except TriggerTimeout as exc:
+                raise ZondaSensorTimeout(
+                    f"Sensor {self.task_id!r} ({type(self).__name__}) timed out: {exc} "
+                    f"(its timeout is {self.timeout:g}s). Raise `timeout`, or set soft_fail=True to skip instead."
+                ) from exc
+
+    def _remaining_timeout(self, started_at: datetime | None = None) -> timedelta:
+        """What is left of ``timeout`` since ``started_at`` (now when None), for a deferral's timeout."""
+        from zonda.timezone import utcnow
+
+        elapsed = (utcnow() - started_at).total_seconds() if started_at is not None else 0.0
+        return timedelta(seconds=max(self.timeout - elapsed, 0.0))
 
     def _wait(self, context: Context) -> Any:
         if self.reschedule:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from zonda.exceptions import ZondaException
 from zonda.sensors.base import BaseSensor
 
 if TYPE_CHECKING:
@@ -18,7 +19,8 @@ class FileSensor(BaseSensor):
     Airflow: an empty directory (or one holding only empty directories) is usually created *before* the
     data lands, so it must not release downstream tasks. ``recursive=True`` lets ``**`` match across
     directories. ``fs_conn_id`` is accepted for Airflow compatibility; paths are local (its base path is
-    not applied yet).
+    not applied yet). With ``deferrable=True`` it pokes once, then defers on a ``FileTrigger`` (polling every
+    ``poke_interval`` in the triggerer, no worker slot held), bounded by ``timeout``.
     """
 
     template_fields: ClassVar[tuple[str, ...]] = ("filepath",)
@@ -38,20 +40,39 @@ class FileSensor(BaseSensor):
         self.recursive = recursive
 
     def poke(self, context: Context) -> bool:
-        import glob
+        from zonda.triggers.file import find_match
 
         pattern = os.path.expanduser(os.fspath(self.filepath))
         self.log.info("Poking for file %s", pattern)
-        for path in glob.iglob(pattern, recursive=self.recursive):
-            if os.path.isfile(path):
-                self.log.info("Found file %s", path)
-                return True
-            if os.path.isdir(path) and _has_file(path):
-                self.log.info("Found non-empty directory %s", path)
-                return True
-        return False
+        found = find_match(pattern, self.recursive)
+        if found is None:
+            return False
+        self.log.info("Found %s %s", "file" if os.path.isfile(found) else "non-empty directory", found)
+        return True
+
+    def execute_deferrable(self, context: Context) -> Any:
+        from zonda.triggers.file import FileTrigger
+
+        if self.poke(context):
+            return None
+        self.defer(
+            trigger=FileTrigger(
+                filepath=os.path.expanduser(os.fspath(self.filepath)),
+                recursive=self.recursive,
+                poke_interval=self.poke_interval or 1.0,
+            ),
+            method_name="execute_complete",
+            timeout=self._remaining_timeout(),
+        )
+
+    def execute_complete(self, context: Context, event: Any = None) -> None:
+        """Resumed when the trigger fired with the path it found."""
+        if not event:
+            raise ZondaException(f"sensor {self.task_id!r}: the trigger fired but {self.filepath} was not found")
+        self.log.info("Found %s", event)
 
 
 def _has_file(directory: str) -> bool:
-    """Whether any file lies beneath ``directory``; stops at the first one instead of walking it all."""
-    return any(files for _root, _dirs, files in os.walk(directory))
+    from zonda.triggers.file import has_file
+
+    return has_file(directory)

@@ -17,7 +17,8 @@ class PythonSensor(BaseSensor):
 
     Context values are passed to the parameters named after them (``ti``, ``ds``, ``templates_dict``...),
     exactly as for :class:`~zonda.operators.PythonOperator`. Return a bool, or a
-    :class:`PokeReturnValue` to hand ``xcom_value`` to downstream tasks.
+    :class:`PokeReturnValue` to hand ``xcom_value`` to downstream tasks. With ``deferrable=True`` it defers
+    between pokes (no worker slot held while it waits) and pokes again when the triggerer wakes it.
     """
 
     template_fields: ClassVar[tuple[str, ...]] = ("templates_dict", "op_args", "op_kwargs")

@@ -17,7 +17,8 @@ class TimeDeltaSensor(BaseSensor):
 
     Typical use: a daily run whose data arrives an hour after midnight, ``delta=timedelta(hours=1)``.
     Waits are cut short to end right at the target, so a 60-second ``poke_interval`` does not add up to a
-    minute of latency.
+    minute of latency. With ``deferrable=True`` it defers once on a ``DateTimeTrigger`` at the target (no
+    worker slot while it waits), bounded by ``timeout``.
     """
 
     def __init__(self, *, delta: timedelta | float, **kwargs: Any) -> None:
@@ -39,6 +40,25 @@ class TimeDeltaSensor(BaseSensor):
                 "so there is no time to count the delta from"
             )
         return coerce_datetime(base) + self.delta  # type: ignore[operator]
+
+    def execute_deferrable(self, context: Context) -> Any:
+        from zonda.timezone import utcnow
+        from zonda.triggers.temporal import DateTimeTrigger
+
+        target = self.target_datetime(context)
+        if utcnow() >= target:
+            self.log.info("The time (%s) has already come", target.isoformat())
+            return None
+        self.log.info("Deferring until %s", target.isoformat())
+        self.defer(
+            trigger=DateTimeTrigger(moment=target),
+            method_name="execute_complete",
+            timeout=self._remaining_timeout(),
+        )
+
+    def execute_complete(self, context: Context, event: Any = None) -> None:
+        """Resumed when the trigger fired: the time has come."""
+        self.log.info("The time (%s) has come", event.isoformat() if isinstance(event, datetime) else event)
 
     def poke(self, context: Context) -> bool:
         from zonda.timezone import utcnow

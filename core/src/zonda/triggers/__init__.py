@@ -1,0 +1,49 @@
+"""Triggers: small asyncio waits a triggerer runs for deferred tasks (``self.defer(trigger=..., ...)``).
+
+A trigger is stored as its class path plus JSON keyword arguments (:func:`~zonda.triggers.base.serialize_trigger`,
+:func:`~zonda.triggers.base.trigger_from_row`), never as a pickle, so any triggerer can rebuild it. Names
+resolve on first access so importing one is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from zonda.triggers.base import BaseTrigger, TriggerEvent, serialize_trigger, trigger_from_row
+    from zonda.triggers.file import FileTrigger
+    from zonda.triggers.temporal import DateTimeTrigger, TimeDeltaTrigger
+
+__all__ = [
+    "BaseTrigger",
+    "DateTimeTrigger",
+    "FileTrigger",
+    "TimeDeltaTrigger",
+    "TriggerEvent",
+    "serialize_trigger",
+    "trigger_from_row",
+]
+
+_LAZY = {
+    "BaseTrigger": "zonda.triggers.base",
+    "TriggerEvent": "zonda.triggers.base",
+    "serialize_trigger": "zonda.triggers.base",
+    "trigger_from_row": "zonda.triggers.base",
+    "DateTimeTrigger": "zonda.triggers.temporal",
+    "TimeDeltaTrigger": "zonda.triggers.temporal",
+    "FileTrigger": "zonda.triggers.file",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zonda.triggers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
