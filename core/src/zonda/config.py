@@ -154,7 +154,13 @@ def _options() -> list[Option]:
             float,
             "A scheduler or triggerer whose heartbeat is older than this is considered gone.",
         ),
-        Option("scheduler", "poll_interval", 1.0, float, "Longest the scheduler sleeps when nothing happens."),
+        Option(
+            "scheduler",
+            "poll_interval",
+            0.25,
+            float,
+            "Longest the scheduler sleeps when nothing happens (how soon it sees a run triggered elsewhere).",
+        ),
         Option(
             "scheduler",
             "dag_dir_list_interval",

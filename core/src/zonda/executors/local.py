@@ -25,16 +25,24 @@ log = logging.getLogger("zonda.executors.local")
 _STOP = None
 
 
-def _worker_main(index: int, tasks: Any, results: Any, settings_home: str | None) -> None:
+def _worker_main(index: int, tasks: Any, results: Any, settings: Any) -> None:
     """Worker loop (a forked process): run each workload in a forked child, report its exit status."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from zonda.executors.supervisor import Supervisor
     from zonda.executors.workload import WorkloadRunner
 
-    supervisor = Supervisor(WorkloadRunner(home=settings_home))
+    parent = os.getppid()
+    supervisor = Supervisor(WorkloadRunner(home=str(settings.home) if settings else None, settings=settings))
     results.put(("ready", None, os.getpid(), index))
     while True:
         try:
+            # Wake up now and then to notice a scheduler that died (kill -9): an orphaned worker finishes
+            # its current task (above) and then exits instead of holding a connection forever.
+            if not tasks._reader.poll(1.0):
+                if os.getppid() != parent:
+                    log.warning("worker %s: the scheduler (pid %s) is gone; exiting", os.getpid(), parent)
+                    return
+                continue
             item = tasks.get()
         except (EOFError, OSError):
             return
@@ -69,12 +77,11 @@ class LocalExecutor(BaseExecutor):
 
     def start(self) -> None:
         self._results = self._ctx.Queue()
-        home = str(self.settings.home) if self.settings is not None else None
         for index in range(self.worker_count):
             tasks = self._ctx.SimpleQueue()
             proc = self._ctx.Process(
                 target=_worker_main,
-                args=(index, tasks, self._results, home),
+                args=(index, tasks, self._results, self.settings),
                 name=f"zonda-worker-{index}",
                 daemon=True,
             )

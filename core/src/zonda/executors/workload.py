@@ -31,10 +31,11 @@ def _on_sigterm(signum: int, frame: object) -> None:
 class WorkloadRunner:
     """Lives in a worker process; parses DAG files once (per change) so forked task children inherit them."""
 
-    def __init__(self, home: str | None = None) -> None:
+    def __init__(self, home: str | None = None, settings: Any = None) -> None:
         self.home = home
         self._dags: dict[str, tuple[int, Any]] = {}
-        self._settings_cache: Any = None
+        #: Settings handed over by the executor (forked, so overrides made in code reach the workers).
+        self._settings_cache: Any = settings
         #: A plugin manager built once in the worker (its discovery is inherited by every task process).
         self.plugins: Any = None
 

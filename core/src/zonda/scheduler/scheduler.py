@@ -71,6 +71,8 @@ class Scheduler:
         self._dag_checked: dict[str, float] = {}
         self._last_run_creation = 0.0
         self._deferred = 0
+        self._last_orphan_check = time.monotonic()
+        self.scheduler_heartbeat_timeout = float(settings.get("scheduler", "scheduler_heartbeat_timeout"))
         self._dirty_runs: set[int] = set()
         self._last_full_scan = 0.0
         self._last_heartbeat = 0.0
@@ -183,6 +185,9 @@ class Scheduler:
             self._find_zombies()
             self._expire_deferrals()
             self._last_zombie_check = now_mono
+        if now_mono - self._last_orphan_check >= min(10.0, self.scheduler_heartbeat_timeout / 2):
+            self._reset_orphans()
+            self._last_orphan_check = now_mono
         # Another pass at once only if something new may be decidable; queued work reports back as events.
         timeout = 0.0 if (report.runs_created or self._dirty_runs) else self._idle_timeout()
         events = self.executor.poll(timeout)
@@ -642,11 +647,12 @@ class Scheduler:
             ).scalar_one()
 
     def _reset_orphans(self) -> None:
-        """After a restart: instances queued by a scheduler that is gone (and never started) go back to
-        ``scheduled``; running ones keep running — their processes outlive the scheduler and report in the
-        metastore, and the heartbeat check catches those that died."""
+        """Instances queued by a scheduler that is gone (and never started) go back to ``scheduled``; running
+        ones keep running — their processes outlive the scheduler and report in the metastore, and the
+        heartbeat check catches those that died. Run at start and then periodically, so a scheduler that died
+        while another was already running is noticed too (Airflow's adopt-or-reset)."""
         ti = t.task_instance
-        alive = {r.id for r in jobs.alive_jobs(self.engine, "scheduler", self.heartbeat_timeout)}
+        alive = {r.id for r in jobs.alive_jobs(self.engine, "scheduler", self.scheduler_heartbeat_timeout)}
         alive.add(self.job_id)  # type: ignore[arg-type]
         with self.engine.begin() as conn:
             result = conn.execute(

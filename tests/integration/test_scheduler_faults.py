@@ -1,0 +1,398 @@
+"""Faults, with real processes on PostgreSQL: a scheduler killed with SIGKILL and restarted, a task process (and
+its worker) killed, two schedulers sharing the metastore, and DAG files that hang or raise at import.
+
+Every task appends ``run_id,task_id,map_index,try_number,pid,event,time`` to a ledger file (one ``write`` on
+an ``O_APPEND`` descriptor), so the tests prove what ran and how often, independently of what the metastore
+says. Schedulers run in subprocesses of their own session; each session (the scheduler, its workers, their task
+processes and any orphans) is SIGKILLed when the test ends, whatever happened.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scheduler_helpers as h
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+FAST_HEARTBEATS = {
+    ("scheduler", "task_heartbeat_interval"): 0.2,
+    ("scheduler", "task_heartbeat_timeout"): 2,
+    ("scheduler", "scheduler_heartbeat_timeout"): 3,
+    ("scheduler", "poll_interval"): 0.5,
+}
+
+
+class Setup:
+    def __init__(self, home: Path, url: str, monkeypatch: pytest.MonkeyPatch, options: dict[Any, Any]) -> None:
+        self.home = home
+        self.url = url
+        self.options = options
+        self.settings, self.metastore = h.configure(home, monkeypatch, url, options)
+        self.ledger = home / "ledger.txt"
+
+    @property
+    def engine(self) -> Any:
+        return self.metastore.engine
+
+    def dag(self, name: str, body: str) -> Path:
+        return h.write_dag(self.home, name, body, ledger=self.ledger)
+
+    def trigger(self, dag_id: str, **kwargs: Any) -> int:
+        from zonda.scheduler.runs import trigger_dag
+
+        return int(trigger_dag(self.engine, dag_id, **kwargs)["id"])
+
+    def start_scheduler(self, started: list[h.SchedulerProcess], name: str, **kwargs: Any) -> h.SchedulerProcess:
+        env = h.subprocess_env(self.home, self.url, self.options)
+        process = h.start_scheduler(env, self.home / f"{name}.log", cwd=self.home, **kwargs)
+        started.append(process)
+        return process
+
+    def entries(self) -> list[h.Entry]:
+        return h.read_ledger(self.ledger)
+
+    def wait_runs(self, run_ids: list[int], timeout: float, processes: list[h.SchedulerProcess]) -> dict[int, str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            states = h.run_states(self.engine, run_ids)
+            if all(s in h.TERMINAL_RUN for s in states.values()) and len(states) == len(run_ids):
+                return states
+            for process in processes:
+                if process.proc.poll() is not None and process is processes[-1]:
+                    raise AssertionError(f"scheduler exited ({process.proc.returncode}):\n{process.output()[-4000:]}")
+            if time.monotonic() >= deadline:
+                detail = Counter(r.state for run_id in run_ids for r in h.task_instances(self.engine, run_id))
+                logs = "\n".join(p.output()[-3000:] for p in processes)
+                raise AssertionError(f"runs not done within {timeout} s: {states}; instances {dict(detail)}\n{logs}")
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def make_setup(zonda_home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``make_setup(options)``: the home on a fresh PostgreSQL database, with fast heartbeats and ``options``."""
+    made: list[Setup] = []
+
+    def make(options: dict[tuple[str, str], Any]) -> Setup:
+        made.append(Setup(zonda_home, postgres_url, monkeypatch, {**FAST_HEARTBEATS, **options}))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for s in made:
+            s.metastore.dispose()
+
+
+# --- 1. kill -9 the scheduler while 50 task instances run --------------------------------------------------------
+
+FIFTY = """
+import time
+from datetime import datetime, timedelta
+from zonda import DAG
+from zonda.operators import PythonOperator
+
+
+def work(**context):
+    record(context, "start")
+    time.sleep(0.5)
+    record(context)
+
+
+with DAG("fifty", schedule=None, start_date=datetime(2024, 1, 1), max_active_tasks=64):
+    for i in range(50):
+        PythonOperator(task_id=f"t{i:02d}", python_callable=work, retries=1, retry_delay=timedelta(seconds=0))
+"""
+
+
+def _check_ledger_against_metastore(setup: Setup, run_ids: list[int]) -> list[Any]:
+    """No (run, task, map index, try) started or ended twice; each success ended exactly once, in its try."""
+    entries = setup.entries()
+    assert not h.duplicates(entries, "start"), h.duplicates(entries, "start")
+    assert not h.duplicates(entries, "end"), h.duplicates(entries, "end")
+    rows = [r for run_id in run_ids for r in h.task_instances(setup.engine, run_id)]
+    ends = Counter((e.run_id, e.task_id, e.map_index) for e in entries if e.event == "end")
+    end_tries = {(e.run_id, e.task_id, e.map_index): e.try_number for e in entries if e.event == "end"}
+    for row in rows:
+        assert row.state in h.TERMINAL_TI, (row.task_id, row.state)
+        key = (row.run_id, row.task_id, row.map_index)
+        if row.state == "success":
+            assert ends[key] == 1, (key, ends[key])
+            assert end_tries[key] == row.try_number, (key, end_tries[key], row.try_number)
+    return rows
+
+
+def _kill_scheduler_and_restart(setup: Setup, *, whole_session: bool) -> list[Any]:
+    setup.dag("fifty.py", FIFTY)
+    h.store_dags(setup.settings, setup.metastore)
+    run = setup.trigger("fifty")
+    with h.scheduler_processes() as started:
+        first = setup.start_scheduler(started, "scheduler-1")
+        h.wait_for(lambda: len([e for e in setup.entries() if e.event == "start"]) >= 12, 60, what="tasks running")
+        if whole_session:
+            first.kill_group()  # the scheduler, its workers and their task processes: a lost machine
+        else:
+            first.kill9()  # the scheduler only: its workers and task processes are orphaned
+        killed_at = time.time()
+        active = Counter(r.state for r in h.task_instances(setup.engine, run))
+        assert active["running"] > 0 and active["scheduled"] > 0, active  # the fault hits work in flight
+        # Restarted at once, as a supervisor (systemd, Kubernetes) would.
+        second = setup.start_scheduler(started, "scheduler-2")
+        assert setup.wait_runs([run], 45, started) == {run: "success"}
+        rows = _check_ledger_against_metastore(setup, [run])
+        assert len(rows) == 50 and {r.state for r in rows} == {"success"}
+        assert any(e.at > killed_at for e in setup.entries() if e.event == "start"), "nothing ran after the restart"
+        # SIGTERM stops the restarted scheduler gracefully.
+        os.kill(second.pid, signal.SIGTERM)
+        assert second.proc.wait(30) == 0, second.output()[-3000:]
+    return rows
+
+
+def test_kill_9_scheduler_while_tasks_run_then_restart(make_setup: Any) -> None:
+    """Default (30 s) timeouts: the restarted scheduler still sees the killed one's job as alive, and the
+    orphaned workers finish what they were running (still heartbeating); nothing runs twice."""
+    setup = make_setup(
+        {
+            ("core", "parallelism"): 8,
+            ("scheduler", "task_heartbeat_timeout"): 30,
+            ("scheduler", "scheduler_heartbeat_timeout"): 30,
+        }
+    )
+    rows = _kill_scheduler_and_restart(setup, whole_session=False)
+    assert {r.try_number for r in rows} == {1}
+
+
+def test_kill_9_scheduler_with_its_workers_then_restart(make_setup: Any) -> None:
+    """The whole process group dies: the tasks it ran are found by their missing heartbeats and retried."""
+    setup = make_setup({("core", "parallelism"): 8})
+    rows = _kill_scheduler_and_restart(setup, whole_session=True)
+    retried = {r.task_id for r in rows if r.try_number == 2}
+    assert retried, "the killed tasks should have been retried"
+    entries = setup.entries()
+    for task_id in retried:
+        tries = sorted((e.try_number, e.event) for e in entries if e.task_id == task_id)
+        assert tries == [(1, "start"), (2, "end"), (2, "start")], (task_id, tries)
+
+
+# --- 2. kill -9 a running task's process ----------------------------------------------------------------------------
+
+VICTIM = """
+import time
+from datetime import datetime, timedelta
+from zonda import DAG
+from zonda.operators import PythonOperator
+
+
+def victim(**context):
+    record(context, "start")
+    if context["ti"].try_number == 1:
+        time.sleep(60)
+    record(context)
+
+
+with DAG("victim", schedule=None, start_date=datetime(2024, 1, 1)):
+    PythonOperator(task_id="victim", python_callable=victim, retries=1, retry_delay=timedelta(seconds=0))
+"""
+
+
+def _first_try_pid(setup: Setup, run: int) -> int:
+    def running_pid() -> int | None:
+        starts = [e for e in setup.entries() if e.event == "start" and e.try_number == 1]
+        rows = h.task_instances(setup.engine, run)
+        if starts and rows and rows[0].state == "running" and rows[0].pid == starts[0].pid:
+            return starts[0].pid
+        return None
+
+    return h.wait_for(running_pid, 60, what="the first try to run")
+
+
+def _parent_pid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _assert_retried(setup: Setup, run: int) -> None:
+    (row,) = h.task_instances(setup.engine, run)
+    assert (row.state, row.try_number) == ("success", 2)
+    assert [(e.try_number, e.event) for e in sorted(setup.entries(), key=lambda e: e.at)] == [
+        (1, "start"),
+        (2, "start"),
+        (2, "end"),
+    ]
+
+
+def test_kill_9_task_process_is_detected_and_retried(make_setup: Any) -> None:
+    setup = make_setup({("core", "parallelism"): 2})
+    setup.dag("victim.py", VICTIM)
+    h.store_dags(setup.settings, setup.metastore)
+    run = setup.trigger("victim")
+    with h.scheduler_processes() as started:
+        setup.start_scheduler(started, "scheduler")
+        pid = _first_try_pid(setup, run)
+        killed_at = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        assert setup.wait_runs([run], 30, started) == {run: "success"}
+        assert time.monotonic() - killed_at < 2 + 5  # within task_heartbeat_timeout (and a margin)
+    _assert_retried(setup, run)
+
+
+def test_kill_9_task_process_and_its_worker_is_found_by_heartbeat_timeout(make_setup: Any) -> None:
+    """Nothing reports this death: only the missing heartbeats show it (a lost machine looks the same)."""
+    setup = make_setup({("core", "parallelism"): 2})
+    setup.dag("victim.py", VICTIM)
+    h.store_dags(setup.settings, setup.metastore)
+    run = setup.trigger("victim")
+    with h.scheduler_processes() as started:
+        scheduler = setup.start_scheduler(started, "scheduler")
+        pid = _first_try_pid(setup, run)
+        worker = _parent_pid(pid)
+        assert worker != scheduler.pid and _parent_pid(worker) == scheduler.pid
+        killed_at = time.monotonic()
+        os.kill(worker, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
+        assert setup.wait_runs([run], 30, started) == {run: "success"}
+        assert time.monotonic() - killed_at < 2 + 6
+    _assert_retried(setup, run)
+
+
+# --- 3. two schedulers, 500 task instances, a pool of 10 -----------------------------------------------------------
+
+MANY = """
+from datetime import datetime
+from zonda import DAG
+from zonda.operators import PythonOperator
+
+
+def work(**context):
+    record(context)
+
+
+for name in ("many_a", "many_b"):
+    with DAG(name, schedule=None, start_date=datetime(2024, 1, 1), max_active_tasks=6, max_active_runs=5):
+        for i in range(50):
+            PythonOperator(task_id=f"t{i:02d}", python_callable=work, pool="ten")
+"""
+
+
+def test_two_schedulers_never_run_an_instance_twice_nor_exceed_limits(make_setup: Any) -> None:
+    setup = make_setup({("core", "parallelism"): 12})
+    setup.dag("many.py", MANY)
+    h.store_dags(setup.settings, setup.metastore)
+    h.create_pool(setup.engine, "ten", 10)
+    runs = [setup.trigger(dag_id, run_id=f"{dag_id}-{i}") for dag_id in ("many_a", "many_b") for i in range(5)]
+    with h.scheduler_processes() as started, h.Sampler(setup.url, 0.1) as sampler:
+        setup.start_scheduler(started, "scheduler-a")
+        setup.start_scheduler(started, "scheduler-b")
+        assert set(setup.wait_runs(runs, 120, started).values()) == {"success"}
+    rows = _check_ledger_against_metastore(setup, runs)
+    assert len(rows) == 500 and {r.state for r in rows} == {"success"}
+    assert len([e for e in setup.entries() if e.event == "end"]) == 500
+    assert len({r.queued_by_job_id for r in rows}) == 2, "both schedulers should have queued work"
+    assert len(sampler.samples) > 10
+    assert sampler.max_pool("ten") <= 10
+    assert sampler.max_dag("many_a") <= 6 and sampler.max_dag("many_b") <= 6
+    assert sampler.max_total() <= 12
+    assert sampler.max_pool("ten") >= 6, "the schedulers never ran much at once: the test proves little"
+
+
+# --- 4. DAG files that hang or raise at import -----------------------------------------------------------------------
+
+HANGS = """
+# a zonda DAG file that never finishes importing
+from zonda import DAG
+
+while True:
+    pass
+"""
+
+RAISES = """
+# a zonda DAG file that raises at import
+from zonda import DAG
+
+raise RuntimeError("this DAG file is broken")
+"""
+
+GOOD = """
+from datetime import datetime, timedelta
+from zonda import DAG
+from zonda.operators import PythonOperator
+
+
+def work(**context):
+    record(context)
+
+
+with DAG({dag_id!r}, schedule={schedule}, start_date=datetime(2024, 1, 1), catchup=False):
+    PythonOperator(task_id="work", python_callable=work)
+"""
+
+
+def test_hanging_or_raising_dag_files_do_not_delay_other_dags(make_setup: Any) -> None:
+    setup = make_setup({("core", "dagbag_import_timeout"): 2, ("core", "parallelism"): 2})
+    from sqlalchemy import select
+
+    from zonda.metastore import tables as t
+
+    for index in range(3):  # more hanging files than the processor runs parsers at once
+        h.write_dag(setup.home, f"hangs_{index}.py", HANGS)
+    h.write_dag(setup.home, "raises.py", RAISES)
+    setup.dag("scheduled.py", GOOD.format(dag_id="scheduled", schedule="timedelta(hours=1)"))
+    with h.scheduler_processes() as started:
+        began = time.monotonic()
+        setup.start_scheduler(started, "scheduler", dag_processor=True)
+
+        def scheduled_run() -> list[int]:
+            return [r.id for r in h.dag_runs(setup.engine, "scheduled") if r.state == "success"]
+
+        h.wait_for(scheduled_run, 20, what="the scheduled DAG's run")
+        first_run_took = time.monotonic() - began
+        # A DAG file written now, while the hanging files are still being parsed or were just killed.
+        written = time.monotonic()
+        setup.dag("manual.py", GOOD.format(dag_id="manual", schedule="None"))
+
+        def stored() -> bool:
+            with setup.engine.connect() as conn:
+                return (
+                    conn.execute(select(t.serialized_dag.c.dag_id).where(t.serialized_dag.c.dag_id == "manual")).first()
+                    is not None
+                )
+
+        h.wait_for(stored, 10, what="the new DAG file to be stored")
+        stored_after = time.monotonic() - written
+        run = setup.trigger("manual")
+        assert setup.wait_runs([run], 15, started) == {run: "success"}
+        manual_took = time.monotonic() - written
+
+        def errors() -> dict[str, str]:
+            with setup.engine.connect() as conn:
+                rows = conn.execute(select(t.import_error.c.filename, t.import_error.c.stacktrace)).all()
+            found = {Path(r.filename).name: r.stacktrace for r in rows}
+            return found if len(found) == 4 else {}
+
+        found = h.wait_for(errors, 15, what="the import errors")
+    assert set(found) == {"hangs_0.py", "hangs_1.py", "hangs_2.py", "raises.py"}
+    assert "this DAG file is broken" in found["raises.py"]
+    # Startup (executor workers, first parse) plus one run: far less than even one import timeout per bad file.
+    assert first_run_took < 10, first_run_took
+    assert stored_after < 4, stored_after
+    assert manual_took < 6, manual_took
+
+
+# --- after kill -9 of the scheduler, its orphaned workers -------------------------------------------------------------
+
+
+def test_orphaned_workers_exit_after_the_scheduler_is_killed(make_setup: Any) -> None:
+    setup = make_setup({("core", "parallelism"): 2})
+    h.store_dags(setup.settings, setup.metastore)
+    with h.scheduler_processes() as started:
+        first = setup.start_scheduler(started, "scheduler")
+        h.wait_for(lambda: len(h.session_pids(first.pid)) >= 3, 30, what="the scheduler's workers")
+        time.sleep(2)  # workers warm
+        first.kill9()
+        h.wait_for(lambda: not h.session_pids(first.pid), 10, what="the orphaned workers to exit")
