@@ -769,3 +769,46 @@ def test_instances_queued_by_a_dead_scheduler_are_rescheduled(
         assert h.drive(env.scheduler(parallelism=2), [run], timeout=6) == {run: "success"}
     finally:
         metastore.dispose()
+
+
+RESCHEDULING = """
+from datetime import datetime
+from pathlib import Path
+from zonda import DAG
+from zonda.operators import PythonOperator
+from zonda.sensors import PythonSensor
+
+POKES = Path(__file__).with_name("pokes.txt")
+
+
+def ready(**context):
+    with POKES.open("a") as fh:
+        fh.write("poke\\n")
+    return len(POKES.read_text().splitlines()) >= 3
+
+
+with DAG("rescheduling", schedule=None, start_date=datetime(2024, 1, 1)):
+    PythonSensor(task_id="wait", python_callable=ready, mode="reschedule", poke_interval=0.3, timeout=30)
+    # With one slot, this runs while the sensor is rescheduled: the sensor does not hold the slot.
+    PythonOperator(task_id="meanwhile", python_callable=lambda: None)
+"""
+
+
+def test_reschedule_mode_sensor_frees_its_slot(env: Env) -> None:
+    env.dag("rescheduling.py", RESCHEDULING)
+    env.store()
+    run = env.trigger("rescheduling")
+    seen: set[str] = set()
+
+    def watch() -> None:
+        for row in h.task_instances(env.engine, run):
+            if row.task_id == "wait" and row.state:
+                seen.add(row.state)
+
+    assert h.drive(env.scheduler(parallelism=1), [run], timeout=30, on_pass=watch) == {run: "success"}
+    rows = {row.task_id: row for row in h.task_instances(env.engine, run)}
+    assert rows["wait"].state == "success" and rows["wait"].try_number == 1  # rescheduling is not a retry
+    assert "up_for_reschedule" in seen
+    pokes = (env.home / "dags" / "pokes.txt").read_text().splitlines()
+    assert len(pokes) == 3
+    assert rows["meanwhile"].end_date < rows["wait"].end_date  # it ran in the slot the sensor gave back

@@ -152,7 +152,7 @@ def test_reschedule_mode_waits_in_process_and_says_so(caplog):
     sensor = CountingSensor(task_id="s", done_at=2, poke_interval=0.01, mode="reschedule")
     assert sensor.reschedule
     sensor.execute(make_context())
-    assert any("holds its worker slot" in r.getMessage() for r in caplog.records)
+    assert any("waits in process between pokes" in r.getMessage() for r in caplog.records)
 
 
 def test_exponential_backoff_grows_with_jitter_and_respects_max_wait():

@@ -177,7 +177,8 @@ def test_kill_9_scheduler_with_its_workers_then_restart(make_setup: Any) -> None
     entries = setup.entries()
     for task_id in retried:
         tries = sorted((e.try_number, e.event) for e in entries if e.task_id == task_id)
-        assert tries == [(1, "start"), (2, "end"), (2, "start")], (task_id, tries)
+        # Try 1 may have been claimed but killed before its first line ran (no ledger entry); it never ended.
+        assert tries in ([(1, "start"), (2, "end"), (2, "start")], [(2, "end"), (2, "start")]), (task_id, tries)
 
 
 # --- 2. kill -9 a running task's process ----------------------------------------------------------------------------

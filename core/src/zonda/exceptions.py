@@ -6,6 +6,8 @@ to fix it, so a CLI can print the message alone instead of a traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ZondaException(Exception):
     """Base class of every Zonda error."""
@@ -110,3 +112,14 @@ class TaskDeferred(BaseException):
 
 class TriggerError(ZondaException):
     """A trigger cannot be serialized or loaded, raised while running, or its ``timeout`` passed."""
+
+
+class TaskRescheduled(BaseException):
+    """A reschedule-mode sensor hands its worker slot back until ``reschedule_date``; it resumes with
+    ``method_name(context, **kwargs)`` in the same try."""
+
+    def __init__(self, reschedule_date: Any, method_name: str, kwargs: dict[str, Any] | None = None) -> None:
+        super().__init__(f"rescheduled until {reschedule_date}")
+        self.reschedule_date = reschedule_date
+        self.method_name = method_name
+        self.kwargs = dict(kwargs or {})

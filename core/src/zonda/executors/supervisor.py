@@ -35,6 +35,8 @@ ALLOWED = frozenset(
         "get_xcoms",
         "clear_xcoms",
         "previous_task_states",
+        "defer_task_instance",
+        "reschedule_task_instance",
     }
 )
 

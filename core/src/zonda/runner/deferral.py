@@ -105,47 +105,22 @@ def prepare(ti: TaskInstance, operator: Any, deferred: TaskDeferred, now: dateti
 def write_deferral(ti: TaskInstance, pending: PendingDeferral, extra: Mapping[str, Any] | None = None) -> bool:
     """Insert the trigger row and move the instance ``running -> deferred`` in one transaction, only while
     this process (its pid) owns the row; False (and nothing written) when it no longer does."""
-    from sqlalchemy import insert, update
-
-    from zonda.metastore import tables as t
-    from zonda.timezone import utcnow
-
-    store = ti.store
-    engine = store.engine
-    close = getattr(store, "close", None)
-    if close is not None:
-        # Release the store's own connection first: on SQLite a second open connection would wait on it.
-        close()
-    now = utcnow()
-    tis = t.task_instance
-    with engine.connect() as conn, conn.begin() as transaction:
-        trigger_id = conn.execute(
-            insert(t.trigger).values(
-                classpath=pending.classpath, kwargs=pending.trigger_kwargs, created_date=now, triggerer_id=None
-            )
-        ).inserted_primary_key[0]
-        result = conn.execute(
-            update(tis)
-            .where(
-                tis.c.dag_run_id == ti.dag_run.id,
-                tis.c.task_id == ti.task_id,
-                tis.c.map_index == ti.map_index,
-                tis.c.state == "running",
-                tis.c.pid == ti.pid,
-            )
-            .values(
-                state="deferred",
-                trigger_id=trigger_id,
-                trigger_timeout=pending.trigger_timeout,
-                next_method=pending.method_name,
-                next_kwargs=pending.next_kwargs,
-                updated_at=now,
-                **dict(extra or {}),
-            )
-        )
-        if result.rowcount != 1:
-            transaction.rollback()
-            return False
+    trigger_id = ti.store.defer_task_instance(
+        ti.dag_run,
+        ti.task_id,
+        ti.map_index,
+        pid=ti.pid,
+        classpath=pending.classpath,
+        trigger_kwargs=pending.trigger_kwargs,
+        values={
+            "trigger_timeout": pending.trigger_timeout,
+            "next_method": pending.method_name,
+            "next_kwargs": pending.next_kwargs,
+            **dict(extra or {}),
+        },
+    )
+    if trigger_id is None:
+        return False
     ti.trigger_id = int(trigger_id)
     return True
 

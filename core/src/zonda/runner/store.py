@@ -330,6 +330,52 @@ class MetastoreRunStore:
         where = [*self._ti_where(run, task_id, map_index), ti.c.state == "running", ti.c.pid == pid]
         return self._conditional_update(where, {"last_heartbeat_at": utcnow()})
 
+    def defer_task_instance(
+        self,
+        run: DagRunInfo,
+        task_id: str,
+        map_index: int,
+        *,
+        pid: int | None,
+        classpath: str,
+        trigger_kwargs: str,
+        values: Mapping[str, Any],
+    ) -> int | None:
+        """Insert the trigger row and move the instance ``running -> deferred`` in one transaction, only while
+        ``pid`` owns the row. The trigger id, or None (nothing written) when it no longer does."""
+        from sqlalchemy import insert, update
+
+        from zonda.timezone import utcnow
+
+        ti, tr = self.t.task_instance, self.t.trigger
+        now = utcnow()
+        conn = self._connection()
+        try:
+            trigger_id = conn.execute(
+                insert(tr).values(classpath=classpath, kwargs=trigger_kwargs, created_date=now, triggerer_id=None)
+            ).inserted_primary_key[0]
+            result = conn.execute(
+                update(ti)
+                .where(*self._ti_where(run, task_id, map_index), ti.c.state == "running", ti.c.pid == pid)
+                .values(state="deferred", trigger_id=trigger_id, updated_at=now, **values)
+            )
+            if result.rowcount != 1:
+                conn.rollback()
+                return None
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return int(trigger_id)
+
+    def reschedule_task_instance(
+        self, run: DagRunInfo, task_id: str, map_index: int, *, pid: int | None, values: Mapping[str, Any]
+    ) -> bool:
+        """``running -> up_for_reschedule`` (a reschedule-mode sensor hands its slot back), while owned."""
+        ti = self.t.task_instance
+        where = [*self._ti_where(run, task_id, map_index), ti.c.state == "running", ti.c.pid == pid]
+        return self._conditional_update(where, {"state": "up_for_reschedule", **values})
+
     def skip_task_instances(self, run: DagRunInfo, task_ids: Iterable[str]) -> None:
         """Mark not-yet-started instances of these tasks skipped (a branch's decision)."""
         from sqlalchemy import update

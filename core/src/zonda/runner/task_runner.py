@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from zonda.exceptions import (
     TaskDeferred,
+    TaskRescheduled,
     XComSerializationError,
     XComSizeError,
     ZondaFailException,
@@ -156,11 +157,17 @@ class TaskRunner:
             pending: Any = None
             try:
                 context = self._context(ti, operator)
+                # Reschedule-mode sensors hand their slot back only when a scheduler will queue them again.
+                context["reschedule_supported"] = self.env.claim
                 operator, rendered = self._prepare(operator, context)
                 context["task"] = operator
                 result = self._execute(ti, operator, context)
                 self._push_result(ti, operator, result)
                 ti.state = S.SUCCESS
+            except TaskRescheduled as rescheduled:
+                # Only under a scheduler (sensors reschedule only when the context says it is supported).
+                self._reschedule(ti, rescheduled, started, rendered)
+                return ti.state
             except TaskDeferred as deferred:
                 # Only under a scheduler: in process the trigger already ran inline in _execute.
                 try:
@@ -310,6 +317,33 @@ class TaskRunner:
                     next_method, next_kwargs = deferral.run_inline(ti, operator, deferred)
             operator.post_execute(context, result)
         return result
+
+    def _reschedule(
+        self, ti: TaskInstance, request: TaskRescheduled, started: float, rendered: Mapping[str, Any]
+    ) -> None:
+        """A reschedule-mode sensor hands its slot back: ``up_for_reschedule`` until ``reschedule_date``, then
+        the scheduler queues it again and it resumes in the same try."""
+        from zonda import serde
+
+        ti.end_date = utcnow()
+        ti.duration = time.perf_counter() - started
+        values = {
+            "ready_at": request.reschedule_date,
+            "next_method": request.method_name,
+            "next_kwargs": serde.dumps(request.kwargs),
+            "end_date": ti.end_date,
+            "duration": ti.duration,
+        }
+        if rendered:
+            values["rendered_fields"] = _rendered_json(rendered)
+        if ti.store.reschedule_task_instance(ti.dag_run, ti.task_id, ti.map_index, pid=ti.pid, values=values):
+            ti.state = S.UP_FOR_RESCHEDULE
+            logging.getLogger("zonda.task").info(
+                "Rescheduling: the worker slot is free until the next poke at %s", request.reschedule_date
+            )
+        else:
+            ti.owned = False
+            log.error("%s: lost ownership before rescheduling; nothing recorded", ti.label)
 
     def _push_result(self, ti: TaskInstance, operator: BaseOperator, result: Any) -> None:
         if not operator.do_xcom_push or result is None:

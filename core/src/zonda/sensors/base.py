@@ -184,6 +184,39 @@ class BaseSensor(BaseOperator):
                     f"(its timeout is {self.timeout:g}s). Raise `timeout`, or set soft_fail=True to skip instead."
                 ) from exc
 
+    # --- reschedule mode, under a scheduler ----------------------------------------------------------------
+
+    def _poke_or_reschedule(self, context: Context, started_at: datetime | None, poke_count: int) -> Any:
+        from zonda.exceptions import TaskRescheduled
+        from zonda.timezone import utcnow
+
+        started = started_at or utcnow()
+        poke_count += 1
+        result = self.poke(context)
+        if result:
+            self.log.info("Success criteria met after %d poke(s). Exiting.", poke_count)
+            return result.xcom_value if isinstance(result, PokeReturnValue) else None
+        elapsed = (utcnow() - started).total_seconds()
+        remaining = self.timeout - elapsed
+        if remaining <= 0:
+            raise ZondaSensorTimeout(self._timeout_message(elapsed, poke_count))
+        delay = min(self._get_next_poke_interval(poke_count), remaining)
+        self.log.info("Condition not met (poke %d); rescheduling the next poke in %.2fs", poke_count, delay)
+        raise TaskRescheduled(
+            utcnow() + timedelta(seconds=delay),
+            "resume_reschedule",
+            {"started_at": started, "poke_count": poke_count},
+        )
+
+    def resume_reschedule(
+        self, context: Context, event: Any = None, started_at: Any = None, poke_count: int = 0
+    ) -> Any:
+        """Queued again after a reschedule: poke (and reschedule again if still not done), same try; the
+        ``timeout`` counts from the first poke."""
+        from zonda.timezone import coerce_datetime
+
+        return self._poke_or_reschedule(context, coerce_datetime(started_at), int(poke_count or 0))
+
     def _remaining_timeout(self, started_at: datetime | None = None) -> timedelta:
         """What is left of ``timeout`` since ``started_at`` (now when None), for a deferral's timeout."""
         from zonda.timezone import utcnow
@@ -192,10 +225,12 @@ class BaseSensor(BaseOperator):
         return timedelta(seconds=max(self.timeout - elapsed, 0.0))
 
     def _wait(self, context: Context) -> Any:
+        if self.reschedule and context.get("reschedule_supported"):
+            return self._poke_or_reschedule(context, None, 0)
         if self.reschedule:
             self.log.info(
-                "mode='reschedule': this runner has no scheduler to hand the slot back to yet, "
-                "so the sensor holds its worker slot between pokes as in mode='poke'"
+                "mode='reschedule': no scheduler runs this task (zonda dags test / tasks test), so the sensor "
+                "waits in process between pokes as in mode='poke'"
             )
         started = time.monotonic()
         poke_count = 0
