@@ -812,3 +812,64 @@ def test_reschedule_mode_sensor_frees_its_slot(env: Env) -> None:
     pokes = (env.home / "dags" / "pokes.txt").read_text().splitlines()
     assert len(pokes) == 3
     assert rows["meanwhile"].end_date < rows["wait"].end_date  # it ran in the slot the sensor gave back
+
+
+DEFER_CUSTOM = """
+from datetime import datetime, timedelta
+from zonda import DAG
+from zonda.operators import BaseOperator
+from zonda.triggers.temporal import TimeDeltaTrigger
+
+
+class Sleepy(BaseOperator):
+    def execute(self, context):
+        self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=0.5)), method_name="done", kwargs={"n": 7})
+
+    def done(self, context, event=None, n=0):
+        return {"n": n, "event": str(event)}
+
+
+with DAG("defer_custom", schedule=None, start_date=datetime(2024, 1, 1)):
+    Sleepy(task_id="sleepy")
+"""
+
+
+def test_deferred_task_resumes_through_the_triggerer(env: Env) -> None:
+    import threading
+
+    from zonda.triggerer import Triggerer
+
+    env.dag("defer_custom.py", DEFER_CUSTOM)
+    env.store()
+    run = env.trigger("defer_custom")
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    seen: set[str] = set()
+
+    def on_pass() -> None:
+        if not threads:  # after the scheduler forked its workers
+            triggerer = Triggerer(env.settings, env.metastore)
+            thread = threading.Thread(target=triggerer.run, args=(stop,), daemon=True)
+            thread.start()
+            threads.append(thread)
+        for row in h.task_instances(env.engine, run):
+            if row.state:
+                seen.add(row.state)
+
+    try:
+        assert h.drive(env.scheduler(parallelism=2), [run], timeout=30, on_pass=on_pass) == {run: "success"}
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    (row,) = h.task_instances(env.engine, run)
+    assert (row.state, row.try_number) == ("success", 1)
+    assert "deferred" in seen
+    from sqlalchemy import func, select
+
+    from zonda.metastore import tables as t
+
+    with env.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.trigger)).scalar() == 0
+        value = conn.execute(select(t.xcom.c.value).where(t.xcom.c.task_id == "sleepy")).scalar()
+    assert '"n":7' in value
