@@ -287,14 +287,15 @@ def test_claims_orphans_cleans_unused_and_respects_ownership(env: Env, triggerer
 def test_service_thread_wakes_tasks_and_stops_gracefully(env: Env, zonda_settings, zonda_metastore) -> None:
     triggerer = Triggerer(zonda_settings, metastore=zonda_metastore, poll_interval=0.1)
     stop = threading.Event()
+    # Rows first: a running triggerer deletes triggers that no deferred task instance points at yet.
+    moment = datetime.now(UTC) + timedelta(seconds=1.0)
+    trigger_id = env.add_trigger(DateTimeTrigger(moment))
+    env.set("plain", state="deferred", try_number=1, trigger_id=trigger_id, next_method="resume", next_kwargs="{}")
+    far = env.add_trigger(DateTimeTrigger(datetime.now(UTC) + timedelta(hours=1)))
+    env.set("wait", state="deferred", try_number=1, trigger_id=far, next_method="resume", next_kwargs="{}")
     thread = threading.Thread(target=triggerer.run, args=(stop,))
     thread.start()
     try:
-        moment = datetime.now(UTC) + timedelta(seconds=0.3)
-        trigger_id = env.add_trigger(DateTimeTrigger(moment))
-        env.set("plain", state="deferred", try_number=1, trigger_id=trigger_id, next_method="resume", next_kwargs="{}")
-        far = env.add_trigger(DateTimeTrigger(datetime.now(UTC) + timedelta(hours=1)))
-        env.set("wait", state="deferred", try_number=1, trigger_id=far, next_method="resume", next_kwargs="{}")
         deadline = time.monotonic() + 5
         while env.row("plain").state != "scheduled":
             assert time.monotonic() < deadline
