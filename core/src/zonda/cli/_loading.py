@@ -50,9 +50,7 @@ def open_metastore(settings: Settings) -> Metastore:
     """The metastore, ready to use. A fresh SQLite metastore is created on first use (one-command start)."""
     from zonda.metastore.db import Metastore
 
-    metastore = Metastore.from_settings(settings)
-    metastore.ensure_ready(auto_init=metastore.url.startswith("sqlite"))
-    return metastore
+    return Metastore.open(settings)
 
 
 def parse_date(value: str | None) -> datetime | None:

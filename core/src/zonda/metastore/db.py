@@ -52,6 +52,19 @@ class Metastore:
         pool_size = None if url.startswith("sqlite") else int(settings.get("database", "sql_alchemy_pool_size"))
         return cls(url, pool_size=pool_size)
 
+    @classmethod
+    def open(cls, settings: Settings) -> Metastore:
+        """The configured metastore, ready to use: a fresh SQLite file is initialised on first use (so
+        `zonda standalone` is one command); any other database must be migrated with `zonda db init|migrate`."""
+        metastore = cls.from_settings(settings)
+        metastore.ensure_ready(auto_init=metastore.url.startswith("sqlite"))
+        return metastore
+
+    @property
+    def supports_row_locks(self) -> bool:
+        """Whether ``SELECT ... FOR UPDATE SKIP LOCKED`` coordinates several schedulers/triggerers here."""
+        return self.engine.dialect.name in ("postgresql", "mysql", "mariadb")
+
     def __repr__(self) -> str:
         return f"Metastore({self.redacted_url!r})"
 

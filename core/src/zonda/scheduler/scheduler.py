@@ -99,8 +99,7 @@ class Scheduler:
         if self._metastore is None:
             from zonda.metastore.db import Metastore
 
-            self._metastore = Metastore.from_settings(self.settings)
-            self._metastore.ensure_ready(auto_init=self._metastore.url.startswith("sqlite"))
+            self._metastore = Metastore.open(self.settings)
         return self._metastore
 
     @property
@@ -109,7 +108,7 @@ class Scheduler:
 
     @property
     def locking(self) -> bool:
-        return self.engine.dialect.name in ("postgresql", "mysql", "mariadb")
+        return self.metastore.supports_row_locks
 
     def start(self) -> None:
         executor = self.executor

@@ -173,8 +173,7 @@ class Triggerer:
         if self._metastore is None:
             from zonda.metastore.db import Metastore
 
-            self._metastore = Metastore.from_settings(self.settings)
-            self._metastore.ensure_ready(auto_init=self._metastore.url.startswith("sqlite"))
+            self._metastore = Metastore.open(self.settings)
         return self._metastore
 
     @property
@@ -183,7 +182,7 @@ class Triggerer:
 
     @property
     def locking(self) -> bool:
-        return self.engine.dialect.name in ("postgresql", "mysql", "mariadb")
+        return self.metastore.supports_row_locks
 
     @property
     def running_triggers(self) -> int:
