@@ -12,10 +12,7 @@ manifest: dict[str, Any] = {
     "name": "postgres",
     "package": "zonda-provider-postgres",
     "version": "0.1.0",
-    "description": (
-        "PostgreSQL (psycopg 3): PostgresHook, SQLExecuteQueryOperator, SqlSensor. "
-        "The hook and operator code lands with the providers issue."
-    ),
+    "description": "PostgreSQL (psycopg 3): PostgresHook, SQLExecuteQueryOperator, SqlSensor.",
     "zonda_versions": ">=0.1,<1",
     "connection_types": [
         {
