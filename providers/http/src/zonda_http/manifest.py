@@ -12,10 +12,7 @@ manifest: dict[str, Any] = {
     "name": "http",
     "package": "zonda-provider-http",
     "version": "0.1.0",
-    "description": (
-        "HTTP APIs (requests): HttpHook, HttpOperator, HttpSensor and an async trigger. "
-        "The hook and operator code lands with the providers issue."
-    ),
+    "description": ("HTTP APIs (requests): HttpHook, HttpOperator, HttpSensor and an async trigger."),
     "zonda_versions": ">=0.1,<1",
     "connection_types": [
         {
