@@ -134,7 +134,7 @@ def test_discovers_the_three_workspace_providers() -> None:
     assert not [e for e in registry.errors if e.name in WORKSPACE]
     http = registry.providers["http"]
     assert http.package == "zonda-provider-http"
-    assert "providers issue" in http.description
+    assert "HttpHook" in http.description
     assert http.entry_point == "http = zonda_http.manifest:manifest"
     assert "zonda_http.operators:HttpOperator" in http.components["operators"]
 
