@@ -148,21 +148,31 @@ class BaseSensor(BaseOperator):
 
         return self._poke_or_defer(context, coerce_datetime(started_at), int(poke_count or 0))
 
+    def _poke_once(self, context: Context, started: datetime, poke_count: int) -> tuple[bool, Any, float]:
+        """One poke of a sensor that waits outside this process (deferred or rescheduled): ``(done, xcom
+        value, seconds until the next poke)``. Raises ZondaSensorTimeout once ``timeout`` since ``started`` is
+        used up."""
+        from zonda.timezone import utcnow
+
+        result = self.poke(context)
+        if result:
+            self.log.info("Success criteria met after %d poke(s). Exiting.", poke_count)
+            return True, (result.xcom_value if isinstance(result, PokeReturnValue) else None), 0.0
+        elapsed = (utcnow() - started).total_seconds()
+        remaining = self.timeout - elapsed
+        if remaining <= 0:
+            raise ZondaSensorTimeout(self._timeout_message(elapsed, poke_count))
+        return False, None, min(self._get_next_poke_interval(poke_count), remaining)
+
     def _poke_or_defer(self, context: Context, started_at: datetime | None, poke_count: int) -> Any:
         from zonda.timezone import utcnow
         from zonda.triggers.temporal import TimeDeltaTrigger
 
         started = started_at or utcnow()
         poke_count += 1
-        result = self.poke(context)
-        if result:
-            self.log.info("Success criteria met after %d poke(s). Exiting.", poke_count)
-            return result.xcom_value if isinstance(result, PokeReturnValue) else None
-        elapsed = (utcnow() - started).total_seconds()
-        remaining = self.timeout - elapsed
-        if remaining <= 0:
-            raise ZondaSensorTimeout(self._timeout_message(elapsed, poke_count))
-        delay = min(self._get_next_poke_interval(poke_count), remaining)
+        done, value, delay = self._poke_once(context, started, poke_count)
+        if done:
+            return value
         self.log.info("Condition not met (poke %d); deferring until the next poke in %.2fs", poke_count, delay)
         self.defer(
             trigger=TimeDeltaTrigger(timedelta(seconds=delay)),
@@ -192,15 +202,9 @@ class BaseSensor(BaseOperator):
 
         started = started_at or utcnow()
         poke_count += 1
-        result = self.poke(context)
-        if result:
-            self.log.info("Success criteria met after %d poke(s). Exiting.", poke_count)
-            return result.xcom_value if isinstance(result, PokeReturnValue) else None
-        elapsed = (utcnow() - started).total_seconds()
-        remaining = self.timeout - elapsed
-        if remaining <= 0:
-            raise ZondaSensorTimeout(self._timeout_message(elapsed, poke_count))
-        delay = min(self._get_next_poke_interval(poke_count), remaining)
+        done, value, delay = self._poke_once(context, started, poke_count)
+        if done:
+            return value
         self.log.info("Condition not met (poke %d); rescheduling the next poke in %.2fs", poke_count, delay)
         raise TaskRescheduled(
             utcnow() + timedelta(seconds=delay),
