@@ -281,8 +281,34 @@ for name in ("many_a", "many_b"):
 """
 
 
+@pytest.fixture
+def make_mysql_setup(zonda_home: Path, mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Like ``make_setup``, on a fresh MariaDB database."""
+    made: list[Setup] = []
+
+    def make(options: dict[tuple[str, str], Any]) -> Setup:
+        made.append(Setup(zonda_home, mysql_url, monkeypatch, {**FAST_HEARTBEATS, **options}))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for s in made:
+            s.metastore.dispose()
+
+
 def test_two_schedulers_never_run_an_instance_twice_nor_exceed_limits(make_setup: Any) -> None:
-    setup = make_setup({("core", "parallelism"): 12})
+    _two_schedulers(make_setup)
+
+
+@pytest.mark.mysql
+def test_two_schedulers_on_mariadb_never_run_an_instance_twice_nor_exceed_limits(make_mysql_setup: Any) -> None:
+    """The same guarantees with MariaDB's row locks (FOR UPDATE SKIP LOCKED, MariaDB 10.6+)."""
+    _two_schedulers(make_mysql_setup)
+
+
+def _two_schedulers(make: Any) -> None:
+    setup = make({("core", "parallelism"): 12})
     setup.dag("many.py", MANY)
     h.store_dags(setup.settings, setup.metastore)
     h.create_pool(setup.engine, "ten", 10)

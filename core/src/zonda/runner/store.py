@@ -228,13 +228,18 @@ class MetastoreRunStore:
         self._write(stmt, params)
 
     def _write(self, stmt: Any, params: Mapping[str, Any]) -> None:
-        conn = self._connection()
-        try:
-            conn.execute(stmt, params)
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
+        def attempt() -> None:
+            conn = self._connection()
+            try:
+                conn.execute(stmt, params)
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+
+        from zonda.metastore.retry import retry_transient
+
+        retry_transient(attempt, what="writing a task instance")
 
     def _connection(self) -> Any:
         if self._conn is None or self._conn.closed:
@@ -297,17 +302,22 @@ class MetastoreRunStore:
     def _conditional_update(self, where: list[Any], values: Mapping[str, Any]) -> bool:
         from sqlalchemy import update
 
+        from zonda.metastore.retry import retry_transient
         from zonda.timezone import utcnow
 
         ti = self.t.task_instance
-        conn = self._connection()
-        try:
-            result = conn.execute(update(ti).where(*where).values(**values, updated_at=utcnow()))
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-        return result.rowcount == 1
+
+        def attempt() -> bool:
+            conn = self._connection()
+            try:
+                result = conn.execute(update(ti).where(*where).values(**values, updated_at=utcnow()))
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+            return bool(result.rowcount == 1)
+
+        return retry_transient(attempt, what="updating a task instance")
 
     def claim_task_instance(self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any]) -> bool:
         """queued -> running, only if it is still queued: two processes can never both run one try."""

@@ -26,6 +26,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 
 from zonda.exceptions import ZondaException
 from zonda.metastore import tables as t
+from zonda.metastore.retry import is_transient, retry_transient
 from zonda.scheduler import jobs
 from zonda.scheduler.decisions import decide_run, retry_ready_at
 from zonda.scheduler.serialized import SerializedDag
@@ -138,7 +139,15 @@ class Scheduler:
         passes = 0
         try:
             while not self.stop.is_set():
-                self.run_once()
+                try:
+                    self.run_once()
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    # Retried already, still conflicting: the work is all in the database, so the next
+                    # pass picks it up. Never let lock contention stop the scheduler.
+                    log.warning("scheduler pass abandoned after repeated lock conflicts: %s", exc.__class__.__name__)
+                    time.sleep(0.1)
                 passes += 1
                 if max_passes is not None and passes >= max_passes:
                     break
@@ -169,23 +178,23 @@ class Scheduler:
         report = PassReport()
         now_mono = time.monotonic()
         if now_mono - self._last_heartbeat >= 1.0:
-            jobs.heartbeat(self.engine, self.job_id)  # type: ignore[arg-type]
+            retry_transient(lambda: jobs.heartbeat(self.engine, self.job_id), what="scheduler heartbeat")  # type: ignore[arg-type]
             self._last_heartbeat = now_mono
         if now_mono - self._last_run_creation >= 1.0 or (self._wake_at is not None and now_mono >= self._wake_at):
-            report.runs_created = self._create_due_runs()
+            report.runs_created = retry_transient(self._create_due_runs, what="creating due runs")
             self._last_run_creation = now_mono
-        self._start_queued_runs()
+        retry_transient(self._start_queued_runs, what="starting queued runs")
         full = now_mono - self._last_full_scan >= self.poll_interval
         report.runs_finished = self._decide(full)
         if full:
             self._last_full_scan = now_mono
-        report.queued = self._queue()
+        report.queued = retry_transient(self._queue, what="queueing task instances")
         if now_mono - self._last_zombie_check >= min(5.0, self.heartbeat_timeout / 2):
-            self._find_zombies()
-            self._expire_deferrals()
+            retry_transient(self._find_zombies, what="looking for dead task processes")
+            retry_transient(self._expire_deferrals, what="expiring deferrals")
             self._last_zombie_check = now_mono
         if now_mono - self._last_orphan_check >= min(10.0, self.scheduler_heartbeat_timeout / 2):
-            self._reset_orphans()
+            retry_transient(self._reset_orphans, what="resetting orphaned instances")
             self._last_orphan_check = now_mono
         # Another pass at once only if something new may be decidable; queued work reports back as events.
         timeout = 0.0 if (report.runs_created or self._dirty_runs) else self._idle_timeout()
@@ -386,7 +395,7 @@ class Scheduler:
             conn.rollback()
         self._dirty_runs.clear()
         for run_id in ids:
-            state = self._decide_one(run_id, now)
+            state = retry_transient(lambda run_id=run_id: self._decide_one(run_id, now), what="deciding a run")
             if state is not None:
                 finished += 1
         return finished
@@ -573,26 +582,30 @@ class Scheduler:
     # --- ended tasks, dead processes ---------------------------------------------------------------------------
 
     def _process_events(self, events: Iterable[TaskEvent]) -> None:
-        ti = t.task_instance
         for event in events:
             w = event.workload
             if event.exit_code == 0 and w.dag_run_id >= 0:
                 # The task process recorded its own end state (the usual case): just decide its run again.
                 self._dirty_runs.add(w.dag_run_id)
                 continue
-            with self.engine.begin() as conn:
-                row = conn.execute(
-                    select(
-                        ti.c.id, ti.c.dag_run_id, ti.c.state, ti.c.try_number, ti.c.dag_id, ti.c.task_id, ti.c.max_tries
-                    ).where(ti.c.id == w.ti_id)
-                ).first()
-                if row is None:
-                    continue
-                self._dirty_runs.add(row.dag_run_id)
-                if row.state in ("queued", "running") and (row.try_number or 0) <= w.try_number:
-                    # The process ended but the row says it is still going: it died (kill -9, OOM, crash).
-                    reason = f"the task process exited with {event.exit_code} without recording an end state"
-                    self._fail_attempt(conn, row, reason, from_states=(row.state,))
+            retry_transient(lambda event=event: self._process_exit(event), what="recording a task process exit")
+
+    def _process_exit(self, event: TaskEvent) -> None:
+        ti = t.task_instance
+        w = event.workload
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(
+                    ti.c.id, ti.c.dag_run_id, ti.c.state, ti.c.try_number, ti.c.dag_id, ti.c.task_id, ti.c.max_tries
+                ).where(ti.c.id == w.ti_id)
+            ).first()
+            if row is None:
+                return
+            self._dirty_runs.add(row.dag_run_id)
+            if row.state in ("queued", "running") and (row.try_number or 0) <= w.try_number:
+                # The process ended but the row says it is still going: it died (kill -9, OOM, crash).
+                reason = f"the task process exited with {event.exit_code} without recording an end state"
+                self._fail_attempt(conn, row, reason, from_states=(row.state,))
 
     def _find_zombies(self) -> None:
         ti = t.task_instance
