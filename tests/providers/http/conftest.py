@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import json
 import ssl
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-#: handler(request_handler) -> (status, headers, body)
-Responder = Callable[[BaseHTTPRequestHandler], tuple[int, dict[str, str], str]]
+#: handler(request_handler) -> (status, headers, body); a str body is sent as UTF-8, bytes as they are
+Responder = Callable[[BaseHTTPRequestHandler], tuple[int, dict[str, str], str | bytes]]
 
 
 class Server:
@@ -28,7 +31,7 @@ class Server:
                     {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
                 )
                 status, headers, text = responder(self)
-                data = text.encode()
+                data = text if isinstance(text, bytes) else text.encode()
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -36,7 +39,7 @@ class Server:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_HEAD = _handle
+            do_GET = do_POST = do_HEAD = do_PUT = do_PATCH = do_DELETE = _handle
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -76,5 +79,54 @@ def serve() -> Iterator[Callable[..., Server]]:
             server.__exit__(None, None, None)
 
 
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def json_body(value: Any) -> tuple[int, dict[str, str], str]:
     return 200, {"Content-Type": "application/json"}, json.dumps(value)
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed CA certificate for 127.0.0.1 and its key, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "zonda-test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, ssl.SSLContext]:
+    """``(CA file, server SSL context)`` for an HTTPS server on 127.0.0.1 that no default trust store knows."""
+    cert_file, key_file = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return cert_file, context

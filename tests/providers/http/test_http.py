@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import json
 import logging
-import ssl
 import time
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -124,6 +120,93 @@ def test_retries_on_503_then_success(serve, monkeypatch):
     assert len(calls) == 4  # 1 + 3 retries
 
 
+def test_429_is_retried_for_idempotent_methods(serve, monkeypatch):
+    calls = []
+
+    def limited(h):
+        calls.append(h.command)
+        return (429, {}, "slow down") if len(calls) == 1 else (200, {}, "ok")
+
+    server = serve(limited)
+    _conn(monkeypatch, server.port)
+    assert HttpHook("PUT").run("x", json={"v": 1}).text == "ok"
+    assert calls == ["PUT", "PUT"]
+
+
+def test_post_is_not_retried_unless_asked(serve, monkeypatch):
+    calls = []
+
+    def flaky(h):  # every third request succeeds
+        calls.append(h.command)
+        return (503, {}, "busy") if len(calls) % 3 else (200, {}, "made")
+
+    server = serve(flaky)
+    _conn(monkeypatch, server.port)
+    with pytest.raises(HttpException, match="503"):
+        HttpHook("POST").run("orders", json={"order": 1})
+    assert calls == ["POST"]  # once: the server may have acted on it
+    assert HttpHook("PATCH").run("orders/1", extra_options={"check_response": False}).status_code == 503
+    assert calls == ["POST", "PATCH"]
+
+    calls.clear()
+    hook = HttpHook("POST", retry_methods=["post"])
+    assert hook.run("orders", json={"order": 2}).text == "made"
+    assert calls == ["POST"] * 3
+    assert [json.loads(r["body"]) for r in server.requests[-3:]] == [{"order": 2}] * 3
+
+    # The same opt-in from the connection (a comma-separated string or a list).
+    calls.clear()
+    _conn(monkeypatch, server.port, retry_methods="GET, POST")
+    assert HttpHook("POST").run("orders").text == "made"
+    assert calls == ["POST"] * 3
+    calls.clear()
+    with pytest.raises(HttpException, match="503"):
+        HttpHook("PUT").run("orders/1")  # retry_methods replaces the default set: PUT is not in it now
+    assert calls == ["PUT"]
+    with pytest.raises(HttpException, match="unknown HTTP method"):
+        HttpHook("POST", retry_methods=["FETCH"]).run("orders")
+
+
+def test_connection_errors_are_retried_for_every_method(monkeypatch):
+    """A refused connection never reached a server, so even a POST is tried again (and fails clearly)."""
+    import socket
+    import threading
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _conn(monkeypatch, port)
+    seen = []
+
+    def listen_late():
+        # Nothing listens for the first attempt; the listener appears while the hook backs off.
+        time.sleep(0.25)
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                seen.append(self.command)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(201)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        with HTTPServer(("127.0.0.1", port), Handler) as httpd:
+            httpd.timeout = 5
+            httpd.handle_request()
+
+    thread = threading.Thread(target=listen_late, daemon=True)
+    thread.start()
+    # 6 retries with backoff 0, 0.4, 0.8, ... s: the listener is up before they run out.
+    response = HttpHook("POST", retry=6).run("x", json={"a": 1})
+    thread.join(5)
+    assert response.status_code == 201 and seen == ["POST"]
+
+
 def test_timeout(serve, monkeypatch):
     def slow(h):
         time.sleep(1.5)
@@ -151,39 +234,8 @@ def test_connection_refused_is_clear(monkeypatch):
     assert not ok and "connection failed" in message
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "zonda-test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_file, key_file
-
-
-def test_self_signed_https_fails_by_default_and_works_with_ca_bundle(serve, monkeypatch, tmp_path):
-    cert_file, key_file = _self_signed(tmp_path)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
+def test_self_signed_https_fails_by_default_and_works_with_ca_bundle(serve, monkeypatch, self_signed):
+    cert_file, context = self_signed
     server = serve(_ok("secure"), ssl_context=context)
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)

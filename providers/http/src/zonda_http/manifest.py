@@ -61,6 +61,18 @@ manifest: dict[str, Any] = {
                     "label": "CA bundle",
                     "help": "Path to the CA certificate(s) the server certificate is checked against",
                 },
+                "extra.retries": {
+                    "label": "Retries",
+                    "type": "integer",
+                    "default": 3,
+                    "help": "Retries on connection errors and on 429/502/503/504 answers (0 turns them off)",
+                },
+                "extra.retry_methods": {
+                    "label": "Retried methods",
+                    "help": "Methods retried on 429/502/503/504, comma-separated; default GET, HEAD, PUT, DELETE, "
+                    "OPTIONS, TRACE. Add POST only if the API makes it safe to repeat",
+                    "placeholder": "GET, PUT, DELETE, POST",
+                },
                 "extra.proxies": {
                     "label": "Proxies",
                     "type": "json",
