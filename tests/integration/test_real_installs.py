@@ -4,6 +4,10 @@ plugin package, pip-installed (with uv) into a fresh virtual environment, then d
 
 Shows discovery, lazy loading (module markers in ``sys.modules``), isolation (the broken plugin is reported
 while a DAG still runs), listener events in order, and a plugin's CLI command.
+
+A second fresh environment gets only the core and the postgres provider, installed from their folders
+(``pip install ./core ./providers/postgres``): the provider stands alone, is discovered, and its hook talks
+to the real PostgreSQL with the driver its own dependencies brought in.
 """
 
 from __future__ import annotations
@@ -156,3 +160,55 @@ def test_plugin_cli_command_on_a_real_install(venv) -> None:
     _run([venv["zonda"], "dags", "test", "small", "2024-01-03", "-q"], env=venv["env"])
     out = _run([venv["zonda"], "events", "-n", "2"], env=venv["env"]).stdout
     assert "task_skipped" in out and "dag_run_success" in out
+
+
+@pytest.fixture(scope="module")
+def postgres_venv(tmp_path_factory) -> dict:
+    """Core and the postgres provider alone, installed from their source folders."""
+    uv = _uv()
+    root = tmp_path_factory.mktemp("postgres_install")
+    env_dir = root / "venv"
+    _run([uv, "venv", "--quiet", "--python", os.environ.get("ZONDA_TEST_PYTHON", sys.executable), str(env_dir)])
+    python = env_dir / "bin" / "python"
+    _run(
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(python),
+            str(REPO / "core"),
+            str(REPO / "providers" / "postgres"),
+        ]
+    )
+    home = root / "home"
+    home.mkdir()
+    env = {
+        "PATH": f"{env_dir / 'bin'}:/usr/bin:/bin",
+        "ZONDA_HOME": str(home),
+        "ZONDA__CORE__LOAD_EXAMPLES": "false",
+        "HOME": str(root),
+    }
+    return {"python": str(python), "zonda": str(env_dir / "bin" / "zonda"), "env": env}
+
+
+def test_postgres_provider_installs_alone_and_is_discovered(postgres_venv, postgres_url) -> None:
+    out = _run([postgres_venv["zonda"], "providers", "list", "--output", "json"], env=postgres_venv["env"]).stdout
+    providers = json.loads(out)
+    assert [row["name"] for row in providers["providers"]] == ["postgres"]  # nothing else came along
+    [postgres] = providers["providers"]
+    assert postgres["package"] == "zonda-provider-postgres"
+    assert "zonda_postgres.hooks:PostgresHook" in postgres["hooks"]
+    assert not providers.get("errors")
+    types = _run(
+        [postgres_venv["zonda"], "providers", "connection-types", "--output", "json"], env=postgres_venv["env"]
+    ).stdout
+    assert "postgres" in types
+    code = textwrap.dedent("""
+        import sys
+        from zonda_postgres.hooks import PostgresHook
+        print(PostgresHook().get_first("SELECT 40 + %s", [2])[0], "requests" in sys.modules)
+    """)
+    env = {**postgres_venv["env"], "ZONDA_CONN_POSTGRES_DEFAULT": postgres_url.replace("postgresql://", "postgres://")}
+    assert _run([postgres_venv["python"], "-c", code], env=env).stdout.split() == ["42", "False"]
