@@ -119,7 +119,14 @@ def _options() -> list[Option]:
         Option("xcom", "max_size", 1024 * 1024, _to_int, "Largest XCom value in bytes, measured as stored JSON."),
         Option("logging", "base_log_folder", None, _to_str, "Folder for task logs. Default: $ZONDA_HOME/logs."),
         Option("logging", "logging_level", "INFO", _to_str, "Level of Zonda's own logging."),
-        Option("logging", "task_log_handler", "file", _to_str, "Where task logs go: a name from a log-handler hook."),
+        Option(
+            "logging",
+            "task_log_handler",
+            "file",
+            _to_str,
+            "Where task logs go: file, a name from a plugin's zonda_task_log_handlers hook or an installed "
+            "provider (e.g. elasticsearch), or a class path 'package.module:Class'.",
+        ),
         Option(
             "celery",
             "broker_url",
@@ -179,6 +186,10 @@ _ALIASES: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
+#: ``Settings.get`` without a default: an undeclared key is an error.
+_REQUIRED: Any = object()
+
+
 def default_home(environ: Mapping[str, str] | None = None) -> Path:
     environ = os.environ if environ is None else environ
     raw = environ.get("ZONDA_HOME") or "~/zonda"
@@ -193,12 +204,17 @@ class Settings:
     values: Mapping[tuple[str, str], Any]
     sources: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
-    def get(self, section: str, key: str) -> Any:
+    def get(self, section: str, key: str, default: Any = _REQUIRED) -> Any:
+        """The typed value of a declared key. A key no :class:`Option` declares (a provider's or a plugin's
+        own, e.g. ``[logging] elasticsearch_index``) gives its raw value from the file or the environment, or
+        ``default`` when unset; without ``default`` an undeclared key is an error, so core typos stay loud."""
         name = _ALIASES.get((section, key), (section, key))
         if name in self.values:
             return self.values[name]
         option = OPTIONS.get(name)
         if option is None:
+            if default is not _REQUIRED:
+                return default
             raise ZondaConfigError(f"unknown configuration key [{section}] {key}; see `zonda config list`")
         return self._derived_default(option)
 

@@ -41,6 +41,10 @@ class TaskNotFound(ZondaException):
     """No task with this id exists in the DAG."""
 
 
+class TaskLogNotFound(ZondaException):
+    """The task-log handler has no lines for this try (it has not started, or its log was removed)."""
+
+
 class ZondaSkipException(ZondaException):
     """Raise inside a task to end it as *skipped*."""
 

@@ -119,12 +119,12 @@ class WorkloadRunner:
                 start_date=row["run_start_date"],
                 id=row["dag_run_id"],
             )
+            # A resumed deferral continues its try; anything else is the try the scheduler numbered.
+            try_number = int(row["try_number"] or 0) if row.get("next_method") else workload.try_number
             try:
                 dag = self.load_dag(workload)
                 node = dag.get_task(workload.task_id)
             except ZondaException as exc:
-                # A resumed deferral continues its try; anything else is the try the scheduler numbered.
-                try_number = int(row["try_number"] or 0) if row.get("next_method") else workload.try_number
                 self._fail_unloadable(store, run, workload, str(exc), try_number=try_number)
                 return 1
             plugins = self.plugins if self.plugins is not None else PluginManager.from_settings(settings)
@@ -138,6 +138,11 @@ class WorkloadRunner:
                 xcom_max_size=int(settings.get("xcom", "max_size")),
                 plugins=plugins,
             )
+            try:
+                runner.task_log_handler()
+            except ZondaException as exc:  # a misconfigured [logging] task_log_handler: say so in the try's log
+                self._fail_unloadable(store, run, workload, str(exc), try_number=try_number)
+                return 1
             ti = TaskInstance(node, run, store, map_index=row["map_index"], xcom_max_size=runner.xcom_max_size)
             ti.try_number = int(row["try_number"] or 0)
             ti.max_tries = int(row["max_tries"] or 0)

@@ -9,7 +9,7 @@ hookimpl = pluggy.HookimplMarker("zonda")
 
 @hookimpl(trylast=True)
 def zonda_task_log_handlers() -> dict[str, str]:
-    return {"file": "zonda.runner.logs:capture_attempt_log"}
+    return {"file": "zonda.runner.log_handlers:FileTaskLogHandler"}
 
 
 @hookimpl(trylast=True)

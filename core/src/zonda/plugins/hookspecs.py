@@ -148,4 +148,8 @@ def zonda_executors() -> dict[str, str]:
 
 @hookspec
 def zonda_task_log_handlers() -> dict[str, str]:
-    """Task-log handlers by name, as dotted paths, chosen by ``logging.task_log_handler``."""
+    """Task-log handlers by name, as dotted paths to :class:`zonda.runner.log_handlers.TaskLogHandler`
+    subclasses, chosen by ``logging.task_log_handler`` and imported only when chosen. Called by the process
+    starting a run or a task (``dags test``, a worker) and by ``zonda tasks logs``, only when the configured
+    name is not the built-in ``file``. A plugin's name wins over a provider's manifest name; the first plugin
+    in hook order wins a name two plugins register; ``file`` is reserved for the built-in handler."""

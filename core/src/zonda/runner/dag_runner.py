@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from zonda.config import Settings
     from zonda.dag_definition import DAG
     from zonda.operators.base import Node
+    from zonda.runner.log_handlers import TaskLogHandler
     from zonda.runner.store import DagRunInfo, RunStore
 
 log = logging.getLogger("zonda.runner")
@@ -111,6 +112,16 @@ class InProcessDagRunner:
         self.extra_macros = dict(extra_macros or {})
         self.max_retry_wait = max_retry_wait
         self.plugins = plugins
+        self._log_handler: TaskLogHandler | None = None
+
+    def task_log_handler(self) -> TaskLogHandler:
+        """The handler ``[logging] task_log_handler`` chooses, built once for this runner (so a class is
+        imported and a remote client set up once per run, not per task)."""
+        if self._log_handler is None:
+            from zonda.runner.log_handlers import load_task_log_handler
+
+            self._log_handler = load_task_log_handler(self.settings, plugins=self.plugins, log_folder=self.log_folder)
+        return self._log_handler
 
     def run(
         self,
@@ -128,6 +139,7 @@ class InProcessDagRunner:
         except ParamValidationError as exc:
             raise ParamValidationError(f"DAG {dag.dag_id!r}: {exc}") from None
         order = dag.topological_order()
+        self.task_log_handler()  # a misconfigured handler fails the command before any state is written
         self.store.sync_dag(dag)
         run = make_run_info(dag, logical_date, conf=conf, run_id=run_id, run_type=run_type)
         run.state = DagRunState.RUNNING.value
@@ -182,6 +194,8 @@ class InProcessDagRunner:
             echo_logs=echo,
             params=params,
             plugins=self.plugins,
+            # `tasks test` records nothing, so its lines go to its temporary file only, whatever the handler.
+            log_handler=None if test_mode else self.task_log_handler(),
         )
 
 

@@ -1,7 +1,9 @@
 """Task attempt logs: one file per attempt, ``dag_id=…/run_id=…/task_id=…/[map_index=…/]attempt=N.log``.
 
 While an attempt runs, everything it logs (``self.log``, any ``logging`` logger) and everything it prints goes
-to that file. The handler is attached to the root logger only for the attempt's duration.
+to that file. The handler is attached to the root logger only for the attempt's duration. This is the
+machinery of the built-in ``file`` task-log handler; :mod:`zonda.runner.log_handlers` is the interface the task
+runner and ``zonda tasks logs`` go through.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import io
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 FORMAT = "[%(asctime)s] {%(levelname)s} %(name)s: %(message)s"
@@ -28,12 +30,24 @@ def _safe(part: str) -> str:
     return part.replace("/", "_").replace("\\", "_")
 
 
+def utc_timestamp(record: logging.LogRecord) -> str:
+    """A record's time as the log file writes it: ISO 8601 in UTC with milliseconds (``...T10:00:00.123Z``),
+    which Elasticsearch's ``date`` type also reads as is."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+    return f"{stamp}.{int(record.msecs):03d}Z"
+
+
+def format_line(timestamp: str, level: str, logger: str, message: str) -> str:
+    """One record as :data:`FORMAT` writes it, from its parts: a handler that stores records as fields
+    (Elasticsearch) prints them back exactly as the file would have."""
+    return f"[{timestamp}] {{{level}}} {logger}: {message}"
+
+
 class _UtcFormatter(logging.Formatter):
     converter = time.gmtime
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created))
-        return f"{stamp}.{int(record.msecs):03d}Z"
+        return utc_timestamp(record)
 
 
 class _LineWriter(io.TextIOBase):
@@ -58,8 +72,20 @@ class _LineWriter(io.TextIOBase):
 
 
 @contextlib.contextmanager
-def capture_attempt_log(path: Path, *, echo: bool = False) -> Iterator[Path]:
-    """Route logging and stdout/stderr of the code inside to ``path`` (and to the console when ``echo``)."""
+def capture_attempt_log(
+    path: Path,
+    *,
+    echo: bool = False,
+    extra_handlers: Sequence[logging.Handler] = (),
+    filters: Sequence[logging.Filter] = (),
+) -> Iterator[Path]:
+    """Route logging and stdout/stderr of the code inside to ``path`` (and to the console when ``echo``).
+
+    ``extra_handlers`` receive the same records after the file has them (already redacted), and are removed
+    only after the last partial ``print`` line is flushed, so a task-log handler that ships lines elsewhere
+    sees exactly the file's records. ``filters`` are added to the file and console handlers too (a shipper
+    keeps its own client's request logging out of the task's log this way).
+    """
     from zonda.masking import RedactingFilter
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,6 +94,8 @@ def capture_attempt_log(path: Path, *, echo: bool = False) -> Iterator[Path]:
     handler.setFormatter(formatter)
     redacting = RedactingFilter()  # connection passwords and registered secrets never reach a log file
     handler.addFilter(redacting)
+    for extra_filter in filters:
+        handler.addFilter(extra_filter)
     root = logging.getLogger()
     root.addHandler(handler)
     echo_handler = None
@@ -75,7 +103,11 @@ def capture_attempt_log(path: Path, *, echo: bool = False) -> Iterator[Path]:
         echo_handler = logging.StreamHandler(sys.__stdout__)
         echo_handler.setFormatter(formatter)
         echo_handler.addFilter(redacting)
+        for extra_filter in filters:
+            echo_handler.addFilter(extra_filter)
         root.addHandler(echo_handler)
+    for extra_handler in extra_handlers:
+        root.addHandler(extra_handler)
     previous_level = root.level
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)
@@ -91,4 +123,6 @@ def capture_attempt_log(path: Path, *, echo: bool = False) -> Iterator[Path]:
         handler.close()
         if echo_handler is not None:
             root.removeHandler(echo_handler)
+        for extra_handler in extra_handlers:
+            root.removeHandler(extra_handler)
         root.setLevel(previous_level)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from zonda.context import Context
     from zonda.operators.base import BaseOperator
     from zonda.runner.instance import TaskInstance
+    from zonda.runner.log_handlers import TaskLogHandler
 
 log = logging.getLogger("zonda.runner")
 _HOSTNAME = socket.gethostname()
@@ -76,6 +77,8 @@ class RunEnvironment:
     plugins: Any = None
     #: Under a scheduler: claim the queued row first and write the end state only while still owning it.
     claim: bool = False
+    #: Where attempt logs go (``[logging] task_log_handler``); None means the built-in file handler.
+    log_handler: TaskLogHandler | None = None
 
 
 class TaskRunner:
@@ -91,7 +94,8 @@ class TaskRunner:
 
     def run_attempt(self, ti: TaskInstance, operator: BaseOperator) -> S:
         """Run the next try of ``ti`` with ``operator`` (the unmapped operator for a mapped instance)."""
-        from zonda.runner.logs import attempt_log_path, capture_attempt_log
+        from zonda.runner.log_handlers import FileTaskLogHandler, TaskLogKey
+        from zonda.runner.logs import attempt_log_path
 
         run = ti.dag_run
         previous_state = ti.state.value if ti.state is not S.NONE else None
@@ -140,7 +144,11 @@ class TaskRunner:
         self._notify("on_task_instance_running", previous_state=previous_state, task_instance=ti)
         started = time.perf_counter()
         context: Context | None = None
-        with capture_attempt_log(ti.log_path, echo=self.env.echo_logs):
+        handler = self.env.log_handler
+        if handler is None:
+            handler = self.env.log_handler = FileTaskLogHandler(self.env.settings, log_folder=self.env.log_folder)
+        key = TaskLogKey(run.dag_id, ti.task_id, run.run_id, ti.map_index, ti.try_number)
+        with handler.capture(key, ti.log_path, echo=self.env.echo_logs):
             task_log = logging.getLogger("zonda.task")
             if resuming:
                 task_log.info(
