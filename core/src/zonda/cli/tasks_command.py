@@ -1,4 +1,4 @@
-"""``zonda tasks list | test | run | states-for-dag-run | clear``."""
+"""``zonda tasks list | test | run | logs | states-for-dag-run | clear``."""
 
 from __future__ import annotations
 
@@ -41,6 +41,18 @@ def register(parser: argparse.ArgumentParser) -> None:
     run.add_argument("task_id")
     run.add_argument("run_id")
     run.add_argument("--map-index", type=int, default=-1, help="Run this instance of a mapped task")
+
+    logs = command(
+        subs,
+        "logs",
+        _logs,
+        "Print the log of one try of a task instance, in order, from the configured task-log handler",
+    )
+    logs.add_argument("dag_id")
+    logs.add_argument("task_id")
+    logs.add_argument("run_id")
+    logs.add_argument("--try", dest="try_number", type=int, help="Try number, from 1 (default: the latest)")
+    logs.add_argument("--map-index", type=int, default=-1, help="The instance of a mapped task")
 
     states = command(subs, "states-for-dag-run", _states_for_dag_run, "Show the state of every task instance of a run")
     states.add_argument("dag_id")
@@ -232,6 +244,59 @@ def _run(args: argparse.Namespace) -> int:
     if state == "deferred":
         print("  deferred: a running triggerer (zonda triggerer / zonda standalone) resumes it")
     return 0 if state in ("success", "skipped", "deferred", "up_for_reschedule") else 1
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from zonda.cli._loading import open_metastore, plugin_manager, prepare_task_process
+    from zonda.exceptions import ZondaException
+    from zonda.metastore import tables as t
+    from zonda.runner.log_handlers import TaskLogKey, load_task_log_handler
+
+    current = settings()
+    metastore = open_metastore(current)
+    ti = t.task_instance
+    try:
+        with metastore.engine.connect() as conn:
+            run = _find_run(conn, args.dag_id, args.run_id)
+            instances = conn.execute(
+                select(ti.c.task_id, ti.c.map_index, ti.c.state, ti.c.try_number).where(ti.c.dag_run_id == run.id)
+            ).all()
+    finally:
+        metastore.dispose()
+    label = f"{args.dag_id}.{args.task_id}" + (f"[{args.map_index}]" if args.map_index >= 0 else "")
+    of_task = [r for r in instances if r.task_id == args.task_id]
+    if not of_task:
+        known = ", ".join(sorted({r.task_id for r in instances})) or "none yet"
+        raise ZondaException(
+            f"run {args.run_id!r} of DAG {args.dag_id!r} has no task {args.task_id!r}; its tasks: {known}"
+        )
+    row = next((r for r in of_task if r.map_index == args.map_index), None)
+    if row is None:
+        indexes = ", ".join(str(r.map_index) for r in sorted(of_task, key=lambda r: r.map_index))
+        raise ZondaException(
+            f"run {args.run_id!r} has no instance {label}; its map indexes are {indexes}: pass --map-index"
+        )
+    tries = int(row.try_number or 0)
+    if tries < 1:
+        raise ZondaException(
+            f"{label} has not started in run {args.run_id!r} (state {row.state or 'none'}): no log yet"
+        )
+    try_number = tries if args.try_number is None else args.try_number
+    if not 1 <= try_number <= tries:
+        raise ZondaException(
+            f"{label} has had {tries} tr{'y' if tries == 1 else 'ies'} in run {args.run_id!r}; "
+            f"--try must be 1 to {tries}"
+        )
+    plugins = plugin_manager(current)
+    prepare_task_process(current, plugins)  # a remote handler looks its connection up like a task would
+    handler = load_task_log_handler(current, plugins=plugins)
+    task_log = handler.read(TaskLogKey(args.dag_id, args.task_id, args.run_id, args.map_index, try_number))
+    print(f"*** {label} ({args.run_id}), try {try_number} of {tries}: from {task_log.source}", file=sys.stderr)
+    for line in task_log.lines:
+        print(line)
+    return 0
 
 
 def _states_for_dag_run(args: argparse.Namespace) -> int:
