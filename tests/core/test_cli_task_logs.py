@@ -55,6 +55,25 @@ def home(zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return zonda_home
 
 
+def store_dags(home: Path) -> None:
+    """What the DAG processor does for each DAG of the folder, so ``dags trigger`` and ``tasks run`` work."""
+    from zonda.cli._loading import open_metastore
+    from zonda.config import load_settings
+    from zonda.dagbag import DagBag
+    from zonda.runner.store import MetastoreRunStore
+
+    settings = load_settings()
+    bag = DagBag.from_settings(settings).collect()
+    metastore = open_metastore(settings)
+    try:
+        store = MetastoreRunStore(metastore)
+        for dag in bag:
+            store.sync_dag(dag)
+        store.close()
+    finally:
+        metastore.dispose()
+
+
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -141,6 +160,23 @@ def test_a_misconfigured_handler_stops_dags_test_before_anything_runs(home: Path
     code, _, err = run(capsys, "tasks", "logs", "retrying", "flaky", RUN_ID)
     assert code == 1
     assert "has no run" in err  # nothing was recorded
+
+
+def test_a_worker_with_a_misconfigured_handler_fails_the_try_and_says_why(home: Path, capsys, monkeypatch) -> None:
+    """``tasks run`` goes through the worker's path (as a LocalExecutor or Celery worker does)."""
+    store_dags(home)
+    assert run(capsys, "dags", "trigger", "retrying", "--run-id", "r1")[0] == 0
+    monkeypatch.setenv("ZONDA__LOGGING__TASK_LOG_HANDLER", "nope")
+    code, out, _ = run(capsys, "tasks", "run", "retrying", "flaky", "r1")
+    assert code == 1
+    assert "Task retrying.flaky (r1, try 1): failed" in out
+    monkeypatch.delenv("ZONDA__LOGGING__TASK_LOG_HANDLER")
+    code, out, err = run(capsys, "tasks", "logs", "retrying", "flaky", "r1")
+    assert code == 0
+    assert "try 1 of 1: from local file" in err
+    assert out.startswith("cannot run retrying.flaky")
+    assert "unknown task log handler 'nope' in [logging] task_log_handler" in out
+    assert "attempt body" not in out  # the task itself never ran
 
 
 def test_tasks_logs_help_is_listed_and_cheap(home: Path) -> None:

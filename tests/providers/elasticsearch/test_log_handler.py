@@ -289,6 +289,40 @@ def test_a_resumed_try_continues_its_line_numbers(home: Path, es: Elasticsearch,
     assert task_log.source.startswith("Elasticsearch index")
 
 
+def test_a_worker_ships_its_try(home: Path, es: Elasticsearch, es_index: str, capsys) -> None:
+    """``tasks run`` runs the try as a scheduler's worker does (its own handler, built from the settings)."""
+    from zonda.cli._loading import open_metastore
+    from zonda.dagbag import DagBag
+    from zonda.runner.store import MetastoreRunStore
+
+    settings = load_settings()
+    metastore = open_metastore(settings)
+    try:
+        store = MetastoreRunStore(metastore)
+        for dag in DagBag.from_settings(settings).collect():
+            store.sync_dag(dag)  # what the DAG processor does
+        store.close()
+    finally:
+        metastore.dispose()
+    assert run(capsys, "dags", "trigger", "es_logs", "--run-id", "r1")[0] == 0
+    code, out, _ = run(capsys, "tasks", "run", "es_logs", "talk", "r1")
+    assert code == 1  # the first try fails, by design of the DAG
+    assert "(r1, try 1): up_for_retry" in out
+
+    docs = documents(es, es_index)[("talk", 1)]
+    assert {d["run_id"] for d in docs} == {"r1"}
+    assert [d["line"] for d in docs] == list(range(1, len(docs) + 1))
+    local = home / "logs" / "dag_id=es_logs" / "run_id=r1" / "task_id=talk" / "attempt=1.log"
+    assert as_lines(docs) == local.read_text().splitlines()
+    assert "connecting with ***" in local.read_text()
+    expected = local.read_text()
+    local.unlink()
+    code, out, err = run(capsys, "tasks", "logs", "es_logs", "talk", "r1")
+    assert code == 0
+    assert out == expected
+    assert "from Elasticsearch index" in err
+
+
 def test_tasks_test_ships_nothing(home: Path, es: Elasticsearch, es_index: str, capfd) -> None:
     """``tasks test`` records nothing, so its lines stay in its temporary file (and on the console)."""
     assert main(["tasks", "test", "es_logs", "chatty", "2024-01-02"]) == 0
