@@ -29,7 +29,7 @@ import contextlib
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, cast
 
 from zonda.exceptions import TaskLogNotFound, ZondaConfigError
 from zonda.runner.logs import attempt_log_path, capture_attempt_log
@@ -193,7 +193,7 @@ def task_log_handler_class(
             "(subclass zonda.runner.log_handlers.TaskLogHandler)"
         )
     _classes[path] = cls
-    return cls  # type: ignore[no-any-return]
+    return cast("type[TaskLogHandler]", cls)
 
 
 def load_task_log_handler(
