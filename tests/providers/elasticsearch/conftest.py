@@ -9,6 +9,7 @@ A missing server is an error, never a skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -26,7 +27,7 @@ def _docker_available() -> bool:
     if shutil.which("docker") is None:
         return False
     try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+        return subprocess.run(["docker", "info"], check=False, capture_output=True, timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -85,10 +86,8 @@ def es_index(elasticsearch_url: str, request: pytest.FixtureRequest) -> Iterator
     name = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name)[:200]
     yield name
     req = urllib.request.Request(f"{elasticsearch_url}/{name}", method="DELETE")
-    try:
+    with contextlib.suppress(OSError):
         urllib.request.urlopen(req, timeout=5).close()
-    except OSError:
-        pass
 
 
 @pytest.fixture

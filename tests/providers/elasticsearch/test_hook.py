@@ -428,3 +428,32 @@ def test_api_key_auth(proxy: Callable[..., EsProxy]) -> None:
     ok, message = refused.test_connection()
     assert ok is False and "refused the credentials of the API key" in message
     assert "d3Jvbmc6d3Jvbmcta2V5LXZhbHVl" not in message
+
+
+def test_manifest_names_importable_classes_and_the_fields_the_hook_reads() -> None:
+    import importlib
+
+    from zonda_elasticsearch.manifest import manifest
+
+    [conn_type] = manifest["connection_types"]
+    paths = [conn_type["hook"], *manifest["hooks"], *manifest["operators"], *manifest["sensors"]]
+    paths += [*manifest["triggers"], *manifest["transfers"]]
+    for path in paths:
+        module, _, name = path.partition(":")
+        assert isinstance(getattr(importlib.import_module(module), name), type), path
+    assert "providers issue" not in manifest["description"]
+    extras = {key.removeprefix("extra.") for key in conn_type["fields"] if key.startswith("extra.")}
+    assert extras == {"api_key", "ca_certs", "verify_certs", "ssl_assert_fingerprint", "request_timeout", "retries"}
+    values = {
+        "api_key": "a2V5OnZhbHVlLXNlY3JldA==",
+        "ca_certs": "/etc/ssl/ca.pem",
+        "verify_certs": "false",
+        "ssl_assert_fingerprint": "AB:CD",
+        "request_timeout": "7",
+        "retries": "5",
+    }
+    conn = Connection(conn_id="all", conn_type="elasticsearch", host="es1", extra=values)
+    settings = ElasticsearchHook("all", connection=conn).settings
+    assert (settings.api_key, settings.ca_certs, settings.verify_certs) == (values["api_key"], "/etc/ssl/ca.pem", False)
+    assert (settings.ssl_assert_fingerprint, settings.request_timeout, settings.retries) == ("AB:CD", 7.0, 5)
+    assert settings.nodes[0].url == "https://es1:9200"  # the manifest's defaults: https, 9200

@@ -14,7 +14,7 @@ manifest: dict[str, Any] = {
     "version": "0.1.0",
     "description": (
         "Elasticsearch 8 and 9: ElasticsearchHook, search and index operators, a query sensor, "
-        "SqlToElasticsearchOperator and a task-log handler. The code lands with the providers issue."
+        "SqlToElasticsearchOperator and a task-log handler."
     ),
     "zonda_versions": ">=0.1,<1",
     "connection_types": [
