@@ -130,6 +130,12 @@ def test_deferrable_operator_fails_on_an_error_status_and_a_false_check(serve, m
     log = _log(zonda_settings, result, "boom")
     assert "exploded, token ***" in log and "tok-secret-500" not in log
     assert "response_check returned False" in (result.ti("nope").error or "")
+    # An option only requests understands fails the task before anything is deferred.
+    with _dag("http_defer_bad_option") as dag:
+        HttpOperator(task_id="stream", endpoint="x", method="GET", extra_options={"stream": True}, deferrable=True)
+    result = run_dag(dag, START)
+    assert result.states() == {"stream": "failed"}
+    assert "extra_options ['stream'] are not supported when deferred" in (result.ti("stream").error or "")
 
 
 def test_deferrable_sensor_polls_in_the_trigger_and_rechecks_after_resuming(serve, monkeypatch) -> None:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 #: Redirects followed at most (requests' default is 30; a chain this long is already a loop).
 MAX_REDIRECTS = 20
+#: The ``extra_options`` a deferred request understands (the rest are requests-specific).
+SUPPORTED_OPTIONS = frozenset({"timeout", "verify", "allow_redirects", "check_response"})
 
 
 def response_payload(response: Any) -> dict[str, Any]:
@@ -204,6 +206,16 @@ class HttpTrigger(BaseTrigger):
         self.response_error_codes_allowlist = [str(c) for c in response_error_codes_allowlist]
         self.retry_methods = sorted(retry_methods) if retry_methods is not None else None
         self.initial_delay = float(initial_delay or 0.0)
+        # Checked here, in the worker that defers, so a bad option fails the task at once with this message
+        # rather than later in the triggerer.
+        unsupported = set(self.extra_options or {}) - SUPPORTED_OPTIONS
+        if unsupported:
+            from zonda.exceptions import TriggerError
+
+            raise TriggerError(
+                f"HttpTrigger: extra_options {sorted(unsupported)} are not supported when deferred; "
+                f"use {sorted(SUPPORTED_OPTIONS)}, or deferrable=False"
+            )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -245,9 +257,6 @@ class HttpTrigger(BaseTrigger):
             kwargs["data"] = self.data
         if "allow_redirects" in options:
             kwargs["follow_redirects"] = bool(options.pop("allow_redirects"))
-        unsupported = set(options) - {"timeout", "verify"}
-        if unsupported:
-            raise ValueError(f"HttpTrigger: extra_options {sorted(unsupported)} are not supported when deferred")
         return kwargs
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
