@@ -326,6 +326,24 @@ def test_compatibility_is_learnt_from_the_refusal_when_get_root_is_forbidden(
     assert len(refused) == 1  # one refusal, then every request says 8
 
 
+def test_a_forbidden_probe_is_not_repeated(es_index: str, proxy: Callable[..., EsProxy]) -> None:
+    """A 9.x server the same major as the client, GET / forbidden: the header already fits, so after one
+    refused probe every request goes straight through."""
+    server = proxy(report_version="9.1.0", enforce_compat=True, deny_root=True)
+    hook = hook_for(server.url)
+    hook.create_index(es_index)
+    for _ in range(3):
+        assert hook.count(es_index) == 0
+    assert [r["path"] for r in server.requests].count("/") == 1
+    assert compat_versions(server) == {"9"}
+
+
+def test_a_bad_host_is_a_failed_test_not_an_exception() -> None:
+    conn = Connection(conn_id="bad", conn_type="elasticsearch", host="ftp://es1")
+    ok, message = ElasticsearchHook("bad", connection=conn).test_connection()
+    assert ok is False and "the scheme must be http or https" in message
+
+
 def test_async_client_matches_the_server_too(es_index: str, proxy: Callable[..., EsProxy]) -> None:
     server = proxy(report_version="9.0.1", enforce_compat=True)
     hook = hook_for(server.url)

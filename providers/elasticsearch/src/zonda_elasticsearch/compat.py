@@ -92,19 +92,26 @@ class CompatibleTransport(Transport):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.server_major: int | None = None
+        self._probed = False
         self._probe_lock = threading.Lock()
 
     def _probe(self, headers: Mapping[str, Any]) -> None:
         with self._probe_lock:
-            if self.server_major is not None:
+            if self._probed:
                 return
-            meta, body = super().perform_request("GET", "/", headers=probe_headers(headers))
+            # Once only, also when refused: the refusal fallback below covers the rest without a request more.
+            self._probed = True
+            try:
+                meta, body = super().perform_request("GET", "/", headers=probe_headers(headers))
+            except BaseException:
+                self._probed = False  # unreachable: ask again with the next request
+                raise
             if 200 <= meta.status < 300:
                 self.server_major = major_version(body)
 
     def perform_request(self, method: str, target: str, **kwargs: Any) -> Any:  # type: ignore[override]
         headers = _headers(kwargs.pop("headers", None))
-        if self.server_major is None and not _plain_media_types(headers):
+        if not self._probed and self.server_major is None and not _plain_media_types(headers):
             self._probe(headers)
         if self.server_major is not None:
             headers = with_compat_version(headers, self.server_major)
@@ -124,21 +131,27 @@ class AsyncCompatibleTransport(AsyncTransport):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.server_major: int | None = None
+        self._probed = False
         self._probe_lock: asyncio.Lock | None = None
 
     async def _probe(self, headers: Mapping[str, Any]) -> None:
         if self._probe_lock is None:
             self._probe_lock = asyncio.Lock()
         async with self._probe_lock:
-            if self.server_major is not None:
+            if self._probed:
                 return
-            meta, body = await super().perform_request("GET", "/", headers=probe_headers(headers))
+            self._probed = True
+            try:
+                meta, body = await super().perform_request("GET", "/", headers=probe_headers(headers))
+            except BaseException:
+                self._probed = False
+                raise
             if 200 <= meta.status < 300:
                 self.server_major = major_version(body)
 
     async def perform_request(self, method: str, target: str, **kwargs: Any) -> Any:  # type: ignore[override]
         headers = _headers(kwargs.pop("headers", None))
-        if self.server_major is None and not _plain_media_types(headers):
+        if not self._probed and self.server_major is None and not _plain_media_types(headers):
             await self._probe(headers)
         if self.server_major is not None:
             headers = with_compat_version(headers, self.server_major)

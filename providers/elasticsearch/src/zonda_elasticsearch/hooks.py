@@ -359,7 +359,12 @@ class ElasticsearchHook(BaseHook):
             SSLError,
         )
 
-        settings = self.settings
+        if isinstance(exc, ElasticsearchHookError):
+            return str(exc)
+        try:
+            settings = self.settings
+        except ElasticsearchHookError:
+            return None
         where = f"Elasticsearch at {settings.urls} (connection {self.elasticsearch_conn_id!r})"
         who = "the API key" if settings.api_key else (f"user {settings.login!r}" if settings.login else "anonymous")
         if isinstance(exc, AuthenticationException):
