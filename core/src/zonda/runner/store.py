@@ -242,8 +242,14 @@ class MetastoreRunStore:
         retry_transient(attempt, what="writing a task instance")
 
     def _connection(self) -> Any:
+        """The store's long-lived connection, in autocommit mode.
+
+        Everything sent on it is one statement (a single-row UPDATE, a SELECT), so a transaction around it
+        would only add round trips: psycopg opens one with a separate BEGIN and the commit is another, three
+        round trips for one UPDATE on the hot path of every task. Multi-statement work uses ``engine.begin()``.
+        The ``commit()`` / ``rollback()`` calls on it are no-ops kept for the day a statement is added."""
         if self._conn is None or self._conn.closed:
-            self._conn = self.engine.connect()
+            self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         return self._conn
 
     def close(self) -> None:
@@ -359,7 +365,7 @@ class MetastoreRunStore:
 
         ti, tr = self.t.task_instance, self.t.trigger
         now = utcnow()
-        conn = self._connection()
+        conn = self.engine.connect()  # two statements, one transaction: not the autocommit connection
         try:
             trigger_id = conn.execute(
                 insert(tr).values(classpath=classpath, kwargs=trigger_kwargs, created_date=now, triggerer_id=None)
@@ -376,6 +382,8 @@ class MetastoreRunStore:
         except BaseException:
             conn.rollback()
             raise
+        finally:
+            conn.close()
         return int(trigger_id)
 
     def reschedule_task_instance(
