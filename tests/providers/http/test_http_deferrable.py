@@ -235,12 +235,12 @@ def test_trigger_tls_verification_and_ca_bundle(serve, monkeypatch, self_signed)
 
 
 def test_trigger_timeout_and_refused_connection_are_error_events(serve, monkeypatch, closed_port) -> None:
-    server = serve(lambda h: (time.sleep(1.0), (200, {}, "late"))[1])
+    server = serve(lambda h: (time.sleep(2.0), (200, {}, "late"))[1])
     _conn(monkeypatch, server.port, timeout=0.2)
     started = time.monotonic()
     event = _first_event(HttpTrigger(method="GET", endpoint="slow"))
     assert event["status"] == "error" and "timed out" in event["message"]
-    assert time.monotonic() - started < 0.9 and len(server.requests) == 1  # a read timeout is not retried
+    assert time.monotonic() - started < 1.5 and len(server.requests) == 1  # a read timeout is not retried
     _conn(monkeypatch, closed_port, retries=1)
     event = _first_event(HttpTrigger(method="GET", endpoint="x"))
     assert event["status"] == "error" and "ConnectError" in event["message"]
