@@ -27,6 +27,7 @@ from zonda.providers import (
     supports_version,
     validate_manifest,
 )
+from zonda.providers.manifest import normalize_manifest
 from zonda.providers.registry import scan_entry_points
 
 WORKSPACE = {"elasticsearch", "http", "postgres"}
@@ -459,3 +460,20 @@ def test_cli_json_listings(capsys: pytest.CaptureFixture[str], site: Site) -> No
     assert main(["providers", "connection-types"]) == 0
     table = capsys.readouterr().out
     assert "password*" in table and "extra.token*" in table
+
+
+def test_example_dags_and_standalone_services_are_validated() -> None:
+    base = {"name": "x", "package": "zonda-provider-x", "version": "1.0", "zonda_versions": ">=0.1"}
+    good = {**base, "example_dags": ["x_pkg.example_dags"], "standalone_services": ["x_pkg.local:service"]}
+    assert validate_manifest(good) == []
+    info = normalize_manifest(good)
+    assert info.example_dags == ("x_pkg.example_dags",)
+    assert info.standalone_services == ("x_pkg.local:service",)
+    problems = validate_manifest({**base, "example_dags": ["x_pkg/examples"], "standalone_services": ["x_pkg.local"]})
+    assert problems == [
+        "example_dags[0]: 'x_pkg/examples' is not a module name like 'package.example_dags'",
+        "standalone_services[0]: 'x_pkg.local' is not a dotted path 'package.module:Class' (missing ':')",
+    ]
+    assert validate_manifest({**base, "example_dags": "x_pkg.example_dags"}) == [
+        "example_dags: expected a list of module names, got str"
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import importlib.util
+import logging
 import os
 import sys
 import time
@@ -27,8 +28,36 @@ if TYPE_CHECKING:
     from zonda.config import Settings
     from zonda.dag_definition import DAG
 
+log = logging.getLogger("zonda.dagbag")
+
 IGNORE_FILE = ".zondaignore"
 EXAMPLES_FOLDER = Path(__file__).resolve().parent / "example_dags"
+
+
+def example_folders() -> list[Path]:
+    """The core's example DAG folder, then those installed providers declare."""
+    return [EXAMPLES_FOLDER, *provider_example_folders()]
+
+
+def provider_example_folders() -> list[Path]:
+    """Folders of the ``example_dags`` packages installed providers declare in their manifests (located, not
+    imported: only each provider's top-level ``__init__`` runs)."""
+    from zonda.providers import get_providers_registry
+
+    folders: list[Path] = []
+    for info in get_providers_registry().providers.values():
+        for module in info.example_dags:
+            try:
+                spec = importlib.util.find_spec(module)
+            except (ImportError, ValueError) as exc:
+                log.warning("provider %s: example DAGs %s not found: %s", info.name, module, exc)
+                continue
+            locations = list(spec.submodule_search_locations or []) if spec else []
+            if not locations:
+                log.warning("provider %s: example DAGs %s is not a package", info.name, module)
+                continue
+            folders.extend(Path(location).resolve() for location in locations)
+    return folders
 
 
 @dataclass
@@ -137,10 +166,18 @@ class DagBag:
             plugins=plugins,
         )
 
-    def candidate_files(self) -> list[Path]:
+    def candidate_files(self, *, provider_examples: bool = True) -> list[Path]:
         files = list_dag_files(self.dags_folder, safe_mode=self.safe_mode) if self.dags_folder else []
         if self.include_examples:
             files.extend(list_dag_files(EXAMPLES_FOLDER, safe_mode=False))
+            if provider_examples:
+                files.extend(self._provider_example_files())
+        return files
+
+    def _provider_example_files(self) -> list[Path]:
+        files: list[Path] = []
+        for folder in provider_example_folders():
+            files.extend(list_dag_files(folder, safe_mode=False))
         return files
 
     def collect(self) -> DagBag:
@@ -154,7 +191,7 @@ class DagBag:
         was not seen any more (deleted, renamed, now ignored) is stale."""
         folders = [self.dags_folder.resolve()] if self.dags_folder is not None else []
         if self.include_examples:
-            folders.append(EXAMPLES_FOLDER)
+            folders.extend(example_folders())
         return folders
 
     def collect_for(self, dag_id: str) -> DagBag:
@@ -164,10 +201,18 @@ class DagBag:
         is most of their start-up time.
         """
         needle = dag_id.encode()
-        files = self.candidate_files()
-        likely = [p for p in files if _mentions(p, needle)]
-        for path in likely:
-            self.process_file(path)
+        # The user's files and the core's examples first: reading the providers' manifests (for their
+        # example DAGs) costs more than finding most DAGs.
+        files = self.candidate_files(provider_examples=False)
+        for path in files:
+            if _mentions(path, needle):
+                self.process_file(path)
+        if dag_id not in self.dags and self.include_examples:
+            extra = self._provider_example_files()
+            files.extend(extra)
+            for path in extra:
+                if _mentions(path, needle):
+                    self.process_file(path)
         if dag_id not in self.dags:
             for path in files:
                 if str(path) not in self.files:

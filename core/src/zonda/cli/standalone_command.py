@@ -1,13 +1,16 @@
 """``zonda standalone``: a whole installation in one process, for trying Zonda and for development.
 
 It initialises the metastore if needed, then runs the DAG processor, the scheduler (LocalExecutor unless
-``core.executor`` is set) and the triggerer, with the example DAGs unless ``core.load_examples`` is set.
+``core.executor`` is set) and the triggerer, with the example DAGs unless ``core.load_examples`` is set. With the
+examples on, providers' ``standalone_services`` start too (the Elasticsearch provider's local server for its
+example DAG when no ``elasticsearch_default`` connection is configured).
 SIGTERM or Ctrl+C stops everything gracefully.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +37,34 @@ def standalone_settings(current: Settings) -> Settings:
     return current.with_overrides(overrides) if overrides else current
 
 
+def start_provider_services(current: Settings, stack: contextlib.ExitStack) -> list[str]:
+    """Enter every ``standalone_services`` entry of the installed providers' manifests (each a
+    ``function(settings) -> context manager | None``) on ``stack``; what each serves, for the banner.
+
+    A service that fails to start is reported and skipped: the rest of the installation runs regardless."""
+    from zonda.providers import get_providers_registry
+    from zonda.providers.registry import import_dotted_path
+
+    started: list[str] = []
+    for info in get_providers_registry().providers.values():
+        for path in info.standalone_services:
+            try:
+                service = import_dotted_path(path)(current)
+                if service is not None:
+                    started.append(str(stack.enter_context(service)))
+            except Exception as exc:
+                message = f"provider {info.name}: {path} did not start: {exc}"
+                print(f"warning: {message}", file=sys.stderr, flush=True)
+                started.append(f"not started: {message}")
+    return started
+
+
 def _standalone(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:
+        return _run_standalone(args, stack)
+
+
+def _run_standalone(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     from zonda.cli._loading import plugin_manager
     from zonda.metastore.db import Metastore
     from zonda.services import configure_logging, run_scheduler
@@ -49,6 +79,8 @@ def _standalone(args: argparse.Namespace) -> int:
         metastore.dispose()
     if fresh:
         print(f"Initialized the metastore {metastore.redacted_url}.", flush=True)
+    # Before the scheduler forks its workers: task processes inherit what the services set up.
+    services = start_provider_services(current, stack) if current.get("core", "load_examples") else []
 
     def banner(scheduler: Any) -> None:
         examples = "on" if current.get("core", "load_examples") else "off"
@@ -63,6 +95,7 @@ def _standalone(args: argparse.Namespace) -> int:
             f"  executor:  {type(scheduler.executor).__name__} (parallelism {current.get('core', 'parallelism')})",
             f"  DAGs:      {current.dags_folder} (example DAGs {examples})",
             "  web UI:    not yet; the web server arrives with the web UI issue",
+            *(f"  service:   {line}" for line in services),
             "Trigger a DAG from another terminal:",
             f"  zonda dags trigger {dag_id}"
             + ("        # or any id from `zonda dags list`" if examples == "on" else ""),

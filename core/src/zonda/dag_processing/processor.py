@@ -124,7 +124,7 @@ class DagProcessor:
         max_children: int = 2,
         slow_after: float = 1.0,
     ) -> None:
-        from zonda.dagbag import EXAMPLES_FOLDER
+        from zonda.dagbag import example_folders
 
         self.settings = settings
         self.plugins = plugins
@@ -138,7 +138,7 @@ class DagProcessor:
         folder = settings.dags_folder
         self.dags_folder: Path | None = folder.resolve() if folder.is_dir() else folder
         self.include_examples = bool(settings.get("core", "load_examples"))
-        self.examples_folder = EXAMPLES_FOLDER
+        self.examples_folders = example_folders() if self.include_examples else []
         self.writer = DagWriter(metastore)
         self._files: dict[str, _FileState] = {}
         self._queue: dict[str, None] = {}  # an ordered set
@@ -214,8 +214,7 @@ class DagProcessor:
         folders: list[tuple[Path, bool]] = []
         if self.dags_folder is not None:
             folders.append((self.dags_folder, True))
-        if self.include_examples:
-            folders.append((self.examples_folder, False))
+        folders.extend((folder, False) for folder in self.examples_folders)
         for folder, safe in folders:
             for path in list_dag_files(folder, safe_mode=False):
                 try:

@@ -71,11 +71,16 @@ FIELD_TYPES: tuple[str, ...] = ("string", "integer", "boolean", "password", "jso
 STANDARD_FIELDS: tuple[str, ...] = ("host", "port", "schema", "login", "password")
 
 _REQUIRED = ("name", "package", "version", "zonda_versions")
-_TOP_KEYS = frozenset((*_REQUIRED, "description", "connection_types", *COMPONENT_KINDS))
+#: Optional keys beyond the components: packages of example DAG files (module names, loaded with the core's
+#: examples when ``core.load_examples`` is on) and services ``zonda standalone`` starts for them (dotted paths to
+#: ``function(settings) -> context manager | None``, e.g. a local server when no connection is configured).
+EXTRA_KINDS: tuple[str, ...] = ("example_dags", "standalone_services")
+_TOP_KEYS = frozenset((*_REQUIRED, "description", "connection_types", *COMPONENT_KINDS, *EXTRA_KINDS))
 _CONN_KEYS = frozenset(("conn_type", "hook", "display_name", "fields"))
 _FIELD_KEYS = frozenset(("label", "type", "secret", "default", "help", "placeholder"))
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _DOTTED = re.compile(rf"{_IDENT}(?:\.{_IDENT})*:{_IDENT}(?:\.{_IDENT})*")
+_MODULE = re.compile(rf"{_IDENT}(?:\.{_IDENT})*")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _CONN_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
 _EXTRA = re.compile(rf"extra\.{_IDENT}")
@@ -148,6 +153,8 @@ class ProviderInfo(NamedTuple):
     connection_types: tuple[ConnectionTypeInfo, ...]
     components: dict[str, tuple[str, ...]]
     entry_point: str = ""
+    example_dags: tuple[str, ...] = ()
+    standalone_services: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -159,6 +166,8 @@ class ProviderInfo(NamedTuple):
             "connection_types": [ct.conn_type for ct in self.connection_types],
             **{kind: list(self.components.get(kind, ())) for kind in COMPONENT_KINDS},
             "entry_point": self.entry_point,
+            "example_dags": list(self.example_dags),
+            "standalone_services": list(self.standalone_services),
         }
 
 
@@ -290,6 +299,19 @@ def validate_manifest(manifest: Any) -> list[str]:
             _check_dotted(path, f"{kind}[{i}]", problems)
         if len(set(map(str, paths))) != len(paths):
             problems.append(f"{kind}: lists the same path more than once")
+    modules = manifest.get("example_dags", [])
+    if not isinstance(modules, list | tuple):
+        problems.append(f"example_dags: expected a list of module names, got {_type_name(modules)}")
+    else:
+        for i, module in enumerate(modules):
+            if not isinstance(module, str) or not _MODULE.fullmatch(module):
+                problems.append(f"example_dags[{i}]: {module!r} is not a module name like 'package.example_dags'")
+    services = manifest.get("standalone_services", [])
+    if not isinstance(services, list | tuple):
+        problems.append(f"standalone_services: expected a list of dotted paths, got {_type_name(services)}")
+    else:
+        for i, path in enumerate(services):
+            _check_dotted(path, f"standalone_services[{i}]", problems)
     return problems
 
 
@@ -330,6 +352,8 @@ def normalize_manifest(manifest: Mapping[str, Any], entry_point: str = "") -> Pr
         conn_types,
         {kind: tuple(manifest.get(kind, ())) for kind in COMPONENT_KINDS},
         entry_point,
+        tuple(manifest.get("example_dags", ())),
+        tuple(manifest.get("standalone_services", ())),
     )
 
 

@@ -18,8 +18,10 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 INSTALL_HINT = "pip install 'zonda-provider-elasticsearch[local]' (it brings noida-db)"
 
@@ -53,6 +55,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 class LocalElasticsearch:
     """``noida-db`` serving only its Elasticsearch protocol on ``127.0.0.1:<port>``.
 
@@ -73,6 +84,9 @@ class LocalElasticsearch:
 
     def start(self) -> LocalElasticsearch:
         binary = find_binary()
+        if not port_is_free(self.port):
+            # Something already answers there: "ready" would be that server, not ours.
+            raise LocalServerError(f"port {self.port} on 127.0.0.1 is in use; choose another (or none: a free one)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         try:
@@ -110,7 +124,9 @@ class LocalElasticsearch:
             try:
                 with urllib.request.urlopen(self.url + "/", timeout=1) as response:
                     json.loads(response.read())
+                if self.process.poll() is None:  # it is our process that answered, not a late squatter
                     return
+                continue
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 last_error = exc
             time.sleep(0.05)
@@ -140,3 +156,56 @@ class LocalElasticsearch:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+# --- zonda standalone ---------------------------------------------------------------------------------------
+
+STANDALONE_CONN_ID = "elasticsearch_default"
+STANDALONE_PORT = 9200
+
+
+@contextlib.contextmanager
+def _serve_for_standalone(server: LocalElasticsearch) -> Iterator[str]:
+    env_key = f"ZONDA_CONN_{STANDALONE_CONN_ID.upper()}"
+    server.start()
+    previous = os.environ.get(env_key)
+    # Task processes are forked from the scheduler: they inherit the connection from the environment.
+    os.environ[env_key] = f"elasticsearch://127.0.0.1:{server.port}/http"
+    try:
+        yield (
+            f"Elasticsearch-compatible server (noida-db) on {server.url} as {STANDALONE_CONN_ID}, "
+            f"data in {server.data_dir}"
+        )
+    finally:
+        if previous is None:
+            os.environ.pop(env_key, None)
+        else:
+            os.environ[env_key] = previous
+        server.stop()
+
+
+def standalone_service(settings: Any) -> contextlib.AbstractContextManager[str] | None:
+    """What ``zonda standalone`` runs for this provider (its manifest's ``standalone_services``).
+
+    When ``elasticsearch_default`` is not configured anywhere (secrets backends, environment, metastore), a
+    local server starts for the example DAG ``es_search_pipeline`` on 127.0.0.1:9200 (or a free port when
+    9200 is taken), keeping its data under ``$ZONDA_HOME/elasticsearch``. A configured connection always wins:
+    then nothing starts. Without noida-db installed this says how to get it and starts nothing.
+    """
+    from zonda.exceptions import ConnectionNotFound
+    from zonda.secrets import ConnectionLookup
+
+    try:
+        ConnectionLookup(settings).get_connection(STANDALONE_CONN_ID)
+        return None
+    except ConnectionNotFound:
+        pass
+    try:
+        find_binary()
+    except LocalServerError as exc:
+        raise LocalServerError(
+            f"{STANDALONE_CONN_ID} is not configured and {exc}; or add the connection "
+            "(zonda connections add elasticsearch_default --conn-uri ...)"
+        ) from None
+    port = STANDALONE_PORT if port_is_free(STANDALONE_PORT) else free_port()
+    return _serve_for_standalone(LocalElasticsearch(Path(settings.home) / "elasticsearch", port))

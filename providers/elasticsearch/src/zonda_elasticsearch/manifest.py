@@ -86,4 +86,7 @@ manifest: dict[str, Any] = {
     "transfers": ["zonda_elasticsearch.transfers:SqlToElasticsearchOperator"],
     "log_handlers": ["zonda_elasticsearch.log_handler:ElasticsearchTaskLogHandler"],
     "executors": [],
+    # es_search_pipeline, loaded with the core's examples; `zonda standalone` serves it a local server
+    "example_dags": ["zonda_elasticsearch.example_dags"],
+    "standalone_services": ["zonda_elasticsearch.local_server:standalone_service"],
 }
