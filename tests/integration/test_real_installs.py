@@ -5,9 +5,9 @@ plugin package, pip-installed (with uv) into a fresh virtual environment, then d
 Shows discovery, lazy loading (module markers in ``sys.modules``), isolation (the broken plugin is reported
 while a DAG still runs), listener events in order, and a plugin's CLI command.
 
-A second fresh environment gets only the core and the postgres provider, installed from their folders
-(``pip install ./core ./providers/postgres``): the provider stands alone, is discovered, and its hook talks
-to the real PostgreSQL with the driver its own dependencies brought in.
+Two more fresh environments get only the core and one provider each, installed from their folders
+(``pip install ./core ./providers/postgres``, ``./providers/elasticsearch[local]``): each stands alone, is discovered, and its hook talks
+to a real server (PostgreSQL; the noida-db its ``local`` extra brought) with the client its own dependencies brought in.
 """
 
 from __future__ import annotations
@@ -212,3 +212,46 @@ def test_postgres_provider_installs_alone_and_is_discovered(postgres_venv, postg
     """)
     env = {**postgres_venv["env"], "ZONDA_CONN_POSTGRES_DEFAULT": postgres_url.replace("postgresql://", "postgres://")}
     assert _run([postgres_venv["python"], "-c", code], env=env).stdout.split() == ["42", "False"]
+
+
+@pytest.fixture(scope="module")
+def elasticsearch_venv(tmp_path_factory) -> dict:
+    """Core and the elasticsearch provider with its ``local`` extra, installed from their source folders."""
+    uv = _uv()
+    root = tmp_path_factory.mktemp("elasticsearch_install")
+    env_dir = root / "venv"
+    _run([uv, "venv", "--quiet", "--python", os.environ.get("ZONDA_TEST_PYTHON", sys.executable), str(env_dir)])
+    python = env_dir / "bin" / "python"
+    provider = REPO / "providers" / "elasticsearch"
+    _run([uv, "pip", "install", "--quiet", "--python", str(python), str(REPO / "core"), f"{provider}[local]"])
+    home = root / "home"
+    home.mkdir()
+    env = {"PATH": f"{env_dir / 'bin'}:/usr/bin:/bin", "ZONDA_HOME": str(home), "HOME": str(root)}
+    return {"python": str(python), "zonda": str(env_dir / "bin" / "zonda"), "env": env, "home": home}
+
+
+def test_elasticsearch_provider_installs_alone_and_is_discovered(elasticsearch_venv) -> None:
+    venv = elasticsearch_venv
+    providers = json.loads(_run([venv["zonda"], "providers", "list", "--output", "json"], env=venv["env"]).stdout)
+    assert [row["name"] for row in providers["providers"]] == ["elasticsearch"]
+    [es] = providers["providers"]
+    assert es["package"] == "zonda-provider-elasticsearch"
+    assert "zonda_elasticsearch.transfers:SqlToElasticsearchOperator" in es["transfers"]
+    assert es["example_dags"] == ["zonda_elasticsearch.example_dags"]
+    assert not providers.get("errors")
+    dags = json.loads(_run([venv["zonda"], "dags", "list", "--output", "json"], env=venv["env"]).stdout)
+    assert "es_search_pipeline" in [row["dag_id"] for row in dags]
+    # The `local` extra brought a server; the hook, with the client its own dependencies installed, reaches it.
+    code = textwrap.dedent("""
+        import os, sys, tempfile
+        from zonda_elasticsearch.local_server import LocalElasticsearch
+        with LocalElasticsearch(tempfile.mkdtemp()) as server:
+            os.environ["ZONDA_CONN_ELASTICSEARCH_DEFAULT"] = server.url.replace("http://", "elasticsearch://") + "/http"
+            from zonda_elasticsearch.hooks import ElasticsearchHook
+            ok, message = ElasticsearchHook().test_connection()
+            print(ok, "psycopg" in sys.modules, "requests" in sys.modules)
+            print(message)
+    """)
+    out = _run([venv["python"], "-c", code], env=venv["env"]).stdout.splitlines()
+    assert out[0] == "True False False", out
+    assert "8.15" in out[1] or "9." in out[1], out
