@@ -46,6 +46,7 @@ WARM_MODULES = (
     "zonda.runner.dag_runner",
     "zonda.runner.instance",
     "zonda.runner.logs",
+    "zonda.runner.log_handlers",
     "zonda.runner.timeout",
     "zonda.context",
     "zonda.macros",
@@ -101,11 +102,23 @@ class Supervisor:
 
         runner.plugins = PluginManager.from_settings(self.settings)
         runner.plugins.has_implementations("on_task_instance_running")  # discover once, here
+        self._warm_log_handler(runner.plugins)
         self._store: Any = None
         self._warm_up()
         # Everything loaded so far lives as long as the worker: keep it out of the collector's reach, so task
         # processes' collections do not touch (and copy) the pages they share with the worker.
         gc.freeze()
+
+    def _warm_log_handler(self, plugins: Any) -> None:
+        """Import the configured task-log handler's class here, once, so task processes inherit it (a handler
+        shipping to a server may import a heavy client library). A bad name is reported by each task instead."""
+        from zonda.exceptions import ZondaException
+        from zonda.runner.log_handlers import task_log_handler_class
+
+        try:
+            task_log_handler_class(str(self.settings.get("logging", "task_log_handler")), plugins)
+        except ZondaException as exc:
+            log.debug("task log handler not preloaded: %s", exc)
 
     def _warm_up(self) -> None:
         """Connect and compile the statements every task uses now, not during the first tasks (each worker

@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from zonda.dag_definition import DAG
@@ -121,6 +121,7 @@ class MetastoreRunStore:
         self.t = tables
         self._conn: Any = None
         self._ti_updates: dict[tuple[str, ...], Any] = {}
+        self._owned_updates: dict[tuple[Any, ...], Any] = {}
 
     def sync_dag(self, dag: DAG) -> None:
         """Upsert the DAG row and its serialized structure (what the UI and scheduler read)."""
@@ -305,18 +306,53 @@ class MetastoreRunStore:
         ti = self.t.task_instance
         return [ti.c.dag_run_id == run.id, ti.c.task_id == task_id, ti.c.map_index == map_index]
 
-    def _conditional_update(self, where: list[Any], values: Mapping[str, Any]) -> bool:
-        from sqlalchemy import update
+    def _owned_update(
+        self,
+        run: DagRunInfo,
+        task_id: str,
+        map_index: int,
+        values: Mapping[str, Any],
+        *,
+        state: str,
+        pid: int | Literal["any"] | None = "any",
+    ) -> bool:
+        """UPDATE one task instance only while it is in ``state`` (and, unless ``pid`` is "any", owned by
+        ``pid``); True when the row matched.
 
+        Claims, ends and heartbeats run for every task: each shape of this statement is built once, with bound
+        parameters, so a call costs one cached execution instead of building and hashing a new expression."""
         from zonda.metastore.retry import retry_transient
         from zonda.timezone import utcnow
 
-        ti = self.t.task_instance
+        keys = tuple(sorted(values))
+        owner = "any" if pid == "any" else ("none" if pid is None else "pid")
+        shape = (state, owner, keys)
+        stmt = self._owned_updates.get(shape)
+        if stmt is None:
+            from sqlalchemy import bindparam, update
+
+            ti = self.t.task_instance
+            where = [
+                ti.c.dag_run_id == bindparam("w_run"),
+                ti.c.task_id == bindparam("w_task"),
+                ti.c.map_index == bindparam("w_index"),
+                ti.c.state == state,
+            ]
+            if owner == "pid":
+                where.append(ti.c.pid == bindparam("w_pid"))
+            elif owner == "none":
+                where.append(ti.c.pid.is_(None))
+            stmt = update(ti).where(*where).values({key: bindparam(f"v_{key}") for key in (*keys, "updated_at")})
+            self._owned_updates[shape] = stmt
+        params = {f"v_{key}": value for key, value in values.items()}
+        params.update(v_updated_at=utcnow(), w_run=run.id, w_task=task_id, w_index=map_index)
+        if owner == "pid":
+            params["w_pid"] = pid
 
         def attempt() -> bool:
             conn = self._connection()
             try:
-                result = conn.execute(update(ti).where(*where).values(**values, updated_at=utcnow()))
+                result = conn.execute(stmt, params)
                 conn.commit()
             except BaseException:
                 conn.rollback()
@@ -327,24 +363,19 @@ class MetastoreRunStore:
 
     def claim_task_instance(self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any]) -> bool:
         """queued -> running, only if it is still queued: two processes can never both run one try."""
-        ti = self.t.task_instance
-        return self._conditional_update([*self._ti_where(run, task_id, map_index), ti.c.state == "queued"], values)
+        return self._owned_update(run, task_id, map_index, values, state="queued")
 
     def finish_owned_task_instance(
         self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any], *, pid: int | None
     ) -> bool:
         """running -> end state, only while this process (pid) still owns the row."""
-        ti = self.t.task_instance
-        where = [*self._ti_where(run, task_id, map_index), ti.c.state == "running", ti.c.pid == pid]
-        return self._conditional_update(where, values)
+        return self._owned_update(run, task_id, map_index, values, state="running", pid=pid)
 
     def heartbeat_task_instance(self, run: DagRunInfo, task_id: str, map_index: int, *, pid: int) -> bool:
         """Refresh ``last_heartbeat_at``; False when the row is no longer running in this process."""
         from zonda.timezone import utcnow
 
-        ti = self.t.task_instance
-        where = [*self._ti_where(run, task_id, map_index), ti.c.state == "running", ti.c.pid == pid]
-        return self._conditional_update(where, {"last_heartbeat_at": utcnow()})
+        return self._owned_update(run, task_id, map_index, {"last_heartbeat_at": utcnow()}, state="running", pid=pid)
 
     def defer_task_instance(
         self,
@@ -390,9 +421,9 @@ class MetastoreRunStore:
         self, run: DagRunInfo, task_id: str, map_index: int, *, pid: int | None, values: Mapping[str, Any]
     ) -> bool:
         """``running -> up_for_reschedule`` (a reschedule-mode sensor hands its slot back), while owned."""
-        ti = self.t.task_instance
-        where = [*self._ti_where(run, task_id, map_index), ti.c.state == "running", ti.c.pid == pid]
-        return self._conditional_update(where, {"state": "up_for_reschedule", **values})
+        return self._owned_update(
+            run, task_id, map_index, {"state": "up_for_reschedule", **values}, state="running", pid=pid
+        )
 
     def skip_task_instances(self, run: DagRunInfo, task_ids: Iterable[str]) -> None:
         """Mark not-yet-started instances of these tasks skipped (a branch's decision)."""
