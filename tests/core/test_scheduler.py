@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -873,3 +874,45 @@ def test_deferred_task_resumes_through_the_triggerer(env: Env) -> None:
         assert conn.execute(select(func.count()).select_from(t.trigger)).scalar() == 0
         value = conn.execute(select(t.xcom.c.value).where(t.xcom.c.task_id == "sleepy")).scalar()
     assert '"n":7' in value
+
+
+REUSE = """
+import os
+from datetime import datetime
+from zonda import DAG
+from zonda.operators import PythonOperator
+
+
+def work(**context):
+    # What the previous task left behind must not be here; then leave some of it for the next one.
+    assert "ZONDA_TEST_LEFTOVER" not in os.environ, "an environment variable leaked from the previous task"
+    assert not os.getcwd().startswith("/tmp/zonda-leftover"), "the working folder leaked"
+    record(context)
+    os.environ["ZONDA_TEST_LEFTOVER"] = context["ti"].task_id
+    os.makedirs("/tmp/zonda-leftover", exist_ok=True)
+    os.chdir("/tmp/zonda-leftover")
+
+
+with DAG("reuse", schedule=None, start_date=datetime(2024, 1, 1)):
+    previous = None
+    for i in range(7):
+        op = PythonOperator(task_id=f"t{i}", python_callable=work)
+        if previous is not None:
+            previous >> op
+        previous = op
+"""
+
+
+@pytest.mark.parametrize("per_process", [1, 3])
+def test_task_processes_run_at_most_tasks_per_process_and_start_clean(sqlite_env: Env, per_process: int) -> None:
+    env = sqlite_env
+    env.dag("reuse.py", REUSE)
+    env.store()
+    run = env.trigger("reuse")
+    scheduler = env.scheduler(parallelism=1, overrides={("local_executor", "tasks_per_process"): per_process})
+    assert h.drive(scheduler, [run], timeout=30) == {run: "success"}
+    entries = sorted(env.entries(), key=lambda e: e.at)
+    assert [e.task_id for e in entries] == [f"t{i}" for i in range(7)]
+    per_pid = Counter(e.pid for e in entries)
+    assert max(per_pid.values()) == per_process  # one worker: its task process is reused up to the limit
+    assert len(per_pid) == -(-7 // per_process)  # then a fresh one is forked

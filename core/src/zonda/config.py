@@ -79,6 +79,16 @@ def _options() -> list[Option]:
         ),
         Option("core", "parallelism", 32, _to_int, "Task instances running at once in the whole installation."),
         Option(
+            "local_executor",
+            "tasks_per_process",
+            20,
+            _to_int,
+            "Task instances one forked task process runs, one after another, before it exits and a fresh one "
+            "is forked (a fork costs a short task more than the task itself). Environment variables and the "
+            "working folder are reset between tasks; module globals and leaked memory are not: set 1 for a "
+            "fresh process per task.",
+        ),
+        Option(
             "core",
             "max_active_tasks_per_dag",
             16,

@@ -1,10 +1,11 @@
 """LocalExecutor: parallel task processes on this machine, forked from warm workers.
 
 At start, ``parallelism`` worker processes are forked from the scheduler (Zonda and SQLAlchemy already
-imported). Each worker takes a workload, forks a child for it (so a crashing or leaking task never takes the
-worker down, and ``kill -9`` of a task is seen as that child's exit status) and reports the exit status back.
-A no-op task therefore pays a fork, not an interpreter start-up and imports. Workers keep DAG files they have
-parsed (re-parsed when the file changes), so children inherit them.
+imported). Each worker runs workloads in a forked task process (so a crashing task never takes the worker
+down, and ``kill -9`` of a task is seen as that process's exit status) and reports the exit status back. A
+task process runs up to ``[local_executor] tasks_per_process`` workloads one after another before a fresh one
+is forked, so a no-op task pays neither an interpreter start-up nor, most of the time, a fork. Workers keep DAG
+files they have parsed (re-parsed when the file changes), so task processes inherit them.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ def _worker_main(index: int, tasks: Any, results: Any, settings: Any) -> None:
     parent = os.getppid()
     supervisor = Supervisor(WorkloadRunner(home=str(settings.home) if settings else None, settings=settings))
     results.put(("ready", None, os.getpid(), index))
+    try:
+        _serve_workloads(index, tasks, results, supervisor, parent)
+    finally:
+        supervisor.close()
+
+
+def _serve_workloads(index: int, tasks: Any, results: Any, supervisor: Any, parent: int) -> None:
     while True:
         try:
             # Wake up now and then to notice a scheduler that died (kill -9): an orphaned worker finishes

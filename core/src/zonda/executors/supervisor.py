@@ -9,6 +9,7 @@ owner), the worker SIGTERMs the task; when the task process dies (kill -9), the 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -104,6 +105,8 @@ class Supervisor:
         runner.plugins.has_implementations("on_task_instance_running")  # discover once, here
         self._warm_log_handler(runner.plugins)
         self._store: Any = None
+        self.tasks_per_process = max(1, int(self.settings.get("local_executor", "tasks_per_process")))
+        self._idle_child: _TaskProcess | None = None
         self._warm_up()
         # Everything loaded so far lives as long as the worker: keep it out of the collector's reach, so task
         # processes' collections do not touch (and copy) the pages they share with the worker.
@@ -144,7 +147,9 @@ class Supervisor:
         return self._store
 
     def execute(self, workload: Workload, on_started: Any = None) -> int:
-        """Run one workload in a forked task process; returns that process's exit status."""
+        """Run one workload in a task process; returns that process's exit status (0 when the try recorded
+        its own end state). The process is forked for it, or is an idle one kept from an earlier workload
+        when ``[local_executor] tasks_per_process`` allows."""
         import multiprocessing
 
         store = self.store
@@ -156,29 +161,94 @@ class Supervisor:
             self.runner.preload(workload)
         except Exception as exc:  # the task process reports the load error properly
             log.debug("preloading %s failed: %s", workload.fileloc, exc)
-        parent_end, child_end = multiprocessing.Pipe(duplex=True)
-        pid = os.fork()
-        if pid == 0:
-            code = 1
+        child, self._idle_child = self._idle_child, None
+        if child is not None:
             try:
+                child.conn.send(("run", workload.to_dict(), row))
+            except (BrokenPipeError, OSError):  # it died while idle: start a fresh one
+                self._reap(child)
+                child = None
+        if child is None:
+            parent_end, child_end = multiprocessing.Pipe(duplex=True)
+            pid = os.fork()
+            if pid == 0:
                 parent_end.close()
-                signal.signal(signal.SIGTERM, _raise_terminated)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                code = self.runner.run(workload, store=PipeStore(child_end), row=row)
-            except BaseException:
-                log.exception("task process for %s failed", workload.label)
-            finally:
-                os._exit(code)
-        child_end.close()
+                self._task_process_main(child_end, workload, row)
+            child_end.close()
+            child = _TaskProcess(pid, parent_end)
+        child.runs += 1
         if on_started is not None:
-            on_started(pid)
-        return self._serve(workload, row, pid, parent_end)
+            on_started(child.pid)
+        code, reusable = self._serve(workload, row, child)
+        if reusable and child.runs < self.tasks_per_process:
+            self._idle_child = child
+        elif reusable:
+            self._reap(child)
+        return code
 
-    def _serve(self, workload: Workload, row: dict[str, Any], pid: int, conn: Any) -> int:
+    def _task_process_main(self, conn: Connection, workload: Workload, row: dict[str, Any]) -> None:
+        """The task process (forked): run workloads until one fails or ``tasks_per_process`` ran; never returns."""
+        from zonda.executors.base import Workload as WorkloadType
+
+        code = 1
+        try:
+            signal.signal(signal.SIGTERM, _raise_terminated)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            environ, cwd = dict(os.environ), os.getcwd()
+            runs = 0
+            while True:
+                if runs:  # what one task did to the process's environment and folder does not reach the next
+                    os.environ.clear()
+                    os.environ.update(environ)
+                    os.chdir(cwd)
+                    signal.signal(signal.SIGTERM, _raise_terminated)
+                code = self.runner.run(workload, store=PipeStore(conn), row=row)
+                runs += 1
+                if code != 0 or runs >= self.tasks_per_process:
+                    break
+                try:
+                    conn.send((_DONE, code))
+                    message = conn.recv()
+                except (EOFError, OSError):  # the worker is gone: nothing more to run
+                    break
+                if message[0] != "run":
+                    break
+                workload, row = WorkloadType(**message[1]), message[2]
+                self.runner.preload(workload)  # the worker re-parsed a changed file; so does this process
+        except BaseException:
+            log.exception("task process for %s failed", workload.label)
+        finally:
+            os._exit(code)
+
+    def _reap(self, child: _TaskProcess) -> None:
+        """Tell an idle task process to exit and wait for it (bounded; then SIGKILL)."""
+        with contextlib.suppress(OSError):
+            child.conn.send(("exit",))
+        child.conn.close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            done, _ = os.waitpid(child.pid, os.WNOHANG)
+            if done:
+                return
+            time.sleep(0.01)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGKILL)
+        os.waitpid(child.pid, 0)
+
+    def close(self) -> None:
+        """The worker is stopping: let a kept task process go."""
+        child, self._idle_child = self._idle_child, None
+        if child is not None:
+            self._reap(child)
+
+    def _serve(self, workload: Workload, row: dict[str, Any], child: _TaskProcess) -> tuple[int, bool]:
+        """Answer the task process's store calls and heartbeat for it until the workload ends: (exit status,
+        whether the process is still alive and may take another workload)."""
         from zonda.runner.store import DagRunInfo
 
         run = DagRunInfo(row["dag_id"], row["run_id"], None, None, None, id=row["dag_run_id"])
         store = self.store
+        conn, pid = child.conn, child.pid
         next_beat = time.monotonic() + self.heartbeat_interval
         while True:
             try:
@@ -187,9 +257,12 @@ class Supervisor:
                 ready = False
             if ready:
                 try:
-                    name, args, kwargs = conn.recv()
+                    message = conn.recv()
                 except (EOFError, OSError):
                     break  # the task process is gone
+                if message[0] == _DONE:
+                    return int(message[1]), True
+                name, args, kwargs = message
                 try:
                     result = (
                         (True, getattr(store, name)(*args, **kwargs))
@@ -206,7 +279,7 @@ class Supervisor:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 conn.close()
-                return os.waitstatus_to_exitcode(status)
+                return os.waitstatus_to_exitcode(status), False
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + self.heartbeat_interval
                 try:
@@ -219,7 +292,20 @@ class Supervisor:
                     os.kill(pid, signal.SIGTERM)
         conn.close()
         _, status = os.waitpid(pid, 0)
-        return os.waitstatus_to_exitcode(status)
+        return os.waitstatus_to_exitcode(status), False
+
+
+#: A task process's message "this workload ended, I can take another" (never a store method's name).
+_DONE = "__workload_done__"
+
+
+class _TaskProcess:
+    """A forked task process and the worker's end of its pipe."""
+
+    def __init__(self, pid: int, conn: Connection) -> None:
+        self.pid = pid
+        self.conn = conn
+        self.runs = 0
 
 
 def _row_state(store: Any, workload: Workload) -> str | None:
