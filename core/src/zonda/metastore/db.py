@@ -40,23 +40,26 @@ class Metastore:
     stay usable after the commit (``expire_on_commit=False``), so a caller can return what it loaded.
     """
 
-    def __init__(self, url: str, *, pool_size: int | None = None, echo: bool = False) -> None:
+    def __init__(self, url: str, *, pool_size: int | None = None, echo: bool = False, pre_ping: bool = True) -> None:
         self.url = url
         self._pool_size = pool_size
         self._echo = echo
+        self._pre_ping = pre_ping
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Metastore:
-        """The metastore ``[database] sql_alchemy_conn`` points at."""
+    def from_settings(cls, settings: Settings, *, pre_ping: bool = True) -> Metastore:
+        """The metastore ``[database] sql_alchemy_conn`` points at. ``pre_ping=False`` skips the liveness
+        round trip on each connection checkout, for a caller that retries a transaction whose connection
+        turned out dead (the scheduler)."""
         url = settings.sql_alchemy_conn
         pool_size = None if url.startswith("sqlite") else int(settings.get("database", "sql_alchemy_pool_size"))
-        return cls(url, pool_size=pool_size)
+        return cls(url, pool_size=pool_size, pre_ping=pre_ping)
 
     @classmethod
-    def open(cls, settings: Settings) -> Metastore:
+    def open(cls, settings: Settings, *, pre_ping: bool = True) -> Metastore:
         """The configured metastore, ready to use: a fresh SQLite file is initialised on first use (so
         `zonda standalone` is one command); any other database must be migrated with `zonda db init|migrate`."""
-        metastore = cls.from_settings(settings)
+        metastore = cls.from_settings(settings, pre_ping=pre_ping)
         metastore.ensure_ready(auto_init=metastore.url.startswith("sqlite"))
         return metastore
 
@@ -74,7 +77,7 @@ class Metastore:
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.url, pool_size=self._pool_size, echo=self._echo)
+        return make_engine(self.url, pool_size=self._pool_size, echo=self._echo, pre_ping=self._pre_ping)
 
     @cached_property
     def sessionmaker(self) -> sessionmaker[Session]:

@@ -91,12 +91,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def make_engine(url: str | URL, *, pool_size: int | None = None, echo: bool = False) -> Engine:
+def make_engine(url: str | URL, *, pool_size: int | None = None, echo: bool = False, pre_ping: bool = True) -> Engine:
     """An engine for ``url`` with Zonda's per-database settings.
 
     SQLite: the parent folder is created; every connection gets WAL journaling, ``synchronous=NORMAL``,
     foreign keys on and a 30 s busy timeout. PostgreSQL and MySQL/MariaDB: ``pool_pre_ping`` so a restarted
-    server costs one reconnect instead of an error, and ``pool_size`` when given.
+    server costs one reconnect instead of an error (unless ``pre_ping`` is off: the caller then retries a
+    transaction whose connection died, see :mod:`zonda.metastore.retry`), and ``pool_size`` when given.
     """
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
@@ -107,7 +108,7 @@ def make_engine(url: str | URL, *, pool_size: int | None = None, echo: bool = Fa
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
     else:
-        kwargs["pool_pre_ping"] = True
+        kwargs["pool_pre_ping"] = pre_ping
         if pool_size is not None:
             kwargs["pool_size"] = pool_size
         if backend in ("mysql", "mariadb"):

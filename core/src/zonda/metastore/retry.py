@@ -4,7 +4,8 @@ With several schedulers and many task processes writing ``task_instance`` at onc
 transaction to break a cycle: InnoDB (MariaDB/MySQL) reports a deadlock (1213) or a lock wait timeout (1205),
 PostgreSQL a deadlock (40P01) or a serialization failure (40001), SQLite "database is locked". Such an error
 says nothing about the data: the transaction was rolled back whole and running it again is the documented
-remedy. Every other error propagates at once.
+remedy. A connection the server dropped (a restart) is treated the same way: SQLAlchemy invalidates it and the
+retry gets a fresh one. Every other error propagates at once.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def is_transient(exc: BaseException) -> bool:
 
     if not isinstance(exc, DBAPIError):
         return False
+    if exc.connection_invalidated:  # the server restarted or dropped us: the pool reconnects on the retry
+        return True
     orig = exc.orig
     if getattr(orig, "sqlstate", None) in _POSTGRES_CODES or getattr(orig, "pgcode", None) in _POSTGRES_CODES:
         return True

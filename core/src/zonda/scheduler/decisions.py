@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 
 from zonda.metastore import tables as t
 from zonda.runner.trigger_rules import Decision, UpstreamCounts, evaluate
@@ -166,6 +166,59 @@ def decide_run(
         failed = any(inst["state"] in {s.value for s in FAILED_STATES} for inst in leaves)
         result.finished_state = "failed" if failed else "success"
     return result
+
+
+#: Rules whose task cannot be decided before every upstream instance finished, once an upstream succeeded:
+#: a success among unfinished siblings changes nothing for them (unlike one_success, all_failed, all_skipped).
+_WAITS_FOR_ALL_AFTER_A_SUCCESS = frozenset(
+    {
+        "all_success",
+        "all_done",
+        "all_done_min_one_success",
+        "none_failed",
+        "none_failed_min_one_success",
+        "none_skipped",
+    }
+)
+
+
+def ended_tasks_change_nothing(conn: Connection, sdag: SerializedDag, run_id: int, ended: dict[int, str]) -> bool:
+    """True when the instances that just ended (``ti_id -> task_id``) cannot make anything in the run decidable,
+    so a full :func:`decide_run` (which reads every instance of the run) can wait for the next full scan.
+
+    That holds when each ended instance succeeded and, for each of its downstream tasks, the rule waits for all
+    upstream instances and some of those are still unfinished; or, for a task with no downstream, when the run
+    still has unfinished instances (it cannot be complete). Conservative: anything else says False."""
+    ti = t.task_instance
+    states = dict(conn.execute(select(ti.c.id, ti.c.state).where(ti.c.id.in_(list(ended)))).all())
+    if len(states) != len(ended) or any(state != "success" for state in states.values()):
+        return False
+    waiting_on: set[str] = set()
+    for task_id in set(ended.values()):
+        task = sdag.tasks.get(task_id)
+        if task is None:
+            return False
+        for down_id in task.downstream:
+            down = sdag.tasks.get(down_id)
+            if down is None or str(down.trigger_rule) not in _WAITS_FOR_ALL_AFTER_A_SUCCESS:
+                return False
+            waiting_on.update(down.upstream)
+    unfinished = or_(ti.c.state.is_(None), ti.c.state.not_in(list(FINISHED)))
+    if not waiting_on:  # only leaves ended: the run goes on while anything is unfinished
+        return bool(conn.execute(select(ti.c.id).where(ti.c.dag_run_id == run_id, unfinished).limit(1)).first())
+    open_upstream = {
+        row[0]
+        for row in conn.execute(
+            select(ti.c.task_id)
+            .where(ti.c.dag_run_id == run_id, ti.c.task_id.in_(sorted(waiting_on)), unfinished)
+            .group_by(ti.c.task_id)
+        )
+    }
+    for task_id in set(ended.values()):
+        for down_id in sdag.tasks[task_id].downstream:
+            if not (sdag.tasks[down_id].upstream & open_upstream):
+                return False  # all of this downstream task's upstreams are done: decide it now
+    return True
 
 
 def _change(result: RunDecision, inst: dict[str, Any], values: dict[str, Any]) -> None:

@@ -75,10 +75,15 @@ class Scheduler:
         self._last_orphan_check = time.monotonic()
         self.scheduler_heartbeat_timeout = float(settings.get("scheduler", "scheduler_heartbeat_timeout"))
         self._dirty_runs: set[int] = set()
+        #: Runs made dirty only by instances that ended on their own (run id -> {ti id: task id}): deciding
+        #: them may be skipped when those ends cannot change anything (see ended_tasks_change_nothing).
+        self._ended: dict[int, dict[int, str]] = {}
         self._last_full_scan = 0.0
         self._last_heartbeat = 0.0
         self._last_zombie_check = 0.0
         self._wake_at: float | None = None
+        self._last_queued_check = 0.0
+        self._start_runs_soon = False  # a run ended: a queued one may take its place
         self.parallelism = int(settings.get("core", "parallelism"))
         self.default_max_active_tasks = int(settings.get("core", "max_active_tasks_per_dag"))
         self.default_max_active_runs = int(settings.get("core", "max_active_runs_per_dag"))
@@ -100,7 +105,9 @@ class Scheduler:
         if self._metastore is None:
             from zonda.metastore.db import Metastore
 
-            self._metastore = Metastore.open(self.settings)
+            # No liveness ping per checkout (a round trip on every transaction of every pass): each step is
+            # retried on a dropped connection instead.
+            self._metastore = Metastore.open(self.settings, pre_ping=False)
         return self._metastore
 
     @property
@@ -183,7 +190,11 @@ class Scheduler:
         if now_mono - self._last_run_creation >= 1.0 or (self._wake_at is not None and now_mono >= self._wake_at):
             report.runs_created = retry_transient(self._create_due_runs, what="creating due runs")
             self._last_run_creation = now_mono
-        retry_transient(self._start_queued_runs, what="starting queued runs")
+        if report.runs_created or self._start_runs_soon or now_mono - self._last_queued_check >= self.poll_interval:
+            # Runs queued by others (`dags trigger`) are seen within poll_interval; this scheduler's own at once.
+            self._start_runs_soon = False
+            self._last_queued_check = now_mono
+            retry_transient(self._start_queued_runs, what="starting queued runs")
         full = now_mono - self._last_full_scan >= self.poll_interval
         report.runs_finished = self._decide(full)
         if full:
@@ -197,7 +208,7 @@ class Scheduler:
             retry_transient(self._reset_orphans, what="resetting orphaned instances")
             self._last_orphan_check = now_mono
         # Another pass at once only if something new may be decidable; queued work reports back as events.
-        timeout = 0.0 if (report.runs_created or self._dirty_runs) else self._idle_timeout()
+        timeout = 0.0 if (report.runs_created or self._dirty_runs or self._ended) else self._idle_timeout()
         events = self.executor.poll(timeout)
         report.events = len(events)
         self._process_events(events)
@@ -391,14 +402,35 @@ class Scheduler:
                     )
                 ]
             else:
-                ids = sorted(self._dirty_runs)
+                ids = sorted(self._dirty_runs | set(self._ended))
             conn.rollback()
+        ended = {} if full else self._ended
+        skip_if_unchanged = {
+            run_id: ended[run_id] for run_id in ids if run_id in ended and run_id not in self._dirty_runs
+        }
         self._dirty_runs.clear()
+        self._ended = {}
         for run_id in ids:
+            if run_id in skip_if_unchanged and retry_transient(
+                lambda run_id=run_id: self._nothing_to_decide(run_id, skip_if_unchanged[run_id]),
+                what="checking a run",
+            ):
+                continue
             state = retry_transient(lambda run_id=run_id: self._decide_one(run_id, now), what="deciding a run")
             if state is not None:
                 finished += 1
+                self._start_runs_soon = True
         return finished
+
+    def _nothing_to_decide(self, run_id: int, ended: dict[int, str]) -> bool:
+        from zonda.scheduler.decisions import ended_tasks_change_nothing
+
+        with self.engine.connect() as conn:
+            dag_id = conn.execute(select(t.dag_run.c.dag_id).where(t.dag_run.c.id == run_id)).scalar()
+            sdag = self.serialized(conn, dag_id) if dag_id is not None else None
+            result = sdag is not None and ended_tasks_change_nothing(conn, sdag, run_id, ended)
+            conn.rollback()
+        return result
 
     def _decide_one(self, run_id: int, now: datetime) -> str | None:
         with self.engine.begin() as conn:
@@ -585,8 +617,9 @@ class Scheduler:
         for event in events:
             w = event.workload
             if event.exit_code == 0 and w.dag_run_id >= 0:
-                # The task process recorded its own end state (the usual case): just decide its run again.
-                self._dirty_runs.add(w.dag_run_id)
+                # The task process recorded its own end state (the usual case): decide its run again, unless
+                # that end cannot change anything there.
+                self._ended.setdefault(w.dag_run_id, {})[w.ti_id] = w.task_id
                 continue
             retry_transient(lambda event=event: self._process_exit(event), what="recording a task process exit")
 
