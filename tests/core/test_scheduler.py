@@ -916,3 +916,66 @@ def test_task_processes_run_at_most_tasks_per_process_and_start_clean(sqlite_env
     per_pid = Counter(e.pid for e in entries)
     assert max(per_pid.values()) == per_process  # one worker: its task process is reused up to the limit
     assert len(per_pid) == -(-7 // per_process)  # then a fresh one is forked
+
+
+SHAPES = """
+from datetime import datetime
+from zonda import DAG
+from zonda.operators import EmptyOperator
+
+with DAG("shapes", schedule=None, start_date=datetime(2024, 1, 1)):
+    first = EmptyOperator(task_id="first")
+    mids = [EmptyOperator(task_id=f"mid{i}") for i in range(3)]
+    join = EmptyOperator(task_id="join")
+    eager = EmptyOperator(task_id="eager", trigger_rule="one_success")
+    leaf = EmptyOperator(task_id="leaf")
+    first >> mids >> join
+    mids[0] >> eager
+"""
+
+
+def test_ended_instances_that_change_nothing_are_recognised(sqlite_env: Env) -> None:
+    """The shortcut that spares re-reading a whole run after each task end: every case that could make a task
+    decidable (a last upstream, a failure, an eager trigger rule, the run's end) must say "decide"."""
+    from sqlalchemy import select, update
+
+    from zonda.metastore import tables as t
+    from zonda.scheduler.decisions import ended_tasks_change_nothing
+    from zonda.scheduler.scheduler import Scheduler
+    from zonda.timezone import utcnow
+
+    env = sqlite_env
+    env.dag("shapes.py", SHAPES)
+    env.store()
+    run = env.trigger("shapes")
+    scheduler = Scheduler(env.settings, executor=None, metastore=env.metastore)
+    scheduler._start_queued_runs()
+    scheduler._decide_one(run, utcnow())
+    ti = t.task_instance
+    with env.engine.begin() as conn:
+        ids = dict(conn.execute(select(ti.c.task_id, ti.c.id).where(ti.c.dag_run_id == run)).all())
+        sdag = scheduler.serialized(conn, "shapes")
+
+    def states(**values: str | None) -> None:
+        with env.engine.begin() as conn:
+            for task_id, state in values.items():
+                conn.execute(update(ti).where(ti.c.id == ids[task_id]).values(state=state))
+
+    def nothing(*task_ids: str) -> bool:
+        with env.engine.connect() as conn:
+            return ended_tasks_change_nothing(conn, sdag, run, {ids[tid]: tid for tid in task_ids})
+
+    states(first="success", mid0="running", mid1="running", mid2="running", leaf="running")
+    assert not nothing("first")  # its downstream mids are now decidable
+    states(mid1="success")
+    assert nothing("mid1")  # join still waits for mid0 and mid2
+    states(mid1="failed")
+    assert not nothing("mid1")  # a failure settles join (upstream_failed) at once
+    states(mid1="success", mid0="success")
+    assert not nothing("mid0")  # eager (one_success) may run now
+    states(mid2="success")
+    assert not nothing("mid2")  # the last upstream of join
+    states(leaf="success")
+    assert nothing("leaf")  # a leaf: the run still has join and eager to do
+    states(join="success", eager="success")
+    assert not nothing("leaf")  # nothing unfinished: the run may be complete
