@@ -174,9 +174,10 @@ def _options() -> list[Option]:
         Option(
             "scheduler",
             "poll_interval",
-            0.25,
+            0.1,
             float,
-            "Longest the scheduler sleeps when nothing happens (how soon it sees a run triggered elsewhere).",
+            "Longest the scheduler sleeps when nothing happens (how soon it sees a run triggered elsewhere); "
+            "an idle pass is two indexed queries. Full rescans of running runs happen at most once a second.",
         ),
         Option(
             "scheduler",

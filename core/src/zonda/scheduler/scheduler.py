@@ -89,6 +89,9 @@ class Scheduler:
         self.default_max_active_runs = int(settings.get("core", "max_active_runs_per_dag"))
         self.heartbeat_timeout = float(settings.get("scheduler", "task_heartbeat_timeout"))
         self.poll_interval = float(settings.get("scheduler", "poll_interval"))
+        #: Deciding every running run from scratch is a safety net (ends, creations and starts are decided as
+        #: they happen), so it runs at most once a second even when the idle poll is much shorter.
+        self.full_scan_interval = max(self.poll_interval, 1.0)
 
     # --- life cycle -----------------------------------------------------------------------------------------
 
@@ -195,7 +198,7 @@ class Scheduler:
             self._start_runs_soon = False
             self._last_queued_check = now_mono
             retry_transient(self._start_queued_runs, what="starting queued runs")
-        full = now_mono - self._last_full_scan >= self.poll_interval
+        full = now_mono - self._last_full_scan >= self.full_scan_interval
         report.runs_finished = self._decide(full)
         if full:
             self._last_full_scan = now_mono
