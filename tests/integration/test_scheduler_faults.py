@@ -74,13 +74,12 @@ class Setup:
             time.sleep(0.1)
 
 
-@pytest.fixture
-def make_setup(zonda_home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """``make_setup(options)``: the home on a fresh PostgreSQL database, with fast heartbeats and ``options``."""
+def _setups(zonda_home: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Yields ``make(options)``: the home on the database ``url``, with fast heartbeats and ``options``."""
     made: list[Setup] = []
 
     def make(options: dict[tuple[str, str], Any]) -> Setup:
-        made.append(Setup(zonda_home, postgres_url, monkeypatch, {**FAST_HEARTBEATS, **options}))
+        made.append(Setup(zonda_home, url, monkeypatch, {**FAST_HEARTBEATS, **options}))
         return made[-1]
 
     try:
@@ -88,6 +87,12 @@ def make_setup(zonda_home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPa
     finally:
         for s in made:
             s.metastore.dispose()
+
+
+@pytest.fixture
+def make_setup(zonda_home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``make_setup(options)``: the home on a fresh PostgreSQL database."""
+    yield from _setups(zonda_home, postgres_url, monkeypatch)
 
 
 # --- 1. kill -9 the scheduler while 50 task instances run --------------------------------------------------------
@@ -284,17 +289,7 @@ for name in ("many_a", "many_b"):
 @pytest.fixture
 def make_mysql_setup(zonda_home: Path, mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Like ``make_setup``, on a fresh MariaDB database."""
-    made: list[Setup] = []
-
-    def make(options: dict[tuple[str, str], Any]) -> Setup:
-        made.append(Setup(zonda_home, mysql_url, monkeypatch, {**FAST_HEARTBEATS, **options}))
-        return made[-1]
-
-    try:
-        yield make
-    finally:
-        for s in made:
-            s.metastore.dispose()
+    yield from _setups(zonda_home, mysql_url, monkeypatch)
 
 
 def test_two_schedulers_never_run_an_instance_twice_nor_exceed_limits(make_setup: Any) -> None:
