@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -29,7 +29,9 @@ class Workload:
         return (self.dag_id, self.run_id, self.task_id, self.map_index)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Every field is a str or an int: a shallow copy is what asdict's deep walk would build, at a fraction
+        # of its cost (one per queued task).
+        return dict(self.__dict__)
 
     @property
     def label(self) -> str:

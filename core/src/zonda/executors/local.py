@@ -14,7 +14,6 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import queue as queue_module
 import signal
 import time
 from typing import Any, ClassVar
@@ -34,7 +33,7 @@ def _worker_main(index: int, tasks: Any, results: Any, settings: Any) -> None:
 
     parent = os.getppid()
     supervisor = Supervisor(WorkloadRunner(home=str(settings.home) if settings else None, settings=settings))
-    results.put(("ready", None, os.getpid(), index))
+    results.put(("ready", os.getpid(), index))
     try:
         _serve_workloads(index, tasks, results, supervisor, parent)
     finally:
@@ -42,6 +41,16 @@ def _worker_main(index: int, tasks: Any, results: Any, settings: Any) -> None:
 
 
 def _serve_workloads(index: int, tasks: Any, results: Any, supervisor: Any, parent: int) -> None:
+    """Messages to the executor are ``(kind, value, worker index)``; it knows which workload each worker has.
+    ``started`` carries a task process's pid and is sent only for a new process (a kept one has the same pid)."""
+    reported_pid = 0
+
+    def started(pid: int) -> None:
+        nonlocal reported_pid
+        if pid != reported_pid:
+            results.put(("started", pid, index))
+            reported_pid = pid
+
     while True:
         try:
             # Wake up now and then to notice a scheduler that died (kill -9): an orphaned worker finishes
@@ -58,13 +67,11 @@ def _serve_workloads(index: int, tasks: Any, results: Any, supervisor: Any, pare
             return
         workload = Workload(**item)
         try:
-            code = supervisor.execute(
-                workload, on_started=lambda pid, item=item: results.put(("started", item, pid, index))
-            )
+            code = supervisor.execute(workload, on_started=started)
         except Exception:  # the worker must survive anything a workload does
             log.exception("worker failed to run %s", workload.label)
             code = 1
-        results.put(("ended", item, code, index))
+        results.put(("ended", code, index))
 
 
 class LocalExecutor(BaseExecutor):
@@ -81,10 +88,14 @@ class LocalExecutor(BaseExecutor):
         #: cache and parsed DAG files are hot), so a chain of tasks keeps reusing one process.
         self._idle: list[int] = []
         self._pending: list[Workload] = []
-        self.pids: dict[tuple[str, str, str, int], int] = {}
+        #: What each busy worker runs, and the pid of each worker's current task process.
+        self._busy: dict[int, Workload] = {}
+        self._task_pids: dict[int, int] = {}
 
     def start(self) -> None:
-        self._results = self._ctx.Queue()
+        # A SimpleQueue: workers write their (small) messages straight into the pipe, with no feeder thread
+        # to wake per message as multiprocessing.Queue has.
+        self._results = self._ctx.SimpleQueue()
         for index in range(self.worker_count):
             tasks = self._ctx.SimpleQueue()
             proc = self._ctx.Process(
@@ -101,10 +112,9 @@ class LocalExecutor(BaseExecutor):
         ready = 0
         deadline = time.monotonic() + 60
         while ready < self.worker_count and time.monotonic() < deadline:
-            try:
-                kind, *_ = self._results.get(timeout=max(deadline - time.monotonic(), 0.01))
-            except queue_module.Empty:
+            if not self._results._reader.poll(max(deadline - time.monotonic(), 0.01)):
                 break
+            kind, *_ = self._results.get()
             if kind == "ready":
                 ready += 1
         if ready < self.worker_count:
@@ -113,36 +123,42 @@ class LocalExecutor(BaseExecutor):
     def queue(self, workload: Workload) -> None:
         self.running[workload.key] = workload
         if self._idle:
-            self._queues[self._idle.pop()].put(workload.to_dict())
+            self._send(self._idle.pop(), workload)
         else:
             self._pending.append(workload)
 
+    def _send(self, index: int, workload: Workload) -> None:
+        self._busy[index] = workload
+        self._queues[index].put(workload.to_dict())
+
     def poll(self, timeout: float) -> list[TaskEvent]:
         events: list[TaskEvent] = []
+        reader = self._results._reader
         deadline = time.monotonic() + max(timeout, 0.0)
-        block = timeout > 0
-        while True:
-            try:
-                kind, item, value, index = self._results.get(
-                    block=block, timeout=max(deadline - time.monotonic(), 0.0001)
-                )
-            except queue_module.Empty:
-                break
-            if kind == "ready":
-                continue
-            workload = Workload(**item)
+        wait = max(timeout, 0.0)
+        while reader.poll(wait):
+            kind, value, index = self._results.get()
+            wait = 0.0  # got something: drain what else is there without waiting
             if kind == "started":
-                self.pids[workload.key] = value
-            else:
+                self._task_pids[index] = value
+            elif kind == "ended":
+                workload = self._busy.pop(index, None)
+                if workload is None:
+                    continue
                 self.running.pop(workload.key, None)
-                self.pids.pop(workload.key, None)
                 events.append(TaskEvent(workload, value))
                 if self._pending:
-                    self._queues[index].put(self._pending.pop(0).to_dict())
+                    self._send(index, self._pending.pop(0))
                 else:
                     self._idle.append(index)
-            block = False  # got something: drain what else is there without waiting
+            if not events and timeout > 0:
+                wait = max(deadline - time.monotonic(), 0.0)  # only "ready"/"started" so far: keep waiting
         return events
+
+    @property
+    def pids(self) -> dict[tuple[str, str, str, int], int]:
+        """The task process of each running workload (pid), as far as the workers reported them."""
+        return {w.key: self._task_pids[i] for i, w in self._busy.items() if i in self._task_pids}
 
     def end(self, timeout: float = 30.0) -> None:
         for tasks in self._queues:
