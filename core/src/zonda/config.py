@@ -81,12 +81,12 @@ def _options() -> list[Option]:
         Option(
             "local_executor",
             "tasks_per_process",
-            20,
+            100,
             _to_int,
             "Task instances one forked task process runs, one after another, before it exits and a fresh one "
-            "is forked (a fork costs a short task more than the task itself). Environment variables and the "
-            "working folder are reset between tasks; module globals and leaked memory are not: set 1 for a "
-            "fresh process per task.",
+            "is forked. A fork and the process's own metastore connection cost a short task more than the task "
+            "itself. Environment variables and the working folder are reset between tasks; module globals and "
+            "leaked memory are not: set 1 for a fresh process per task.",
         ),
         Option(
             "core",

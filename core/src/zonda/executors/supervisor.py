@@ -1,10 +1,13 @@
-"""The worker side of a task process: one database connection per worker, a pipe per task.
+"""The worker side of a task process: the worker watches and heartbeats, the task process talks to the metastore.
 
-A LocalExecutor worker keeps a metastore connection open for its whole life. For each workload it loads the
-task instance row, forks the task process, and serves that process's store calls (claim, XCom, end state)
-over a pipe, heartbeating on its behalf. The task process opens no connection and imports nothing new, so a
-no-op task costs a fork and a handful of statements. When the row is taken away (a heartbeat finds another
-owner), the worker SIGTERMs the task; when the task process dies (kill -9), the worker reports its exit status.
+A LocalExecutor worker hands each workload to a task process (forked, or an idle one kept from an earlier
+workload), waits for it to end and heartbeats for it. The task process loads its row, claims it, runs the try
+and records the end state on its own metastore connection, opened once per process and kept for the workloads
+it runs (``[local_executor] tasks_per_process``). It shares the worker's engine, so statements the worker
+compiled at warm-up are compiled for it too, and it imports nothing new. A no-op task therefore costs three
+statements and two small messages each way, with no round trip through the worker in between. When the row is
+taken away (a heartbeat finds another owner), the worker SIGTERMs the task; when the task process dies
+(kill -9), the worker reports its exit status.
 """
 
 from __future__ import annotations
@@ -24,22 +27,6 @@ if TYPE_CHECKING:
     from zonda.executors.workload import WorkloadRunner
 
 log = logging.getLogger("zonda.executors.supervisor")
-
-#: What a task process may ask its worker to do (the RunStore methods the task runner uses).
-ALLOWED = frozenset(
-    {
-        "claim_task_instance",
-        "finish_owned_task_instance",
-        "update_task_instance",
-        "skip_task_instances",
-        "set_xcom",
-        "get_xcoms",
-        "clear_xcoms",
-        "previous_task_states",
-        "defer_task_instance",
-        "reschedule_task_instance",
-    }
-)
 
 # Modules a task process needs; imported once in the worker so forked children start warm.
 WARM_MODULES = (
@@ -63,29 +50,6 @@ WARM_MODULES = (
     "zonda.operators.python",
     "zonda.operators.empty",
 )
-
-
-class PipeStore:
-    """The task process's store: every call is forwarded to the worker and answered there."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def __getattr__(self, name: str) -> Any:
-        if name not in ALLOWED:
-            raise AttributeError(name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self._conn.send((name, args, kwargs))
-            ok, value = self._conn.recv()
-            if ok:
-                return value
-            raise value
-
-        return call
-
-    def close(self) -> None:
-        self._conn.close()
 
 
 class Supervisor:
@@ -148,15 +112,10 @@ class Supervisor:
 
     def execute(self, workload: Workload, on_started: Any = None) -> int:
         """Run one workload in a task process; returns that process's exit status (0 when the try recorded
-        its own end state). The process is forked for it, or is an idle one kept from an earlier workload
-        when ``[local_executor] tasks_per_process`` allows."""
+        its own end state, or found its row no longer queued). The process is forked for it, or is an idle
+        one kept from an earlier workload when ``[local_executor] tasks_per_process`` allows."""
         import multiprocessing
 
-        store = self.store
-        row = store.load_task_instance(workload.ti_id)
-        if row is None or row["state"] != "queued":
-            log.warning("%s is not queued any more; skipping it", workload.label)
-            return 0
         try:
             self.runner.preload(workload)
         except Exception as exc:  # the task process reports the load error properly
@@ -164,7 +123,7 @@ class Supervisor:
         child, self._idle_child = self._idle_child, None
         if child is not None:
             try:
-                child.conn.send(("run", workload.to_dict(), row))
+                child.conn.send(("run", workload.to_dict()))
             except (BrokenPipeError, OSError):  # it died while idle: start a fresh one
                 self._reap(child)
                 child = None
@@ -173,27 +132,34 @@ class Supervisor:
             pid = os.fork()
             if pid == 0:
                 parent_end.close()
-                self._task_process_main(child_end, workload, row)
+                self._task_process_main(child_end, workload)
             child_end.close()
             child = _TaskProcess(pid, parent_end)
         child.runs += 1
         if on_started is not None:
             on_started(child.pid)
-        code, reusable = self._serve(workload, row, child)
+        code, reusable = self._serve(workload, child)
         if reusable and child.runs < self.tasks_per_process:
             self._idle_child = child
         elif reusable:
             self._reap(child)
         return code
 
-    def _task_process_main(self, conn: Connection, workload: Workload, row: dict[str, Any]) -> None:
+    def _task_process_main(self, conn: Connection, workload: Workload) -> None:
         """The task process (forked): run workloads until one fails or ``tasks_per_process`` ran; never returns."""
         from zonda.executors.base import Workload as WorkloadType
+        from zonda.runner.store import MetastoreRunStore
 
         code = 1
+        store: MetastoreRunStore | None = None
         try:
             signal.signal(signal.SIGTERM, _raise_terminated)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            # The worker's pooled connections are its own: forget them here without closing them (the
+            # documented way for a forked child), then open this process's from the same engine.
+            metastore = self.store.metastore
+            metastore.engine.dispose(close=False)
+            store = MetastoreRunStore(metastore)
             environ, cwd = dict(os.environ), os.getcwd()
             runs = 0
             while True:
@@ -202,7 +168,7 @@ class Supervisor:
                     os.environ.update(environ)
                     os.chdir(cwd)
                     signal.signal(signal.SIGTERM, _raise_terminated)
-                code = self.runner.run(workload, store=PipeStore(conn), row=row)
+                code = self.runner.run(workload, store=store)
                 runs += 1
                 if code != 0 or runs >= self.tasks_per_process:
                     break
@@ -213,11 +179,15 @@ class Supervisor:
                     break
                 if message[0] != "run":
                     break
-                workload, row = WorkloadType(**message[1]), message[2]
+                workload = WorkloadType(**message[1])
                 self.runner.preload(workload)  # the worker re-parsed a changed file; so does this process
         except BaseException:
             log.exception("task process for %s failed", workload.label)
         finally:
+            if store is not None:  # say goodbye to the server rather than drop the socket
+                with contextlib.suppress(BaseException):
+                    store.close()
+                    store.metastore.engine.dispose()
             os._exit(code)
 
     def _reap(self, child: _TaskProcess) -> None:
@@ -241,13 +211,12 @@ class Supervisor:
         if child is not None:
             self._reap(child)
 
-    def _serve(self, workload: Workload, row: dict[str, Any], child: _TaskProcess) -> tuple[int, bool]:
-        """Answer the task process's store calls and heartbeat for it until the workload ends: (exit status,
-        whether the process is still alive and may take another workload)."""
+    def _serve(self, workload: Workload, child: _TaskProcess) -> tuple[int, bool]:
+        """Heartbeat for the task process until the workload ends: (exit status, whether the process is
+        still alive and may take another workload)."""
         from zonda.runner.store import DagRunInfo
 
-        run = DagRunInfo(row["dag_id"], row["run_id"], None, None, None, id=row["dag_run_id"])
-        store = self.store
+        run = DagRunInfo(workload.dag_id, workload.run_id, None, None, None, id=workload.dag_run_id)
         conn, pid = child.conn, child.pid
         next_beat = time.monotonic() + self.heartbeat_interval
         while True:
@@ -262,19 +231,7 @@ class Supervisor:
                     break  # the task process is gone
                 if message[0] == _DONE:
                     return int(message[1]), True
-                name, args, kwargs = message
-                try:
-                    result = (
-                        (True, getattr(store, name)(*args, **kwargs))
-                        if name in ALLOWED
-                        else (False, AttributeError(name))
-                    )
-                except Exception as exc:
-                    result = (False, exc)
-                try:
-                    conn.send(result)
-                except (BrokenPipeError, OSError):
-                    break
+                log.warning("unexpected message from the task process of %s: %r", workload.label, message[0])
                 continue
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
@@ -282,6 +239,7 @@ class Supervisor:
                 return os.waitstatus_to_exitcode(status), False
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + self.heartbeat_interval
+                store = self.store
                 try:
                     alive = store.heartbeat_task_instance(run, workload.task_id, workload.map_index, pid=pid)
                 except Exception as exc:
