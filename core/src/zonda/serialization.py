@@ -66,7 +66,25 @@ def serialize_task(task: Node) -> dict[str, Any]:
         "max_retry_delay": _seconds(getattr(task, "max_retry_delay", None)),
         "executor_config": _safe(getattr(task, "executor_config", None) or {}),
         "expand": _expand_spec(task),
+        "callbacks": _callbacks(task, TASK_CALLBACKS),
     }
+
+
+#: Callbacks the scheduler must have run elsewhere when it ends a try itself (the task process died), and
+#: the DAG-run callbacks it asks for when a run ends: their presence is serialized (never the functions), so
+#: the scheduler knows whether to ask the DAG processor at all.
+TASK_CALLBACKS = ("on_failure_callback", "on_retry_callback")
+DAG_CALLBACKS = ("on_success_callback", "on_failure_callback")
+
+
+def _callbacks(owner: Any, names: tuple[str, ...]) -> list[str]:
+    values = getattr(owner, "partial_kwargs", None) if getattr(owner, "is_mapped", False) else None
+    present = []
+    for name in names:
+        value = values.get(name) if values is not None else getattr(owner, name, None)
+        if value:
+            present.append(name)
+    return present
 
 
 def serialize_dag(dag: DAG) -> tuple[str, str]:
@@ -94,6 +112,7 @@ def serialize_dag(dag: DAG) -> tuple[str, str]:
         "tasks": _with_priority([serialize_task(t) for t in dag.topological_order()]),
         "dagrun_timeout": _seconds(dag.dagrun_timeout),
         "is_paused_upon_creation": dag.is_paused_upon_creation,
+        "callbacks": _callbacks(dag, DAG_CALLBACKS),
     }
     text = serde.dumps(payload)
     return text, hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()

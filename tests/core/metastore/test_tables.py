@@ -28,6 +28,7 @@ MODELS = [
     models.XComModel,
     models.ConnectionModel,
     models.ImportErrorModel,
+    models.CallbackRequestModel,
 ]
 
 

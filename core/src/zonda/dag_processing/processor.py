@@ -35,6 +35,7 @@ from zonda.dag_processing.writer import DagWriter, WriteOutcome
 
 if TYPE_CHECKING:
     from zonda.config import Settings
+    from zonda.dag_processing.callbacks import CallbackRunner
     from zonda.metastore.db import Metastore
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,9 @@ class DagProcessor:
         self.dags_folder: Path | None = folder.resolve() if folder.is_dir() else folder
         self.include_examples = bool(settings.get("core", "load_examples"))
         self.examples_folders = example_folders() if self.include_examples else []
+        self.metastore = metastore
         self.writer = DagWriter(metastore)
+        self._callbacks: CallbackRunner | None = None
         self._files: dict[str, _FileState] = {}
         self._queue: dict[str, None] = {}  # an ordered set
         self._jobs: dict[str, ParseJob] = {}
@@ -158,6 +161,21 @@ class DagProcessor:
         report = self._pass(drain=True, budget=0.0, full=full, stop=None)
         self._log(report)
         return report
+
+    @property
+    def callbacks(self) -> CallbackRunner:
+        """Runs the DAG-run and task callbacks the scheduler asked for (see :mod:`zonda.dag_processing.callbacks`)."""
+        if self._callbacks is None:
+            from zonda.dag_processing.callbacks import CallbackRunner
+
+            self._callbacks = CallbackRunner(self.settings, self.metastore)
+        return self._callbacks
+
+    def run_callbacks(self, timeout: float = 30.0) -> int:
+        """Run the pending callback requests one after another (bounded by ``timeout``); how many ran."""
+        before = self.callbacks.completed
+        self.callbacks.drain(timeout)
+        return self.callbacks.completed - before
 
     def run(self, stop: threading.Event) -> None:
         """Poll every ``poll_interval`` until ``stop`` is set; children still parsing are then stopped."""
@@ -180,12 +198,19 @@ class DagProcessor:
                     stop.wait(max(self.poll_interval, 1.0))
                     continue
                 self._log(report)
+                try:
+                    self.callbacks.poll()
+                except Exception:  # like a pass: the metastore may be briefly unreachable
+                    log.exception("running callback requests failed; retrying")
                 stop.wait(max(0.0, self.poll_interval - (time.monotonic() - started)))
         finally:
             self.close()
 
     def close(self) -> None:
-        """Stop every child still parsing (nothing is written for them)."""
+        """Stop every child still parsing (nothing is written for them), and a running callback after a short
+        wait (its request is then done: callbacks are not retried)."""
+        if self._callbacks is not None:
+            self._callbacks.close()
         for path, job in list(self._jobs.items()):
             job.kill(timed_out=False)
             self._queue[path] = None  # unfinished: parse it again if this processor is used again

@@ -254,3 +254,25 @@ class TriggerModel(Base):
 
     def __repr__(self) -> str:
         return f"<TriggerModel {self.id} {self.classpath}>"
+
+
+class CallbackRequestModel(Base):
+    """A DAG-run or task callback waiting for the DAG processor to run it (see ``tables.callback_request``)."""
+
+    __table__ = tables.callback_request
+
+    id: Mapped[int]
+    created_at: Mapped[datetime]
+    kind: Mapped[str]
+    dag_id: Mapped[str]
+    fileloc: Mapped[str | None]
+    dag_run_id: Mapped[int]
+    task_id: Mapped[str | None]
+    map_index: Mapped[int]
+    try_number: Mapped[int | None]
+    message: Mapped[str | None]
+    claimed_by: Mapped[str | None]
+    claimed_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"<CallbackRequestModel {self.id} {self.kind} {self.dag_id}>"

@@ -240,9 +240,31 @@ trigger = Table(
     Index("ix_trigger_triggerer_id", "triggerer_id"),
 )
 
+#: A user callback the scheduler decided must run but cannot run itself (it never imports user code): a DAG
+#: run's on_success/on_failure_callback, or a task's callbacks when the scheduler ended its try (the task
+#: process died). The DAG processor claims each row, runs it in a child process and deletes it.
+callback_request = Table(
+    "callback_request",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    Column("kind", String(30), nullable=False),
+    Column("dag_id", String(ID_LENGTH), nullable=False),
+    Column("fileloc", String(2000)),
+    Column("dag_run_id", Integer, ForeignKey("dag_run.id", ondelete="CASCADE"), nullable=False),
+    Column("task_id", String(ID_LENGTH)),
+    Column("map_index", Integer, nullable=False, default=-1),
+    Column("try_number", Integer),
+    Column("message", Text),
+    Column("claimed_by", String(1000)),
+    Column("claimed_at", UtcDateTime),
+    Index("ix_callback_request_dag_run_id", "dag_run_id"),
+)
+
 
 __all__ = [
     "ID_LENGTH",
+    "callback_request",
     "connection",
     "dag",
     "dag_run",

@@ -401,20 +401,26 @@ class _Execution:
         return DagRunResult(run=run, task_instances=all_tis, deadlocked=stuck)
 
     def _dag_callback(self, failed: bool) -> None:
-        callback = self.dag.on_failure_callback if failed else self.dag.on_success_callback
-        if not callback:
-            return
-        context = {
-            "dag": self.dag,
-            "dag_run": self.run_info,
-            "run_id": self.run_info.run_id,
-            "reason": "task_failure" if failed else "success",
-        }
-        for fn in callback if isinstance(callback, list | tuple) else [callback]:
-            try:
-                fn(context)
-            except Exception:
-                log.exception("DAG %s callback raised; the run's state is unchanged", self.dag.dag_id)
+        call_dag_callbacks(self.dag, self.run_info, failed=failed)
+
+
+def call_dag_callbacks(dag: DAG, run: Any, *, failed: bool, reason: str | None = None) -> None:
+    """Run the DAG's ``on_failure_callback`` or ``on_success_callback`` for an ended run (here, or in the DAG
+    processor for runs the scheduler ended). A callback that raises is logged; the run's state stays."""
+    callback = dag.on_failure_callback if failed else dag.on_success_callback
+    if not callback:
+        return
+    context = {
+        "dag": dag,
+        "dag_run": run,
+        "run_id": run.run_id,
+        "reason": reason or ("task_failure" if failed else "success"),
+    }
+    for fn in callback if isinstance(callback, list | tuple) else [callback]:
+        try:
+            fn(context)
+        except Exception:
+            log.exception("DAG %s callback raised; the run's state is unchanged", dag.dag_id)
 
 
 def _ti_row(node: Any, map_index: int) -> dict[str, Any]:

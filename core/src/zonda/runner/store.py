@@ -38,6 +38,27 @@ class DagRunInfo:
     id: int | None = None
     external_trigger: bool = True
 
+    @classmethod
+    def from_row(cls, row: Any) -> DagRunInfo:
+        """From a ``dag_run`` row (its ``conf`` JSON decoded)."""
+        from zonda import serde
+
+        return cls(
+            dag_id=row.dag_id,
+            run_id=row.run_id,
+            logical_date=row.logical_date,
+            data_interval_start=row.data_interval_start,
+            data_interval_end=row.data_interval_end,
+            run_type=row.run_type,
+            conf=serde.loads(row.conf) if row.conf else {},
+            state=row.state,
+            queued_at=row.queued_at,
+            start_date=row.start_date,
+            end_date=row.end_date,
+            id=row.id,
+            external_trigger=bool(row.external_trigger) if row.external_trigger is not None else True,
+        )
+
 
 class RunStore(Protocol):
     def sync_dag(self, dag: DAG) -> None: ...

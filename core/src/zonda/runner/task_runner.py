@@ -305,7 +305,7 @@ class TaskRunner:
             # A resumed try: execution_timeout counts from the try's start, deferral included.
             seconds = max(seconds - (utcnow() - ti.start_date).total_seconds(), 0.001)
         if operator.on_execute_callback:
-            _run_callbacks(operator.on_execute_callback, context, "on_execute_callback")
+            run_callbacks(operator.on_execute_callback, context, "on_execute_callback")
         with set_current_context(context), deadline(seconds, message):
             operator.pre_execute(context)
             next_method, next_kwargs = ti.next_method, ti.next_kwargs
@@ -433,7 +433,7 @@ class TaskRunner:
             return
         if exception is not None:
             context["exception"] = exception
-        _run_callbacks(callback, context, f"on_{ti.state.value}_callback")
+        run_callbacks(callback, context, f"on_{ti.state.value}_callback")
 
 
 def _resume(operator: Any, next_method: str, next_kwargs: Mapping[str, Any] | None, context: Context) -> Any:
@@ -465,7 +465,8 @@ def _has_templates(values: list[Any], template_ext: tuple[str, ...]) -> bool:
     return False
 
 
-def _run_callbacks(callbacks: Any, context: Mapping[str, Any], name: str) -> None:
+def run_callbacks(callbacks: Any, context: Mapping[str, Any], name: str) -> None:
+    """Call one callback or each of a list; one that raises is logged to the task log and the rest still run."""
     for callback in callbacks if isinstance(callbacks, list | tuple) else [callbacks]:
         try:
             callback(context)

@@ -24,6 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
 
+from zonda.dag_processing.callbacks import (
+    CALLBACK_OF,
+    DAG_FAILURE,
+    DAG_SUCCESS,
+    TASK_FAILURE,
+    TASK_RETRY,
+    request_callback,
+)
 from zonda.exceptions import ZondaException
 from zonda.metastore import tables as t
 from zonda.metastore.retry import is_transient, retry_transient
@@ -42,6 +50,19 @@ log = logging.getLogger("zonda.scheduler")
 ACTIVE_TI_STATES = ("queued", "running")
 #: Runs executed by an in-process runner (``zonda dags test``, ``zonda.testing.run_dag``): never touched here.
 IN_PROCESS_RUN_TYPE = "test"
+
+
+#: The columns a scheduler-ended try is recorded from.
+_ATTEMPT_COLUMNS = (
+    t.task_instance.c.id,
+    t.task_instance.c.dag_run_id,
+    t.task_instance.c.state,
+    t.task_instance.c.try_number,
+    t.task_instance.c.dag_id,
+    t.task_instance.c.task_id,
+    t.task_instance.c.map_index,
+    t.task_instance.c.max_tries,
+)
 
 
 @dataclass
@@ -472,15 +493,21 @@ class Scheduler:
                 mono = time.monotonic() + max((decision.next_ready_at - now).total_seconds(), 0.0)
                 self._wake_at = mono if self._wake_at is None else min(self._wake_at, mono)
             timeout = sdag.dagrun_timeout
+            reason = "success" if decision.finished_state == "success" else "task_failure"
             if decision.finished_state is None and timeout and run.start_date and now - run.start_date > timeout:
                 self._time_out_run(conn, run)
-                decision.finished_state = "failed"
+                decision.finished_state, reason = "failed", "timed_out"
             if decision.finished_state is not None:
                 conn.execute(
                     update(t.dag_run)
                     .where(t.dag_run.c.id == run.id)
                     .values(state=decision.finished_state, end_date=now)
                 )
+                kind = DAG_SUCCESS if decision.finished_state == "success" else DAG_FAILURE
+                if CALLBACK_OF[kind] in sdag.callbacks:
+                    request_callback(
+                        conn, kind=kind, dag_id=run.dag_id, fileloc=sdag.fileloc, dag_run_id=run.id, message=reason
+                    )
         if decision.finished_state is not None:
             hook = "on_dag_run_success" if decision.finished_state == "success" else "on_dag_run_failed"
             self._notify_run(run_id, hook, decision.finished_state)
@@ -630,11 +657,7 @@ class Scheduler:
         ti = t.task_instance
         w = event.workload
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(
-                    ti.c.id, ti.c.dag_run_id, ti.c.state, ti.c.try_number, ti.c.dag_id, ti.c.task_id, ti.c.max_tries
-                ).where(ti.c.id == w.ti_id)
-            ).first()
+            row = conn.execute(select(*_ATTEMPT_COLUMNS).where(ti.c.id == w.ti_id)).first()
             if row is None:
                 return
             self._dirty_runs.add(row.dag_run_id)
@@ -648,9 +671,7 @@ class Scheduler:
         cutoff = utcnow() - timedelta(seconds=self.heartbeat_timeout)
         with self.engine.begin() as conn:
             rows = conn.execute(
-                select(
-                    ti.c.id, ti.c.dag_run_id, ti.c.state, ti.c.try_number, ti.c.dag_id, ti.c.task_id, ti.c.max_tries
-                ).where(
+                select(*_ATTEMPT_COLUMNS).where(
                     ti.c.state == "running",
                     or_(
                         ti.c.last_heartbeat_at < cutoff,
@@ -677,12 +698,26 @@ class Scheduler:
             values = {"state": "up_for_retry", "ready_at": retry_ready_at(task, try_number, now)}
         else:
             values = {"state": "failed"}
-        conn.execute(
+        result = conn.execute(
             update(ti)
             .where(ti.c.id == row.id, ti.c.state.in_(from_states))
             .values(**values, end_date=now, pid=None, updated_at=now)
         )
         log.error("%s.%s (try %s): %s -> %s", row.dag_id, row.task_id, try_number, reason, values["state"])
+        kind = TASK_RETRY if values["state"] == "up_for_retry" else TASK_FAILURE
+        if result.rowcount and task is not None and CALLBACK_OF[kind] in task.callbacks:
+            # Nobody else will run the task's callback: its process is gone. The DAG processor runs it.
+            request_callback(
+                conn,
+                kind=kind,
+                dag_id=row.dag_id,
+                fileloc=sdag.fileloc if sdag else None,
+                dag_run_id=row.dag_run_id,
+                task_id=row.task_id,
+                map_index=row.map_index,
+                try_number=try_number,
+                message=reason,
+            )
 
     def _expire_deferrals(self) -> None:
         """Deferred instances whose trigger timeout passed fail even when no triggerer is running."""
@@ -732,16 +767,5 @@ class Scheduler:
             row = conn.execute(select(t.dag_run).where(t.dag_run.c.id == run_id)).first()
         if row is None:
             return
-        info = DagRunInfo(
-            dag_id=row.dag_id,
-            run_id=row.run_id,
-            logical_date=row.logical_date,
-            data_interval_start=row.data_interval_start,
-            data_interval_end=row.data_interval_end,
-            run_type=row.run_type,
-            state=row.state,
-            start_date=row.start_date,
-            end_date=row.end_date,
-            id=row.id,
-        )
+        info = DagRunInfo.from_row(row)
         self.plugins.call(hook, dag_run=info, msg=msg)

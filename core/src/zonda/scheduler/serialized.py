@@ -31,6 +31,8 @@ class SerializedTask:
     priority_weight: int
     depends_on_past: bool
     expand: dict[str, Any] | None
+    #: Which of the task's callbacks are set (``on_failure_callback``, ``on_retry_callback``).
+    callbacks: frozenset[str] = frozenset()
 
     @property
     def is_mapped(self) -> bool:
@@ -68,8 +70,14 @@ class SerializedDag:
                 priority_weight=int(raw.get("priority_weight_total") or raw.get("priority_weight") or 1),
                 depends_on_past=bool(raw.get("depends_on_past")),
                 expand=raw.get("expand"),
+                callbacks=frozenset(raw.get("callbacks") or ()),
             )
         return dag
+
+    @property
+    def callbacks(self) -> frozenset[str]:
+        """Which DAG-run callbacks are set (``on_success_callback``, ``on_failure_callback``)."""
+        return frozenset(self.data.get("callbacks") or ())
 
     @property
     def order(self) -> list[str]:

@@ -1,0 +1,187 @@
+"""User callbacks the scheduler cannot run itself, run by the DAG processor from ``callback_request`` rows.
+
+A DAG's ``on_success_callback`` / ``on_failure_callback`` when the scheduler ends a run, and a task's
+``on_retry_callback`` / ``on_failure_callback`` when the scheduler ends a try because the task process died
+(here: the task SIGKILLs itself, a real kill -9 of a real task process under the LocalExecutor). Each callback
+appends a JSON line to a file, which is what the tests read.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+
+import scheduler_helpers as h
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def setup(request: pytest.FixtureRequest, zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    url = None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    settings, metastore = h.configure(zonda_home, monkeypatch, url, {("scheduler", "task_heartbeat_timeout"): 30})
+    try:
+        yield zonda_home, settings, metastore
+    finally:
+        metastore.dispose()
+
+
+CALLBACKS = """
+import json
+import os
+import signal
+from datetime import datetime, timedelta
+
+from zonda import DAG
+from zonda.operators import PythonOperator
+
+OUT = {out!r}
+
+
+def note(kind, context):
+    ti = context.get("ti")
+    line = {{
+        "kind": kind,
+        "run_id": context["dag_run"].run_id,
+        "reason": context.get("reason"),
+        "task_id": ti.task_id if ti is not None else None,
+        "try_number": ti.try_number if ti is not None else None,
+        "exception": str(context.get("exception")) if context.get("exception") else None,
+        "pid": os.getpid(),
+    }}
+    with open(OUT, "a") as handle:
+        handle.write(json.dumps(line) + "\\n")
+
+
+def die(**context):
+    os.kill(os.getpid(), signal.SIGKILL)  # the task process dies without recording anything
+
+
+def ok(**context):
+    return None
+
+
+with DAG(
+    "cb_fail",
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    on_failure_callback=lambda context: note("dag_failure", context),
+    on_success_callback=lambda context: note("dag_success", context),
+):
+    PythonOperator(
+        task_id="dies",
+        python_callable=die,
+        retries=1,
+        retry_delay=timedelta(0),
+        on_retry_callback=lambda context: note("task_retry", context),
+        on_failure_callback=lambda context: note("task_failure", context),
+    )
+
+with DAG("cb_ok", schedule=None, start_date=datetime(2024, 1, 1), on_success_callback=lambda c: note("ok", c)):
+    PythonOperator(task_id="fine", python_callable=ok)
+
+with DAG("cb_none", schedule=None, start_date=datetime(2024, 1, 1)):
+    PythonOperator(task_id="fine", python_callable=ok)
+"""
+
+
+def _run(home: Path, settings: Any, metastore: Any, dag_id: str) -> tuple[int, str]:
+    from zonda.executors.local import LocalExecutor
+    from zonda.scheduler.runs import trigger_dag
+    from zonda.scheduler.scheduler import Scheduler
+
+    run = int(trigger_dag(metastore.engine, dag_id)["id"])
+    scheduler = Scheduler(settings, executor=LocalExecutor(parallelism=2, settings=settings), metastore=metastore)
+    states = h.drive(scheduler, [run], timeout=60)
+    return run, states[run]
+
+
+def _pending(metastore: Any) -> int:
+    from zonda.metastore import tables as t
+
+    with metastore.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(t.callback_request)).scalar_one()
+
+
+def _notes(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_callbacks_of_a_dead_task_process_and_of_the_failed_run_run_in_the_dag_processor(setup: Any) -> None:
+    from zonda.dag_processing import DagProcessor
+
+    home, settings, metastore = setup
+    out = home / "callbacks.jsonl"
+    h.write_dag(home, "callbacks.py", CALLBACKS.format(out=str(out)))
+    h.store_dags(settings, metastore)
+    _, state = _run(home, settings, metastore, "cb_fail")
+    assert state == "failed"
+    # Both tries were ended by the scheduler (exit -9), and the run failed: three requests, nothing run yet.
+    assert _pending(metastore) == 3
+    assert _notes(out) == []
+    with DagProcessor(settings, metastore) as processor:
+        assert processor.run_callbacks(timeout=60) == 3
+    assert _pending(metastore) == 0
+    notes = _notes(out)
+    assert [n["kind"] for n in notes] == ["task_retry", "task_failure", "dag_failure"]
+    retry, failure, dag_failure = notes
+    assert (retry["task_id"], retry["try_number"]) == ("dies", 1)
+    assert (failure["task_id"], failure["try_number"]) == ("dies", 2)
+    for note in (retry, failure):
+        assert "exited with -9 without recording an end state" in note["exception"]
+    assert dag_failure["reason"] == "task_failure"
+    assert dag_failure["run_id"] == retry["run_id"]
+    # The task callbacks wrote into the try's own log, after the reason the scheduler gave.
+    log_text = next((settings.log_folder / "dag_id=cb_fail").rglob("attempt=2.log")).read_text()
+    assert "The scheduler ended this try: the task process exited with -9" in log_text
+    assert "Running on_failure_callback (from the DAG processor" in log_text
+
+
+def test_a_successful_run_asks_for_its_callback_and_a_dag_without_callbacks_asks_for_nothing(setup: Any) -> None:
+    from zonda.dag_processing import DagProcessor
+
+    home, settings, metastore = setup
+    out = home / "callbacks.jsonl"
+    h.write_dag(home, "callbacks.py", CALLBACKS.format(out=str(out)))
+    h.store_dags(settings, metastore)
+    assert _run(home, settings, metastore, "cb_none")[1] == "success"
+    assert _pending(metastore) == 0
+    assert _run(home, settings, metastore, "cb_ok")[1] == "success"
+    assert _pending(metastore) == 1
+    with DagProcessor(settings, metastore) as processor:
+        assert processor.run_callbacks(timeout=60) == 1
+    assert [(n["kind"], n["reason"]) for n in _notes(out)] == [("ok", "success")]
+
+
+def test_a_callback_that_cannot_load_or_hangs_is_logged_and_dropped(
+    setup: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from zonda.dag_processing.callbacks import CallbackRunner
+
+    home, settings, metastore = setup
+    out = home / "callbacks.jsonl"
+    dag_file = h.write_dag(home, "callbacks.py", CALLBACKS.format(out=str(out)))
+    h.store_dags(settings, metastore)
+    assert _run(home, settings, metastore, "cb_ok")[1] == "success"
+    dag_file.write_text("raise RuntimeError('broken on purpose')\n")  # the file broke after the run ended
+    runner = CallbackRunner(settings, metastore)
+    with caplog.at_level("ERROR", logger="zonda.dag_processing.callbacks"):
+        runner.drain(timeout=60)
+    assert runner.completed == 1 and _pending(metastore) == 0
+    assert "ended with exit code 1" in caplog.text
+
+    dag_file.write_text(CALLBACKS.format(out=str(out)).replace('note("ok", c)', "__import__('time').sleep(600)"))
+    assert _run(home, settings, metastore, "cb_ok")[1] == "success"
+    hasty = CallbackRunner(settings, metastore, timeout=0.5)
+    hasty.timeout = 1.5  # the file's import plus half a second: the sleeping callback is stopped
+    caplog.clear()
+    with caplog.at_level("ERROR", logger="zonda.dag_processing.callbacks"):
+        hasty.drain(timeout=30)
+    assert hasty.completed == 1 and _pending(metastore) == 0
+    assert "took longer than 2 s; stopped" in caplog.text
+    assert _notes(out) == []
