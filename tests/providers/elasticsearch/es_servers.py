@@ -23,6 +23,7 @@ import json
 import re
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -52,8 +53,12 @@ class EsProxy:
         basic_auth: tuple[str, str] | None = None,
         api_key: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        answer_late: dict[str, float] | None = None,
     ) -> None:
         parts = urlsplit(upstream)
+        #: path suffix -> seconds: such requests are applied upstream at once, but answered that much later
+        #: (a slow cluster that did the work; a client that gives up in between must not send it again).
+        self.answer_late = dict(answer_late or {})
         self.upstream_host = parts.hostname or "127.0.0.1"
         self.upstream_port = parts.port or 9200
         self.report_version = report_version
@@ -167,6 +172,9 @@ class EsProxy:
             reason = "action [cluster:monitor/main] is unauthorized for API key id [test]"
             return self._json(403, es_error(403, "security_exception", reason))
         status, out_headers, data = self._forward(method, path, headers, body)
+        for suffix, seconds in self.answer_late.items():
+            if urlsplit(path).path.endswith(suffix):
+                time.sleep(seconds)
         if is_root and method == "GET" and self.report_version and status == 200:
             info = json.loads(data)
             info["version"]["number"] = self.report_version

@@ -475,3 +475,25 @@ def test_manifest_names_importable_classes_and_the_fields_the_hook_reads() -> No
     assert (settings.api_key, settings.ca_certs, settings.verify_certs) == (values["api_key"], "/etc/ssl/ca.pem", False)
     assert (settings.ssl_assert_fingerprint, settings.request_timeout, settings.retries) == ("AB:CD", 7.0, 5)
     assert settings.nodes[0].url == "https://es1:9200"  # the manifest's defaults: https, 9200
+
+
+def test_a_slow_bulk_is_waited_for_and_never_sent_twice(
+    proxy: Callable[..., EsProxy], es_index: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cluster applies a _bulk but answers after the connection's request_timeout: the hook must wait
+    (bulks get BULK_REQUEST_TIMEOUT) rather than time out and resend, which would index the documents twice."""
+    import zonda_elasticsearch.hooks as hooks
+
+    monkeypatch.setattr(hooks, "BULK_REQUEST_TIMEOUT", 3.0)
+    server = proxy(answer_late={"/_bulk": 1.0})
+    hook = hook_for(server.url, request_timeout=0.3, retries=3)  # retries on: a timeout would resend
+    hook.create_index(es_index, exist_ok=True)
+    report = hook.bulk_index(es_index, [{"n": i} for i in range(5)], refresh=True)  # no ids: not idempotent
+    assert (report.indexed, report.rejected) == (5, 0)
+    bulks = [r for r in server.requests if r["path"].split("?")[0].endswith("/_bulk")]
+    assert len(bulks) == 1  # sent once, though it took longer than request_timeout
+    assert hook.count(es_index) == 5
+    # An ordinary request still times out at request_timeout (and says so).
+    slow = proxy(answer_late={"/_count": 1.0})
+    with pytest.raises(ElasticsearchHookError, match=r"did not answer within 0\.3s"):
+        hook_for(slow.url, request_timeout=0.3).count(es_index)

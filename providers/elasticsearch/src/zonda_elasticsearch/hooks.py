@@ -149,6 +149,10 @@ def _number(value: Any, what: str, default: float) -> float:
     return number
 
 
+#: Seconds a ``_bulk`` request may take at least (the connection's ``request_timeout`` when larger).
+BULK_REQUEST_TIMEOUT = 120.0
+
+
 @dataclass(frozen=True)
 class ClientSettings:
     """Everything the client is built from, read once from the connection. Holds secrets: never log it."""
@@ -582,8 +586,14 @@ class ElasticsearchHook(BaseHook):
         from zonda_elasticsearch.bulk import bulk_index
 
         with self._errors():
+            # A _bulk request that timed out may still have been applied: sending it again would index its
+            # documents twice (no ids) or reject them as conflicts (op_type="create"). So it is never resent
+            # on a timeout, and it gets more time than an ordinary request.
+            client = self.get_conn().options(
+                request_timeout=max(self.settings.request_timeout, BULK_REQUEST_TIMEOUT), retry_on_timeout=False
+            )
             report = bulk_index(
-                self.get_conn(),
+                client,
                 index,
                 docs,
                 id_field=id_field,
