@@ -59,3 +59,36 @@ def test_a_bad_class_path_is_a_clear_error(zonda_home, monkeypatch) -> None:
     monkeypatch.setenv("ZONDA__CORE__EXECUTOR", "no_such_module:Nope")
     with pytest.raises(ZondaConfigError, match="cannot load executor"):
         load_executor(load_settings())
+
+
+@pytest.mark.postgres
+def test_idle_local_executor_workers_hold_no_database_connection(zonda_home, monkeypatch, postgres_url) -> None:
+    """Workers connect once to compile the hot statements, then let go: task processes have their own
+    connection, and an idle worker holding one would double what the executor asks of max_connections."""
+    from sqlalchemy import create_engine, text
+
+    monkeypatch.setenv("ZONDA__DATABASE__SQL_ALCHEMY_CONN", postgres_url)
+    settings = load_settings()
+    from zonda.metastore.db import Metastore
+
+    metastore = Metastore.from_settings(settings)
+    metastore.init()
+    metastore.dispose()
+    probe = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
+
+    def others() -> int:
+        with probe.connect() as conn:
+            return conn.execute(
+                text(
+                    "select count(*) from pg_stat_activity where datname = current_database() "
+                    "and pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+
+    executor = LocalExecutor(parallelism=3, settings=settings)
+    try:
+        executor.start()  # returns once every worker reported ready (warmed up)
+        assert others() == 0
+    finally:
+        executor.end(timeout=10)
+        probe.dispose()

@@ -100,6 +100,17 @@ class Supervisor:
             store.finish_owned_task_instance(nobody, "", -1, {"state": "success"}, pid=-1)
         except Exception as exc:  # the metastore may be starting; the first task connects instead
             log.debug("worker warm-up failed: %s", exc)
+        self._release_connection()
+
+    def _release_connection(self) -> None:
+        """Close the worker's own connection: task processes have theirs, and the worker needs one only to
+        heartbeat a task that runs longer than ``task_heartbeat_interval``. An idle worker then holds none,
+        which halves what a LocalExecutor asks of the database's ``max_connections``. Compiled statements stay
+        in the engine."""
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                self._store.close()
+                self._store.metastore.engine.dispose()
 
     @property
     def store(self) -> Any:
@@ -214,6 +225,14 @@ class Supervisor:
     def _serve(self, workload: Workload, child: _TaskProcess) -> tuple[int, bool]:
         """Heartbeat for the task process until the workload ends: (exit status, whether the process is
         still alive and may take another workload)."""
+        try:
+            return self._watch(workload, child)
+        finally:
+            if child.heartbeats:  # a long task made the worker connect: let that connection go again
+                child.heartbeats = 0
+                self._release_connection()
+
+    def _watch(self, workload: Workload, child: _TaskProcess) -> tuple[int, bool]:
         from zonda.runner.store import DagRunInfo
 
         run = DagRunInfo(workload.dag_id, workload.run_id, None, None, None, id=workload.dag_run_id)
@@ -240,6 +259,7 @@ class Supervisor:
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + self.heartbeat_interval
                 store = self.store
+                child.heartbeats += 1
                 try:
                     alive = store.heartbeat_task_instance(run, workload.task_id, workload.map_index, pid=pid)
                 except Exception as exc:
@@ -264,6 +284,7 @@ class _TaskProcess:
         self.pid = pid
         self.conn = conn
         self.runs = 0
+        self.heartbeats = 0  # sent by the worker for the current workload
 
 
 def _row_state(store: Any, workload: Workload) -> str | None:
