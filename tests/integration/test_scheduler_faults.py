@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import scheduler_helpers as h
 
+from zonda.scheduler import jobs
+
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 FAST_HEARTBEATS = {
@@ -276,6 +278,7 @@ from zonda.operators import PythonOperator
 
 
 def work(**context):
+    _time.sleep(0.1)  # ends spread out, so the scheduler that did not queue an instance sees free slots too
     record(context)
 
 
@@ -307,10 +310,12 @@ def _two_schedulers(make: Any) -> None:
     setup.dag("many.py", MANY)
     h.store_dags(setup.settings, setup.metastore)
     h.create_pool(setup.engine, "ten", 10)
-    runs = [setup.trigger(dag_id, run_id=f"{dag_id}-{i}") for dag_id in ("many_a", "many_b") for i in range(5)]
     with h.scheduler_processes() as started, h.Sampler(setup.url, 0.1) as sampler:
         setup.start_scheduler(started, "scheduler-a")
         setup.start_scheduler(started, "scheduler-b")
+        # Both must be up before there is work: one scheduler alone finishes 500 short tasks quickly.
+        h.wait_for(lambda: len(jobs.alive_jobs(setup.engine, "scheduler", 10)) == 2, 60, what="two schedulers")
+        runs = [setup.trigger(dag_id, run_id=f"{dag_id}-{i}") for dag_id in ("many_a", "many_b") for i in range(5)]
         assert set(setup.wait_runs(runs, 120, started).values()) == {"success"}
     rows = _check_ledger_against_metastore(setup, runs)
     assert len(rows) == 500 and {r.state for r in rows} == {"success"}

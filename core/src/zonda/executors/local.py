@@ -25,14 +25,17 @@ log = logging.getLogger("zonda.executors.local")
 _STOP = None
 
 
-def _worker_main(index: int, tasks: Any, results: Any, settings: Any) -> None:
+def _worker_main(
+    index: int, tasks: Any, results: Any, settings: Any, metastore: Any = None, warmed: bool = False
+) -> None:
     """Worker loop (a forked process): run each workload in a forked child, report its exit status."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from zonda.executors.supervisor import Supervisor
     from zonda.executors.workload import WorkloadRunner
 
     parent = os.getppid()
-    supervisor = Supervisor(WorkloadRunner(home=str(settings.home) if settings else None, settings=settings))
+    runner = WorkloadRunner(home=str(settings.home) if settings else None, settings=settings)
+    supervisor = Supervisor(runner, metastore=metastore, warmed=warmed)
     results.put(("ready", os.getpid(), index))
     try:
         _serve_workloads(index, tasks, results, supervisor, parent)
@@ -88,11 +91,46 @@ class LocalExecutor(BaseExecutor):
         #: cache and parsed DAG files are hot), so a chain of tasks keeps reusing one process.
         self._idle: list[int] = []
         self._pending: list[Workload] = []
+        #: The workers' metastore, created and warmed here before forking them (None: each builds its own).
+        self._metastore: Any = None
+        self._warmed = False
         #: What each busy worker runs, and the pid of each worker's current task process.
         self._busy: dict[int, Workload] = {}
         self._task_pids: dict[int, int] = {}
 
+    def _preload(self) -> None:
+        """Import here, once, what every worker would otherwise import after the fork (the task runner's
+        modules, the metastore's dialect and driver), then freeze the heap so collections in the workers never
+        touch it: the workers share those pages with this process instead of each holding a private copy."""
+        import gc
+        import importlib
+
+        from zonda.executors.supervisor import WARM_MODULES
+
+        for name in WARM_MODULES:
+            importlib.import_module(name)
+        if self.settings is not None:
+            from zonda.executors.supervisor import warm_up_statements
+            from zonda.metastore.db import Metastore
+            from zonda.runner.store import MetastoreRunStore
+
+            try:
+                metastore = Metastore.from_settings(self.settings)
+                store = MetastoreRunStore(metastore)
+                # One connection, closed again before the fork: the workers inherit compiled statements only.
+                self._warmed = warm_up_statements(store)
+                store.close()
+                metastore.dispose()
+                self._metastore = metastore
+            except Exception as exc:  # a bad URL is reported by the scheduler itself, with its fix
+                log.debug("metastore not preloaded for the workers: %s", exc)
+        gc.collect()
+        gc.freeze()
+
     def start(self) -> None:
+        import gc
+
+        self._preload()
         # A SimpleQueue: workers write their (small) messages straight into the pipe, with no feeder thread
         # to wake per message as multiprocessing.Queue has.
         self._results = self._ctx.SimpleQueue()
@@ -100,13 +138,18 @@ class LocalExecutor(BaseExecutor):
             tasks = self._ctx.SimpleQueue()
             proc = self._ctx.Process(
                 target=_worker_main,
-                args=(index, tasks, self._results, self.settings),
+                args=(index, tasks, self._results, self.settings, self._metastore, self._warmed),
                 name=f"zonda-worker-{index}",
                 daemon=True,
             )
-            proc.start()
+            try:
+                proc.start()
+            except BaseException:
+                gc.unfreeze()
+                raise
             self._queues.append(tasks)
             self._workers.append(proc)
+        gc.unfreeze()  # forked: this process's own collections go on as before
         self._idle = list(reversed(range(self.worker_count)))
         # Wait (bounded) until every worker is warm: connected, statements compiled, modules imported.
         ready = 0

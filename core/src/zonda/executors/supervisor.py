@@ -52,10 +52,28 @@ WARM_MODULES = (
 )
 
 
+def warm_up_statements(store: Any) -> bool:
+    """Run the statements every task uses once, against no row, so their compiled forms are in the engine's
+    cache. True when it worked; the metastore may still be starting, and the first task compiles them then."""
+    from zonda.runner.store import DagRunInfo
+
+    try:
+        store.load_task_instance(-1)
+        nobody = DagRunInfo("", "", None, None, None, id=-1)
+        store.claim_task_instance(nobody, "", -1, {"state": "running"})
+        store.finish_owned_task_instance(nobody, "", -1, {"state": "success"}, pid=-1)
+    except Exception as exc:
+        log.debug("statement warm-up failed: %s", exc)
+        return False
+    return True
+
+
 class Supervisor:
     """Lives in a worker process."""
 
-    def __init__(self, runner: WorkloadRunner) -> None:
+    def __init__(self, runner: WorkloadRunner, *, metastore: Any = None, warmed: bool = False) -> None:
+        """``metastore``: the executor's, created (and, when ``warmed``, its statements compiled) before the
+        fork, so this worker and its task processes share that engine's pages instead of building their own."""
         import importlib
 
         self.runner = runner
@@ -68,10 +86,12 @@ class Supervisor:
         runner.plugins = PluginManager.from_settings(self.settings)
         runner.plugins.has_implementations("on_task_instance_running")  # discover once, here
         self._warm_log_handler(runner.plugins)
+        self._metastore = metastore
         self._store: Any = None
         self.tasks_per_process = max(1, int(self.settings.get("local_executor", "tasks_per_process")))
         self._idle_child: _TaskProcess | None = None
-        self._warm_up()
+        if not warmed:
+            self._warm_up()
         # Everything loaded so far lives as long as the worker: keep it out of the collector's reach, so task
         # processes' collections do not touch (and copy) the pages they share with the worker.
         gc.freeze()
@@ -88,18 +108,9 @@ class Supervisor:
             log.debug("task log handler not preloaded: %s", exc)
 
     def _warm_up(self) -> None:
-        """Connect and compile the statements every task uses now, not during the first tasks (each worker
-        has its own connection and statement cache)."""
-        from zonda.runner.store import DagRunInfo
-
-        store = self.store
-        try:
-            store.load_task_instance(-1)
-            nobody = DagRunInfo("", "", None, None, None, id=-1)
-            store.claim_task_instance(nobody, "", -1, {"state": "running"})
-            store.finish_owned_task_instance(nobody, "", -1, {"state": "success"}, pid=-1)
-        except Exception as exc:  # the metastore may be starting; the first task connects instead
-            log.debug("worker warm-up failed: %s", exc)
+        """Compile the statements every task uses now, not during the first tasks (when the executor could not
+        do it for all workers before forking them)."""
+        warm_up_statements(self.store)
         self._release_connection()
 
     def _release_connection(self) -> None:
@@ -118,7 +129,8 @@ class Supervisor:
             from zonda.metastore.db import Metastore
             from zonda.runner.store import MetastoreRunStore
 
-            self._store = MetastoreRunStore(Metastore.from_settings(self.settings))
+            metastore = self._metastore if self._metastore is not None else Metastore.from_settings(self.settings)
+            self._store = MetastoreRunStore(metastore)
         return self._store
 
     def execute(self, workload: Workload, on_started: Any = None) -> int:
