@@ -40,6 +40,17 @@ def es_error(status: int, error_type: str, reason: str, **extra: Any) -> dict[st
     return {"error": {"root_cause": [cause], **cause}, "status": status}
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that gave up (its timeout) closes the socket before a late answer: not an error here."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class EsProxy:
     """A threaded HTTP(S) proxy on 127.0.0.1 in front of ``upstream`` (see the module docstring)."""
 
@@ -92,7 +103,7 @@ class EsProxy:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.scheme = "http"
         if ssl_context is not None:
