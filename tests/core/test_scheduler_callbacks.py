@@ -185,3 +185,66 @@ def test_a_callback_that_cannot_load_or_hangs_is_logged_and_dropped(
     assert hasty.completed == 1 and _pending(metastore) == 0
     assert "took longer than 2 s; stopped" in caplog.text
     assert _notes(out) == []
+
+
+DIES_PLAIN = """
+import os
+import signal
+from datetime import datetime
+
+from zonda import DAG
+from zonda.operators import PythonOperator
+
+
+def die(**context):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+with DAG("dies_plain", schedule=None, start_date=datetime(2024, 1, 1)):
+    PythonOperator(task_id="dies", python_callable=die)
+"""
+
+
+def test_failure_listeners_hear_of_a_try_the_scheduler_ended(setup: Any) -> None:
+    """A plugin's on_task_instance_failed is called for a try whose process died, even when the task has no
+    callback of its own: from the DAG processor, with the real task instance."""
+    from zonda import hookimpl
+    from zonda.dag_processing import DagProcessor
+    from zonda.executors.local import LocalExecutor
+    from zonda.plugins.manager import PluginManager
+    from zonda.scheduler.runs import trigger_dag
+    from zonda.scheduler.scheduler import Scheduler
+
+    home, settings, metastore = setup
+    out = home / "heard.jsonl"
+
+    class Listener:
+        @hookimpl
+        def on_task_instance_failed(self, previous_state, task_instance, error, will_retry):
+            line = {
+                "task_id": task_instance.task_id,
+                "try_number": task_instance.try_number,
+                "state": task_instance.state.value,
+                "error": str(error),
+                "will_retry": will_retry,
+                "previous_state": previous_state,
+            }
+            with open(out, "a") as handle:
+                handle.write(json.dumps(line) + "\n")
+
+    plugins = PluginManager(plugins_folder=None, autoload=False)
+    plugins.register(Listener(), "failure_listener")
+    h.write_dag(home, "dies.py", DIES_PLAIN)
+    h.store_dags(settings, metastore)
+    run = int(trigger_dag(metastore.engine, "dies_plain")["id"])
+    scheduler = Scheduler(
+        settings, executor=LocalExecutor(parallelism=1, settings=settings), metastore=metastore, plugins=plugins
+    )
+    assert h.drive(scheduler, [run], timeout=60) == {run: "failed"}
+    assert _pending(metastore) == 1
+    with DagProcessor(settings, metastore, plugins=plugins) as processor:
+        assert processor.run_callbacks(timeout=60) == 1
+    (heard,) = _notes(out)
+    assert heard["task_id"] == "dies" and heard["try_number"] == 1 and heard["state"] == "failed"
+    assert heard["will_retry"] is False and heard["previous_state"] == "running"
+    assert "exited with -9 without recording an end state" in heard["error"]

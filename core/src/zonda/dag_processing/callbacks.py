@@ -11,8 +11,9 @@ The DAG processor (which imports user code anyway, in children) claims one row a
 child with the DAG file loaded, and deletes the row when the child is done. The child is bounded by
 ``core.dagbag_import_timeout`` plus ``callback_timeout``; a callback that raises is logged with its traceback and
 not retried, as in a task process. Task callbacks write into the try's log file; DAG-run callbacks into the
-processor's log. A row claimed by a processor that died is claimed again once it is older than twice the
-timeout.
+processor's log. Plugins' ``on_task_instance_failed`` listeners are told of such a try from there too (the
+scheduler asks whenever one is registered). A row claimed by a processor that died is claimed again once it is
+older than twice the timeout.
 """
 
 from __future__ import annotations
@@ -96,9 +97,12 @@ class CallbackRunner:
     """Lives in the DAG processor: :meth:`poll` (never blocking) reaps the running child, then claims and
     starts the next request. One callback runs at a time, so a slow one delays other callbacks, never parsing."""
 
-    def __init__(self, settings: Settings, metastore: Metastore, *, timeout: float = CALLBACK_TIMEOUT) -> None:
+    def __init__(
+        self, settings: Settings, metastore: Metastore, *, timeout: float = CALLBACK_TIMEOUT, plugins: Any = None
+    ) -> None:
         self.settings = settings
         self.metastore = metastore
+        self.plugins = plugins
         self.import_timeout = float(settings.get("core", "dagbag_import_timeout"))
         self.timeout = self.import_timeout + float(timeout)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
@@ -121,7 +125,10 @@ class CallbackRunner:
         if request is None:
             return
         process = self._ctx.Process(
-            target=_run_request, args=(self.settings, request), name=f"zonda-callback-{request['id']}", daemon=True
+            target=_run_request,
+            args=(self.settings, request, self.plugins),
+            name=f"zonda-callback-{request['id']}",
+            daemon=True,
         )
         process.start()
         self._running = _Running(request, process, time.monotonic() + self.timeout)
@@ -192,7 +199,7 @@ def _label(request: dict[str, Any]) -> str:
 # --- the child ---------------------------------------------------------------------------------------------
 
 
-def _run_request(settings: Settings, request: dict[str, Any]) -> None:
+def _run_request(settings: Settings, request: dict[str, Any], plugins: Any = None) -> None:
     """In a forked child: load the DAG file, build the context, run the callback. Exits non-zero when the
     callback could not be run at all (its own exceptions are logged, as in a task process)."""
     import signal
@@ -230,7 +237,7 @@ def _run_request(settings: Settings, request: dict[str, Any]) -> None:
 
         call_dag_callbacks(dag, run, failed=request["kind"] == DAG_FAILURE, reason=request.get("message"))
         return
-    _run_task_callback(settings, dag, run, store, request)
+    _run_task_callback(settings, dag, run, store, request, plugins)
 
 
 def _load_run(store: Any, dag_run_id: int) -> Any:
@@ -244,7 +251,11 @@ def _load_run(store: Any, dag_run_id: int) -> Any:
     return DagRunInfo.from_row(row) if row is not None else None
 
 
-def _run_task_callback(settings: Settings, dag: Any, run: Any, store: Any, request: dict[str, Any]) -> None:
+def _run_task_callback(
+    settings: Settings, dag: Any, run: Any, store: Any, request: dict[str, Any], plugins: Any = None
+) -> None:
+    """The task's callback (when set), then the plugins' ``on_task_instance_failed`` listeners, as the task
+    process would have called both had it lived."""
     from zonda.context import build_context
     from zonda.exceptions import ZondaException
     from zonda.runner.dag_runner import InProcessDagRunner
@@ -256,9 +267,6 @@ def _run_task_callback(settings: Settings, dag: Any, run: Any, store: Any, reque
     name = CALLBACK_OF[request["kind"]]
     task = dag.get_task(request["task_id"])
     callback = task.partial_kwargs.get(name) if task.is_mapped else getattr(task, name, None)
-    if not callback:
-        log.warning("%s has no %s any more; nothing to run", _label(request), name)
-        return
     map_index = int(request.get("map_index") if request.get("map_index") is not None else -1)
     try_number = int(request.get("try_number") or 1)
     ti = TaskInstance(task, run, store, map_index=map_index)
@@ -268,13 +276,23 @@ def _run_task_callback(settings: Settings, dag: Any, run: Any, store: Any, reque
     params = dag.params.resolve(run.conf)
     env = InProcessDagRunner(dag, store, settings=settings, log_folder=settings.log_folder).make_environment(params)
     context = build_context(dag=dag, task=task, dag_run=run, ti=ti, params=params, settings=settings, macros=env.macros)
-    context["exception"] = ZondaException(request.get("message") or "the scheduler ended this try")
+    error = ZondaException(request.get("message") or "the scheduler ended this try")
+    context["exception"] = error
     path = attempt_log_path(settings.log_folder, run.dag_id, run.run_id, task.task_id, map_index, try_number)
     path.parent.mkdir(parents=True, exist_ok=True)
     with capture_attempt_log(path):
         task_log = logging.getLogger("zonda.task")
         task_log.error("The scheduler ended this try: %s", request.get("message") or "(no reason recorded)")
-        task_log.info("Running %s (from the DAG processor, pid %s)", name, os.getpid())
-        run_callbacks(callback, context, name)
+        if callback:
+            task_log.info("Running %s (from the DAG processor, pid %s)", name, os.getpid())
+            run_callbacks(callback, context, name)
+        if plugins is not None:
+            plugins.call(
+                "on_task_instance_failed",
+                previous_state="running",
+                task_instance=ti,
+                error=error,
+                will_retry=request["kind"] == TASK_RETRY,
+            )
     with contextlib.suppress(Exception):
         store.close()

@@ -168,7 +168,7 @@ class DagProcessor:
         if self._callbacks is None:
             from zonda.dag_processing.callbacks import CallbackRunner
 
-            self._callbacks = CallbackRunner(self.settings, self.metastore)
+            self._callbacks = CallbackRunner(self.settings, self.metastore, plugins=self.plugins)
         return self._callbacks
 
     def run_callbacks(self, timeout: float = 30.0) -> int:

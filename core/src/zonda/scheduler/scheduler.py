@@ -105,6 +105,7 @@ class Scheduler:
         self._wake_at: float | None = None
         self._last_queued_check = 0.0
         self._start_runs_soon = False  # a run ended: a queued one may take its place
+        self._listens: bool | None = None
         self.parallelism = int(settings.get("core", "parallelism"))
         self.default_max_active_tasks = int(settings.get("core", "max_active_tasks_per_dag"))
         self.default_max_active_runs = int(settings.get("core", "max_active_runs_per_dag"))
@@ -705,8 +706,9 @@ class Scheduler:
         )
         log.error("%s.%s (try %s): %s -> %s", row.dag_id, row.task_id, try_number, reason, values["state"])
         kind = TASK_RETRY if values["state"] == "up_for_retry" else TASK_FAILURE
-        if result.rowcount and task is not None and CALLBACK_OF[kind] in task.callbacks:
-            # Nobody else will run the task's callback: its process is gone. The DAG processor runs it.
+        if result.rowcount and task is not None and (CALLBACK_OF[kind] in task.callbacks or self._failure_listeners):
+            # Nobody else will run the task's callback or tell the listeners: its process is gone. The DAG
+            # processor does both.
             request_callback(
                 conn,
                 kind=kind,
@@ -718,6 +720,13 @@ class Scheduler:
                 try_number=try_number,
                 message=reason,
             )
+
+    @property
+    def _failure_listeners(self) -> bool:
+        """Whether a plugin listens to ``on_task_instance_failed`` (asked once)."""
+        if self._listens is None:
+            self._listens = self.plugins is not None and self.plugins.has_implementations("on_task_instance_failed")
+        return self._listens
 
     def _expire_deferrals(self) -> None:
         """Deferred instances whose trigger timeout passed fail even when no triggerer is running."""
