@@ -159,10 +159,25 @@ class Scheduler:
                     "SQLite metastore, and SQLite cannot coordinate two; stop it first, or use PostgreSQL or "
                     "MySQL/MariaDB ([database] sql_alchemy_conn) to run several schedulers"
                 )
+        self._warn_about_connections()
         self.job_id = jobs.start_job(engine, "scheduler", type(executor).__name__)
         self._ensure_default_pool()
         self._reset_orphans()
         log.info("scheduler started (job %s, %s, %s)", self.job_id, type(executor).__name__, self.metastore)
+
+    def _warn_about_connections(self) -> None:
+        """A LocalExecutor's task processes each hold a connection: warn now if the server cannot take them."""
+        from zonda.executors.local import LocalExecutor
+        from zonda.metastore.capacity import connection_budget_warning
+
+        executor = self.executor
+        if not isinstance(executor, LocalExecutor):
+            return
+        pool = int(self.settings.get("database", "sql_alchemy_pool_size"))
+        needed = executor.parallelism + pool + 2  # task processes, this process's pool, a heartbeat or two
+        message = connection_budget_warning(self.engine, needed, f"this scheduler ({type(executor).__name__})")
+        if message:
+            log.warning(message)
 
     def run(self, *, max_passes: int | None = None, install_signals: bool = False) -> None:
         if install_signals:
