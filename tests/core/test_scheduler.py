@@ -918,6 +918,70 @@ def test_task_processes_run_at_most_tasks_per_process_and_start_clean(sqlite_env
     assert len(per_pid) == -(-7 // per_process)  # then a fresh one is forked
 
 
+ONE = """
+from datetime import datetime
+from zonda import DAG
+from zonda.operators import PythonOperator
+
+
+def work(**context):
+    record(context)
+
+
+with DAG("one", schedule=None, start_date=datetime(2024, 1, 1)):
+    PythonOperator(task_id="only", python_callable=work)
+"""
+
+
+def test_an_idle_task_process_stops_quietly_on_sigterm_and_the_worker_forks_a_new_one(
+    sqlite_env: Env, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Between workloads a kept task process has nothing to stop: a SIGTERM (the installation stopping, sent to
+    the whole process group) ends it without an error report, and the next workload gets a fresh process."""
+    import logging
+    import os
+    import signal
+
+    env = sqlite_env
+    env.dag("one.py", ONE)
+    env.store()
+    scheduler = env.scheduler(parallelism=1)
+    first = env.trigger("one")
+    # What the task process reports goes to its stderr (fd 2, which capfd reads), as under `zonda scheduler`.
+    report = logging.StreamHandler(sys.stderr)
+    supervisor_log = logging.getLogger("zonda.executors.supervisor")
+    supervisor_log.addHandler(report)
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 30
+        while h.run_states(env.engine, [first]).get(first) != "success" and time.monotonic() < deadline:
+            scheduler.run_once()
+        assert h.run_states(env.engine, [first]) == {first: "success"}
+        (idle,) = scheduler.executor._task_pids.values()
+        os.kill(idle, signal.SIGTERM)
+        h.wait_for(lambda: _gone_or_zombie(idle), 10, what="the idle task process to exit")
+        second = env.trigger("one")
+        deadline = time.monotonic() + 30
+        while h.run_states(env.engine, [second]).get(second) != "success" and time.monotonic() < deadline:
+            scheduler.run_once()
+        assert h.run_states(env.engine, [second]) == {second: "success"}
+    finally:
+        scheduler.shutdown()
+        supervisor_log.removeHandler(report)
+    pids = [e.pid for e in sorted(env.entries(), key=lambda e: e.at)]
+    assert pids[0] == idle and pids[1] != idle
+    err = capfd.readouterr().err
+    assert "ZondaTaskTerminated" not in err and "task process for" not in err
+
+
+def _gone_or_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 SHAPES = """
 from datetime import datetime
 from zonda import DAG

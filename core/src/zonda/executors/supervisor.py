@@ -197,7 +197,11 @@ class Supervisor:
                     break
                 try:
                     conn.send((_DONE, code))
+                    # Idle between workloads: a SIGTERM now (the whole installation stopping) just ends the
+                    # process, quietly; there is no task to stop and nothing to record.
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
                     message = conn.recv()
+                    signal.signal(signal.SIGTERM, _raise_terminated)
                 except (EOFError, OSError):  # the worker is gone: nothing more to run
                     break
                 if message[0] != "run":
