@@ -276,3 +276,37 @@ def test_undeclared_keys_read_with_a_default(zonda_home: Path, monkeypatch: pyte
     with pytest.raises(ZondaConfigError, match=r"unknown configuration key \[logging\] not_set_anywhere"):
         settings.get("logging", "not_set_anywhere")
     assert settings.get("logging", "task_log_handler", default="ignored") == "file"  # declared: its own default
+
+
+def test_a_services_console_drops_what_a_running_attempt_logs_but_not_other_threads(tmp_path: Path) -> None:
+    """A task process inherits its scheduler's console handler: a library logging inside an attempt (an HTTP or
+    Elasticsearch client, say) must land in the attempt's log only, while other threads still reach the console."""
+    import io
+    import threading
+
+    from zonda.runner.logs import capture_attempt_log
+    from zonda.services import _NotTaskRecords
+
+    console = io.StringIO()
+    handler = logging.StreamHandler(console)
+    handler.addFilter(_NotTaskRecords())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    library = logging.getLogger("some.client.library")
+    library.setLevel(logging.INFO)
+    path = tmp_path / "attempt=1.log"
+    try:
+        library.warning("before the attempt")
+        with capture_attempt_log(path):
+            library.warning("inside the attempt")
+            other = threading.Thread(target=lambda: library.warning("another thread meanwhile"))
+            other.start()
+            other.join()
+        library.warning("after the attempt")
+    finally:
+        root.removeHandler(handler)
+        library.setLevel(logging.NOTSET)
+    shown = console.getvalue()
+    assert "before the attempt" in shown and "after the attempt" in shown and "another thread meanwhile" in shown
+    assert "inside the attempt" not in shown
+    assert "inside the attempt" in path.read_text()

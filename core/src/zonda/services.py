@@ -35,8 +35,9 @@ def configure_logging(settings: Settings) -> None:
     """Log Zonda's services to stderr at ``[logging] logging_level`` (once per process; leaves a configured
     root logger alone).
 
-    Task processes forked from this one inherit the handler, so it drops task records (``zonda.task*``: they
-    belong in each attempt's log file) and redacts secrets like the task log handler does.
+    Task processes forked from this one inherit the handler, so it drops task records (``zonda.task*``, and
+    anything a library logs while an attempt runs: they belong in that attempt's log file) and redacts secrets
+    like the task log handler does.
     """
     from zonda.masking import RedactingFilter
 
@@ -57,7 +58,11 @@ def configure_logging(settings: Settings) -> None:
 
 class _NotTaskRecords(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.name == "zonda.task" or record.name.startswith("zonda.task."))
+        from zonda.runner.logs import is_captured
+
+        if record.name == "zonda.task" or record.name.startswith("zonda.task."):
+            return False
+        return not is_captured(record)
 
 
 @dataclass

@@ -12,11 +12,21 @@ import contextlib
 import io
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 FORMAT = "[%(asctime)s] {%(levelname)s} %(name)s: %(message)s"
+
+#: Threads whose logging is being captured into an attempt's log, with how many captures each has open.
+_capturing: dict[int, int] = {}
+
+
+def is_captured(record: logging.LogRecord) -> bool:
+    """Whether ``record`` was logged by a thread while it runs an attempt: it belongs in that attempt's log,
+    not on a service's console (a task process inherits its scheduler's console handler)."""
+    return record.thread in _capturing
 
 
 def attempt_log_path(base: Path, dag_id: str, run_id: str, task_id: str, map_index: int, attempt: int) -> Path:
@@ -113,12 +123,18 @@ def capture_attempt_log(
         root.setLevel(logging.INFO)
     stdout = _LineWriter(logging.getLogger("zonda.task.stdout"), logging.INFO)
     stderr = _LineWriter(logging.getLogger("zonda.task.stderr"), logging.WARNING)
+    thread = threading.get_ident()
+    _capturing[thread] = _capturing.get(thread, 0) + 1
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):  # type: ignore[type-var]
             yield path
     finally:
         stdout.flush()
         stderr.flush()
+        if _capturing[thread] <= 1:
+            del _capturing[thread]
+        else:
+            _capturing[thread] -= 1
         root.removeHandler(handler)
         handler.close()
         if echo_handler is not None:
