@@ -65,11 +65,14 @@ class EsProxy:
         api_key: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         answer_late: dict[str, float] | None = None,
+        max_body: int | None = None,
     ) -> None:
         parts = urlsplit(upstream)
         #: path suffix -> seconds: such requests are applied upstream at once, but answered that much later
         #: (a slow cluster that did the work; a client that gives up in between must not send it again).
         self.answer_late = dict(answer_late or {})
+        #: Bodies over this many bytes are refused with 413, as a server with a low http.max_content_length does.
+        self.max_body = max_body
         self.upstream_host = parts.hostname or "127.0.0.1"
         self.upstream_port = parts.port or 9200
         self.report_version = report_version
@@ -88,7 +91,9 @@ class EsProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                proxy.requests.append({"method": self.command, "path": self.path, "headers": headers})
+                proxy.requests.append(
+                    {"method": self.command, "path": self.path, "headers": headers, "size": len(body)}
+                )
                 status, out_headers, data = proxy.respond(self.command, self.path, headers, body)
                 self.send_response(status)
                 for key, value in out_headers.items():
@@ -178,6 +183,9 @@ class EsProxy:
             error = es_error(400, "media_type_header_exception", "Invalid media-type value on headers [Accept]")
             error["error"]["caused_by"] = {"type": "status_exception", "reason": problem}
             return self._json(400, error)
+        if self.max_body is not None and len(body) > self.max_body:
+            reason = f"request body is {len(body)} bytes, larger than http.max_content_length [{self.max_body}]"
+            return self._json(413, es_error(413, "content_too_long_exception", reason))
         is_root = urlsplit(path).path in ("", "/")
         if is_root and method == "GET" and self.deny_root:
             reason = "action [cluster:monitor/main] is unauthorized for API key id [test]"

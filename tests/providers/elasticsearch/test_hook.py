@@ -497,3 +497,71 @@ def test_a_slow_bulk_is_waited_for_and_never_sent_twice(
     slow = proxy(answer_late={"/_count": 1.0})
     with pytest.raises(ElasticsearchHookError, match=r"did not answer within 0\.3s"):
         hook_for(slow.url, request_timeout=0.3).count(es_index)
+
+
+def test_bulk_bodies_stay_under_max_chunk_bytes(proxy: Callable[..., EsProxy], es_index: str) -> None:
+    server = proxy()
+    hook = hook_for(server.url)
+    hook.create_index(es_index, exist_ok=True)
+    docs = [{"n": i, "text": "x" * 1000} for i in range(40)]  # ~1 KB each
+    report = hook.bulk_index(es_index, docs, id_field="n", max_chunk_bytes=8_000, refresh=True)
+    assert (report.indexed, report.rejected) == (40, 0)
+    sizes = [r["size"] for r in server.requests if r["path"].split("?")[0].endswith("/_bulk")]
+    assert len(sizes) >= 6 and max(sizes) <= 8_000  # split by bytes long before the 500-document count
+    assert hook.count(es_index) == 40
+    with pytest.raises(ValueError, match="max_chunk_bytes must be a positive integer"):
+        hook.bulk_index(es_index, docs, max_chunk_bytes=0)
+
+
+def test_a_413_splits_the_body_and_rejects_only_a_document_too_large_alone(
+    proxy: Callable[..., EsProxy], es_index: str
+) -> None:
+    """A server whose http.max_content_length is below the hook's byte bound answers 413: the body is split in
+    halves until it fits, and a document that alone is too large is rejected by name, not the whole load."""
+    server = proxy(max_body=6_000)
+    hook = hook_for(server.url)
+    hook.create_index(es_index, exist_ok=True)
+    docs = [{"n": i, "text": "y" * 1000} for i in range(20)]
+    docs.insert(7, {"n": "huge", "text": "z" * 20_000})
+    report = hook.bulk_index(es_index, docs, id_field="n", refresh=True)
+    assert (report.indexed, report.rejected) == (20, 1)
+    (error,) = report.errors
+    assert (error.position, error.id, error.status, error.error_type) == (7, "huge", 413, "request_entity_too_large")
+    assert "http.max_content_length" in error.reason
+    assert hook.count(es_index) == 20
+
+
+def test_database_values_serialize_to_the_json_elasticsearch_maps() -> None:
+    """Every value type a SQL driver hands back, through the encoder bulk bodies and JSON-lines files use."""
+    import ipaddress
+
+    from zonda_elasticsearch.serialization import dumps_line
+
+    row = {
+        "key": decimal.Decimal("12345678901234567890"),
+        "price": decimal.Decimal("9.50"),
+        "at": dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+        "day": dt.date(2024, 1, 2),
+        "took": dt.timedelta(seconds=90),
+        "ref": uuid.UUID(int=7),
+        "ip": ipaddress.ip_address("10.0.0.1"),
+        "net": ipaddress.ip_network("10.0.0.0/24"),
+        "blob": b"\x00\xff",
+        "tags": ("a", "b"),
+        "name": "ünïcode",
+    }
+    assert json.loads(dumps_line(row)) == {
+        "key": 12345678901234567890,
+        "price": 9.5,
+        "at": "2024-01-02T03:04:05+00:00",
+        "day": "2024-01-02",
+        "took": 90.0,
+        "ref": str(uuid.UUID(int=7)),
+        "ip": "10.0.0.1",
+        "net": "10.0.0.0/24",
+        "blob": "AP8=",
+        "tags": ["a", "b"],
+        "name": "ünïcode",
+    }
+    with pytest.raises(TypeError, match="cannot encode object as JSON"):
+        dumps_line({"bad": object()})

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
 DEFAULT_CHUNK_SIZE = 500
+#: A ``_bulk`` body stays under this many bytes, whatever the document count. Elasticsearch refuses bodies over
+#: ``http.max_content_length`` (100 MB by default) with 413, and bodies of 5-15 MB index best.
+DEFAULT_MAX_CHUNK_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_ERRORS = 100
 #: Documents answered 429 (the cluster's write queue is full) are sent again this many times, backing off.
 BULK_RETRIES_ON_429 = 3
@@ -124,12 +127,14 @@ def bulk_index(
     *,
     id_field: str | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
     op_type: str = "index",
     report: BulkReport | None = None,
     max_errors: int = DEFAULT_MAX_ERRORS,
     **bulk_kwargs: Any,
 ) -> BulkReport:
-    """Send ``docs`` to ``index`` in ``_bulk`` requests of ``chunk_size`` documents; returns the report.
+    """Send ``docs`` to ``index`` in ``_bulk`` requests of at most ``chunk_size`` documents and
+    ``max_chunk_bytes`` bytes of body; returns the report.
 
     ``id_field`` names the field whose value becomes each document's ``_id``, so loading the same data again
     replaces documents instead of duplicating them; a document without it is rejected before sending.
@@ -137,17 +142,25 @@ def bulk_index(
     keeps one report over many batches; positions continue). ``bulk_kwargs`` go to ``client.bulk``
     (``pipeline``, ``routing``...).
 
-    Documents answered 429 are sent again with backoff. This loop, rather than ``helpers.streaming_bulk``,
-    because streaming_bulk yields retried documents out of order, and the report must name the right one.
+    Each document is serialized once, here, which is how its size is known. Documents answered 429 are sent
+    again with backoff. A body the server refuses as too large (413, its ``http.max_content_length`` is lower
+    than ``max_chunk_bytes``) is split in halves and sent again; a single document it still refuses is rejected
+    with status 413. This loop, rather than ``helpers.streaming_bulk``, because streaming_bulk yields retried
+    documents out of order, and the report must name the right one.
     """
+    from zonda_elasticsearch.serialization import dumps_line
+
     if op_type not in VALID_OP_TYPES:
         raise ValueError(f"op_type must be one of {', '.join(VALID_OP_TYPES)}, not {op_type!r}")
     if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if not isinstance(max_chunk_bytes, int) or isinstance(max_chunk_bytes, bool) or max_chunk_bytes <= 0:
+        raise ValueError(f"max_chunk_bytes must be a positive integer, got {max_chunk_bytes!r}")
     if report is None:
         report = BulkReport(index=index, max_errors=max_errors)
     started = time.perf_counter()
     chunk: list[_Pending] = []
+    chunk_bytes = 0
     for position, doc in enumerate(docs, start=report.total):
         header: dict[str, Any] = {"_index": index}
         doc_id = None
@@ -159,18 +172,24 @@ def bulk_index(
                 )
                 continue
             header["_id"] = doc_id
-        chunk.append((position, doc_id, {op_type: header}, doc))
+        entry = (position, doc_id, dumps_line({op_type: header}).encode(), dumps_line(doc).encode())
+        size = len(entry[2]) + len(entry[3]) + 2  # two newlines
+        if chunk and chunk_bytes + size > max_chunk_bytes:
+            _send(client, chunk, report, bulk_kwargs)
+            chunk, chunk_bytes = [], 0
+        chunk.append(entry)
+        chunk_bytes += size
         if len(chunk) >= chunk_size:
             _send(client, chunk, report, bulk_kwargs)
-            chunk = []
+            chunk, chunk_bytes = [], 0
     if chunk:
         _send(client, chunk, report, bulk_kwargs)
     report.seconds += time.perf_counter() - started
     return report
 
 
-#: (position in the stream, id or None, action line, document)
-_Pending = tuple[int, "str | None", dict[str, Any], Mapping[str, Any]]
+#: (position in the stream, id or None, action line, document line), both lines serialized
+_Pending = tuple[int, "str | None", bytes, bytes]
 
 
 def _send(client: Elasticsearch, chunk: list[_Pending], report: BulkReport, bulk_kwargs: Mapping[str, Any]) -> None:
@@ -181,7 +200,7 @@ def _send(client: Elasticsearch, chunk: list[_Pending], report: BulkReport, bulk
     for attempt in range(BULK_RETRIES_ON_429 + 1):
         if attempt:
             time.sleep(min(30.0, 0.5 * 2 ** (attempt - 1)))
-        operations: list[Any] = []
+        operations: list[bytes] = []
         for _position, _doc_id, action, doc in pending:
             operations.append(action)
             operations.append(doc)
@@ -190,6 +209,9 @@ def _send(client: Elasticsearch, chunk: list[_Pending], report: BulkReport, bulk
         except ApiError as exc:
             if exc.status_code == 429 and attempt < BULK_RETRIES_ON_429:
                 continue
+            if exc.status_code == 413:
+                _too_large(client, pending, report, bulk_kwargs)
+                return
             raise
         if not response.get("errors"):
             report.indexed += len(pending)
@@ -217,3 +239,19 @@ def _send(client: Elasticsearch, chunk: list[_Pending], report: BulkReport, bulk
         if not retry:
             return
         pending = retry
+
+
+def _too_large(client: Elasticsearch, pending: list[_Pending], report: BulkReport, bulk_kwargs: Any) -> None:
+    """The server refused the body as too large (413): send each half on its own, down to single documents,
+    which are then rejected (one too large for the server can only be split by its author)."""
+    if len(pending) > 1:
+        middle = len(pending) // 2
+        _send(client, pending[:middle], report, bulk_kwargs)
+        _send(client, pending[middle:], report, bulk_kwargs)
+        return
+    position, doc_id, _action, doc = pending[0]
+    reason = (
+        f"the document is {len(doc):,} bytes as JSON, more than the server accepts in one request "
+        "(http.max_content_length); make it smaller or raise that limit"
+    )
+    report.reject(RejectedDocument(position, doc_id, 413, "request_entity_too_large", reason))

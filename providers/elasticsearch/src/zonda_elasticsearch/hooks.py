@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from zonda.exceptions import ZondaException
 from zonda.hooks.base import BaseHook
-from zonda_elasticsearch.bulk import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_ERRORS, BulkReport
+from zonda_elasticsearch.bulk import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_CHUNK_BYTES, DEFAULT_MAX_ERRORS, BulkReport
 from zonda_elasticsearch.query import query_dsl
 
 if TYPE_CHECKING:
@@ -573,6 +573,7 @@ class ElasticsearchHook(BaseHook):
         id_field: str | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         *,
+        max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
         op_type: str = "index",
         refresh: bool = False,
         max_errors: int = DEFAULT_MAX_ERRORS,
@@ -598,6 +599,7 @@ class ElasticsearchHook(BaseHook):
                 docs,
                 id_field=id_field,
                 chunk_size=chunk_size,
+                max_chunk_bytes=max_chunk_bytes,
                 op_type=op_type,
                 report=report,
                 max_errors=max_errors,

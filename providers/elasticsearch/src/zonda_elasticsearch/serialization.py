@@ -42,7 +42,7 @@ def json_default(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
-    if isinstance(value, uuid.UUID | _ADDRESS_TYPES):
+    if isinstance(value, (uuid.UUID, *_ADDRESS_TYPES)):
         return str(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(value)).decode("ascii")
