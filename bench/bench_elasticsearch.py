@@ -79,15 +79,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-VENV = REPO / ".venv"
-VENV_PY = VENV / "bin" / "python"
+from _venv import REPO, reexec_in_venv
 
-if Path(sys.prefix).resolve() != VENV.resolve() and os.environ.get("ZONDA_BENCH_REEXEC") != "1":
-    # The bench needs psycopg, elasticsearch and the providers: run it with the workspace venv's python.
-    os.environ["ZONDA_BENCH_REEXEC"] = "1"
-    os.execv(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]])
+reexec_in_venv(__file__)  # the bench needs psycopg, elasticsearch and the providers
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 DB = "zonda_bench_es"

@@ -48,17 +48,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-VENV = REPO / ".venv"
-VENV_PY = VENV / "bin" / "python"
+from _venv import BENCH_DIR, REPO, reexec_in_venv
 
-if Path(sys.prefix).resolve() != VENV.resolve() and os.environ.get("ZONDA_BENCH_REEXEC") != "1":
-    # The bench needs psycopg, requests and the two providers: run it with the workspace venv's python.
-    os.environ["ZONDA_BENCH_REEXEC"] = "1"
-    os.execv(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]])
+reexec_in_venv(__file__)  # the bench needs psycopg, requests and the two providers
 
 TABLE = "zonda_bench_narrow"
 SQL = f"SELECT id, tag FROM {TABLE}"

@@ -41,15 +41,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-VENV = REPO / ".venv"
-VENV_PY = VENV / "bin" / "python"
+from _venv import BENCH_DIR, REPO, VENV, VENV_PY, reexec_in_venv
 
-if Path(sys.prefix).resolve() != VENV.resolve() and os.environ.get("ZONDA_BENCH_REEXEC") != "1":
-    # The harness needs SQLAlchemy + psycopg and Zonda's trigger_dag: run it with the Zonda venv's python.
-    os.environ["ZONDA_BENCH_REEXEC"] = "1"
-    os.execv(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]])
+reexec_in_venv(__file__)  # the bench needs SQLAlchemy + psycopg and Zonda's trigger_dag
 
 from sqlalchemy import create_engine, text  # noqa: E402
 

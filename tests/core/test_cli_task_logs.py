@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+
+import scheduler_helpers as h
+
 from zonda.cli import main
 
 RUN_ID = "test__2024-01-02T00:00:00+00:00"
@@ -53,25 +57,6 @@ def home(zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (zonda_home / "dags").mkdir()
     (zonda_home / "dags" / "dags.py").write_text(textwrap.dedent(DAGS), encoding="utf-8")
     return zonda_home
-
-
-def store_dags(home: Path) -> None:
-    """What the DAG processor does for each DAG of the folder, so ``dags trigger`` and ``tasks run`` work."""
-    from zonda.cli._loading import open_metastore
-    from zonda.config import load_settings
-    from zonda.dagbag import DagBag
-    from zonda.runner.store import MetastoreRunStore
-
-    settings = load_settings()
-    bag = DagBag.from_settings(settings).collect()
-    metastore = open_metastore(settings)
-    try:
-        store = MetastoreRunStore(metastore)
-        for dag in bag:
-            store.sync_dag(dag)
-        store.close()
-    finally:
-        metastore.dispose()
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -164,7 +149,15 @@ def test_a_misconfigured_handler_stops_dags_test_before_anything_runs(home: Path
 
 def test_a_worker_with_a_misconfigured_handler_fails_the_try_and_says_why(home: Path, capsys, monkeypatch) -> None:
     """``tasks run`` goes through the worker's path (as a LocalExecutor or Celery worker does)."""
-    store_dags(home)
+    from zonda.cli._loading import open_metastore
+    from zonda.config import load_settings
+
+    settings = load_settings()
+    metastore = open_metastore(settings)
+    try:
+        h.store_dags(settings, metastore)  # what the DAG processor stores, so `dags trigger` knows the DAG
+    finally:
+        metastore.dispose()
     assert run(capsys, "dags", "trigger", "retrying", "--run-id", "r1")[0] == 0
     monkeypatch.setenv("ZONDA__LOGGING__TASK_LOG_HANDLER", "nope")
     code, out, _ = run(capsys, "tasks", "run", "retrying", "flaky", "r1")

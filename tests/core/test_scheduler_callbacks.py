@@ -248,3 +248,30 @@ def test_failure_listeners_hear_of_a_try_the_scheduler_ended(setup: Any) -> None
     assert heard["task_id"] == "dies" and heard["try_number"] == 1 and heard["state"] == "failed"
     assert heard["will_retry"] is False and heard["previous_state"] == "running"
     assert "exited with -9 without recording an end state" in heard["error"]
+
+
+def test_a_callback_for_a_task_removed_from_the_dag_is_dropped_with_a_warning(
+    setup: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from zonda.dag_processing.callbacks import TASK_FAILURE, CallbackRunner, request_callback
+
+    home, settings, metastore = setup
+    h.write_dag(home, "callbacks.py", CALLBACKS.format(out=str(home / "callbacks.jsonl")))
+    h.store_dags(settings, metastore)
+    run, _ = _run(home, settings, metastore, "cb_ok")
+    with metastore.engine.begin() as conn:  # as if the task had been renamed since the scheduler asked
+        request_callback(
+            conn,
+            kind=TASK_FAILURE,
+            dag_id="cb_ok",
+            fileloc=str(home / "dags" / "callbacks.py"),
+            dag_run_id=run,
+            task_id="renamed_since",
+            try_number=1,
+            message="no heartbeat",
+        )
+    runner = CallbackRunner(settings, metastore)
+    with caplog.at_level("ERROR", logger="zonda.dag_processing.callbacks"):
+        runner.drain(timeout=60)
+    assert runner.completed == 2 and _pending(metastore) == 0  # the run's own success callback, then this one
+    assert "exit code" not in caplog.text  # the child ended cleanly: nothing to run, no traceback

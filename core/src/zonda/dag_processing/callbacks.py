@@ -9,9 +9,9 @@ after loses nothing.
 
 The DAG processor (which imports user code anyway, in children) claims one row at a time, runs it in a forked
 child with the DAG file loaded, and deletes the row when the child is done. The child is bounded by
-``core.dagbag_import_timeout`` plus ``callback_timeout``; a callback that raises is logged with its traceback and
-not retried, as in a task process. Task callbacks write into the try's log file; DAG-run callbacks into the
-processor's log. Plugins' ``on_task_instance_failed`` listeners are told of such a try from there too (the
+``core.dagbag_import_timeout`` plus :data:`CALLBACK_TIMEOUT` (60 s); a callback that raises is logged with its
+traceback and not retried, as in a task process. Task callbacks write into the try's log file, DAG-run callbacks
+into the processor's log. Plugins' ``on_task_instance_failed`` listeners are told of such a try from there too (the
 scheduler asks whenever one is registered). A row claimed by a processor that died is claimed again once it is
 older than twice the timeout.
 """
@@ -103,16 +103,11 @@ class CallbackRunner:
         self.settings = settings
         self.metastore = metastore
         self.plugins = plugins
-        self.import_timeout = float(settings.get("core", "dagbag_import_timeout"))
-        self.timeout = self.import_timeout + float(timeout)
+        self.timeout = float(settings.get("core", "dagbag_import_timeout")) + float(timeout)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self._running: _Running | None = None
         self._ctx = multiprocessing.get_context("fork")
         self.completed = 0
-
-    @property
-    def busy(self) -> bool:
-        return self._running is not None
 
     def poll(self) -> None:
         running = self._running
@@ -134,7 +129,7 @@ class CallbackRunner:
         self._running = _Running(request, process, time.monotonic() + self.timeout)
 
     def drain(self, timeout: float) -> None:
-        """Run pending requests until none is left or ``timeout`` passed (tests, ``run_once``)."""
+        """Run pending requests one after another until none is left or ``timeout`` passed."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.poll()
@@ -192,7 +187,7 @@ class CallbackRunner:
 
 def _label(request: dict[str, Any]) -> str:
     task = f".{request['task_id']}" if request.get("task_id") else ""
-    index = f"[{request['map_index']}]" if (request.get("map_index") or -1) >= 0 else ""
+    index = f"[{request['map_index']}]" if request.get("map_index", -1) >= 0 else ""
     return f"{request['dag_id']}{task}{index} (run {request['dag_run_id']})"
 
 
@@ -265,9 +260,12 @@ def _run_task_callback(
     from zonda.state import TaskInstanceState
 
     name = CALLBACK_OF[request["kind"]]
-    task = dag.get_task(request["task_id"])
+    task = dag.task_dict.get(request["task_id"])
+    if task is None:
+        log.warning("%s: the task is not in the DAG any more; its %s callback is dropped", _label(request), name)
+        return
     callback = task.partial_kwargs.get(name) if task.is_mapped else getattr(task, name, None)
-    map_index = int(request.get("map_index") if request.get("map_index") is not None else -1)
+    map_index = int(request["map_index"])
     try_number = int(request.get("try_number") or 1)
     ti = TaskInstance(task, run, store, map_index=map_index)
     ti.try_number = try_number
@@ -279,7 +277,6 @@ def _run_task_callback(
     error = ZondaException(request.get("message") or "the scheduler ended this try")
     context["exception"] = error
     path = attempt_log_path(settings.log_folder, run.dag_id, run.run_id, task.task_id, map_index, try_number)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with capture_attempt_log(path):
         task_log = logging.getLogger("zonda.task")
         task_log.error("The scheduler ended this try: %s", request.get("message") or "(no reason recorded)")

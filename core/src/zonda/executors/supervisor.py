@@ -289,7 +289,7 @@ class Supervisor:
         return os.waitstatus_to_exitcode(status), False
 
 
-#: A task process's message "this workload ended, I can take another" (never a store method's name).
+#: A task process's message "this workload ended, I can take another"; the only one it sends its worker.
 _DONE = "__workload_done__"
 
 

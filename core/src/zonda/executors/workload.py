@@ -82,9 +82,10 @@ class WorkloadRunner:
             log.exception("task process for %s failed", workload.label)
             return 1
 
-    def run(self, workload: Workload, *, store: Any = None, row: dict[str, Any] | None = None) -> int:
-        """Run the workload here. ``store``/``row`` come from a supervising worker (the task process then
-        opens no database connection of its own); without them the process opens its own metastore."""
+    def run(self, workload: Workload, *, store: Any = None) -> int:
+        """Run the workload here. ``store`` comes from a supervising worker's task process (which keeps its
+        connection across workloads, and is heartbeated by the worker); without it this opens its own metastore
+        and heartbeats itself."""
         from zonda.cli._loading import prepare_task_process
         from zonda.metastore.db import Metastore
         from zonda.plugins.manager import PluginManager
@@ -100,8 +101,7 @@ class WorkloadRunner:
         if store is None:
             store = MetastoreRunStore(metastore)
         try:
-            if row is None:
-                row = store.load_task_instance(workload.ti_id)
+            row = store.load_task_instance(workload.ti_id)
             if row is None or row["state"] != "queued":
                 log.warning("%s is not queued any more (%s); nothing to do", workload.label, row and row["state"])
                 return 0

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
@@ -105,7 +106,6 @@ class Scheduler:
         self._wake_at: float | None = None
         self._last_queued_check = 0.0
         self._start_runs_soon = False  # a run ended: a queued one may take its place
-        self._listens: bool | None = None
         self.parallelism = int(settings.get("core", "parallelism"))
         self.default_max_active_tasks = int(settings.get("core", "max_active_tasks_per_dag"))
         self.default_max_active_runs = int(settings.get("core", "max_active_runs_per_dag"))
@@ -736,12 +736,10 @@ class Scheduler:
                 message=reason,
             )
 
-    @property
+    @cached_property
     def _failure_listeners(self) -> bool:
         """Whether a plugin listens to ``on_task_instance_failed`` (asked once)."""
-        if self._listens is None:
-            self._listens = self.plugins is not None and self.plugins.has_implementations("on_task_instance_failed")
-        return self._listens
+        return self.plugins is not None and self.plugins.has_implementations("on_task_instance_failed")
 
     def _expire_deferrals(self) -> None:
         """Deferred instances whose trigger timeout passed fail even when no triggerer is running."""
