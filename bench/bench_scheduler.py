@@ -756,7 +756,7 @@ def main() -> int:
     parser.add_argument("--db", default="zonda_bench_sched", help="PostgreSQL database to create (and drop)")
     parser.add_argument("--keep-home", action="store_true", help="keep the temp ZONDA_HOME")
     parser.add_argument("--keep-airflow-db", action="store_true", help="leave the airflow_bench database")
-    parser.add_argument("--peers-dir", default="/work/shared/peers")
+    parser.add_argument("--peers-dir", default=str(REPO.parent / "shared" / "peers"), help="default ../shared/peers")
     parser.add_argument("--peers-scripts", default="/tmp/peers_scripts", help="writable copy of --peers-dir")
     parser.add_argument("--peers-root", default="/tmp/peers", help="where the peers' venvs are")
     parser.add_argument("--results-dir", default="/tmp/peers/results")

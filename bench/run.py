@@ -430,7 +430,12 @@ def main() -> int:
     ap.add_argument("--with-peers", action="store_true", help="also measure Airflow and Luigi, interleaved")
     ap.add_argument("--json", type=Path, help="write every run to this JSON file")
     ap.add_argument("--peers-root", type=Path, default=Path("/tmp/peers"), help="venvs from peers/install.sh")
-    ap.add_argument("--peers-dir", type=Path, default=Path("/work/shared/peers"), help="peers' DAGs + scripts")
+    ap.add_argument(
+        "--peers-dir",
+        type=Path,
+        default=REPO.parent / "shared" / "peers",
+        help="peers' DAGs + scripts (default ../shared/peers)",
+    )
     ap.add_argument("--only", help="comma-separated metrics (baseline,help,version,import,import_api,chain,fan)")
     ap.add_argument("--keep-home", action="store_true", help="do not delete the temp ZONDA_HOME")
     ap.add_argument("--profile", action="store_true", help="also print -X importtime and cProfile of the chain")

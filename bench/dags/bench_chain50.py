@@ -1,6 +1,7 @@
 """Benchmark DAG ``bench_chain50``: 50 no-op PythonOperator tasks in a line (t000 >> t001 >> ... >> t049).
 
-Equivalent to ``bench_chain50`` in the peers' Airflow DAG file (/work/shared/peers/dags/bench_dags.py).
+Equivalent to ``bench_chain50`` in the peers' Airflow DAG file (``../shared/peers/dags/bench_dags.py``,
+beside the repository).
 """
 
 import os

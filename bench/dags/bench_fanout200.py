@@ -1,6 +1,7 @@
 """Benchmark DAG ``bench_fanout200``: 1 -> 200 -> 1 no-op PythonOperator tasks (202 tasks).
 
-Equivalent to ``bench_fan200`` in the peers' Airflow DAG file (/work/shared/peers/dags/bench_dags.py).
+Equivalent to ``bench_fan200`` in the peers' Airflow DAG file (``../shared/peers/dags/bench_dags.py``,
+beside the repository).
 """
 
 import os
