@@ -350,3 +350,28 @@ def test_suggestions_helper():
     assert close_matches("Extract", ["extract", "load"]) == ["extract"]  # case first
     assert did_you_mean("zzz", ["alpha"]) == ""
     assert unknown_name("no DAG 'x'", "x", [], "see the list") == "no DAG 'x'; see the list"
+
+
+def test_recorded_run_lookup_and_clear_hand_over_on_every_backend(home, capfd, monkeypatch, metastore_url):
+    """The logical-date match and the run_type update work on SQLite, PostgreSQL and MariaDB alike."""
+    monkeypatch.setenv("ZONDA__DATABASE__SQL_ALCHEMY_CONN", metastore_url)
+    add_dag(home, "xcoms.py", XCOMS)
+    assert run(capfd, "db", "init")[0] == 0
+    code, out, err = run(capfd, "dags", "test", "xcoms", "2024-01-02T06:30:00+02:00", "--quiet")
+    assert code == 0, out + err
+    code, out, err = run(capfd, "tasks", "test", "xcoms", "plain", "2024-01-02T04:30:00+00:00")
+    assert code == 0, out + err
+    assert "got [1, 2, 3]" in out
+    code, out, _ = run(capfd, "tasks", "clear", "xcoms", "-t", "^plain$", "--yes")
+    assert code == 0 and "came from `zonda dags test`" in out
+
+    from sqlalchemy import text
+
+    from zonda.metastore.db import Metastore
+
+    metastore = Metastore(metastore_url)
+    try:
+        with metastore.engine.connect() as conn:
+            assert conn.execute(text("select run_type, state from dag_run")).all() == [("manual", "queued")]
+    finally:
+        metastore.dispose()
