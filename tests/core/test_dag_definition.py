@@ -735,3 +735,24 @@ def test_a_misspelled_argument_is_the_dag_files_import_error_with_its_line(tmp_p
         "zonda.exceptions.DagDefinitionError: BashOperator 'x' got an unexpected argument 'bash_comand'; "
         "did you mean 'bash_command'? (and 'bash_command' is required)"
     )
+
+
+def test_a_misspelled_task_setting_of_a_decorated_task_names_the_decorator():
+    from zonda.decorators import task
+
+    with DAG("decorated"):
+
+        @task(retires=3)
+        def first(x):
+            return x
+
+        @task.bash(retires=1)
+        def command():
+            return "echo hi"
+
+        with pytest.raises(DagDefinitionError) as info:
+            first(1)
+        assert str(info.value) == "@task 'first' got an unexpected argument 'retires'; did you mean 'retries'?"
+        with pytest.raises(DagDefinitionError) as info:
+            command()
+        assert str(info.value) == "@task.bash 'command' got an unexpected argument 'retires'; did you mean 'retries'?"

@@ -196,7 +196,7 @@ def argument_error(cls: type, task_id: Any, given: Iterable[str], missing: Itera
     from zonda.suggestions import close_matches
 
     accepted = _accepted_arguments(cls)
-    unknown = sorted(name for name in given if name not in accepted)
+    unknown = sorted(name for name in given if name not in accepted and not name.startswith("_zonda"))
     missing = [name for name in missing if name not in given]
     guesses = {name: close_matches(name, accepted, limit=1) for name in unknown}
     if len(unknown) == 1:
@@ -219,7 +219,8 @@ def argument_error(cls: type, task_id: Any, given: Iterable[str], missing: Itera
         text = f"{text}; it {needs}" if text else needs
     if any(not found for found in guesses.values()):
         text += f"; see {cls.__name__}'s documentation for the arguments it takes"
-    return f"{cls.__name__} {task_id!r} {text}" if task_id is not None else f"{cls.__name__} {text}"
+    label = getattr(cls, "custom_operator_name", None) or cls.__name__  # "@task" rather than a private class
+    return f"{label} {task_id!r} {text}" if task_id is not None else f"{label} {text}"
 
 
 def _argument_problem(
