@@ -281,8 +281,8 @@ def test_dags_show_unknown_dag_is_one_line_error(home, capsys):
     code, out, err = run(capsys, "dags", "show", "pipelin")
     assert code == 1
     assert out == ""
-    assert err.startswith("error: DAG 'pipelin' not found")
-    assert "did you mean pipeline" in err
+    assert err.startswith("error: no DAG 'pipelin' in the DAGs folder")
+    assert "did you mean 'pipeline'?" in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
 
@@ -486,7 +486,7 @@ def test_dags_test_unknown_dag(home, capsys):
     add_dag(home, "pipeline.py", PIPELINE)
     code, _, err = run(capsys, "dags", "test", "nope")
     assert code == 1
-    assert "DAG 'nope' not found" in err
+    assert "no DAG 'nope' in the DAGs folder" in err
 
 
 # --- config -------------------------------------------------------------------------------------------------

@@ -172,7 +172,7 @@ def test_trigger_then_list_runs_json(pipeline: Path, capsys: pytest.CaptureFixtu
 
 def test_trigger_unknown_dag_is_one_line(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "dags", "trigger", "nope")
-    assert code == 1 and err.count("\n") == 1 and "not in the metastore" in err
+    assert code == 1 and err.count("\n") == 1 and "no DAG 'nope' in the metastore" in err
 
 
 def test_pause_and_unpause(pipeline: Path, capsys: pytest.CaptureFixture[str]) -> None:

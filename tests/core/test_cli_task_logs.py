@@ -119,7 +119,11 @@ def test_unknown_run_task_and_try_are_one_line_errors(home: Path, capsys) -> Non
 
     code, out, err = run(capsys, "tasks", "logs", "retrying", "flakey", RUN_ID)
     assert (code, out) == (1, "")
-    assert err.strip() == f"error: run '{RUN_ID}' of DAG 'retrying' has no task 'flakey'; its tasks: flaky"
+    assert err.strip() == f"error: run '{RUN_ID}' of DAG 'retrying' has no task 'flakey'; did you mean 'flaky'?"
+
+    code, out, err = run(capsys, "tasks", "logs", "retrying", "zzz", RUN_ID)
+    assert (code, out) == (1, "")
+    assert err.strip() == f"error: run '{RUN_ID}' of DAG 'retrying' has no task 'zzz'; its tasks: flaky"
 
     code, out, err = run(capsys, "tasks", "logs", "retrying", "flaky", RUN_ID, "--try", "3")
     assert (code, out) == (1, "")
@@ -144,7 +148,7 @@ def test_a_misconfigured_handler_stops_dags_test_before_anything_runs(home: Path
     assert not (home / "logs").exists()
     code, _, err = run(capsys, "tasks", "logs", "retrying", "flaky", RUN_ID)
     assert code == 1
-    assert "has no run" in err  # nothing was recorded
+    assert "no DAG 'retrying' in the metastore" in err  # nothing was recorded
 
 
 def test_a_worker_with_a_misconfigured_handler_fails_the_try_and_says_why(home: Path, capsys, monkeypatch) -> None:

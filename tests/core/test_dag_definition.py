@@ -549,3 +549,210 @@ def test_missing_upstream_detected_by_validate():
     a.downstream_task_ids.add("ghost")
     with pytest.raises(DagDefinitionError, match=r"'dangling'.*'ghost'"):
         dag.validate()
+
+
+# --- misspelled operator arguments ----------------------------------------------------------------------------
+
+
+def _builtin_operator_classes() -> list[type]:
+    """Every operator and sensor class Zonda and its providers ship (found, not listed by hand)."""
+    import importlib
+    import inspect
+
+    from zonda.operators.base import BaseOperator
+
+    modules = [
+        "zonda.operators.bash",
+        "zonda.operators.python",
+        "zonda.operators.empty",
+        "zonda.sensors.base",
+        "zonda.sensors.filesystem",
+        "zonda.sensors.python",
+        "zonda.sensors.time_delta",
+        "zonda.transfers.base",
+        "zonda_http.operators",
+        "zonda_http.sensors",
+        "zonda_elasticsearch.operators",
+        "zonda_elasticsearch.sensors",
+        "zonda_elasticsearch.transfers",
+    ]
+    found: dict[str, type] = {}
+    for name in modules:
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            if inspect.isclass(value) and issubclass(value, BaseOperator) and value.__module__ == name:
+                found[f"{name}.{value.__name__}"] = value
+    return [found[key] for key in sorted(found)]
+
+
+def _typo(name: str) -> str:
+    middle = len(name) // 2
+    return name[:middle] + name[middle + 1 :]  # one letter dropped: bash_command -> bash_cmmand
+
+
+def _own_argument(cls: type) -> tuple[str, bool]:
+    """An argument of the class's own ``__init__`` (a required one when it has one) and whether it is required."""
+    import inspect
+
+    from zonda.operators.base import BaseOperator
+
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = [
+            p
+            for p in inspect.signature(getattr(init, "__wrapped__", init)).parameters.values()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and len(p.name) >= 5 and p.name != "task_id"
+        ]
+        if params:
+            required = [p for p in params if p.default is p.empty]
+            chosen = (required or params)[0]
+            own_init = klass is cls or klass.__dict__.get("__init__") is getattr(cls, "__init__", None)
+            return chosen.name, bool(required) and own_init and klass is not BaseOperator
+    raise AssertionError(f"{cls} has no argument to misspell")
+
+
+BUILTIN_OPERATORS = _builtin_operator_classes()
+
+
+def test_the_builtin_operator_list_is_complete():
+    names = {cls.__name__ for cls in BUILTIN_OPERATORS}
+    assert {"BashOperator", "PythonOperator", "BranchPythonOperator", "ShortCircuitOperator", "EmptyOperator"} <= names
+    assert {"FileSensor", "PythonSensor", "TimeDeltaSensor", "HttpOperator", "HttpSensor"} <= names
+
+
+@pytest.mark.parametrize("cls", BUILTIN_OPERATORS, ids=lambda cls: cls.__name__)
+def test_a_misspelled_argument_of_every_builtin_operator_is_named_as_a_typo(cls):
+    name, required = _own_argument(cls)
+    typo = _typo(name)
+    with DAG("typos"), pytest.raises(DagDefinitionError) as info:
+        cls(task_id="t", **{typo: "x"})
+    message = str(info.value)
+    assert message.startswith(f"{cls.__name__} 't' got an unexpected argument {typo!r}; did you mean {name!r}?")
+    if required:
+        assert f"(and {name!r} is required)" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (
+            lambda: BashOperator(task_id="x", bash_comand="echo"),
+            "BashOperator 'x' got an unexpected argument 'bash_comand'; did you mean 'bash_command'? "
+            "(and 'bash_command' is required)",
+        ),
+        (
+            lambda: PythonOperator(task_id="x", python_calable=print),
+            "PythonOperator 'x' got an unexpected argument 'python_calable'; did you mean 'python_callable'? "
+            "(and 'python_callable' is required)",
+        ),
+        (  # a task-level setting, with the required argument given
+            lambda: BashOperator(task_id="x", bash_command="echo", retires=2),
+            "BashOperator 'x' got an unexpected argument 'retires'; did you mean 'retries'?",
+        ),
+        (
+            lambda: BashOperator(task_id="x", bash_command="echo", retires=2, colour="red"),
+            "BashOperator 'x' got unexpected arguments 'colour', 'retires' (did you mean 'retries'?); "
+            "see BashOperator's documentation for the arguments it takes",
+        ),
+        (
+            lambda: PythonOperator(task_id="x"),
+            "PythonOperator 'x' is missing its required argument 'python_callable'",
+        ),
+        (  # mapped: checked when the file is parsed, not when the first instance runs
+            lambda: BashOperator.partial(task_id="x", bash_comand="echo").expand(env=[{"A": "1"}]),
+            "BashOperator 'x' got an unexpected argument 'bash_comand'; did you mean 'bash_command'? "
+            "(and 'bash_command' is required)",
+        ),
+        (
+            lambda: BashOperator.partial(task_id="x").expand(bash_comand=["echo 1"]),
+            "BashOperator 'x' got an unexpected argument 'bash_comand'; did you mean 'bash_command'? "
+            "(and 'bash_command' is required)",
+        ),
+    ],
+)
+def test_misspelled_operator_arguments(make, expected):
+    with DAG("typos"), pytest.raises(DagDefinitionError) as info:
+        make()
+    assert str(info.value) == expected
+
+
+def test_a_custom_operator_subclass_gets_the_same_check():
+    from zonda.operators.base import BaseOperator
+
+    class LoadTable(BaseOperator):
+        def __init__(self, *, table: str, batch_size: int = 100, **kwargs):
+            super().__init__(**kwargs)
+            self.table = table
+
+    class LoadUsers(LoadTable):
+        def __init__(self, *, schema: str = "public", **kwargs):
+            super().__init__(**kwargs)
+
+    with DAG("custom"):
+        with pytest.raises(DagDefinitionError) as info:
+            LoadTable(task_id="load", tabel="users")
+        assert str(info.value) == (
+            "LoadTable 'load' got an unexpected argument 'tabel'; did you mean 'table'? (and 'table' is required)"
+        )
+        with pytest.raises(DagDefinitionError) as info:
+            LoadUsers(task_id="users", table="users", bacth_size=5)  # an argument of the parent class
+        assert "'bacth_size'; did you mean 'batch_size'?" in str(info.value)
+        LoadUsers(task_id="ok", table="users", batch_size=5, retries=1)  # valid arguments along the MRO pass
+
+
+def test_a_type_error_inside_an_operator_is_not_blamed_on_its_arguments():
+    from zonda.operators.base import BaseOperator
+
+    class Broken(BaseOperator):
+        def __init__(self, *, size: int = 1, **kwargs):
+            super().__init__(**kwargs)
+            self.size = size + "1"  # a bug in the operator, not in the DAG
+
+    with DAG("bugs"), pytest.raises(TypeError, match="unsupported operand"):
+        Broken(task_id="b")
+
+
+def test_a_misspelled_argument_is_the_dag_files_import_error_with_its_line(tmp_path):
+    from zonda.dagbag import DagBag
+
+    dag_file = tmp_path / "typo.py"
+    dag_file.write_text(
+        "from zonda import DAG\n"
+        "from zonda.operators import BashOperator\n"
+        "\n"
+        "with DAG('typo_dag'):\n"
+        "    BashOperator(task_id='x', bash_comand='echo hi')\n",
+        encoding="utf-8",
+    )
+    bag = DagBag(tmp_path).collect()
+    assert "typo_dag" not in bag.dags
+    error = bag.import_errors[str(dag_file.resolve())]
+    assert f'File "{dag_file.resolve()}", line 5' in error
+    assert error.splitlines()[-1] == (
+        "zonda.exceptions.DagDefinitionError: BashOperator 'x' got an unexpected argument 'bash_comand'; "
+        "did you mean 'bash_command'? (and 'bash_command' is required)"
+    )
+
+
+def test_a_misspelled_task_setting_of_a_decorated_task_names_the_decorator():
+    from zonda.decorators import task
+
+    with DAG("decorated"):
+
+        @task(retires=3)
+        def first(x):
+            return x
+
+        @task.bash(retires=1)
+        def command():
+            return "echo hi"
+
+        with pytest.raises(DagDefinitionError) as info:
+            first(1)
+        assert str(info.value) == "@task 'first' got an unexpected argument 'retires'; did you mean 'retries'?"
+        with pytest.raises(DagDefinitionError) as info:
+            command()
+        assert str(info.value) == "@task.bash 'command' got an unexpected argument 'retires'; did you mean 'retries'?"

@@ -168,8 +168,13 @@ class DAG:
         try:
             return self.task_dict[task_id]
         except KeyError:
+            from zonda.suggestions import unknown_name
+
             known = ", ".join(sorted(self.task_dict)[:20]) or "(none)"
-            raise TaskNotFound(f"DAG {self.dag_id!r} has no task {task_id!r}; its tasks: {known}") from None
+            message = unknown_name(
+                f"DAG {self.dag_id!r} has no task {task_id!r}", task_id, self.task_dict, f"its tasks: {known}"
+            )
+            raise TaskNotFound(message) from None
 
     def has_task(self, task_id: str) -> bool:
         return task_id in self.task_dict

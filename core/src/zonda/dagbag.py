@@ -228,12 +228,11 @@ class DagBag:
                 f"; {len(self.import_errors)} DAG file(s) failed to import "
                 f"(see `zonda dags list-import-errors`): {', '.join(sorted(self.import_errors)[:3])}"
             )
-        import difflib
+        from zonda.suggestions import unknown_name
 
-        close = difflib.get_close_matches(dag_id, list(self.dags), n=3)
-        suggestion = f"; did you mean {', '.join(close)}?" if close else ""
-        where = self.dags_folder or "(no DAGs folder)"
-        raise DagNotFound(f"DAG {dag_id!r} not found in {where}{suggestion}{hint}")
+        where = f"the DAGs folder {self.dags_folder}" if self.dags_folder else "any DAGs folder (none is set)"
+        message = unknown_name(f"no DAG {dag_id!r} in {where}", dag_id, self.dags, "`zonda dags list` lists them")
+        raise DagNotFound(message + hint)
 
     def process_file(self, path: Path) -> FileResult:
         from zonda.runner.timeout import deadline

@@ -216,15 +216,6 @@ def _test(args: argparse.Namespace) -> int:
 # --- runs in the metastore ----------------------------------------------------------------------------------
 
 
-def _unknown_dag(dag_id: str) -> Exception:
-    from zonda.exceptions import DagNotFound
-
-    return DagNotFound(
-        f"DAG {dag_id!r} is not in the metastore; the DAG processor (zonda scheduler / zonda standalone) stores "
-        "the DAGs of the DAGs folder — check the id with `zonda dags list`"
-    )
-
-
 def _run_dict(row: Any) -> dict[str, Any]:
     values = dict(row._mapping)
     return {name: values.get(name) for name in RUN_FIELDS}
@@ -246,7 +237,9 @@ def _list_runs(args: argparse.Namespace) -> int:
             if not rows:
                 known = conn.execute(select(t.dag.c.dag_id).where(t.dag.c.dag_id == args.dag_id)).first()
                 if known is None:
-                    raise _unknown_dag(args.dag_id)
+                    from zonda.scheduler.runs import unknown_dag
+
+                    raise unknown_dag(conn, args.dag_id)
     finally:
         metastore.dispose()
     runs = [_run_dict(row) for row in rows]
@@ -333,10 +326,12 @@ def _set_paused(dag_id: str, paused: bool) -> int:
     try:
         with metastore.engine.begin() as conn:
             result = conn.execute(update(t.dag).where(t.dag.c.dag_id == dag_id).values(is_paused=paused))
+            if not result.rowcount:
+                from zonda.scheduler.runs import unknown_dag
+
+                raise unknown_dag(conn, dag_id)
     finally:
         metastore.dispose()
-    if not result.rowcount:
-        raise _unknown_dag(dag_id)
     if paused:
         print(f"DAG {dag_id} is paused: the scheduler creates no new runs for it.")
     else:

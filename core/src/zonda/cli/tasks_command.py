@@ -27,7 +27,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     test.add_argument("dag_id")
     test.add_argument("task_id")
-    test.add_argument("logical_date", nargs="?", help="Logical date (ISO), default now")
+    test.add_argument(
+        "logical_date",
+        nargs="?",
+        metavar="DATE_OR_RUN_ID",
+        help="Logical date (ISO, default now) or run id; upstream XComs are read from a recorded run that matches",
+    )
     test.add_argument("--map-index", type=int, default=-1, help="Run this instance of a mapped task")
     test.add_argument("--conf", "-c", help="JSON object of params")
 
@@ -94,22 +99,43 @@ def _list(args: argparse.Namespace) -> int:
 
 def _test(args: argparse.Namespace) -> int:
     from zonda.cli._loading import load_dag, parse_conf, parse_date, plugin_manager, prepare_task_process
-    from zonda.runner.single_task import test_task
+    from zonda.exceptions import ZondaException
+    from zonda.runner.single_task import find_recorded_run, test_task
 
     current = settings()
+    conf = parse_conf(args.conf) if args.conf else None
     plugins = plugin_manager(current)
     dag = load_dag(current, args.dag_id, plugins)
+    dag.get_task(args.task_id)  # an unknown task id is reported before any metastore is read
+    logical_date, run_id = None, None
+    try:
+        logical_date = parse_date(args.logical_date)
+    except ZondaException:
+        run_id = args.logical_date  # not a date: the id of a recorded run
+    recorded = find_recorded_run(current, dag, logical_date=logical_date, run_id=run_id, plugins=plugins)
+    if run_id is not None and recorded is None:
+        raise ZondaException(
+            f"{args.logical_date!r} is neither a date (ISO, e.g. 2024-01-01) nor the id of a run of DAG "
+            f"{args.dag_id!r}; `zonda dags list-runs {args.dag_id}` lists its runs"
+        )
     prepare_task_process(current, plugins)
-    outcome = test_task(
-        dag,
-        args.task_id,
-        parse_date(args.logical_date),
-        settings=current,
-        conf=parse_conf(args.conf),
-        map_index=args.map_index,
-        echo=True,
-        plugins=plugins,
-    )
+    try:
+        outcome = test_task(
+            dag,
+            args.task_id,
+            logical_date,
+            settings=current,
+            conf=conf,
+            map_index=args.map_index,
+            echo=True,
+            plugins=plugins,
+            recorded=recorded,
+        )
+    finally:
+        if recorded is not None:
+            recorded.close()
+    if recorded is not None:
+        print(f"\nUpstream XComs were read from run {recorded.run.run_id} (nothing was written to it).")
     print(f"\nTask {outcome.ti.label}: {outcome.ti.state.value}")
     if outcome.ti.error:
         print(f"error: {outcome.ti.error}")
@@ -134,9 +160,22 @@ def _find_run(conn: Any, dag_id: str, run_id: str) -> Any:
 
     run = conn.execute(select(t.dag_run).where(t.dag_run.c.dag_id == dag_id, t.dag_run.c.run_id == run_id)).first()
     if run is None:
+        if conn.execute(select(t.dag.c.dag_id).where(t.dag.c.dag_id == dag_id)).first() is None:
+            from zonda.scheduler.runs import unknown_dag
+
+            raise unknown_dag(conn, dag_id)
+        from zonda.suggestions import unknown_name
+
+        recent = conn.execute(
+            select(t.dag_run.c.run_id).where(t.dag_run.c.dag_id == dag_id).order_by(t.dag_run.c.id.desc()).limit(1000)
+        )
         raise ZondaException(
-            f"DAG {dag_id!r} has no run {run_id!r}; `zonda dags list-runs {dag_id}` lists its runs "
-            f"and `zonda dags trigger {dag_id}` creates one"
+            unknown_name(
+                f"DAG {dag_id!r} has no run {run_id!r}",
+                run_id,
+                [r[0] for r in recent],
+                f"`zonda dags list-runs {dag_id}` lists its runs and `zonda dags trigger {dag_id}` creates one",
+            )
         )
     return run
 
@@ -154,6 +193,7 @@ def _run(args: argparse.Namespace) -> int:
     from zonda.runner.logs import attempt_log_path
     from zonda.scheduler.decisions import create_task_instances
     from zonda.scheduler.runs import load_serialized
+    from zonda.suggestions import unknown_name
     from zonda.timezone import utcnow
 
     current = settings()
@@ -166,7 +206,12 @@ def _run(args: argparse.Namespace) -> int:
             sdag = load_serialized(conn, args.dag_id)
             if args.task_id not in sdag.tasks:
                 raise TaskNotFound(
-                    f"DAG {args.dag_id!r} has no task {args.task_id!r}; `zonda tasks list {args.dag_id}` lists them"
+                    unknown_name(
+                        f"DAG {args.dag_id!r} has no task {args.task_id!r}",
+                        args.task_id,
+                        sdag.tasks,
+                        f"`zonda tasks list {args.dag_id}` lists them",
+                    )
                 )
             run = _find_run(conn, args.dag_id, args.run_id)
             has_instances = conn.execute(select(ti.c.id).where(ti.c.dag_run_id == run.id).limit(1)).first()
@@ -268,9 +313,16 @@ def _logs(args: argparse.Namespace) -> int:
     label = f"{args.dag_id}.{args.task_id}" + (f"[{args.map_index}]" if args.map_index >= 0 else "")
     of_task = [r for r in instances if r.task_id == args.task_id]
     if not of_task:
-        known = ", ".join(sorted({r.task_id for r in instances})) or "none yet"
+        from zonda.suggestions import unknown_name
+
+        task_ids = sorted({r.task_id for r in instances})
         raise ZondaException(
-            f"run {args.run_id!r} of DAG {args.dag_id!r} has no task {args.task_id!r}; its tasks: {known}"
+            unknown_name(
+                f"run {args.run_id!r} of DAG {args.dag_id!r} has no task {args.task_id!r}",
+                args.task_id,
+                task_ids,
+                f"its tasks: {', '.join(task_ids) or 'none yet'}",
+            )
         )
     row = next((r for r in of_task if r.map_index == args.map_index), None)
     if row is None:
@@ -354,6 +406,7 @@ def _clear(args: argparse.Namespace) -> int:
     from zonda.exceptions import ZondaException
     from zonda.metastore import tables as t
     from zonda.scheduler.runs import load_serialized
+    from zonda.scheduler.scheduler import IN_PROCESS_RUN_TYPE
     from zonda.timezone import utcnow
 
     start = parse_date(args.start_date)
@@ -374,9 +427,17 @@ def _clear(args: argparse.Namespace) -> int:
                 ) from None
             task_ids = {task_id for task_id in sdag.tasks if pattern.search(task_id)}
             if not task_ids:
+                from zonda.suggestions import unknown_name
+
+                # A regex that matches nothing is most often a task id with a typo: compare its letters.
+                typed = args.task_regex.strip("^$")
                 raise ZondaException(
-                    f"no task of DAG {args.dag_id!r} matches {args.task_regex!r}; "
-                    f"`zonda tasks list {args.dag_id}` lists them"
+                    unknown_name(
+                        f"no task of DAG {args.dag_id!r} matches {args.task_regex!r}",
+                        typed,
+                        sdag.tasks,
+                        f"`zonda tasks list {args.dag_id}` lists them",
+                    )
                 )
         roots = set(task_ids)
         if args.downstream:
@@ -401,11 +462,16 @@ def _clear(args: argparse.Namespace) -> int:
         if not rows:
             print("No task instances match; nothing was cleared.")
             return 0
+        run_ids = sorted({r.dag_run_id for r in rows})
+        with engine.connect() as conn:
+            runs = conn.execute(select(dr.c.id, dr.c.run_id, dr.c.run_type, dr.c.state).where(dr.c.id.in_(run_ids)))
+            in_process = [r for r in runs if r.run_type == IN_PROCESS_RUN_TYPE]
+            paused = conn.execute(select(t.dag.c.is_paused).where(t.dag.c.dag_id == args.dag_id)).scalar()
+        _refuse_running_test_runs(args.dag_id, in_process)
         if not args.yes and not _confirm(rows):
             print("Cancelled; nothing was changed.", file=sys.stderr)
             return 1
         now = utcnow()
-        run_ids = sorted({r.dag_run_id for r in rows})
         with engine.begin() as conn:
             for row in rows:
                 retries = sdag.tasks[row.task_id].retries if row.task_id in sdag.tasks else 0
@@ -433,13 +499,57 @@ def _clear(args: argparse.Namespace) -> int:
                 .where(dr.c.id.in_(run_ids))
                 .values(state="queued", queued_at=now, start_date=None, end_date=None, last_scheduling_decision=None)
             )
+            if in_process:
+                # A run `dags test` made and ended is handed to the scheduler, which leaves "test" runs alone
+                # (their own process runs them): as a manual run it is rerun like any other.
+                conn.execute(
+                    update(dr)
+                    .where(dr.c.id.in_([r.id for r in in_process]))
+                    .values(run_type="manual", external_trigger=True)
+                )
+        alive = _alive_schedulers(engine)
     finally:
         metastore.dispose()
     print(
-        f"Cleared {len(rows)} task instance(s) in {len(run_ids)} run(s) of {args.dag_id}; "
-        "those runs are queued again and a running scheduler runs them."
+        f"Cleared {len(rows)} task instance(s) in {len(run_ids)} run(s) of {args.dag_id}; those runs are queued again."
     )
+    if in_process:
+        names = ", ".join(r.run_id for r in in_process)
+        print(f"Run(s) {names} came from `zonda dags test`; they are manual runs now, which the scheduler runs.")
+    if paused:
+        print(
+            f"warning: DAG {args.dag_id} is paused, so the scheduler does not run them until "
+            f"`zonda dags unpause {args.dag_id}`",
+            file=sys.stderr,
+        )
+    if alive:
+        print(f"The running scheduler runs them; follow them with `zonda dags list-runs {args.dag_id}`.")
+    else:
+        print(
+            "No scheduler is running: start `zonda scheduler` (or `zonda standalone`) to run them, or rerun one task "
+            f"in this process with `zonda tasks run {args.dag_id} TASK_ID RUN_ID`."
+        )
     return 0
+
+
+def _alive_schedulers(engine: Any) -> list[Any]:
+    from zonda.scheduler import jobs
+
+    timeout = float(settings().get("scheduler", "scheduler_heartbeat_timeout"))
+    return jobs.alive_jobs(engine, "scheduler", timeout)
+
+
+def _refuse_running_test_runs(dag_id: str, in_process: list[Any]) -> None:
+    """A run `zonda dags test` is still running belongs to that process: clearing it would run its tasks twice."""
+    from zonda.exceptions import ZondaException
+
+    running = [r for r in in_process if r.state == "running"]
+    if running:
+        raise ZondaException(
+            f"run {running[0].run_id!r} of {dag_id} is being run by `zonda dags test` in another process, so "
+            "nothing was cleared; wait for it to end (or, if that process was stopped, rerun the whole run with "
+            f"`zonda dags test {dag_id} LOGICAL_DATE`), or leave it out with --run-id / --start-date"
+        )
 
 
 def _collapse_mapped(conn: Any, sdag: Any, rows: list[Any], cleared_tasks: set[str]) -> None:

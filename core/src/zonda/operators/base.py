@@ -163,17 +163,81 @@ class Node(DependencyMixin):
 
 
 def _accepted_arguments(cls: type) -> frozenset[str]:
-    """The keyword arguments a class's ``__init__`` chain accepts (for applying ``default_args``)."""
+    """The keyword arguments a class's ``__init__`` chain accepts (for applying ``default_args`` and for
+    naming a misspelled argument). Not cached: DAG files define operator classes anew on every parse."""
     names: set[str] = set()
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
-        if init is None:
+        if init is None or klass is object:
             continue
         init = getattr(init, "__wrapped__", init)
         for param in inspect.signature(init).parameters.values():
             if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY) and param.name != "self":
                 names.add(param.name)
-    return frozenset(names)
+    return frozenset(name for name in names if not name.startswith("_zonda"))
+
+
+def _required_arguments(cls: type) -> tuple[str, ...]:
+    """The keyword arguments the class's own ``__init__`` cannot do without (no default)."""
+    init = getattr(cls.__init__, "__wrapped__", cls.__init__)
+    return tuple(
+        param.name
+        for param in inspect.signature(init).parameters.values()
+        if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+        and param.default is param.empty
+        and param.name != "self"
+    )
+
+
+def argument_error(cls: type, task_id: Any, given: Iterable[str], missing: Iterable[str] = ()) -> str:
+    """One line naming the arguments ``cls`` does not take, the likely intended ones, and what is missing:
+    ``BashOperator 'x' got an unexpected argument 'bash_comand'; did you mean 'bash_command'? (and
+    'bash_command' is required)``. Valid names come from every ``__init__`` along the class's MRO."""
+    from zonda.suggestions import close_matches
+
+    accepted = _accepted_arguments(cls)
+    unknown = sorted(name for name in given if name not in accepted and not name.startswith("_zonda"))
+    missing = [name for name in missing if name not in given]
+    guesses = {name: close_matches(name, accepted, limit=1) for name in unknown}
+    if len(unknown) == 1:
+        (name,) = unknown
+        text = f"got an unexpected argument {name!r}"
+        text += f"; did you mean {guesses[name][0]!r}?" if guesses[name] else ""
+    elif unknown:
+        listed = [f"{n!r}" + (f" (did you mean {guesses[n][0]!r}?)" if guesses[n] else "") for n in unknown]
+        text = f"got unexpected arguments {', '.join(listed)}"
+    else:
+        text = ""
+    guessed = {guess for found in guesses.values() for guess in found}
+    required = [name for name in missing if name in guessed]
+    absent = [name for name in missing if name not in guessed]
+    if required:
+        verb = "is" if len(required) == 1 else "are"
+        text += f" (and {' and '.join(map(repr, required))} {verb} required)"
+    if absent:
+        needs = f"is missing its required argument{'s' if len(absent) > 1 else ''} {', '.join(map(repr, absent))}"
+        text = f"{text}; it {needs}" if text else needs
+    if any(not found for found in guesses.values()):
+        text += f"; see {cls.__name__}'s documentation for the arguments it takes"
+    label = getattr(cls, "custom_operator_name", None) or cls.__name__  # "@task" rather than a private class
+    return f"{label} {task_id!r} {text}" if task_id is not None else f"{label} {text}"
+
+
+def _argument_problem(
+    cls: type, init: Callable[..., None], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> str | None:
+    """Why calling an operator failed with a TypeError, when the cause is the arguments it was given (a typo
+    or a missing required argument); None when the TypeError came from somewhere else."""
+    accepted = _accepted_arguments(cls)
+    unknown = [name for name in kwargs if name not in accepted and not name.startswith("_zonda")]
+    try:
+        inspect.signature(init).bind(None, *args, **kwargs)
+        missing: list[str] = []
+    except TypeError:
+        missing = [] if args else [name for name in _required_arguments(cls) if name not in kwargs]
+    if not unknown and not missing:
+        return None
+    return argument_error(cls, kwargs.get("task_id"), kwargs, missing)
 
 
 class BaseOperator(Node):
@@ -238,10 +302,7 @@ class BaseOperator(Node):
         **unknown: Any,
     ) -> None:
         if unknown:
-            raise DagDefinitionError(
-                f"invalid arguments passed to {type(self).__name__} (task_id {task_id!r}): "
-                f"{', '.join(sorted(unknown))}; check the spelling against the operator's documentation"
-            )
+            raise DagDefinitionError(argument_error(type(self), task_id, unknown))
         self._init_node(task_id, dag, task_group, _zonda_detached)
         self.owner = owner
         self.retries = int(retries or 0)
@@ -348,7 +409,14 @@ def _apply_default_args(init: Callable[..., None]) -> Callable[..., None]:
                     kwargs[key] = value
             if "params" in merged and isinstance(merged["params"], Mapping):
                 kwargs["params"] = {**merged["params"], **(kwargs.get("params") or {})}
-        init(self, *args, **kwargs)
+        try:
+            init(self, *args, **kwargs)
+        except TypeError:
+            # Python's own message ("missing 1 required keyword-only argument") hides a typo in another one.
+            problem = _argument_problem(type(self), init, args, kwargs)
+            if problem is None:
+                raise
+            raise DagDefinitionError(problem) from None
         _depend_on_xcom_args(self)
 
     return wrapper
@@ -409,6 +477,22 @@ class OperatorPartial:
         return MappedOperator(self, expand_input=None, expand_kwargs_input=value)
 
 
+def _check_mapped_arguments(
+    partial: OperatorPartial, expand_input: Mapping[str, Any] | None, expand_kwargs: Any
+) -> None:
+    """``partial()`` and ``expand()`` arguments are checked against the operator's when the DAG file is parsed,
+    as a plain operator's are (not when the first mapped instance runs)."""
+    cls = partial.operator_class
+    names = set(partial.kwargs) - {"dag", "task_group", "default_args"}
+    if partial.mapped_into is None:
+        names |= set(expand_input or {})
+    missing: list[str] = []
+    if expand_kwargs is None:  # with expand_kwargs() the mapped names are known only at run time
+        missing = [name for name in _required_arguments(cls) if name not in names]
+    if missing or not names <= _accepted_arguments(cls):
+        raise DagDefinitionError(argument_error(cls, partial.kwargs.get("task_id"), names, missing))
+
+
 def _check_mappable(task_id: str, key: str, value: Any) -> None:
     from zonda.xcom_arg import XComArg
 
@@ -429,6 +513,7 @@ class MappedOperator(Node):
     def __init__(
         self, partial: OperatorPartial, *, expand_input: dict[str, Any] | None, expand_kwargs_input: Any
     ) -> None:
+        _check_mapped_arguments(partial, expand_input, expand_kwargs_input)
         kwargs = dict(partial.kwargs)
         self.operator_class = partial.operator_class
         self.mapped_into = partial.mapped_into

@@ -20,11 +20,21 @@ from zonda.timezone import utcnow
 def load_serialized(conn: Any, dag_id: str) -> SerializedDag:
     row = conn.execute(select(t.serialized_dag.c.data).where(t.serialized_dag.c.dag_id == dag_id)).first()
     if row is None:
-        raise DagNotFound(
-            f"DAG {dag_id!r} is not in the metastore yet; the DAG processor (zonda scheduler / zonda standalone) "
-            "stores DAGs when it parses their files — see `zonda dags list-import-errors` if it failed"
-        )
+        raise unknown_dag(conn, dag_id)
     return SerializedDag.from_json(row.data)
+
+
+def unknown_dag(conn: Any, dag_id: str) -> DagNotFound:
+    """The error for a DAG id the metastore does not know, with the stored ids most like it."""
+    from zonda.suggestions import did_you_mean
+
+    known = [r[0] for r in conn.execute(select(t.serialized_dag.c.dag_id))]
+    suggestion = did_you_mean(dag_id, known)
+    return DagNotFound(
+        f"no DAG {dag_id!r} in the metastore; {suggestion + ' ' if suggestion else ''}"
+        "DAGs get there when the DAG processor (zonda scheduler / zonda standalone) parses their files; "
+        "`zonda dags list-import-errors` shows why a file failed"
+    )
 
 
 def trigger_dag(

@@ -1,0 +1,41 @@
+""" "Did you mean ...?": close matches for a name a user typed (a DAG id, a task id, an operator argument).
+
+One helper for every place that reports an unknown name, so the CLI's commands, the DAG bag and operator
+argument checks all phrase a likely typo the same way.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+#: How similar a candidate must be (difflib ratio) to be offered; difflib's default.
+CUTOFF = 0.6
+
+
+def close_matches(word: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
+    """The candidates most like ``word``, best first (at most ``limit``); a case-only difference first of all."""
+    names = sorted(set(candidates))
+    same_but_case = [name for name in names if name.lower() == word.lower() and name != word]
+    found = difflib.get_close_matches(word, names, n=limit, cutoff=CUTOFF)
+    return (same_but_case + [name for name in found if name not in same_but_case])[:limit]
+
+
+def did_you_mean(word: str, candidates: Iterable[str], limit: int = 3) -> str:
+    """``"did you mean 'a'?"`` or ``"did you mean 'a' or 'b'?"``; empty when nothing is close."""
+    found = close_matches(word, candidates, limit)
+    if not found:
+        return ""
+    quoted = [repr(name) for name in found]
+    choices = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+    return f"did you mean {choices}?"
+
+
+def unknown_name(message: str, word: str, candidates: Iterable[str], otherwise: str = "") -> str:
+    """``message`` followed by ``; did you mean ...?`` when something is close, else by ``; otherwise``.
+
+    >>> unknown_name("no DAG 'user_procesing' in the DAGs folder", "user_procesing", ["user_processing"])
+    "no DAG 'user_procesing' in the DAGs folder; did you mean 'user_processing'?"
+    """
+    hint = did_you_mean(word, candidates) or otherwise
+    return f"{message}; {hint}" if hint else message
