@@ -117,6 +117,10 @@ class Macros(types.SimpleNamespace):
     def _names(self) -> set[str]:
         return set(vars(self)) | set(_LAZY)
 
+    def __dir__(self) -> list[str]:
+        """Every macro name, the lazy ones included (what ``dir(macros)`` and tools that walk it see)."""
+        return sorted(self._names() | set(dir(type(self))))
+
     def merged(self, extra: Mapping[str, Any] | None) -> Macros:
         """A new namespace with ``extra`` added on top (for plugin and user macros); ``self`` is unchanged."""
         if not extra:
