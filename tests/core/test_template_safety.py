@@ -14,6 +14,8 @@ Three promises, each with its tests:
 
 from __future__ import annotations
 
+import ast
+import re
 import sys
 import types
 from collections import deque
@@ -583,3 +585,84 @@ def test_native_rendering_refuses_the_same(zonda_home: Path) -> None:
             renderer.render(template, {"x": 1})
     with pytest.raises(TemplateRenderError, match="sandbox refused"):
         renderer.render("{{ m }}", {"m": os})  # a module in the context itself
+
+
+# ====================================================================================== 3. the example DAGs
+
+#: Data inside a template: conf, params, a DAG run's conf, XComs.
+_DATA_IN_TEMPLATE = re.compile(r"\{\{(?:(?!\}\}).)*\b(params|conf|dag_run|xcom_pull)\b", re.DOTALL)
+
+
+def _example_sources() -> list[tuple[str, str]]:
+    """Every example a user copies: the example DAGs of core and providers, the plugins, README's code."""
+    files = [
+        *sorted((REPO / "core" / "src" / "zonda" / "example_dags").glob("*.py")),
+        *sorted((REPO / "providers").glob("*/src/*/example_dags/*.py")),
+        *sorted((REPO / "plugins").rglob("*.py")),
+    ]
+    sources = [(str(path.relative_to(REPO)), path.read_text(encoding="utf-8")) for path in files]
+    for readme in sorted(
+        [REPO / "README.md", *(REPO / "providers").glob("*/README.md"), *(REPO / "plugins").glob("*/README.md")]
+    ):
+        blocks = re.findall(r"```python\n(.*?)```", readme.read_text(encoding="utf-8"), re.DOTALL)
+        sources += [(f"{readme.relative_to(REPO)} (block {i + 1})", block) for i, block in enumerate(blocks)]
+    return sources
+
+
+def _strings(node: ast.AST) -> list[str]:
+    return [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+
+
+def _is_task_bash(decorator: ast.expr) -> bool:
+    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+    return isinstance(target, ast.Attribute) and target.attr == "bash"
+
+
+def _shell_data_problems(source: str) -> list[str]:
+    """Where a shell command is built from data: conf/params/XCom templates in ``bash_command``, or a
+    ``@task.bash`` function or ``bash_command`` assembling the script from values (f-strings, +, %, format)."""
+    problems = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.keyword) and node.arg == "bash_command":
+            for text in _strings(node.value):
+                found = _DATA_IN_TEMPLATE.search(text)
+                if found:
+                    problems.append(f"line {node.value.lineno}: bash_command renders {found.group(1)}: {text!r}")
+            if any(isinstance(n, ast.JoinedStr | ast.BinOp) for n in ast.walk(node.value)):
+                problems.append(f"line {node.value.lineno}: bash_command is assembled from values")
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(map(_is_task_bash, node.decorator_list)):
+            for ret in (n for n in ast.walk(node) if isinstance(n, ast.Return) and n.value is not None):
+                built = [n for n in ast.walk(ret.value) if isinstance(n, ast.JoinedStr | ast.BinOp)]
+                calls = [n for n in ast.walk(ret.value) if isinstance(n, ast.Call)]
+                if built or calls:
+                    problems.append(f"line {ret.lineno}: @task.bash {node.name}() builds its script from values")
+    return problems
+
+
+def test_the_rule_catches_data_in_shell_commands() -> None:
+    """The scanner itself: what it must flag, and what it must let through."""
+    flagged = [
+        'BashOperator(task_id="a", bash_command="echo {{ params.x }}")',
+        "BashOperator(task_id='a', bash_command='echo {{ dag_run.conf[\"k\"] }}')",
+        "BashOperator(task_id='a', bash_command=\"echo {{ ti.xcom_pull(task_ids='t') }}\")",
+        "BashOperator(task_id='a', bash_command='echo {{ conf.get(\"core\", \"x\") }}')",
+        "BashOperator.partial(task_id='a').expand(bash_command=['echo {{ params.x }}'])",
+        "BashOperator(task_id='a', bash_command=f'echo {name}')",
+        "@task.bash\ndef f(name):\n    return f'echo {name}'",
+        "@task.bash(env={})\ndef f(name):\n    return 'echo ' + name",
+    ]
+    for source in flagged:
+        assert _shell_data_problems(source), source
+    allowed = [
+        "BashOperator(task_id='a', bash_command='echo \"$X\" {{ ds }}', env={'X': '{{ params.x }}'})",
+        "@task.bash\ndef f():\n    return 'echo \"$NAME\"'",
+    ]
+    for source in allowed:
+        assert _shell_data_problems(source) == [], source
+
+
+def test_examples_pass_conf_params_and_xcoms_to_shell_commands_through_env() -> None:
+    sources = _example_sources()
+    assert len(sources) >= 10  # the examples were found
+    problems = [f"{name}, {p}" for name, source in sources for p in _shell_data_problems(source)]
+    assert problems == [], "pass data through env={'NAME': '{{ params.x }}'} and use \"$NAME\":\n" + "\n".join(problems)
