@@ -510,7 +510,7 @@ def test_nothing_reachable_from_a_task_context_leads_to_code(full_context: types
         assert name in names
     problems, visited = _walk(env, names, depth=6, limit=40_000)
     assert problems == [], "\n".join(problems)
-    assert visited > 500, visited  # the walk really went places
+    assert 500 < visited < 40_000, visited  # the walk really went places, and was not cut short
     assert isinstance(names["json_module"], jinja2.Undefined)  # the user macro that is a module is refused
     assert isinstance(env.getattr(names["macros"], "platform_module"), jinja2.Undefined)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import datetime
 import importlib
 import os
 import types
@@ -77,11 +78,16 @@ _CODE_RUNNING_BUILTINS = frozenset(
 )
 
 
+_CODE_OBJECT_TUPLE = tuple(_CODE_OBJECT_TYPES)
+
+#: Types whose values are never unsafe: checked first, so guarding a context costs little.
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None), datetime.datetime, datetime.date, datetime.timedelta})
+
+
 def unsafe_reason(value: Any) -> str | None:
     """Why ``value`` must not reach a template (it leads to code), or None when it may."""
-    for kind, what in _CODE_OBJECT_TYPES.items():
-        if isinstance(value, kind):
-            return what
+    if isinstance(value, _CODE_OBJECT_TUPLE):
+        return next(what for kind, what in _CODE_OBJECT_TYPES.items() if isinstance(value, kind))
     if isinstance(value, dict) and "__builtins__" in value:
         return "a module's or function's globals"
     if id(value) in _CODE_RUNNING_BUILTINS:
@@ -125,13 +131,19 @@ class ZondaSandbox(jinja2.sandbox.SandboxedEnvironment):
         """A stand-in that raises :class:`~jinja2.sandbox.SecurityError` naming ``problem`` when used."""
         return self.undefined(f"{problem}, which templates may not use.", name=name, exc=jinja2.sandbox.SecurityError)
 
-    def guard(self, names: Mapping[str, Any]) -> dict[str, Any]:
-        """``names`` (top-level template names) with every unsafe value swapped for a refusing stand-in."""
+    def guard(self, names: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``names`` (top-level template names) with every unsafe value swapped for a refusing stand-in;
+        ``names`` itself when all are safe (the usual case: no copy)."""
+        unsafe = {
+            key: reason
+            for key, value in names.items()
+            if type(value) not in _PLAIN_TYPES and (reason := unsafe_reason(value)) is not None
+        }
+        if not unsafe:
+            return names  # type: ignore[return-value]
         guarded = dict(names)
-        for key, value in names.items():
-            reason = unsafe_reason(value)
-            if reason is not None:
-                guarded[key] = self.refused(f"{key!r} is {reason}", name=key)
+        for key, reason in unsafe.items():
+            guarded[key] = self.refused(f"{key!r} is {reason}", name=key)
         return guarded
 
 
