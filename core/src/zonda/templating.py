@@ -77,7 +77,6 @@ _CODE_RUNNING_BUILTINS = frozenset(
     )
 )
 
-
 _CODE_OBJECT_TUPLE = tuple(_CODE_OBJECT_TYPES)
 
 #: Types whose values are never unsafe: checked first, so guarding a context costs little.
@@ -140,7 +139,7 @@ class ZondaSandbox(jinja2.sandbox.SandboxedEnvironment):
             if type(value) not in _PLAIN_TYPES and (reason := unsafe_reason(value)) is not None
         }
         if not unsafe:
-            return names  # type: ignore[return-value]
+            return names
         guarded = dict(names)
         for key, reason in unsafe.items():
             guarded[key] = self.refused(f"{key!r} is {reason}", name=key)
