@@ -5,6 +5,12 @@
 ``{{ macros.uuid.uuid4() }}``, ``{{ macros.random() }}`` (``random.random``, as in Airflow),
 ``{{ macros.json.dumps(params) }}``, ``{{ macros.datetime_diff_for_humans(dag_run.start_date) }}``.
 
+``macros.uuid``, ``macros.time`` and ``macros.json`` are namespaces holding the functions and values
+templates use, not the modules of those names: a module hands out every module it imports (``uuid.os``,
+``json.decoder.re``, ``uuid.sys.modules``), which would let a template reach anything. ``time.sleep`` is left
+out on purpose: rendering runs before ``execution_timeout`` starts counting, so a template that waits would
+hold the worker with nothing to stop it.
+
 Plugins add their own macros through :func:`default_macros` (``extra``) or :meth:`Macros.merged`;
 Airflow puts a plugin's macros under ``macros.<plugin_name>``, and a plugin manager can do the same by
 passing a namespace per plugin. ``uuid`` and ``random`` are imported on first use, so building a task
@@ -72,10 +78,20 @@ def datetime_diff_for_humans(dt: datetime, since: datetime | None = None) -> str
     return f"{amount} after" if seconds > 0 else f"{amount} before"
 
 
-def _load_uuid() -> Any:
+def _load_uuid() -> types.SimpleNamespace:
     import uuid
 
-    return uuid
+    return types.SimpleNamespace(
+        uuid1=uuid.uuid1,
+        uuid3=uuid.uuid3,
+        uuid4=uuid.uuid4,
+        uuid5=uuid.uuid5,
+        UUID=uuid.UUID,
+        NAMESPACE_DNS=uuid.NAMESPACE_DNS,
+        NAMESPACE_URL=uuid.NAMESPACE_URL,
+        NAMESPACE_OID=uuid.NAMESPACE_OID,
+        NAMESPACE_X500=uuid.NAMESPACE_X500,
+    )
 
 
 def _load_random() -> Any:
@@ -101,6 +117,10 @@ class Macros(types.SimpleNamespace):
     def _names(self) -> set[str]:
         return set(vars(self)) | set(_LAZY)
 
+    def __dir__(self) -> list[str]:
+        """Every macro name, the lazy ones included (what ``dir(macros)`` and tools that walk it see)."""
+        return sorted(self._names() | set(dir(type(self))))
+
     def merged(self, extra: Mapping[str, Any] | None) -> Macros:
         """A new namespace with ``extra`` added on top (for plugin and user macros); ``self`` is unchanged."""
         if not extra:
@@ -108,13 +128,34 @@ class Macros(types.SimpleNamespace):
         return Macros(**{**vars(self), **extra})
 
 
+#: ``macros.time``: clocks and conversions of the ``time`` module (no ``sleep``: see the module docstring).
+TIME = types.SimpleNamespace(
+    time=time.time,
+    time_ns=time.time_ns,
+    monotonic=time.monotonic,
+    perf_counter=time.perf_counter,
+    gmtime=time.gmtime,
+    localtime=time.localtime,
+    mktime=time.mktime,
+    strftime=time.strftime,
+    strptime=time.strptime,
+    ctime=time.ctime,
+    asctime=time.asctime,
+    timezone=time.timezone,
+    altzone=time.altzone,
+    tzname=time.tzname,
+)
+
+#: ``macros.json``: ``dumps`` and ``loads``.
+JSON = types.SimpleNamespace(dumps=json.dumps, loads=json.loads)
+
 _BUILTIN: dict[str, Any] = {
     "ds_add": ds_add,
     "ds_format": ds_format,
     "datetime": datetime,
     "timedelta": timedelta,
-    "time": time,
-    "json": json,
+    "time": TIME,
+    "json": JSON,
     "datetime_diff_for_humans": datetime_diff_for_humans,
 }
 

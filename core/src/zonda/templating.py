@@ -1,9 +1,16 @@
 """Jinja2 rendering of ``template_fields``, in a sandbox.
 
-Templates run in :class:`jinja2.sandbox.SandboxedEnvironment` with :class:`jinja2.StrictUndefined`: a DAG
-file's templates cannot reach private attributes such as ``__class__``, and a misspelt name fails the task
-with the name instead of rendering as an empty string. Autoescape is off (these are shell commands and SQL,
-not HTML) and a trailing newline is kept (it matters for scripts).
+Templates run in :class:`ZondaSandbox` (a :class:`jinja2.sandbox.SandboxedEnvironment`) with
+:class:`jinja2.StrictUndefined`: a DAG file's templates cannot reach private attributes such as ``__class__``,
+and a misspelt name fails the task with the name instead of rendering as an empty string. On top of Jinja's
+rules the sandbox refuses any value that would open the way to code: a module, a function's globals, a code,
+frame or traceback object, a class's attribute dictionary, and the builtins that fetch or run code
+(``getattr``, ``eval``, ``open``, ``__import__``...). It refuses them however they are reached (attribute,
+item, call result, a top-level name from ``user_defined_macros`` or the context, a plugin macro), so a macro
+that happens to be a module is as harmless as one that is a function.
+
+Autoescape is off (these are shell commands and SQL, not HTML) and a trailing newline is kept (it matters
+for scripts).
 
 Speed: a string without ``{{``, ``{%`` or ``{#`` never reaches Jinja; compiled templates are cached per
 renderer, and a renderer (with its environment) is cached per DAG by :func:`renderer_for_dag`.
@@ -13,8 +20,12 @@ This is the only module that imports Jinja2.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import datetime
+import importlib
 import os
+import types
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -27,7 +38,7 @@ import jinja2.sandbox
 from zonda.exceptions import TemplateRenderError
 from zonda.macros import Macros, default_macros
 
-__all__ = ["DEFAULT_TEMPLATE_EXT", "TemplateRenderer", "renderer_for_dag"]
+__all__ = ["DEFAULT_TEMPLATE_EXT", "TemplateRenderer", "ZondaSandbox", "renderer_for_dag", "unsafe_reason"]
 
 DEFAULT_TEMPLATE_EXT: tuple[str, ...] = (".sql", ".sh", ".bash", ".hql", ".j2", ".jinja2")
 """Used by :meth:`TemplateRenderer.render_fields` for an object that declares no ``template_ext``."""
@@ -35,7 +46,107 @@ DEFAULT_TEMPLATE_EXT: tuple[str, ...] = (".sql", ".sh", ".bash", ".hql", ".j2", 
 _CACHE_LIMIT = 2048
 
 
-class _NativeSandboxedEnvironment(jinja2.sandbox.SandboxedEnvironment):
+_CODE_OBJECT_TYPES: dict[type, str] = {
+    types.ModuleType: "a module",
+    types.CodeType: "a code object",
+    types.FrameType: "a frame object",
+    types.TracebackType: "a traceback object",
+    types.CellType: "a closure cell",
+    types.MappingProxyType: "a class's attribute dictionary",
+}
+
+#: Builtins that fetch attributes by name, read files, import or run code: never callable from a template.
+_CODE_RUNNING_BUILTINS = frozenset(
+    id(fn)
+    for fn in (
+        builtins.__import__,
+        builtins.breakpoint,
+        builtins.compile,
+        builtins.delattr,
+        builtins.eval,
+        builtins.exec,
+        builtins.getattr,
+        builtins.globals,
+        builtins.input,
+        builtins.locals,
+        builtins.open,
+        builtins.setattr,
+        builtins.vars,
+        importlib.import_module,
+        importlib.reload,
+    )
+)
+
+_CODE_OBJECT_TUPLE = tuple(_CODE_OBJECT_TYPES)
+
+#: Types whose values are never unsafe: checked first, so guarding a context costs little.
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None), datetime.datetime, datetime.date, datetime.timedelta})
+
+
+def unsafe_reason(value: Any) -> str | None:
+    """Why ``value`` must not reach a template (it leads to code), or None when it may."""
+    if isinstance(value, _CODE_OBJECT_TUPLE):
+        return next(what for kind, what in _CODE_OBJECT_TYPES.items() if isinstance(value, kind))
+    if isinstance(value, dict) and "__builtins__" in value:
+        return "a module's or function's globals"
+    if id(value) in _CODE_RUNNING_BUILTINS:
+        return f"the builtin {getattr(value, '__name__', '?')}()"
+    return None
+
+
+class ZondaSandbox(jinja2.sandbox.SandboxedEnvironment):
+    """Jinja's sandbox, refusing on top every value :func:`unsafe_reason` names, wherever it comes from.
+
+    Jinja already refuses names starting with ``_`` and the internals of functions, classes (``mro``),
+    frames, code, tracebacks and generators. What it lets through is any public attribute, item or call
+    result, and a module there (``macros.uuid.os``) reaches everything; this class closes that at the root.
+    """
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, types.ModuleType) or unsafe_reason(value) is not None:
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+    def is_safe_callable(self, obj: Any) -> bool:
+        return unsafe_reason(obj) is None and super().is_safe_callable(obj)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        value = super().getitem(obj, argument)
+        reason = unsafe_reason(value)
+        if reason is not None:
+            return self.refused(f"item {argument!r} of {type(obj).__name__} object is {reason}")
+        return value
+
+    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        # Positional-only, like Jinja's own, so a template may pass keyword arguments of any name.
+        value = super().call(context, obj, *args, **kwargs)
+        reason = unsafe_reason(value)
+        if reason is not None:
+            name = getattr(obj, "__name__", type(obj).__name__)
+            raise jinja2.sandbox.SecurityError(f"{name}() returned {reason}, which templates may not use.")
+        return value
+
+    def refused(self, problem: str, name: str | None = None) -> jinja2.Undefined:
+        """A stand-in that raises :class:`~jinja2.sandbox.SecurityError` naming ``problem`` when used."""
+        return self.undefined(f"{problem}, which templates may not use.", name=name, exc=jinja2.sandbox.SecurityError)
+
+    def guard(self, names: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``names`` (top-level template names) with every unsafe value swapped for a refusing stand-in;
+        ``names`` itself when all are safe (the usual case: no copy)."""
+        unsafe = {
+            key: reason
+            for key, value in names.items()
+            if type(value) not in _PLAIN_TYPES and (reason := unsafe_reason(value)) is not None
+        }
+        if not unsafe:
+            return names
+        guarded = dict(names)
+        for key, reason in unsafe.items():
+            guarded[key] = self.refused(f"{key!r} is {reason}", name=key)
+        return guarded
+
+
+class _NativeSandboxedEnvironment(ZondaSandbox):
     """Sandboxed, but rendering ``{{ [1, 2] }}`` gives a list (``render_template_as_native_obj``)."""
 
     code_generator_class = jinja2.nativetypes.NativeCodeGenerator
@@ -93,7 +204,7 @@ class TemplateRenderer:
         """The Jinja environment, built on first use and kept."""
         env = self._env
         if env is None:
-            env_class = _NativeSandboxedEnvironment if self.native else jinja2.sandbox.SandboxedEnvironment
+            env_class = _NativeSandboxedEnvironment if self.native else ZondaSandbox
             env = env_class(
                 loader=jinja2.FileSystemLoader(self.searchpath),
                 undefined=jinja2.StrictUndefined,
@@ -101,7 +212,7 @@ class TemplateRenderer:
                 keep_trailing_newline=True,
                 cache_size=1000,
             )
-            env.globals.update(self._user_macros)
+            env.globals.update(env.guard(self._user_macros))
             env.globals["macros"] = default_macros(self._extra_macros)
             env.filters.update(self._user_filters)
             self._env = env
@@ -147,6 +258,8 @@ class TemplateRenderer:
     # ------------------------------------------------------------------------------------------ rendering
 
     def _vars(self, context: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The names a template sees: the context with plugin macros merged in (unsafe values are refused
+        in :meth:`_run`, once a template really runs)."""
         if not self._extra_macros:
             return context
         base = context.get("macros")
@@ -254,7 +367,7 @@ class TemplateRenderer:
 
     def _run(self, template: jinja2.Template, variables: Mapping[str, Any], shown: str) -> Any:
         try:
-            result = template.render(variables)
+            result = template.render(self.environment.guard(variables))  # type: ignore[attr-defined]
             if isinstance(result, jinja2.Undefined):
                 # Native mode hands back a lone ``{{ x }}`` without str(), which is where StrictUndefined
                 # (and the sandbox's refusals) would raise; make it raise.
@@ -323,7 +436,8 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, jinja2.sandbox.SecurityError):
         return (
             f"the sandbox refused it: {exc} Templates may not use private attributes (names starting with "
-            "'_') or unsafe calls; compute the value in Python and pass it in (params, op_kwargs, a macro)"
+            "'_'), modules, globals, code objects or builtins that run code; compute the value in Python and "
+            "pass it in (params, op_kwargs, a macro function)"
         )
     if isinstance(exc, jinja2.UndefinedError):
         return f"{exc} (undefined names are errors, not empty strings)"

@@ -2,11 +2,17 @@
 
 Passing one to an operator or a ``@task`` call makes that task upstream; at run time the runner swaps it for
 the pulled value. A mapped task's XComArg resolves to the list of every instance's value, in map-index order.
+
+Data never becomes code: a value that arrives through a reference (an XCom, a DAG-run param, a mapped
+element pulled from an upstream task) is never rendered as a template. The task runner renders the operator's
+templated fields first, with references still in place (the renderer passes them through untouched), and only
+then swaps the references for their values. Mapping resolves its input before the operator exists, so it wraps
+each value that came from data in a :class:`ResolvedValue`, which the renderer likewise leaves alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from zonda.dependencies import DependencyMixin
@@ -61,6 +67,40 @@ class DagParamArg:
         return f"DagParamArg({self.name!r})"
 
 
+class ResolvedValue:
+    """A value already resolved from data (an XCom, a param): carried in a templated field so the renderer
+    leaves it alone, and unwrapped by the task runner after rendering, like any other reference."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def resolve(self, context: Context | Mapping[str, Any] | None = None) -> Any:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"ResolvedValue({self.value!r})"
+
+
+#: What the task runner swaps for a value after rendering; the renderer never looks inside these.
+REFERENCE_TYPES = (XComArg, DagParamArg, ResolvedValue)
+
+
+def mark_resolved(value: Any, resolve: Callable[[Any], Any]) -> Any:
+    """``value`` (a literal from the DAG file) with each reference inside it replaced by a
+    :class:`ResolvedValue` of what ``resolve`` returns for it: literals stay templates, data stays data."""
+    if isinstance(value, XComArg | DagParamArg):
+        return ResolvedValue(resolve(value))
+    if isinstance(value, dict):
+        return {k: mark_resolved(v, resolve) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mark_resolved(v, resolve) for v in value]
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(mark_resolved(v, resolve) for v in value)
+    return value
+
+
 def find_xcom_args(value: Any) -> list[XComArg]:
     found: list[XComArg] = []
     stack = [value]
@@ -75,27 +115,32 @@ def find_xcom_args(value: Any) -> list[XComArg]:
     return found
 
 
-def resolve_references(value: Any, context: Context) -> Any:
-    """Replace every XComArg / DagParamArg inside lists, tuples and dicts by its value."""
-    if isinstance(value, XComArg | DagParamArg):
-        return value.resolve(context)
+def resolve_references(value: Any, context: Context | Mapping[str, Any]) -> Any:
+    """Replace every reference (XComArg, DagParamArg, ResolvedValue) inside lists, tuples, sets and dicts by
+    its value. The values themselves are not looked into: what came from data is returned as it is."""
+    if isinstance(value, REFERENCE_TYPES):
+        return value.resolve(context)  # type: ignore[arg-type]
     if isinstance(value, dict):
         return {k: resolve_references(v, context) for k, v in value.items()}
     if isinstance(value, list):
         return [resolve_references(v, context) for v in value]
     if isinstance(value, tuple):
-        return tuple(resolve_references(v, context) for v in value)
+        items = [resolve_references(v, context) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    if isinstance(value, set | frozenset):
+        return type(value)(resolve_references(v, context) for v in value)
     return value
 
 
 def has_references(value: Any) -> bool:
+    """Whether a reference sits anywhere inside ``value`` (lists, tuples, sets, mappings)."""
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, XComArg | DagParamArg):
+        if isinstance(item, REFERENCE_TYPES):
             return True
         if isinstance(item, Mapping):
             stack.extend(item.values())
-        elif isinstance(item, list | tuple):
+        elif isinstance(item, list | tuple | set | frozenset):
             stack.extend(item)
     return False

@@ -19,5 +19,11 @@ with DAG(
     doc_md="Greets with a custom operator and a plugin macro. Needs `greeting.py` in `$ZONDA_HOME/plugins/`.",
 ):
     hello = GreetingOperator(task_id="hello", name="{{ params.who }}")
-    echo = BashOperator(task_id="echo_macro", bash_command="echo '{{ macros.greet(params.who, \"?\") }}'")
+    # Params are data: they reach the shell through env, never pasted into the command's text.
+    echo = BashOperator(
+        task_id="echo_macro",
+        bash_command='echo "$GREETING"',
+        env={"GREETING": '{{ macros.greet(params.who, "?") }}'},
+        append_env=True,
+    )
     hello >> echo

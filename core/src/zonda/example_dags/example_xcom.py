@@ -84,7 +84,10 @@ with DAG(
 
     bash_pull = BashOperator(
         task_id="bash_pull",
-        bash_command="echo \"model={{ ti.xcom_pull(task_ids='push_by_hand', key='model') }}\"",
+        # The pulled value reaches the shell as an environment variable, never as part of the script's text.
+        bash_command='echo "model=$MODEL"',
+        env={"MODEL": "{{ ti.xcom_pull(task_ids='push_by_hand', key='model') }}"},
+        append_env=True,
     )
 
     [push_by_hand, order] >> pull_by_hand

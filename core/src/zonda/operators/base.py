@@ -493,6 +493,36 @@ def _check_mapped_arguments(
         raise DagDefinitionError(argument_error(cls, partial.kwargs.get("task_id"), names, missing))
 
 
+def _is_reference(value: Any) -> bool:
+    from zonda.xcom_arg import DagParamArg, XComArg
+
+    return isinstance(value, XComArg | DagParamArg)
+
+
+def _keep_data_unrendered(
+    operator: BaseOperator, marked: Mapping[str, Any], plain: Mapping[str, Any], mapped_into: str | None
+) -> None:
+    """Put the data-carrying mapped values (``marked``) back into ``operator``'s templated fields."""
+    from zonda.xcom_arg import ResolvedValue
+
+    fields = set(operator.template_fields)
+    for key, value in marked.items():
+        original = plain[key]
+        if value is original:  # a literal from the DAG file: rendered as usual
+            continue
+        if mapped_into is not None:
+            container = getattr(operator, mapped_into, None)
+            if mapped_into in fields and isinstance(container, dict) and key in container:
+                container[key] = value if container[key] is original else ResolvedValue(container[key])
+        elif key in fields:
+            current = getattr(operator, key, None)
+            setattr(operator, key, value if current is original else ResolvedValue(current))
+        else:  # an argument stored under another name: follow it by identity
+            for name in fields:
+                if getattr(operator, name, None) is original:
+                    setattr(operator, name, value)
+
+
 def _check_mappable(task_id: str, key: str, value: Any) -> None:
     from zonda.xcom_arg import XComArg
 
@@ -556,41 +586,74 @@ class MappedOperator(Node):
         return find_xcom_args(sources)
 
     def expansion(self, resolve: Callable[[Any], Any]) -> list[dict[str, Any]]:
-        """The kwargs of each mapped instance, in map-index order. ``resolve`` turns XComArgs into values."""
+        """The kwargs of each mapped instance, in map-index order. ``resolve`` turns an XComArg or a
+        DagParamArg into its value.
+
+        Values that come from a reference (an upstream task's output, a param) are wrapped in
+        :class:`~zonda.xcom_arg.ResolvedValue`, so they are never rendered as templates; values written in
+        the DAG file (literal lists and dicts) stay as written and are rendered, as in Airflow.
+        """
+        from zonda.xcom_arg import ResolvedValue, mark_resolved
+
         if self.expand_kwargs_input is not None:
-            items = resolve(self.expand_kwargs_input)
+            source = self.expand_kwargs_input
+            if _is_reference(source):
+                items: list[tuple[Any, bool]] = [(item, True) for item in resolve(source) or []]
+            else:
+                items = [(resolve(item), True) if _is_reference(item) else (item, False) for item in source]
             result = []
-            for index, item in enumerate(items or []):
+            for index, (item, from_data) in enumerate(items):
                 if not isinstance(item, Mapping):
                     raise DagDefinitionError(
                         f"task {self.task_id!r}: expand_kwargs() element {index} must be a dict, got {item!r}"
                     )
-                result.append(dict(item))
+                if from_data:
+                    result.append({key: ResolvedValue(value) for key, value in item.items()})
+                else:
+                    result.append({key: mark_resolved(value, resolve) for key, value in item.items()})
             return result
         assert self.expand_input is not None
         keys = list(self.expand_input)
         columns = []
         for key in keys:
-            value = resolve(self.expand_input[key])
-            if value is None:
-                value = []
-            if isinstance(value, Mapping):
-                value = list(value.items())
-            columns.append(list(value))
+            value = self.expand_input[key]
+            if _is_reference(value):
+                value = resolve(value)
+                if value is None:
+                    value = []
+                if isinstance(value, Mapping):
+                    value = list(value.items())
+                columns.append([ResolvedValue(element) for element in value])
+            else:
+                if isinstance(value, Mapping):
+                    value = list(value.items())
+                columns.append([mark_resolved(element, resolve) for element in value])
         return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*columns)]
 
     def unmap(self, map_kwargs: Mapping[str, Any]) -> BaseOperator:
-        """A plain operator for one mapped instance (not added to the DAG; same task id and edges)."""
+        """A plain operator for one mapped instance (not added to the DAG; same task id and edges).
+
+        The operator is built with plain values; then each value that came from data (see :meth:`expansion`)
+        goes back into its templated field wrapped, so rendering passes it by and the task runner unwraps it
+        afterwards. An operator that changed such an argument in ``__init__`` gets the changed value wrapped
+        whole: what was derived from data is data too.
+        """
+        from zonda.xcom_arg import has_references, resolve_references
+
+        plain = {
+            key: resolve_references(value, {}) if has_references(value) else value for key, value in map_kwargs.items()
+        }
         kwargs = dict(self.partial_kwargs)
         if self.mapped_into:
             target = dict(kwargs.get(self.mapped_into) or {})
-            target.update(map_kwargs)
+            target.update(plain)
             kwargs[self.mapped_into] = target
         else:
-            kwargs.update(map_kwargs)
+            kwargs.update(plain)
         operator = self.operator_class(
             task_id=self.task_id, dag=self.dag, task_group=self.task_group, _zonda_detached=True, **kwargs
         )
+        _keep_data_unrendered(operator, map_kwargs, plain, self.mapped_into)
         operator.upstream_task_ids = self.upstream_task_ids
         operator.downstream_task_ids = self.downstream_task_ids
         return operator
