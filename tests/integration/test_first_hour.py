@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
@@ -86,8 +87,8 @@ def standalone_env(home: Path, **extra: str) -> dict[str, str]:
         ZONDA__CORE__LOAD_EXAMPLES="false",
         ZONDA__CORE__PARALLELISM="2",
         ZONDA__SCHEDULER__SHUTDOWN_GRACE_PERIOD="1",
-        **extra,
     )
+    env.update(extra)
     return env
 
 
@@ -180,3 +181,116 @@ def test_dev_py_run_names_a_missing_command(installation_home: Path) -> None:
     assert done.stderr.strip().splitlines()[-1] == (
         "dev.py: no command 'no-such-zonda-command' in .venv/bin or on PATH"
     )
+
+
+# --- the home's folders and plugins ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["db", "init"], ["scheduler", "--num-runs", "1"]], ids=["db-init", "scheduler"])
+def test_the_first_start_creates_the_dags_and_plugins_folders(installation_home: Path, command: list[str]) -> None:
+    done = zonda(installation_home, *command)
+    assert done.returncode == 0, done.stderr
+    for name in ("dags", "plugins"):
+        folder = installation_home / name
+        assert folder.is_dir(), f"{command}: no {folder}"
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, oct(folder.stat().st_mode)
+
+
+def test_existing_folders_are_left_as_they_are(installation_home: Path) -> None:
+    (installation_home / "dags").mkdir(mode=0o755)
+    os.chmod(installation_home / "dags", 0o755)
+    assert zonda(installation_home, "db", "init").returncode == 0
+    assert stat.S_IMODE((installation_home / "dags").stat().st_mode) == 0o755
+    assert stat.S_IMODE((installation_home / "plugins").stat().st_mode) == 0o700
+
+
+STAMP_PLUGIN = """
+import os
+
+from zonda import hookimpl
+
+VERSION = {version!r}
+
+
+@hookimpl
+def on_task_instance_running(previous_state, task_instance):
+    fd = os.open({marker!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, f"{{VERSION}} {{task_instance.run_id}}\\n".encode())
+    finally:
+        os.close(fd)
+"""
+
+TICK = """
+from zonda import DAG
+from zonda.operators import BashOperator
+
+with DAG("tick", schedule=None):
+    BashOperator(task_id="echo", bash_command="echo tick")
+"""
+
+
+def run_state(home: Path, run_id: str) -> str | None:
+    db = home / "zonda.db"
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            row = conn.execute("select state from dag_run where run_id = ?", (run_id,)).fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return row[0] if row else None
+
+
+def test_a_plugin_added_or_changed_while_standalone_runs_is_used_by_the_next_task(installation_home: Path) -> None:
+    """One worker (parallelism 1) that keeps its task process between tasks: the case where a plugin imported
+    before the fork would otherwise stay in use. Plugins are added, then changed, while the services run."""
+    home = installation_home
+    marker = home.parent / "marker.txt"
+    out_path = home.parent / "standalone.out"
+    env = standalone_env(home, ZONDA__CORE__PARALLELISM="1", PYTHONUNBUFFERED="1")
+    with out_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "zonda"), "standalone", "--no-triggerer"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        assert wait_until(lambda: "Zonda standalone is running" in out_path.read_text(), 60), out_path.read_text()
+        plugins, dags = home / "plugins", home / "dags"
+        assert plugins.is_dir() and dags.is_dir()
+
+        def stamp(name: str, version: str) -> None:
+            path = plugins / f"{name}.py"
+            path.write_text(textwrap.dedent(STAMP_PLUGIN.format(version=version, marker=str(marker))))
+
+        def run(run_id: str) -> list[str]:
+            trigger = zonda(home, "dags", "trigger", "tick", "--run-id", run_id)
+            assert trigger.returncode == 0, trigger.stderr
+            assert wait_until(lambda: run_state(home, run_id) == "success", 30), out_path.read_text()
+            lines = marker.read_text().splitlines() if marker.exists() else []
+            return sorted(line.split()[0] for line in lines if line.endswith(f" {run_id}"))
+
+        stamp("stamp", "v1")  # added after the workers started
+        (dags / "tick.py").write_text(textwrap.dedent(TICK).lstrip())
+        assert wait_until(lambda: zonda(home, "dags", "list").stdout.count("tick") >= 1, 30)
+        assert run("r1") == ["v1"]
+        assert run("r2") == ["v1"]  # unchanged: the kept task process runs it
+
+        stamp("stamp", "v2-changed")  # changed (and longer, so the size differs too)
+        stamp("second", "second")  # and another one added
+        assert run("r3") == ["second", "v2-changed"]
+
+        (plugins / "second.py").unlink()  # removed
+        assert run("r4") == ["v2-changed"]
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, out_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    output = out_path.read_text()
+    notices = [line for line in output.splitlines() if "plugins folder changed" in line]
+    assert notices, output
+    assert all("restart zonda so the scheduler" in line for line in notices)
