@@ -183,6 +183,36 @@ def test_dev_py_run_names_a_missing_command(installation_home: Path) -> None:
     )
 
 
+def readme_commands(after: str) -> list[str]:
+    """The commands of the README's first ``bash`` block after the text ``after``, comments removed."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("```bash\n", text.index(after)) + len("```bash\n")
+    block = text[start : text.index("```", start)]
+    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
+
+
+def test_the_readme_ways_to_get_zonda_work_in_a_fresh_shell(installation_home: Path) -> None:
+    """A new shell knows nothing of the checkout: no uv, no zonda, no virtual environment on the PATH. Every way
+    the quick start gives works there as written, and after ``source .venv/bin/activate`` plain ``zonda`` does."""
+    commands = readme_commands("To get the `zonda` command in a new shell")
+    assert commands[0] == "source .venv/bin/activate"
+    assert {".venv/bin/zonda dags list", "python3 dev.py zonda dags list"} <= set(commands)
+    fresh = {
+        "HOME": os.environ.get("HOME", str(installation_home)),
+        "PATH": os.pathsep.join([str(BASE_PYTHON.parent), "/usr/bin", "/bin"]),
+        "ZONDA_HOME": str(installation_home),
+        "ZONDA__CORE__LOAD_EXAMPLES": "false",
+    }
+    script = "set -e\n" + "\n".join([*commands, "command -v uv && exit 3", "zonda version"]) + "\n"
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=ROOT, env=fresh, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    from zonda.version import __version__
+
+    assert done.stdout.strip().splitlines()[-1] == __version__
+
+
 # --- the home's folders and plugins ----------------------------------------------------------------------------
 
 
