@@ -120,8 +120,15 @@ def zonda(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 # --- dev.py ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_to_dev_py_standalone_stops_every_process(installation_home: Path, signum: int) -> None:
+@pytest.mark.parametrize(
+    ("signum", "to_group"),
+    [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGINT, True)],
+    ids=["SIGTERM", "SIGINT", "ctrl-c-to-the-process-group"],
+)
+def test_a_signal_to_dev_py_standalone_stops_every_process(
+    installation_home: Path, signum: int, to_group: bool
+) -> None:
+    """To dev.py's pid (``kill PID``), or to its whole process group as a terminal's Ctrl+C does."""
     home = installation_home
     (home / "dags").mkdir()
     (home / "dags" / "sleepy.py").write_text(textwrap.dedent(SLEEPY).lstrip(), encoding="utf-8")
@@ -141,7 +148,10 @@ def test_a_signal_to_dev_py_standalone_stops_every_process(installation_home: Pa
         assert wait_until(lambda: ti_state(home, "sleepy", "nap") == "running", 30), out_path.read_text()
         assert wait_until(lambda: any(c.startswith("sleep 300") for c in processes_of(home).values()), 10)
 
-        os.kill(proc.pid, signum)
+        if to_group:
+            os.killpg(proc.pid, signum)  # start_new_session: dev.py leads its group
+        else:
+            os.kill(proc.pid, signum)
 
         assert wait_until(lambda: not processes_of(home), 20), (processes_of(home), out_path.read_text())
         assert proc.wait(timeout=5) == 0, out_path.read_text()
@@ -260,6 +270,14 @@ with DAG("tick", schedule=None):
 """
 
 
+def dag_known(home: Path, dag_id: str) -> bool:
+    try:
+        with sqlite3.connect(home / "zonda.db", timeout=5) as conn:
+            return conn.execute("select 1 from dag where dag_id = ?", (dag_id,)).fetchone() is not None
+    except sqlite3.OperationalError:
+        return False
+
+
 def run_state(home: Path, run_id: str) -> str | None:
     db = home / "zonda.db"
     try:
@@ -303,7 +321,7 @@ def test_a_plugin_added_or_changed_while_standalone_runs_is_used_by_the_next_tas
 
         stamp("stamp", "v1")  # added after the workers started
         (dags / "tick.py").write_text(textwrap.dedent(TICK).lstrip())
-        assert wait_until(lambda: zonda(home, "dags", "list").stdout.count("tick") >= 1, 30)
+        assert wait_until(lambda: dag_known(home, "tick"), 30), out_path.read_text()
         assert run("r1") == ["v1"]
         assert run("r2") == ["v1"]  # unchanged: the kept task process runs it
 

@@ -197,7 +197,7 @@ class Supervisor:
         store: MetastoreRunStore | None = None
         try:
             signal.signal(signal.SIGTERM, _raise_terminated)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, _ignore_interrupt)
             # The worker's pooled connections are its own: forget them here without closing them (the
             # documented way for a forked child), then open this process's from the same engine.
             metastore = self.store.metastore
@@ -326,6 +326,13 @@ class _TaskProcess:
 def _row_state(store: Any, workload: Workload) -> str | None:
     row = store.load_task_instance(workload.ti_id)
     return row["state"] if row else None
+
+
+def _ignore_interrupt(signum: int, frame: object) -> None:
+    """SIGINT in a task process: a terminal's Ctrl+C reaches the whole process group, but when a running task
+    stops is the scheduler's decision (after ``[scheduler] shutdown_grace_period``, with SIGTERM, so the task's
+    ``on_kill`` stops what it started; dying here at once would orphan a BashOperator's command). A handler
+    rather than ``SIG_IGN``: commands the task starts get the default disposition back when they ``exec``."""
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
