@@ -343,6 +343,7 @@ def folder_fingerprint(folder: Path | None) -> dict[str, tuple[int, int]]:
     found: dict[str, tuple[int, int]] = {}
     if folder is None or not folder.is_dir():
         return found
+    prefix = len(os.path.join(str(folder), ""))
     for dirpath, dirnames, filenames in os.walk(folder):  # symlinked folders are not followed: no loops
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
         for filename in sorted(filenames):
@@ -353,7 +354,7 @@ def folder_fingerprint(folder: Path | None) -> dict[str, tuple[int, int]]:
                 stat = os.stat(path)
             except OSError:  # removed meanwhile, or a dangling link
                 continue
-            found[os.path.relpath(path, folder)] = (stat.st_mtime_ns, stat.st_size)
+            found[path[prefix:]] = (stat.st_mtime_ns, stat.st_size)
             if len(found) >= MAX_WATCHED_FILES:
                 return found
     return found
