@@ -387,3 +387,62 @@ def test_xcom_backend_from_a_plugin_replaces_the_metastore(zonda_metastore) -> N
     assert len(backend) == 3  # produce: return_value and "rows" (a -> dict annotation means multiple_outputs)
     with zonda_metastore.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(xcom)).scalar() == 0
+
+
+def test_the_folder_watch_sees_plugins_added_changed_and_removed(tmp_path) -> None:
+    """What a running worker or scheduler compares before a task: every plugin module and package file, but
+    not caches, hidden files or what a symlinked folder holds (a link loop cannot make it walk forever)."""
+    import os
+
+    from zonda.plugins.manager import FolderChange, PluginFolderWatch
+
+    folder = tmp_path / "plugins"
+    watch = PluginFolderWatch(folder)  # not there yet
+    assert watch.changes() is None
+    write_plugin(folder, "alpha", "A = 1\n")
+    package = folder / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    assert watch.changes() == FolderChange(added=("alpha.py", os.path.join("pkg", "__init__.py")))
+    assert watch.changes() is None  # reported once
+
+    (folder / "__pycache__").mkdir()
+    (folder / "__pycache__" / "alpha.cpython-311.pyc").write_bytes(b"x")
+    (folder / ".hidden.py").write_text("")
+    (folder / "notes.txt").write_text("not a module")
+    (folder / "loop").symlink_to(folder, target_is_directory=True)
+    assert watch.changes() is None
+
+    write_plugin(folder, "alpha", "A = 2\n")  # same size: the mtime tells
+    stamp = (folder / "alpha.py").stat().st_mtime_ns
+    os.utime(folder / "alpha.py", ns=(stamp + 10**9, stamp + 10**9))
+    (package / "helpers.py").write_text("B = 1\n")
+    change = watch.changes()
+    assert change == FolderChange(added=(os.path.join("pkg", "helpers.py"),), changed=("alpha.py",))
+    assert str(change) == f"added {os.path.join('pkg', 'helpers.py')}; changed alpha.py"
+
+    (folder / "alpha.py").unlink()
+    assert watch.changes() == FolderChange(removed=("alpha.py",))
+
+
+def test_forgetting_the_folder_modules_imports_them_again(tmp_path, zonda_home) -> None:
+    import importlib
+    import os
+
+    from zonda.plugins.manager import forget_folder_modules
+
+    folder = zonda_home / "plugins"
+    path = write_plugin(folder, "reloadable_helper", "VALUE = 1\n")
+    sys.path.insert(0, str(folder))
+    try:
+        assert importlib.import_module("reloadable_helper").VALUE == 1
+        path.write_text("VALUE = 22\n")
+        stamp = path.stat().st_mtime_ns
+        os.utime(path, ns=(stamp + 10**9, stamp + 10**9))
+        assert importlib.import_module("reloadable_helper").VALUE == 1  # what a long-lived process keeps
+        assert forget_folder_modules(folder) == ["reloadable_helper"]
+        assert importlib.import_module("reloadable_helper").VALUE == 22
+        assert "json" in sys.modules and forget_folder_modules(None) == []
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop("reloadable_helper", None)

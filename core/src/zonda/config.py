@@ -173,6 +173,14 @@ def _options() -> list[Option]:
         ),
         Option(
             "scheduler",
+            "shutdown_grace_period",
+            30.0,
+            float,
+            "Seconds a stopping scheduler (SIGTERM, Ctrl+C) waits for running tasks to finish before it "
+            "terminates them; their runs resume on the next start.",
+        ),
+        Option(
+            "scheduler",
             "poll_interval",
             0.1,
             float,

@@ -193,6 +193,36 @@ def load_service(module: str, attr: str, what: str) -> Any:
         ) from None
 
 
+class PluginChangeNotice:
+    """Says, once per change, that the plugins folder changed under a running scheduler.
+
+    Task processes pick up the change themselves (the executor's workers reload plugins before the next task);
+    the scheduler, the DAG processor and the triggerer keep what they imported at start, so a restart is
+    needed for them. Looks at most every ``interval`` seconds (a few ``stat`` calls)."""
+
+    def __init__(self, folder: Any, interval: float = 2.0) -> None:
+        from zonda.plugins.manager import PluginFolderWatch
+
+        self._watch = PluginFolderWatch(folder)
+        self.interval = interval
+        self._next = time.monotonic() + interval
+
+    def check(self) -> Any:
+        """The change seen now (and logged), or None."""
+        now = time.monotonic()
+        if now < self._next:
+            return None
+        self._next = now + self.interval
+        change = self._watch.changes()
+        if change is not None:
+            log.warning(
+                "plugins folder changed (%s): tasks started from now on use it; restart zonda so the scheduler, "
+                "the DAG processor and the triggerer use it too",
+                change,
+            )
+        return change
+
+
 @dataclass
 class RunReport:
     """How a :func:`run_scheduler` call ended."""
@@ -220,12 +250,16 @@ def run_scheduler(
     own grace period. A failing service raises :class:`~zonda.exceptions.ZondaException` once all is stopped.
     """
     from zonda.exceptions import ZondaException
+    from zonda.home_folders import ensure_home_folders
     from zonda.scheduler.scheduler import Scheduler
 
+    for folder in ensure_home_folders(settings):
+        log.info("created %s", folder)
     processor_cls = load_service("zonda.dag_processing", "DagProcessor", "the DAG processor") if dag_processor else None
     triggerer_cls = load_service("zonda.triggerer", "Triggerer", "the triggerer") if triggerer else None
     group = ServiceGroup(join_timeout=join_timeout)
     stop = group.stop
+    plugin_notice = PluginChangeNotice(settings.plugins_folder)
     scheduler = Scheduler(settings, plugins=plugins, stop=stop)
     report = RunReport()
     with stop_on_signals(stop):
@@ -245,6 +279,7 @@ def run_scheduler(
                 on_started(scheduler)
             while not stop.is_set():
                 scheduler.run_once()
+                plugin_notice.check()
                 report.passes += 1
                 if max_passes is not None and report.passes >= max_passes:
                     break

@@ -107,6 +107,23 @@ def test_the_uri_form_with_several_hosts_and_extras(monkeypatch: pytest.MonkeyPa
     assert [node.url for node in nodes] == ["https://127.0.0.1:9300", "https://localhost:9201"]
 
 
+@pytest.mark.parametrize(
+    ("uri", "url"),
+    [
+        ("http://127.0.0.1:9201", "http://127.0.0.1:9201"),
+        ("HTTP://127.0.0.1:9201", "http://127.0.0.1:9201"),
+        ("https://127.0.0.1:9201", "https://127.0.0.1:9201"),
+        ("http://127.0.0.1:9201/https", "https://127.0.0.1:9201"),  # the schema field still wins
+        ("elasticsearch://127.0.0.1:9201", "https://127.0.0.1:9201"),  # no scheme said: TLS
+    ],
+)
+def test_a_uri_scheme_of_http_or_https_is_the_nodes_scheme(
+    monkeypatch: pytest.MonkeyPatch, zonda_home, uri: str, url: str
+) -> None:
+    monkeypatch.setenv("ZONDA_CONN_ES_SCHEME", uri)
+    assert [node.url for node in ElasticsearchHook("es_scheme").settings.nodes] == [url]
+
+
 def test_connection_reports_cluster_name_and_version(es_conn: str) -> None:
     ok, message = ElasticsearchHook(es_conn).test_connection()
     assert ok is True

@@ -31,6 +31,9 @@ def _metastore() -> Metastore:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from zonda.home_folders import ensure_home_folders
+
+    ensure_home_folders(settings())
     store = _metastore()
     try:
         before = store.current_revision()

@@ -1,5 +1,7 @@
 """``zonda scheduler``: the scheduler, with the DAG processor in a thread (``--no-dag-processor`` to run it
-elsewhere). SIGTERM or Ctrl+C stops it gracefully: running tasks are waited for, then the job row is ended."""
+elsewhere). SIGTERM or Ctrl+C stops it gracefully: running tasks get ``[scheduler] shutdown_grace_period`` seconds,
+then are terminated (their ``on_kill`` runs), then the job row is ended. The DAGs and plugins folders are created
+on the first start."""
 
 from __future__ import annotations
 

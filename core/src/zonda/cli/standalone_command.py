@@ -4,7 +4,8 @@ It initialises the metastore if needed, then runs the DAG processor, the schedul
 ``core.executor`` is set) and the triggerer, with the example DAGs unless ``core.load_examples`` is set. With the
 examples on, providers' ``standalone_services`` start too (the Elasticsearch provider's local server for its
 example DAG when no ``elasticsearch_default`` connection is configured).
-SIGTERM or Ctrl+C stops everything gracefully.
+SIGTERM or Ctrl+C stops everything gracefully, task processes and what they started included (``python3 dev.py
+standalone`` *is* this process, so a signal to its pid does the same).
 """
 
 from __future__ import annotations

@@ -81,8 +81,9 @@ class Supervisor:
         self.heartbeat_interval = float(self.settings.get("scheduler", "task_heartbeat_interval"))
         for name in WARM_MODULES:
             importlib.import_module(name)
-        from zonda.plugins.manager import PluginManager
+        from zonda.plugins.manager import PluginFolderWatch, PluginManager
 
+        self._plugin_watch = PluginFolderWatch(self.settings.plugins_folder)
         runner.plugins = PluginManager.from_settings(self.settings)
         runner.plugins.has_implementations("on_task_instance_running")  # discover once, here
         self._warm_log_handler(runner.plugins)
@@ -106,6 +107,22 @@ class Supervisor:
             task_log_handler_class(str(self.settings.get("logging", "task_log_handler")), plugins)
         except ZondaException as exc:
             log.debug("task log handler not preloaded: %s", exc)
+
+    def _reload_plugins(self, change: Any) -> None:
+        """The plugins folder changed since this worker imported it: let a kept task process go, forget the
+        folder's modules and the DAG files parsed with them, and build a new plugin manager, so the next task
+        process is forked with what is on disk now (a task never runs with a plugin older than its start)."""
+        from zonda.plugins.manager import PluginManager, forget_folder_modules
+
+        log.debug("worker %s: plugins folder changed (%s); reloading plugins", os.getpid(), change)
+        child, self._idle_child = self._idle_child, None
+        if child is not None:
+            self._reap(child)
+        forget_folder_modules(self.settings.plugins_folder)
+        self.runner.forget_parsed_dags()
+        self.runner.plugins = PluginManager.from_settings(self.settings)
+        self.runner.plugins.has_implementations("on_task_instance_running")
+        self._warm_log_handler(self.runner.plugins)
 
     def _warm_up(self) -> None:
         """Compile the statements every task uses now, not during the first tasks (when the executor could not
@@ -139,6 +156,9 @@ class Supervisor:
         one kept from an earlier workload when ``[local_executor] tasks_per_process`` allows."""
         import multiprocessing
 
+        change = self._plugin_watch.changes()
+        if change is not None:
+            self._reload_plugins(change)
         try:
             self.runner.preload(workload)
         except Exception as exc:  # the task process reports the load error properly
@@ -177,7 +197,7 @@ class Supervisor:
         store: MetastoreRunStore | None = None
         try:
             signal.signal(signal.SIGTERM, _raise_terminated)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, _ignore_interrupt)
             # The worker's pooled connections are its own: forget them here without closing them (the
             # documented way for a forked child), then open this process's from the same engine.
             metastore = self.store.metastore
@@ -306,6 +326,13 @@ class _TaskProcess:
 def _row_state(store: Any, workload: Workload) -> str | None:
     row = store.load_task_instance(workload.ti_id)
     return row["state"] if row else None
+
+
+def _ignore_interrupt(signum: int, frame: object) -> None:
+    """SIGINT in a task process: a terminal's Ctrl+C reaches the whole process group, but when a running task
+    stops is the scheduler's decision (after ``[scheduler] shutdown_grace_period``, with SIGTERM, so the task's
+    ``on_kill`` stops what it started; dying here at once would orphan a BashOperator's command). A handler
+    rather than ``SIG_IGN``: commands the task starts get the default disposition back when they ``exec``."""
 
 
 def _raise_terminated(signum: int, frame: object) -> None:

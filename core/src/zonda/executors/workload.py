@@ -46,6 +46,10 @@ class WorkloadRunner:
             self._settings_cache = load_settings(self.home)
         return self._settings_cache
 
+    def forget_parsed_dags(self) -> None:
+        """Parse every DAG file again on next use (the plugins they import have changed)."""
+        self._dags.clear()
+
     def preload(self, workload: Workload) -> None:
         self._bag(workload.fileloc)
 

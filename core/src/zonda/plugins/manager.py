@@ -333,6 +333,88 @@ class PluginManager:
         return [r for r in self.records() if r.error]
 
 
+#: At most this many plugin files are watched for changes (a folder holding more is not a plugins folder).
+MAX_WATCHED_FILES = 2000
+
+
+def folder_fingerprint(folder: Path | None) -> dict[str, tuple[int, int]]:
+    """``(mtime_ns, size)`` of every ``.py`` file under the plugins folder, by path relative to it: only
+    directory listings and ``stat`` calls, no reads, so looking before every task costs microseconds."""
+    found: dict[str, tuple[int, int]] = {}
+    if folder is None or not folder.is_dir():
+        return found
+    prefix = len(os.path.join(str(folder), ""))
+    for dirpath, dirnames, filenames in os.walk(folder):  # symlinked folders are not followed: no loops
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
+        for filename in sorted(filenames):
+            if not filename.endswith(".py") or filename.startswith("."):
+                continue
+            path = os.path.join(dirpath, filename)
+            try:
+                stat = os.stat(path)
+            except OSError:  # removed meanwhile, or a dangling link
+                continue
+            found[path[prefix:]] = (stat.st_mtime_ns, stat.st_size)
+            if len(found) >= MAX_WATCHED_FILES:
+                return found
+    return found
+
+
+@dataclass(frozen=True)
+class FolderChange:
+    """Plugin files added, changed and removed, as paths relative to the plugins folder."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        parts = [f"{what} {', '.join(names)}" for what, names in self._parts() if names]
+        return "; ".join(parts)
+
+    def _parts(self) -> list[tuple[str, tuple[str, ...]]]:
+        return [("added", self.added), ("changed", self.changed), ("removed", self.removed)]
+
+
+class PluginFolderWatch:
+    """Notices plugin files added, changed or removed in the plugins folder since the last look.
+
+    Long-lived processes import plugins once; this tells them when what they imported is no longer what is
+    on disk (a worker then reloads for its next task; a scheduler says a restart is needed)."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self._seen = folder_fingerprint(folder)
+
+    def changes(self) -> FolderChange | None:
+        """What changed since the last call (or since this watch was made); None when nothing did."""
+        now = folder_fingerprint(self.folder)
+        if now == self._seen:
+            return None
+        before, self._seen = self._seen, now
+        return FolderChange(
+            added=tuple(sorted(set(now) - set(before))),
+            changed=tuple(sorted(k for k in now.keys() & before.keys() if now[k] != before[k])),
+            removed=tuple(sorted(set(before) - set(now))),
+        )
+
+
+def forget_folder_modules(folder: Path | None) -> list[str]:
+    """Drop from ``sys.modules`` every module imported from the plugins folder, so the next import of a
+    plugin (or of a helper module beside it) reads the file again; the names dropped."""
+    if folder is None:
+        return []
+    root = os.path.realpath(folder) + os.sep
+    dropped = []
+    for name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None)
+        if origin and os.path.realpath(origin).startswith(root):
+            del sys.modules[name]
+            dropped.append(name)
+    importlib.invalidate_caches()  # a file added since the last import is found
+    return dropped
+
+
 def _import_file(name: str, path: Path) -> Any:
     """Import a plugins-folder module or package from exactly this path, under its plain name (so DAG files
     importing it by name get the same module)."""

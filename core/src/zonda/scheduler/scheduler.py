@@ -202,9 +202,10 @@ class Scheduler:
             self.shutdown()
 
     def shutdown(self) -> None:
-        log.info("scheduler stopping: waiting for running tasks")
+        grace = float(self.settings.get("scheduler", "shutdown_grace_period"))
+        log.info("scheduler stopping: waiting up to %.0fs for running tasks, then terminating them", grace)
         try:
-            self.executor.end(timeout=30)
+            self.executor.end(timeout=grace)
             self._process_events(self.executor.poll(0))
         finally:
             if self.job_id is not None:

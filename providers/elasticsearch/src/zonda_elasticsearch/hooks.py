@@ -84,6 +84,15 @@ class Node:
         return config
 
 
+def _scheme_of(conn: Any) -> str | None:
+    """The scheme for hosts without one: the ``schema`` field, else a URI's own scheme (a connection written
+    ``http://es:9200`` has conn type ``http``), else None (the default, https)."""
+    if conn.schema:
+        return conn.schema
+    conn_type = (conn.conn_type or "").lower()
+    return conn_type if conn_type in _SCHEMES else None
+
+
 def parse_hosts(hosts: str | Sequence[str] | None, *, scheme: str | None = None, port: int | None = None) -> list[Node]:
     """The nodes of a connection's ``host`` field: ``"es1,es2:9201,https://es3"`` or a list of such entries.
 
@@ -281,7 +290,7 @@ class ElasticsearchHook(BaseHook):
         if timeout is None:
             timeout = _number(extra.get("request_timeout"), "request_timeout", DEFAULT_REQUEST_TIMEOUT)
         return ClientSettings(
-            nodes=tuple(parse_hosts(conn.host, scheme=conn.schema, port=conn.port)),
+            nodes=tuple(parse_hosts(conn.host, scheme=_scheme_of(conn), port=conn.port)),
             login=conn.login,
             password=conn.password,
             api_key=str(api_key) if api_key else None,

@@ -1,8 +1,9 @@
 """``HttpHook``: a ``requests.Session`` built from an ``http`` connection.
 
-The connection gives the base URL (``schema`` is the scheme, ``host`` may itself be a base URL with a scheme
-and a path, ``port``, extra ``base_path``), basic auth (login / password), a bearer token (extra ``token``),
-headers (extra ``headers``), ``timeout``, ``verify``, ``ca_bundle`` and ``proxies``.
+The connection gives the base URL (``host`` may itself be a base URL with a scheme and a path; else the scheme
+is ``schema`` when it says http or https, or the conn type ``http`` / ``https`` as in a URI
+``http://host:8080/path``, else https; ``port``; extra ``base_path``), basic auth (login / password), a bearer
+token (extra ``token``), headers (extra ``headers``), ``timeout``, ``verify``, ``ca_bundle`` and ``proxies``.
 
 Safe by default: TLS verification on, a timeout on every request, bounded retries (urllib3 ``Retry``) and on a
 redirect to another host *or port* neither the Authorization header nor the connection's secret headers are
@@ -178,24 +179,46 @@ class HttpSettings:
         return status in RETRY_STATUSES and method.upper() in self.retry_methods
 
 
+def scheme_and_path(conn: Any) -> tuple[str, str]:
+    """The scheme a connection without a scheme in its host talks, and the path its ``schema`` field adds.
+
+    The ``schema`` field says ``http`` or ``https`` in a connection written as JSON or stored by hand (as in
+    Airflow). In a URI the scheme is the conn type (``http://host:8080/api`` is type ``http``, schema
+    ``api``), so a conn type ``http`` or ``https`` is the scheme and any other ``schema`` is a path below the
+    host. Any other conn type without a schema talks https: TLS unless the connection asks for plain HTTP."""
+    schema = (conn.schema or "").strip()
+    if schema.lower() in _DEFAULT_PORTS:
+        return schema.lower(), ""
+    conn_type = (conn.conn_type or "").strip().lower()
+    if conn_type in _DEFAULT_PORTS:
+        return conn_type, schema.strip("/")
+    if schema:
+        raise HttpException(
+            f"connection {getattr(conn, 'conn_id', None)!r}: schema {schema!r} is not a scheme; set it to http or "
+            "https, or use conn type http/https (a URI http://host/path) to give a path"
+        )
+    return "https", ""
+
+
 def base_url_of(conn: Any, extra: Mapping[str, Any]) -> str:
-    """The base URL a connection names: ``host`` (itself maybe a URL), ``schema`` as the scheme (https by
-    default), ``port``, and the extra ``base_path``."""
+    """The base URL a connection names: ``host`` (itself maybe a URL with a scheme and a path), or the scheme
+    of :func:`scheme_and_path` and the host; then ``port``, the path, and the extra ``base_path``."""
     if conn is None or not conn.host:
         return ""
     host = conn.host.rstrip("/")
+    path = ""
     if "://" in host:
         base = host
     else:
-        scheme = (conn.schema or "https").lower()
+        scheme, path = scheme_and_path(conn)
         base = f"{scheme}://{host}"
     if conn.port:
         parts = urlsplit(base)
         if parts.port is None:
             base = f"{parts.scheme}://{parts.netloc}:{conn.port}{parts.path}"
-    base_path = str(extra.get("base_path") or "").strip("/")
-    if base_path:
-        base = f"{base.rstrip('/')}/{base_path}"
+    for part in (path, str(extra.get("base_path") or "").strip("/")):
+        if part:
+            base = f"{base.rstrip('/')}/{part}"
     return base.rstrip("/")
 
 
@@ -246,6 +269,18 @@ def resolve_settings(
         retries=max(0, retries),
         retry_methods=methods if methods is not None else IDEMPOTENT_METHODS,
     )
+
+
+def tls_failure_hint(error: str) -> str | None:
+    """What a failed TLS handshake's error text means and how to fix it; None when it is no TLS failure."""
+    if "CERTIFICATE_VERIFY_FAILED" in error:
+        return "TLS verification failed: configure the server's CA with the connection extra 'ca_bundle'"
+    if "WRONG_VERSION_NUMBER" in error or "record layer failure" in error:
+        return (
+            "the server does not speak TLS: if it serves plain HTTP, write the connection as http://host:port "
+            "(or set its schema to http)"
+        )
+    return None
 
 
 def install_redirect_guard(session: requests.Session, secret_headers: set[str]) -> None:
@@ -425,10 +460,8 @@ class HttpHook(BaseHook):
         except requests.exceptions.Timeout as exc:
             raise HttpException(f"{method} {url} timed out after {kwargs['timeout']}s: {exc}") from exc
         except requests.exceptions.SSLError as exc:
-            raise HttpException(
-                f"{method} {url}: TLS verification failed ({exc}); configure the server's CA with the "
-                "connection extra 'ca_bundle'"
-            ) from exc
+            hint = tls_failure_hint(str(exc)) or "TLS handshake failed"
+            raise HttpException(f"{method} {url}: {hint} ({exc})") from exc
         except requests.exceptions.ConnectionError as exc:
             raise HttpException(f"{method} {url}: connection failed: {exc}") from exc
         if check and response.status_code >= 400:

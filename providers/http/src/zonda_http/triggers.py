@@ -263,6 +263,7 @@ class HttpTrigger(BaseTrigger):
         import httpx
 
         from zonda.masking import get_masker
+        from zonda_http.hooks import tls_failure_hint
 
         if self.initial_delay > 0:
             await asyncio.sleep(self.initial_delay)
@@ -286,8 +287,9 @@ class HttpTrigger(BaseTrigger):
                     return
                 except (httpx.HTTPError, TooManyRedirects, OSError) as exc:
                     message = f"{self.method} {url}: request failed: {type(exc).__name__}: {exc}"
-                    if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-                        message += "; configure the server's CA with the connection extra 'ca_bundle'"
+                    hint = tls_failure_hint(str(exc))
+                    if hint:
+                        message += f"; {hint}"
                     yield TriggerEvent({"status": "error", "message": get_masker().redact_text(message)})
                     return
                 code = str(response.status_code)
