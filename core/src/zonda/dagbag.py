@@ -258,12 +258,15 @@ class DagBag:
         import_timeout: float = 30.0,
         safe_mode: bool = True,
         plugins: Any = None,
+        plugins_folder: Path | str | None = None,
     ) -> None:
         self.dags_folder = Path(dags_folder) if dags_folder is not None else None
         self.include_examples = include_examples
         self.import_timeout = import_timeout
         self.safe_mode = safe_mode
         self.plugins = plugins
+        #: On ``sys.path`` while DAG files import, as the plugin manager's folder is (given when there is none).
+        self.plugins_folder = Path(plugins_folder) if plugins_folder else None
         self.dags: dict[str, DAG] = {}
         self.import_errors: dict[str, str] = {}
         self.files: dict[str, FileResult] = {}
@@ -276,6 +279,7 @@ class DagBag:
             include_examples=bool(settings.get("core", "load_examples")),
             import_timeout=float(settings.get("core", "dagbag_import_timeout")),
             plugins=plugins,
+            plugins_folder=settings.plugins_folder,
         )
 
     def candidate_files(self, *, provider_examples: bool = True) -> list[Path]:
@@ -370,6 +374,10 @@ class DagBag:
                 sys.path.append(folder)
         if self.plugins is not None:
             self.plugins.make_folder_importable()
+        if self.plugins_folder is not None and self.plugins_folder.is_dir():
+            from zonda.plugins.manager import ensure_on_path
+
+            ensure_on_path(self.plugins_folder)
         result = FileResult(path=key)
         self.files[key] = result
         module_name = "zonda_dag_" + hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:16]

@@ -129,6 +129,7 @@ class IsolatedDagBag:
             import_timeout=self.listing.import_timeout,
             plugins=self.plugins,
             memory_mb=self.memory_mb,
+            plugins_folder=str(self.listing.plugins_folder) if self.listing.plugins_folder else None,
         )
         for result in results:
             self.files[result.path] = result

@@ -127,12 +127,19 @@ def describe_dag(dag: DAG, fileloc: str) -> dict[str, Any]:
     }
 
 
-def parse_file(path: str, *, dags_folder: str | None, import_timeout: float, plugins: Any = None) -> dict[str, Any]:
+def parse_file(
+    path: str,
+    *,
+    dags_folder: str | None,
+    import_timeout: float,
+    plugins: Any = None,
+    plugins_folder: str | None = None,
+) -> dict[str, Any]:
     """Import ``path`` and describe its DAGs (runs in the child; also callable in-process for tests)."""
     from zonda.dagbag import DagBag
 
     started = time.perf_counter()
-    bag = DagBag(dags_folder, import_timeout=import_timeout, plugins=plugins)
+    bag = DagBag(dags_folder, import_timeout=import_timeout, plugins=plugins, plugins_folder=plugins_folder)
     result = bag.process_file(Path(path))
     dags: list[dict[str, Any]] = []
     errors = [result.error] if result.error else []
@@ -181,7 +188,13 @@ def _memory_hint(error: str | None, megabytes: int) -> str | None:
 
 
 def _child_main(
-    conn: Connection, path: str, dags_folder: str | None, import_timeout: float, plugins: Any, memory_mb: int
+    conn: Connection,
+    path: str,
+    dags_folder: str | None,
+    import_timeout: float,
+    plugins: Any,
+    memory_mb: int,
+    plugins_folder: str | None,
 ) -> None:
     # The parent may have installed handlers (the scheduler's graceful SIGTERM) that must not run here: the
     # parent ends a child with SIGTERM and expects it to die; Ctrl-C in a terminal is the parent's to handle.
@@ -194,7 +207,9 @@ def _child_main(
         sys.stdout = sys.stderr
     try:
         limit_memory(memory_mb)
-        payload = parse_file(path, dags_folder=dags_folder, import_timeout=import_timeout, plugins=plugins)
+        payload = parse_file(
+            path, dags_folder=dags_folder, import_timeout=import_timeout, plugins=plugins, plugins_folder=plugins_folder
+        )
         payload["error"] = _memory_hint(payload["error"], memory_mb)
     except BaseException as exc:  # never leave the parent without an answer it can record
         import traceback
@@ -223,6 +238,7 @@ class ParseJob:
         plugins: Any = None,
         context: Any = None,
         memory_mb: int = 0,
+        plugins_folder: str | None = None,
     ) -> None:
         self.path = path
         self.import_timeout = import_timeout
@@ -231,7 +247,7 @@ class ParseJob:
         self.conn: Connection = reader
         self.process: BaseProcess = ctx.Process(
             target=_child_main,
-            args=(writer, path, dags_folder, import_timeout, plugins, memory_mb),
+            args=(writer, path, dags_folder, import_timeout, plugins, memory_mb, plugins_folder),
             name=f"zonda-dag-parser:{Path(path).name}",
             daemon=True,
         )
@@ -321,7 +337,13 @@ def stop_process(process: BaseProcess, grace: float = 0.5) -> None:
 
 
 def _batch_child_main(
-    conn: Connection, paths: list[str], dags_folder: str | None, import_timeout: float, plugins: Any, memory_mb: int
+    conn: Connection,
+    paths: list[str],
+    dags_folder: str | None,
+    import_timeout: float,
+    plugins: Any,
+    memory_mb: int,
+    plugins_folder: str | None,
 ) -> None:
     """Parse ``paths`` one after the other, announcing each file before importing it, so the parent knows which
     file to blame (and how long it has run) if this process dies or hangs."""
@@ -335,7 +357,13 @@ def _batch_child_main(
         conn.send_bytes(json.dumps({"start": path}).encode())
         try:
             limit_memory(memory_mb)  # per file: what earlier files loaded is not this file's growth
-            payload = parse_file(path, dags_folder=dags_folder, import_timeout=import_timeout, plugins=plugins)
+            payload = parse_file(
+                path,
+                dags_folder=dags_folder,
+                import_timeout=import_timeout,
+                plugins=plugins,
+                plugins_folder=plugins_folder,
+            )
             payload["error"] = _memory_hint(payload["error"], memory_mb)
         except BaseException as exc:
             import traceback
@@ -359,7 +387,14 @@ class BatchParseJob:
     """
 
     def __init__(
-        self, paths: list[str], *, dags_folder: str | None, import_timeout: float, plugins: Any, memory_mb: int
+        self,
+        paths: list[str],
+        *,
+        dags_folder: str | None,
+        import_timeout: float,
+        plugins: Any,
+        memory_mb: int,
+        plugins_folder: str | None = None,
     ) -> None:
         self.paths = list(paths)
         self.import_timeout = import_timeout
@@ -371,7 +406,7 @@ class BatchParseJob:
         self.conn: Connection = reader
         self.process: BaseProcess = ctx.Process(
             target=_batch_child_main,
-            args=(writer, self.paths, dags_folder, import_timeout, plugins, memory_mb),
+            args=(writer, self.paths, dags_folder, import_timeout, plugins, memory_mb, plugins_folder),
             name="zonda-dag-parser:batch",
             daemon=True,
         )
@@ -460,6 +495,7 @@ def parse_in_children(
     plugins: Any = None,
     memory_mb: int = 0,
     max_children: int | None = None,
+    plugins_folder: str | None = None,
 ) -> list[ParseResult]:
     """Parse ``paths`` in child processes, isolated from this one as the DAG processor isolates its parses (same
     :func:`parse_file`, timeout, memory limit); the results come back in the order of ``paths``.
@@ -478,7 +514,13 @@ def parse_in_children(
         for hook in ("dag_policy", "task_policy"):
             plugins.has_implementations(hook)
     count = max(1, min(len(paths), max_children or os.cpu_count() or 2))
-    options = {"dags_folder": dags_folder, "import_timeout": import_timeout, "plugins": plugins, "memory_mb": memory_mb}
+    options = {
+        "dags_folder": dags_folder,
+        "import_timeout": import_timeout,
+        "plugins": plugins,
+        "memory_mb": memory_mb,
+        "plugins_folder": plugins_folder,
+    }
     jobs = [BatchParseJob(paths[i::count], **options) for i in range(count) if paths[i::count]]
     results: dict[str, ParseResult] = {}
     try:

@@ -138,6 +138,7 @@ class DagProcessor:
         self.slow_after = float(slow_after)
         self.import_timeout = float(settings.get("core", "dagbag_import_timeout"))
         self.memory_mb = int(settings.get("core", "dagbag_import_memory_limit"))
+        self.plugins_folder = str(settings.plugins_folder)
         folder = settings.dags_folder
         self.dags_folder: Path | None = folder.resolve() if folder.is_dir() else folder
         self.include_examples = bool(settings.get("core", "load_examples"))
@@ -374,6 +375,7 @@ class DagProcessor:
                 import_timeout=self.import_timeout,
                 plugins=self.plugins,
                 memory_mb=self.memory_mb,
+                plugins_folder=self.plugins_folder,
             )
         if not_dags:
             # No longer mentions "dag" and "zonda": whatever it defined before is gone.
