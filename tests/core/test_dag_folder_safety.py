@@ -339,7 +339,15 @@ def check(**context):
     record(context)
 
 
-with DAG("helpers", schedule=None, start_date=datetime(2024, 1, 1)):
+def on_success(context):
+    # Run by the DAG processor's callback child, which loads this file again.
+    import {mod} as again
+
+    with open(LEDGER + ".callback", "w") as handle:
+        handle.write(str(again.VALUE))
+
+
+with DAG("helpers", schedule=None, start_date=datetime(2024, 1, 1), on_success_callback=on_success):
     PythonOperator(task_id="check", python_callable=check)
 """
 
@@ -361,7 +369,9 @@ def write_helpers(home: Path, ledger: Path | None) -> dict[str, str]:
     return names
 
 
-def test_helper_modules_import_in_tasks_run_by_the_scheduler(zonda_home: Path, monkeypatch: pytest.MonkeyPatch):
+def test_helper_modules_import_in_tasks_and_callbacks_run_by_the_scheduler(
+    zonda_home: Path, monkeypatch: pytest.MonkeyPatch
+):
     from zonda.executors.local import LocalExecutor
     from zonda.scheduler.runs import trigger_dag
     from zonda.scheduler.scheduler import Scheduler
@@ -377,6 +387,11 @@ def test_helper_modules_import_in_tasks_run_by_the_scheduler(zonda_home: Path, m
         states = h.drive(scheduler, [run_id], timeout=60)
         assert states == {run_id: "success"}, h.states_by_task(metastore.engine, run_id)
         assert [e.task_id for e in h.read_ledger(ledger)] == ["check"]
+        from zonda.dag_processing import DagProcessor
+
+        with DagProcessor(settings, metastore) as processor:
+            assert processor.run_callbacks(timeout=60) == 1
+        assert Path(f"{ledger}.callback").read_text() == "41"  # the DAG's callback imported its helper too
     finally:
         metastore.dispose()
     # The test process itself never imported them: the task process found them on its own sys.path.
@@ -501,7 +516,8 @@ def test_the_cli_gives_a_duplicate_id_to_the_first_path(home: Path) -> None:
     errors = zonda(home, "dags", "list-import-errors", "--output", "json")
     rows = json.loads(errors.stdout)
     assert [Path(r["filename"]).name for r in rows] == ["b_second.py"]
-    assert "a_first.py" in rows[0]["error"]
+    # The error is the copy's, and says which file keeps the id.
+    assert f"already defined in {home.resolve() / 'dags' / 'a_first.py'}, which keeps it" in rows[0]["error"]
     shown = zonda(home, "tasks", "list", "shared", "--output", "json")
     assert [t["task_id"] for t in json.loads(shown.stdout)] == ["only"]
 
