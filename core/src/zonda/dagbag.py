@@ -83,6 +83,8 @@ class FolderScan:
 
     files: list[Path] = field(default_factory=list)
     problems: dict[str, str] = field(default_factory=dict)
+    #: ``os.stat`` of each file, taken while classifying it (the DAG processor's change detection reuses it)
+    stats: dict[str, os.stat_result] = field(default_factory=dict)
 
 
 def _ignore_patterns(folder: Path) -> list[str]:
@@ -171,28 +173,34 @@ def scan_dag_folder(folder: Path) -> FolderScan:
                 continue
             if not entry.name.endswith(".py") or entry.name.startswith(".") or excluded(path):
                 continue
-            problem = _not_a_dag_file(path)
+            try:
+                st = os.stat(path)
+            except OSError:
+                st = None
+            problem = _not_a_dag_file(path, st)
             if problem == "":
                 continue  # removed while walking
             if problem is not None:
                 scan.problems[str(path)] = problem
                 continue
-            real_file = os.path.realpath(path)
+            real_file = os.path.realpath(path) if entry.is_symlink() else os.path.join(real, entry.name)
             if real_file in seen_files:
                 continue
             seen_files.add(real_file)
             scan.files.append(path)
+            if st is not None:
+                scan.stats[str(path)] = st
         stack.extend((sub, active) for sub in reversed(subdirs))
     scan.files.sort()
     return scan
 
 
-def _not_a_dag_file(path: Path) -> str | None:
+def _not_a_dag_file(path: Path, st: os.stat_result | None = None) -> str | None:
     """Why ``path`` (a ``.py`` entry) cannot be read as a DAG file, or None when it is a regular file ("" when it
-    vanished meanwhile)."""
+    vanished meanwhile). ``st``: its ``os.stat`` when the caller already has it."""
     fix = "remove it, rename it so it does not end in .py, or list it in .zondaignore"
     try:
-        st = os.stat(path)
+        st = st if st is not None else os.stat(path)
     except FileNotFoundError:
         if os.path.islink(path):
             return f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; {fix}"

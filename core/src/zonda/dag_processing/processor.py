@@ -249,11 +249,9 @@ class DagProcessor:
         for folder, safe in folders:
             scan = scan_dag_folder(folder)
             for path in scan.files:
-                try:
-                    st = os.stat(path)
-                except OSError:  # deleted between listing and stat
-                    continue
-                found[str(path)] = ((st.st_mtime_ns, st.st_size, st.st_ino), safe, None)
+                st = scan.stats.get(str(path))
+                if st is not None:
+                    found[str(path)] = ((st.st_mtime_ns, st.st_size, st.st_ino), safe, None)
             for name, problem in scan.problems.items():
                 try:
                     st = os.lstat(name)
