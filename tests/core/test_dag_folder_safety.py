@@ -544,3 +544,22 @@ def test_the_same_id_twice_in_one_file_keeps_the_first(store: Store, zonda_home:
     assert [t["task_id"] for t in json.loads(shown.stdout)] == ["first_definition"]
     listed = zonda(zonda_home, "dags", "list-import-errors", "--output", "json", ZONDA__CORE__DAGBAG_IMPORT_TIMEOUT="5")
     assert "defined twice" in json.loads(listed.stdout)[0]["error"]
+
+
+def test_the_copy_gets_the_id_once_the_holder_lets_go_of_it(store: Store) -> None:
+    write(store.dags, "pipeline.py", GOOD.format(dag_id="shared"))
+    store.process()
+    write(store.dags, "a_copy.py", GOOD.format(dag_id="shared"))
+    # While no processor ran, the holder was renamed its DAG: a restarted processor hands the id to the copy in the
+    # same pass (the copy, refused while the holder was still unparsed, is parsed again).
+    write(store.dags, "pipeline.py", GOOD.format(dag_id="renamed"))
+    store.process()
+    assert store.fileloc("shared") == ("a_copy.py", "a_copy.py")
+    assert store.fileloc("renamed") == ("pipeline.py", "pipeline.py")
+    assert store.errors() == {}
+    (store.dags / "a_copy.py").unlink()
+    # The new copy sorts first but answers last: the holder's own parse must not count as a fresh claim.
+    write(store.dags, "b_copy.py", "import time\ntime.sleep(0.3)\n" + GOOD.format(dag_id="renamed"))
+    store.process()
+    assert store.fileloc("renamed") == ("pipeline.py", "pipeline.py")
+    assert set(store.errors()) == {"b_copy.py"}

@@ -154,6 +154,7 @@ class DagProcessor:
         self._full_pending: set[str] | None = None
         self._owner: dict[str, str] = {}  # dag id -> the file that defines it (first one wins)
         self._waiting: dict[str, set[str]] = {}  # dag id -> files refused as duplicates, re-parsed on release
+        self._held: dict[str, set[str]] = {}  # file -> ids it was given as the metastore's holder, before parsing
         self._fresh: set[str] = set()  # ids first claimed in the first pass with no holder in the metastore
         self._first_pass = True
         self._warm = False
@@ -379,7 +380,7 @@ class DagProcessor:
             # No longer mentions "dag" and "zonda": whatever it defined before is gone.
             self._write(report, self.writer.forget, not_dags)
             for path in not_dags:
-                self._release(path, self._files[path].dag_ids)
+                self._release(path, self._files[path].dag_ids | self._held.pop(path, set()))
                 self._files[path].dag_ids = set()
 
     def _reap(self, report: ProcessorReport) -> None:
@@ -421,7 +422,7 @@ class DagProcessor:
                 job.kill(timed_out=False)
             if self._full_pending is not None:
                 self._full_pending.discard(path)
-            self._release(path, state.dag_ids)
+            self._release(path, state.dag_ids | self._held.pop(path, set()))
         report.removed.extend(paths)
         self._write(report, self.writer.forget, paths)
 
@@ -442,8 +443,9 @@ class DagProcessor:
         first file in sorted path order wins, even when its child answers after the other's.
         """
         path = result.path
-        owned = {dag_id for dag_id, owner in self._owner.items() if owner == path}
-        holders = self._stored_holders([d.dag_id for d in result.dags if d.dag_id not in self._owner], path)
+        known = state.dag_ids | self._held.pop(path, set())
+        owned = {dag_id for dag_id in known if self._owner.get(dag_id) == path}
+        holders = self._stored_holders([d.dag_id for d in result.dags if d.dag_id not in self._owner])
         kept = []
         errors = []
         for parsed in result.dags:
@@ -454,7 +456,7 @@ class DagProcessor:
                 continue
             kept.append(parsed)
             if parsed.dag_id not in self._owner and parsed.dag_id not in holders and self._first_pass:
-                self._fresh.add(parsed.dag_id)  # claimed with no holder: an earlier path may still take it
+                self._fresh.add(parsed.dag_id)  # no holder at all: an earlier path may still take it
             self._owner[parsed.dag_id] = path
         new_ids = {d.dag_id for d in kept}
         # A file that failed to import keeps its previous DAGs (they stay active in the metastore too).
@@ -468,8 +470,9 @@ class DagProcessor:
     def _owner_of(self, dag_id: str, path: str, holder: str | None) -> str | None:
         """The file that keeps ``dag_id`` when ``path`` defines it too (None: nobody else)."""
         owner = self._owner.get(dag_id)
-        if owner is None and holder is not None and self._may_define(holder, dag_id):
+        if owner is None and holder not in (None, path) and self._may_define(holder, dag_id):
             self._owner[dag_id] = owner = holder  # the metastore's holder, even before its own parse answers
+            self._held.setdefault(holder, set()).add(dag_id)
         if owner is None or owner == path or not self._may_define(owner, dag_id):
             return None
         if dag_id in self._fresh and path < owner:
@@ -488,8 +491,8 @@ class DagProcessor:
             return False
         return dag_id in state.dag_ids or owner in self._queue or owner in self._jobs or state.is_dag_file is None
 
-    def _stored_holders(self, dag_ids: list[str], path: str) -> dict[str, str]:
-        """Files other than ``path`` that hold these DAG ids in the metastore (active DAGs only)."""
+    def _stored_holders(self, dag_ids: list[str]) -> dict[str, str]:
+        """The files that hold these DAG ids in the metastore (active DAGs only)."""
         if not dag_ids:
             return {}
         from sqlalchemy import select
@@ -499,7 +502,7 @@ class DagProcessor:
             rows = conn.execute(
                 select(dag_t.c.dag_id, dag_t.c.fileloc).where(dag_t.c.dag_id.in_(dag_ids), dag_t.c.is_active)
             ).all()
-        return {row.dag_id: row.fileloc for row in rows if row.fileloc and row.fileloc != path}
+        return {row.dag_id: row.fileloc for row in rows if row.fileloc}
 
     def _release(self, path: str, dag_ids: set[str]) -> None:
         for dag_id in dag_ids:
