@@ -470,3 +470,60 @@ def test_import_timeout_in_a_thread_names_the_setting(dags):
     bag = found["bag"]
     assert sorted(bag.dags) == ["good"]
     assert "core.dagbag_import_timeout" in bag.import_errors[str(slow.resolve())]
+
+
+# --- a folder that would loop or block (issue 11) --------------------------------------------------------------
+
+
+def _collect_within(folder: Path, seconds: float) -> DagBag:
+    """``DagBag.collect`` in a daemon thread, so a walk that loops or an open that blocks fails the test instead
+    of hanging it."""
+    import threading
+
+    box: dict[str, DagBag] = {}
+    thread = threading.Thread(target=lambda: box.setdefault("bag", bag_of(folder)), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert "bag" in box, f"DagBag.collect did not return within {seconds} s (a loop, or a blocking open)"
+    return box["bag"]
+
+
+def test_collect_in_process_skips_fifos_devices_and_link_loops(dags):
+    import os
+
+    write(dags, "good.py", simple_dag("good"))
+    os.mkfifo(dags / "fifo.py")
+    (dags / "zero.py").symlink_to("/dev/zero")
+    (dags / "ping.py").symlink_to("pong.py")
+    (dags / "pong.py").symlink_to("ping.py")
+    (dags / "sub").mkdir()
+    (dags / "sub" / "up").symlink_to("..")
+    (dags / "sub" / "again").symlink_to("../sub")
+    bag = _collect_within(dags, 30)
+    assert list(bag.dags) == ["good"]
+    assert sorted(Path(p).name for p in bag.import_errors) == ["fifo.py", "ping.py", "pong.py", "zero.py"]
+    assert "FIFO" in bag.import_errors[str(dags / "fifo.py")]
+    assert "character device" in bag.import_errors[str(dags / "zero.py")]
+
+
+def test_safe_mode_reads_a_bounded_prefix_of_each_file(dags):
+    mib = 1024 * 1024
+    late = dags / "late.py"  # sparse: the words come only after 8 MiB, past the prefix safe mode reads
+    with late.open("wb") as handle:
+        handle.truncate(8 * mib)
+        handle.seek(0, 2)
+        handle.write(b"\n# zonda dag\n")
+    early = dags / "early.py"
+    with early.open("wb") as handle:
+        handle.write(b"# zonda dag\n")
+        handle.truncate(64 * mib)
+    assert [p.name for p in list_dag_files(dags)] == ["early.py"]
+
+
+def test_process_file_refuses_a_fifo_without_opening_it(dags):
+    import os
+
+    os.mkfifo(dags / "named.py")
+    bag = DagBag(dags)
+    result = bag.process_file(dags / "named.py")  # opening it for import would wait for a writer forever
+    assert result.error is not None and "FIFO" in result.error and ".zondaignore" in result.error

@@ -99,6 +99,14 @@ def _options() -> list[Option]:
         Option("core", "max_active_runs_per_dag", 16, _to_int, "Active runs per DAG (DAG argument max_active_runs)."),
         Option("core", "load_examples", True, _to_bool, "Load the example DAGs shipped with Zonda."),
         Option("core", "dagbag_import_timeout", 30.0, float, "Seconds a DAG file may take to import."),
+        Option(
+            "core",
+            "dagbag_import_memory_limit",
+            4096,
+            _to_int,
+            "MiB of memory the process parsing one DAG file may add while importing it; a file that needs more "
+            "gets a MemoryError as its import error. 0: no limit.",
+        ),
         Option("core", "default_timezone", "utc", _to_str, "Timezone of naive datetimes in DAG files."),
         Option(
             "core",

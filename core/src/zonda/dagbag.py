@@ -8,11 +8,13 @@ the other files load regardless.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import importlib.util
 import logging
 import os
+import stat
 import sys
 import time
 import traceback
@@ -32,6 +34,11 @@ log = logging.getLogger("zonda.dagbag")
 
 IGNORE_FILE = ".zondaignore"
 EXAMPLES_FOLDER = Path(__file__).resolve().parent / "example_dags"
+#: Safe mode looks for "dag" and "zonda" in this many leading bytes of a file (imports come first), so a huge
+#: file costs no more to classify than a small one.
+SAFE_MODE_READ_LIMIT = 1 << 20
+#: ``.zondaignore`` files are read up to this size.
+IGNORE_FILE_READ_LIMIT = 1 << 20
 
 
 def example_folders() -> list[Path]:
@@ -68,12 +75,26 @@ class FileResult:
     seconds: float = 0.0
 
 
+@dataclass
+class FolderScan:
+    """One walk of a DAG folder: the candidate files (regular ``.py`` files, sorted, each real file once) and
+    the ``.py`` entries that cannot be DAG files (a FIFO, a socket, a device, a symlink loop or a dangling
+    link), each with the one-line reason that becomes its import error."""
+
+    files: list[Path] = field(default_factory=list)
+    problems: dict[str, str] = field(default_factory=dict)
+    #: ``os.stat`` of each file, taken while classifying it (the DAG processor's change detection reuses it)
+    stats: dict[str, os.stat_result] = field(default_factory=dict)
+
+
 def _ignore_patterns(folder: Path) -> list[str]:
     ignore = folder / IGNORE_FILE
-    if not ignore.is_file():
+    try:
+        text = read_regular_file(ignore, limit=IGNORE_FILE_READ_LIMIT).decode("utf-8", errors="replace")
+    except (OSError, NotARegularFile):
         return []
     patterns = []
-    for raw in ignore.read_text(encoding="utf-8").splitlines():
+    for raw in text.splitlines():
         line = raw.strip()
         if line and not line.startswith("#"):
             patterns.append(line)
@@ -100,37 +121,136 @@ def _ignored(relative: str, patterns: Iterable[str]) -> bool:
 
 def list_dag_files(folder: Path, *, safe_mode: bool = True) -> list[Path]:
     """DAG files under ``folder``, sorted; ``.zondaignore`` patterns (glob syntax) apply to their folder's tree."""
+    scan = scan_dag_folder(folder)
+    if not safe_mode:
+        return scan.files
+    return [path for path in scan.files if _might_contain_dag(path)]
+
+
+def scan_dag_folder(folder: Path) -> FolderScan:
+    """Walk ``folder`` without ever looping or blocking.
+
+    Symbolic links are followed, but each real directory is entered once (a link to an ancestor, or two links
+    to each other, would otherwise make the walk endless), and each real file is listed once. Nothing is opened
+    here but ``.zondaignore`` files (regular files only, size-capped): entries are classified with ``stat``.
+    """
+    scan = FolderScan()
     if not folder.is_dir():
-        return []
-    found: list[Path] = []
-    scoped: list[tuple[Path, list[str]]] = []
-    for root, dirs, files in os.walk(folder, followlinks=True):
-        root_path = Path(root)
-        patterns = _ignore_patterns(root_path)
-        if patterns:
-            scoped.append((root_path, patterns))
-        active = [(base, pats) for base, pats in scoped if root_path == base or base in root_path.parents]
+        return scan
+    seen_dirs: set[str] = set()
+    seen_files: set[str] = set()
+    # Each frame: a directory (its path as reached, under ``folder``) and the ignore rules in force there.
+    stack: list[tuple[Path, list[tuple[Path, list[str]]]]] = [(folder, [])]
+    while stack:
+        root, inherited = stack.pop()
+        real = os.path.realpath(root)
+        if real in seen_dirs:
+            log.debug("%s: already walked as %s; not walking it twice", root, real)
+            continue
+        seen_dirs.add(real)
+        patterns = _ignore_patterns(root)
+        active = [*inherited, (root, patterns)] if patterns else inherited
 
         def excluded(path: Path, active: list[tuple[Path, list[str]]] = active) -> bool:
             return any(_ignored(path.relative_to(base).as_posix(), pats) for base, pats in active)
 
-        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")) and not excluded(root_path / d))
-        for name in sorted(files):
-            if not name.endswith(".py") or name.startswith("."):
+        try:
+            with os.scandir(root) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as exc:
+            log.warning("cannot list %s: %s", root, exc)
+            continue
+        subdirs: list[Path] = []
+        for entry in entries:
+            path = root / entry.name
+            try:
+                is_dir = entry.is_dir()  # follows links; a link loop is not a directory
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if not entry.name.startswith((".", "__")) and not excluded(path):
+                    subdirs.append(path)
                 continue
-            path = root_path / name
-            if excluded(path):
+            if not entry.name.endswith(".py") or entry.name.startswith(".") or excluded(path):
                 continue
-            if safe_mode and not _might_contain_dag(path):
+            try:
+                st = os.stat(path)
+            except OSError:
+                st = None
+            problem = _not_a_dag_file(path, st)
+            if problem == "":
+                continue  # removed while walking
+            if problem is not None:
+                scan.problems[str(path)] = problem
                 continue
-            found.append(path)
-    return found
+            real_file = os.path.realpath(path) if entry.is_symlink() else os.path.join(real, entry.name)
+            if real_file in seen_files:
+                continue
+            seen_files.add(real_file)
+            scan.files.append(path)
+            if st is not None:
+                scan.stats[str(path)] = st
+        stack.extend((sub, active) for sub in reversed(subdirs))
+    scan.files.sort()
+    return scan
+
+
+def _not_a_dag_file(path: Path, st: os.stat_result | None = None) -> str | None:
+    """Why ``path`` (a ``.py`` entry) cannot be read as a DAG file, or None when it is a regular file ("" when it
+    vanished meanwhile). ``st``: its ``os.stat`` when the caller already has it."""
+    fix = "remove it, rename it so it does not end in .py, or list it in .zondaignore"
+    try:
+        st = st if st is not None else os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; {fix}"
+        return ""
+    except OSError as exc:  # ELOOP: links pointing at each other; EACCES
+        reason = "a symbolic link loop" if exc.errno == errno.ELOOP else f"unreadable ({exc.strerror})"
+        return f"{path} is {reason}; {fix}"
+    if stat.S_ISREG(st.st_mode):
+        return None
+    return f"{path} is {_file_kind(st.st_mode)}, not a regular file, and is never read as a DAG file; {fix}"
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+class NotARegularFile(Exception):
+    """Raised instead of opening a FIFO, socket or device in a way that could block or never end."""
+
+
+def read_regular_file(path: Path | str, *, limit: int | None) -> bytes:
+    """At most ``limit`` bytes (all when None) of ``path``, which must be a regular file.
+
+    The file is opened non-blocking (opening a FIFO with no writer would otherwise wait forever) and checked with
+    ``fstat`` on the open descriptor, so a file swapped for a FIFO or a device after a ``stat`` is still refused.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(f"{path} is {_file_kind(mode)}, not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read() if limit is None else handle.read(limit)
+    finally:
+        os.close(fd)
 
 
 def _might_contain_dag(path: Path) -> bool:
+    """Safe mode: the file's first :data:`SAFE_MODE_READ_LIMIT` bytes mention both "dag" and "zonda"."""
     try:
-        content = path.read_bytes().lower()
-    except OSError:
+        content = read_regular_file(path, limit=SAFE_MODE_READ_LIMIT).lower()
+    except (OSError, NotARegularFile):
         return False
     return b"dag" in content and b"zonda" in content
 
@@ -146,12 +266,15 @@ class DagBag:
         import_timeout: float = 30.0,
         safe_mode: bool = True,
         plugins: Any = None,
+        plugins_folder: Path | str | None = None,
     ) -> None:
         self.dags_folder = Path(dags_folder) if dags_folder is not None else None
         self.include_examples = include_examples
         self.import_timeout = import_timeout
         self.safe_mode = safe_mode
         self.plugins = plugins
+        #: On ``sys.path`` while DAG files import, as the plugin manager's folder is (given when there is none).
+        self.plugins_folder = Path(plugins_folder) if plugins_folder else None
         self.dags: dict[str, DAG] = {}
         self.import_errors: dict[str, str] = {}
         self.files: dict[str, FileResult] = {}
@@ -164,20 +287,32 @@ class DagBag:
             include_examples=bool(settings.get("core", "load_examples")),
             import_timeout=float(settings.get("core", "dagbag_import_timeout")),
             plugins=plugins,
+            plugins_folder=settings.plugins_folder,
         )
 
     def candidate_files(self, *, provider_examples: bool = True) -> list[Path]:
-        files = list_dag_files(self.dags_folder, safe_mode=self.safe_mode) if self.dags_folder else []
+        """The files to import. Entries that cannot be DAG files (a FIFO, a device, a symlink loop named
+        ``*.py``) are recorded as import errors here, never opened."""
+        files = self._scan(self.dags_folder, safe_mode=self.safe_mode) if self.dags_folder else []
         if self.include_examples:
-            files.extend(list_dag_files(EXAMPLES_FOLDER, safe_mode=False))
+            files.extend(self._scan(EXAMPLES_FOLDER, safe_mode=False))
             if provider_examples:
                 files.extend(self._provider_example_files())
         return files
 
+    def _scan(self, folder: Path, *, safe_mode: bool) -> list[Path]:
+        scan = scan_dag_folder(folder)
+        for path, problem in scan.problems.items():
+            self.files[path] = FileResult(path=path, error=problem)
+            self.import_errors[path] = problem
+        if not safe_mode:
+            return scan.files
+        return [path for path in scan.files if _might_contain_dag(path)]
+
     def _provider_example_files(self) -> list[Path]:
         files: list[Path] = []
         for folder in provider_example_folders():
-            files.extend(list_dag_files(folder, safe_mode=False))
+            files.extend(self._scan(folder, safe_mode=False))
         return files
 
     def collect(self) -> DagBag:
@@ -246,6 +381,10 @@ class DagBag:
                 sys.path.append(folder)
         if self.plugins is not None:
             self.plugins.make_folder_importable()
+        if self.plugins_folder is not None and self.plugins_folder.is_dir():
+            from zonda.plugins.manager import ensure_on_path
+
+            ensure_on_path(self.plugins_folder)
         result = FileResult(path=key)
         self.files[key] = result
         module_name = "zonda_dag_" + hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:16]
@@ -253,6 +392,9 @@ class DagBag:
         token = _context_stack.start_collecting()
         created: list[DAG] = []
         try:
+            problem = _not_a_dag_file(path)
+            if problem:  # importing would open it: a FIFO blocks, a device never ends
+                raise NotARegularFile(problem)
             spec = importlib.util.spec_from_file_location(module_name, path)
             if spec is None or spec.loader is None:
                 raise ImportError(f"cannot load {path}")
@@ -264,6 +406,10 @@ class DagBag:
             )
             with deadline(self.import_timeout, message):
                 spec.loader.exec_module(module)
+        except NotARegularFile as exc:
+            created = _context_stack.stop_collecting(token)
+            token = None
+            result.error = str(exc)
         except (Exception, SystemExit, ZondaTaskTimeout) as exc:
             created = _context_stack.stop_collecting(token)
             token = None
@@ -298,15 +444,24 @@ class DagBag:
                 continue
             existing = self.dags.get(dag.dag_id)
             if existing is not None and existing is not dag:
-                errors.append(
-                    f"DuplicateDagId: DAG {dag.dag_id!r} is defined in both {existing.fileloc} and {path}; "
-                    "dag ids must be unique"
-                )
+                if dag.dag_id in result.dag_ids:
+                    errors.append(
+                        f"DuplicateDagId: DAG {dag.dag_id!r} is defined twice in {path}; the first definition "
+                        "is kept: give the other one another dag_id"
+                    )
+                else:
+                    from zonda.dag_processing.parsing import duplicate_dag_id_error
+
+                    errors.append(duplicate_dag_id_error(dag.dag_id, self._file_of(dag.dag_id), str(path)))
                 continue
             self.dags[dag.dag_id] = dag
             result.dag_ids.append(dag.dag_id)
         if errors:
             result.error = "\n".join(errors)
+
+    def _file_of(self, dag_id: str) -> str:
+        """The processed file that defined ``dag_id``."""
+        return next((key for key, result in self.files.items() if dag_id in result.dag_ids), "another file")
 
     def _apply_policies(self, dag: DAG) -> None:
         """``dag_policy`` then ``task_policy`` from plugins; a rejection names the DAG, the policy and why."""
@@ -330,8 +485,8 @@ class DagBag:
 
 def _mentions(path: Path, needle: bytes) -> bool:
     try:
-        return needle in path.read_bytes()
-    except OSError:
+        return needle in read_regular_file(path, limit=SAFE_MODE_READ_LIMIT)
+    except (OSError, NotARegularFile):
         return False
 
 

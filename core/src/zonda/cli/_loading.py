@@ -10,7 +10,7 @@ from zonda.exceptions import ZondaException
 if TYPE_CHECKING:
     from zonda.config import Settings
     from zonda.dag_definition import DAG
-    from zonda.dagbag import DagBag
+    from zonda.dag_processing.isolated import IsolatedDagBag
     from zonda.metastore.db import Metastore
 
 
@@ -35,15 +35,72 @@ def prepare_task_process(settings: Settings, plugins: Any) -> None:
     BaseHook.default_lookup = ConnectionLookup(settings, plugins=plugins, secret_fields_for=secret_extras)
 
 
-def load_bag(settings: Settings, dag_id: str | None = None, plugins: Any = None) -> DagBag:
-    from zonda.dagbag import DagBag
+def load_bag(settings: Settings, dag_id: str | None = None, plugins: Any = None) -> IsolatedDagBag:
+    """The DAGs folder parsed in child processes, as the DAG processor parses it (isolation, timeout, memory
+    limit): no DAG file is imported in this process, so none can stop or hang the command."""
+    from zonda.dag_processing.isolated import IsolatedDagBag
 
-    bag = DagBag.from_settings(settings, plugins=plugins if plugins is not None else plugin_manager(settings))
+    plugins = plugins if plugins is not None else plugin_manager(settings)
+    bag = IsolatedDagBag(settings, plugins, holders=lambda: stored_dag_files(settings))
     return bag.collect_for(dag_id) if dag_id else bag.collect()
 
 
 def load_dag(settings: Settings, dag_id: str, plugins: Any = None) -> DAG:
-    return load_bag(settings, dag_id, plugins).get_dag(dag_id)
+    """The DAG ``dag_id`` as an object, for the commands that run or draw it.
+
+    Its candidate files are parsed in children first; only the file that defines the DAG (and survived its
+    child: no exit, no hang, no runaway memory) is then imported here.
+    """
+    from pathlib import Path
+
+    from zonda.dagbag import DagBag
+
+    plugins = plugins if plugins is not None else plugin_manager(settings)
+    path = load_bag(settings, dag_id, plugins).file_of(dag_id)
+    bag = DagBag.from_settings(settings, plugins=plugins)
+    bag.process_file(Path(path))
+    return bag.get_dag(dag_id)
+
+
+def existing_metastore(settings: Settings) -> Metastore | None:
+    """The metastore when it exists and is initialised; None otherwise (never creates one)."""
+    url = settings.sql_alchemy_conn
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        if not Path(url[len("sqlite:///") :]).exists():
+            return None
+    from zonda.metastore.db import Metastore
+
+    metastore = Metastore.from_settings(settings)
+    if metastore.current_revision() is None:
+        metastore.dispose()
+        return None  # not initialised yet (e.g. only `zonda db check` ran)
+    return metastore
+
+
+def stored_dag_files(settings: Settings) -> dict[str, str]:
+    """dag id -> the file that holds it in an existing metastore (active DAGs): that file keeps the id when a
+    second file defines it too. Empty without a metastore, or when it cannot be read."""
+    import sys
+
+    try:
+        metastore = existing_metastore(settings)
+        if metastore is None:
+            return {}
+        try:
+            from sqlalchemy import select
+
+            from zonda.metastore import tables as t
+
+            with metastore.engine.connect() as conn:
+                rows = conn.execute(select(t.dag.c.dag_id, t.dag.c.fileloc).where(t.dag.c.is_active)).all()
+            return {row.dag_id: row.fileloc for row in rows if row.fileloc}
+        finally:
+            metastore.dispose()
+    except Exception as exc:  # listing DAGs must work without a usable metastore
+        print(f"warning: cannot read the metastore's DAGs ({exc}); duplicate DAG ids go by path order", file=sys.stderr)
+        return {}
 
 
 def open_metastore(settings: Settings) -> Metastore:

@@ -88,12 +88,12 @@ def _list(args: argparse.Namespace) -> int:
         {
             "dag_id": dag.dag_id,
             "fileloc": dag.fileloc,
-            "schedule": dag.timetable.summary,
+            "schedule": dag.schedule,
             "tags": dag.tags,
-            "tasks": len(dag.task_dict),
+            "tasks": dag.task_count,
             "description": dag.description,
         }
-        for dag in sorted(bag, key=lambda d: d.dag_id)
+        for dag in sorted(bag.dags.values(), key=lambda d: d.dag_id)
     ]
     print_rows(rows, ["dag_id", "fileloc", "schedule", "tags", "tasks", "description"], args.output)
     if bag.import_errors and args.output == "table":
@@ -106,6 +106,9 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _list_import_errors(args: argparse.Namespace) -> int:
+    """The folder's current errors: every file is parsed now (isolated, as the DAG processor parses), so a fresh
+    home where no scheduler ran shows them too. The metastore, when one exists, is brought up to date with
+    them (this parse replaces what a processor recorded for the same files, and drops errors of files gone)."""
     from zonda.cli._loading import load_bag
 
     bag = load_bag(settings())
@@ -123,24 +126,20 @@ def _list_import_errors(args: argparse.Namespace) -> int:
 
 def _record_errors(bag: object) -> None:
     """Keep the metastore's import errors current when a metastore already exists (never create one here)."""
+    from zonda.cli._loading import existing_metastore
     from zonda.config import load_settings
 
-    current = load_settings()
-    url = current.sql_alchemy_conn
-    if url.startswith("sqlite:///"):
-        from pathlib import Path
-
-        if not Path(url[len("sqlite:///") :]).exists():
-            return
     try:
         from zonda.dagbag import record_import_errors
-        from zonda.metastore.db import Metastore
 
-        metastore = Metastore.from_settings(current)
-        if metastore.current_revision() is None:
-            return  # not initialised yet (e.g. only `zonda db check` ran): nothing to keep current
-        metastore.ensure_ready(auto_init=False)
-        record_import_errors(metastore, bag)
+        metastore = existing_metastore(load_settings())
+        if metastore is None:
+            return
+        try:
+            metastore.ensure_ready(auto_init=False)
+            record_import_errors(metastore, bag)
+        finally:
+            metastore.dispose()
     except Exception as exc:  # the listing itself must still work without a usable metastore
         print(f"warning: import errors not recorded in the metastore: {exc}", file=sys.stderr)
 

@@ -205,7 +205,8 @@ def _run_request(settings: Settings, request: dict[str, Any], plugins: Any = Non
     from zonda.metastore.db import Metastore
     from zonda.runner.store import MetastoreRunStore
 
-    bag = DagBag(None, import_timeout=float(settings.get("core", "dagbag_import_timeout")))
+    # The DAGs and plugins folders on sys.path, as when the file was parsed (helper modules beside it import).
+    bag = DagBag.from_settings(settings, plugins=plugins)
     fileloc = request.get("fileloc") or ""
     if fileloc and Path(fileloc).is_file():
         bag.process_file(Path(fileloc))

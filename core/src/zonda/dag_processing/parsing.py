@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from zonda.dag_definition import DAG
 
 TIMEOUT_SETTING = "core.dagbag_import_timeout"
+MEMORY_SETTING = "core.dagbag_import_memory_limit"
 
 #: Modules nearly every DAG file imports: loaded once in the parent so each forked child inherits them.
 WARM_MODULES = (
@@ -70,6 +71,7 @@ class ParsedDag:
     is_paused_upon_creation: bool | None
     data: str
     dag_hash: str
+    task_count: int
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ParsedDag:
@@ -90,6 +92,14 @@ class ParseResult:
     @property
     def dag_ids(self) -> list[str]:
         return [d.dag_id for d in self.dags]
+
+
+def duplicate_dag_id_error(dag_id: str, kept_in: str, refused_in: str) -> str:
+    """The import error of the file whose definition of ``dag_id`` is refused because another file keeps it."""
+    return (
+        f"DuplicateDagId: DAG {dag_id!r} in {refused_in} is already defined in {kept_in}, which keeps it; "
+        "give one of them another dag_id (dag ids must be unique across the DAGs folder)"
+    )
 
 
 def describe_dag(dag: DAG, fileloc: str) -> dict[str, Any]:
@@ -113,15 +123,23 @@ def describe_dag(dag: DAG, fileloc: str) -> dict[str, Any]:
         "is_paused_upon_creation": None if paused is None else bool(paused),
         "data": data,
         "dag_hash": digest,
+        "task_count": len(dag.task_dict),
     }
 
 
-def parse_file(path: str, *, dags_folder: str | None, import_timeout: float, plugins: Any = None) -> dict[str, Any]:
+def parse_file(
+    path: str,
+    *,
+    dags_folder: str | None,
+    import_timeout: float,
+    plugins: Any = None,
+    plugins_folder: str | None = None,
+) -> dict[str, Any]:
     """Import ``path`` and describe its DAGs (runs in the child; also callable in-process for tests)."""
     from zonda.dagbag import DagBag
 
     started = time.perf_counter()
-    bag = DagBag(dags_folder, import_timeout=import_timeout, plugins=plugins)
+    bag = DagBag(dags_folder, import_timeout=import_timeout, plugins=plugins, plugins_folder=plugins_folder)
     result = bag.process_file(Path(path))
     dags: list[dict[str, Any]] = []
     errors = [result.error] if result.error else []
@@ -141,13 +159,58 @@ def parse_file(path: str, *, dags_folder: str | None, import_timeout: float, plu
     }
 
 
-def _child_main(conn: Connection, path: str, dags_folder: str | None, import_timeout: float, plugins: Any) -> None:
+def limit_memory(megabytes: int) -> None:
+    """Let this process's address space grow by at most ``megabytes`` MiB from its current size, so a DAG file
+    that allocates without bound gets a MemoryError (an import error) instead of the machine's memory."""
+    if megabytes <= 0:
+        return
+    import resource
+
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            current = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        current = 0
+    limit = current + megabytes * 1024 * 1024
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _memory_hint(error: str | None, megabytes: int) -> str | None:
+    if error is None or megabytes <= 0 or not error.rstrip().endswith("MemoryError"):
+        return error
+    return (
+        f"{error}\nImporting this file needed more than {MEMORY_SETTING} ({megabytes} MiB) of memory: load big "
+        f"data inside tasks, not at module level, or raise {MEMORY_SETTING} (0 removes the limit)"
+    )
+
+
+def _child_main(
+    conn: Connection,
+    path: str,
+    dags_folder: str | None,
+    import_timeout: float,
+    plugins: Any,
+    memory_mb: int,
+    plugins_folder: str | None,
+) -> None:
     # The parent may have installed handlers (the scheduler's graceful SIGTERM) that must not run here: the
     # parent ends a child with SIGTERM and expects it to die; Ctrl-C in a terminal is the parent's to handle.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # What a DAG file prints at import goes to stderr: stdout belongs to the parent (``dags list --output json``).
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
     try:
-        payload = parse_file(path, dags_folder=dags_folder, import_timeout=import_timeout, plugins=plugins)
+        limit_memory(memory_mb)
+        payload = parse_file(
+            path, dags_folder=dags_folder, import_timeout=import_timeout, plugins=plugins, plugins_folder=plugins_folder
+        )
+        payload["error"] = _memory_hint(payload["error"], memory_mb)
     except BaseException as exc:  # never leave the parent without an answer it can record
         import traceback
 
@@ -174,6 +237,8 @@ class ParseJob:
         import_timeout: float,
         plugins: Any = None,
         context: Any = None,
+        memory_mb: int = 0,
+        plugins_folder: str | None = None,
     ) -> None:
         self.path = path
         self.import_timeout = import_timeout
@@ -182,7 +247,7 @@ class ParseJob:
         self.conn: Connection = reader
         self.process: BaseProcess = ctx.Process(
             target=_child_main,
-            args=(writer, path, dags_folder, import_timeout, plugins),
+            args=(writer, path, dags_folder, import_timeout, plugins, memory_mb, plugins_folder),
             name=f"zonda-dag-parser:{Path(path).name}",
             daemon=True,
         )
@@ -269,3 +334,210 @@ def stop_process(process: BaseProcess, grace: float = 0.5) -> None:
     if process.is_alive():
         process.kill()
         process.join(5)
+
+
+def _batch_child_main(
+    conn: Connection,
+    paths: list[str],
+    dags_folder: str | None,
+    import_timeout: float,
+    plugins: Any,
+    memory_mb: int,
+    plugins_folder: str | None,
+) -> None:
+    """Parse ``paths`` one after the other, announcing each file before importing it, so the parent knows which
+    file to blame (and how long it has run) if this process dies or hangs."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+    for path in paths:
+        conn.send_bytes(json.dumps({"start": path}).encode())
+        try:
+            limit_memory(memory_mb)  # per file: what earlier files loaded is not this file's growth
+            payload = parse_file(
+                path,
+                dags_folder=dags_folder,
+                import_timeout=import_timeout,
+                plugins=plugins,
+                plugins_folder=plugins_folder,
+            )
+            payload["error"] = _memory_hint(payload["error"], memory_mb)
+        except BaseException as exc:
+            import traceback
+
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+            payload = {"path": path, "dags": [], "error": text, "seconds": 0.0, "pid": os.getpid()}
+        conn.send_bytes(json.dumps(payload).encode())
+    conn.close()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
+
+
+class BatchParseJob:
+    """One child parsing several files in turn, as the parent sees it: a file that kills or hangs the child
+    is that file's import error, and :meth:`remaining` names the files a new child must still parse.
+
+    The files share the child's imported modules (a DAG file's ``import pandas`` is paid once per child, not
+    once per file), which is what keeps ``zonda dags list`` about as fast as importing them in-process.
+    """
+
+    def __init__(
+        self,
+        paths: list[str],
+        *,
+        dags_folder: str | None,
+        import_timeout: float,
+        plugins: Any,
+        memory_mb: int,
+        plugins_folder: str | None = None,
+    ) -> None:
+        self.paths = list(paths)
+        self.import_timeout = import_timeout
+        self.results: dict[str, ParseResult] = {}
+        self.current: str | None = None
+        self.current_since = time.monotonic()
+        ctx = multiprocessing.get_context("fork")
+        reader, writer = ctx.Pipe(duplex=False)
+        self.conn: Connection = reader
+        self.process: BaseProcess = ctx.Process(
+            target=_batch_child_main,
+            args=(writer, self.paths, dags_folder, import_timeout, plugins, memory_mb, plugins_folder),
+            name="zonda-dag-parser:batch",
+            daemon=True,
+        )
+        self.process.start()
+        writer.close()
+        self.done = False
+
+    @property
+    def waitables(self) -> list[Any]:
+        return [self.conn, self.process.sentinel]
+
+    @property
+    def kill_at(self) -> float:
+        return self.current_since + self.import_timeout + kill_grace(self.import_timeout)
+
+    def remaining(self) -> list[str]:
+        return [p for p in self.paths if p not in self.results]
+
+    def step(self, now: float) -> None:
+        """Read what the child sent; record the current file's error if the child died or overran."""
+        try:
+            while not self.done and self.conn.poll():
+                message = json.loads(self.conn.recv_bytes())
+                if "start" in message:
+                    self.current, self.current_since = message["start"], time.monotonic()
+                    continue
+                self.results[message["path"]] = ParseResult(
+                    path=message["path"],
+                    dags=[ParsedDag.from_json(d) for d in message["dags"]],
+                    error=message["error"],
+                    timed_out=bool(message.get("timed_out")),
+                    seconds=message.get("seconds", 0.0),
+                    pid=message.get("pid"),
+                )
+                self.current = None
+        except (EOFError, OSError, ValueError):
+            self._end(killed=False)
+            return
+        if not self.remaining():
+            self._end(killed=False)
+        elif self.current is not None and now >= self.kill_at:
+            self._end(killed=True)
+        elif not self.process.is_alive() and not self.conn.poll():
+            self._end(killed=False)
+
+    def _end(self, *, killed: bool) -> None:
+        if self.done:
+            return
+        self.done = True
+        if killed:
+            stop_process(self.process)
+        else:
+            self.process.join(timeout=1)
+            if self.process.is_alive():
+                stop_process(self.process)
+        code = self.process.exitcode
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        with contextlib.suppress(ValueError):
+            self.process.close()
+        path = self.current
+        if path is None or path in self.results:
+            return
+        seconds = time.monotonic() - self.current_since
+        if killed:
+            error = (
+                f"DAG file {path} timed out: importing it took longer than {TIMEOUT_SETTING} "
+                f"({self.import_timeout:g} s) and the parsing process was killed after {seconds:.1f} s; move slow "
+                f"work (API calls, queries, loops) out of module level into tasks, or raise {TIMEOUT_SETTING} "
+                "(ZONDA__CORE__DAGBAG_IMPORT_TIMEOUT)"
+            )
+        else:
+            how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+            error = f"the process parsing {path} {how} before reporting its DAGs"
+        self.results[path] = ParseResult(path=path, error=error, timed_out=killed, seconds=seconds)
+
+    def kill(self) -> None:
+        self._end(killed=True)
+
+
+def parse_in_children(
+    paths: list[str],
+    *,
+    dags_folder: str | None,
+    import_timeout: float,
+    plugins: Any = None,
+    memory_mb: int = 0,
+    max_children: int | None = None,
+    plugins_folder: str | None = None,
+) -> list[ParseResult]:
+    """Parse ``paths`` in child processes, isolated from this one as the DAG processor isolates its parses (same
+    :func:`parse_file`, timeout, memory limit); the results come back in the order of ``paths``.
+
+    For commands that parse the DAGs folder without a DAG processor (``zonda dags list`` and friends): a file
+    that exits, ignores the alarm, sleeps or eats memory becomes that file's import error, and a fresh child
+    parses the files after it. At most ``max_children`` children (the CPU count) run at once, each with its share
+    of the files.
+    """
+    from multiprocessing.connection import wait as wait_for
+
+    warm_up()
+    if plugins is not None:
+        # Discover (and, when there are policies, load) the plugins once here: every child inherits the result
+        # instead of scanning the installed distributions again.
+        for hook in ("dag_policy", "task_policy"):
+            plugins.has_implementations(hook)
+    count = max(1, min(len(paths), max_children or os.cpu_count() or 2))
+    options = {
+        "dags_folder": dags_folder,
+        "import_timeout": import_timeout,
+        "plugins": plugins,
+        "memory_mb": memory_mb,
+        "plugins_folder": plugins_folder,
+    }
+    jobs = [BatchParseJob(paths[i::count], **options) for i in range(count) if paths[i::count]]
+    results: dict[str, ParseResult] = {}
+    try:
+        while jobs:
+            now = time.monotonic()
+            for job in list(jobs):
+                job.step(now)
+                if job.done:
+                    jobs.remove(job)
+                    results.update(job.results)
+                    rest = job.remaining()
+                    if rest:  # the child died on (or overran) one file: a fresh child takes the others
+                        jobs.append(BatchParseJob(rest, **options))
+            if jobs:
+                wake = min(job.kill_at for job in jobs) - time.monotonic()
+                wait_for([w for job in jobs for w in job.waitables], timeout=max(0.001, min(wake, 1.0)))
+    finally:
+        for job in jobs:  # interrupted (Ctrl-C): leave no child behind
+            job.kill()
+    return [results[path] for path in paths]

@@ -30,7 +30,7 @@ from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zonda.dag_processing.parsing import ParseJob, ParseResult, warm_up
+from zonda.dag_processing.parsing import ParseJob, ParseResult, duplicate_dag_id_error, warm_up
 from zonda.dag_processing.writer import DagWriter, WriteOutcome
 
 if TYPE_CHECKING:
@@ -103,6 +103,7 @@ class ProcessorReport:
 class _FileState:
     stat: StatKey
     safe_mode: bool  # files of the DAGs folder must mention "dag" and "zonda"; the examples need not
+    problem: str | None = None  # not a regular file (FIFO, device, link loop): this is its import error
     is_dag_file: bool | None = None  # None: not checked yet
     dag_ids: set[str] = field(default_factory=set)
 
@@ -136,6 +137,8 @@ class DagProcessor:
         self.max_children = max(1, int(max_children))
         self.slow_after = float(slow_after)
         self.import_timeout = float(settings.get("core", "dagbag_import_timeout"))
+        self.memory_mb = int(settings.get("core", "dagbag_import_memory_limit"))
+        self.plugins_folder = str(settings.plugins_folder)
         folder = settings.dags_folder
         self.dags_folder: Path | None = folder.resolve() if folder.is_dir() else folder
         self.include_examples = bool(settings.get("core", "load_examples"))
@@ -151,6 +154,9 @@ class DagProcessor:
         self._full_pending: set[str] | None = None
         self._owner: dict[str, str] = {}  # dag id -> the file that defines it (first one wins)
         self._waiting: dict[str, set[str]] = {}  # dag id -> files refused as duplicates, re-parsed on release
+        self._held: dict[str, set[str]] = {}  # file -> ids it was given as the metastore's holder, before parsing
+        self._fresh: set[str] = set()  # ids first claimed in the first pass with no holder in the metastore
+        self._first_pass = True
         self._warm = False
 
     # -- public API ---------------------------------------------------------------------------------------
@@ -230,23 +236,29 @@ class DagProcessor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def list_files(self) -> dict[str, tuple[StatKey, bool]]:
-        """Every candidate file with its ``(mtime_ns, size, inode)`` and whether safe mode applies: one listing
-        (``.zondaignore`` honoured) and one ``stat`` per file, no reads."""
-        from zonda.dagbag import list_dag_files
+    def list_files(self) -> dict[str, tuple[StatKey, bool, str | None]]:
+        """Every candidate file with its ``(mtime_ns, size, inode)``, whether safe mode applies and, for a ``.py``
+        entry that is no regular file (a FIFO, a device, a symlink loop), why it is not read: one listing
+        (``.zondaignore`` honoured, each real directory walked once) and one ``stat`` per file, no reads."""
+        from zonda.dagbag import scan_dag_folder
 
-        found: dict[str, tuple[StatKey, bool]] = {}
+        found: dict[str, tuple[StatKey, bool, str | None]] = {}
         folders: list[tuple[Path, bool]] = []
         if self.dags_folder is not None:
             folders.append((self.dags_folder, True))
         folders.extend((folder, False) for folder in self.examples_folders)
         for folder, safe in folders:
-            for path in list_dag_files(folder, safe_mode=False):
+            scan = scan_dag_folder(folder)
+            for path in scan.files:
+                st = scan.stats.get(str(path))
+                if st is not None:
+                    found[str(path)] = ((st.st_mtime_ns, st.st_size, st.st_ino), safe, None)
+            for name, problem in scan.problems.items():
                 try:
-                    st = os.stat(path)
-                except OSError:  # deleted between listing and stat
+                    st = os.lstat(name)
+                except OSError:
                     continue
-                found[str(path)] = ((st.st_mtime_ns, st.st_size, st.st_ino), safe)
+                found[name] = ((st.st_mtime_ns, st.st_size, st.st_ino), safe, problem)
         return found
 
     # -- one pass -------------------------------------------------------------------------------------------
@@ -265,13 +277,14 @@ class DagProcessor:
         report.files_listed = len(listed)
         report.list_seconds = time.perf_counter() - started
         gone = [path for path in self._files if path not in listed]
-        for path, (stat, safe) in listed.items():
+        for path, (stat, safe, problem) in listed.items():
             state = self._files.get(path)
             if state is None:
-                self._files[path] = _FileState(stat, safe)
+                self._files[path] = _FileState(stat, safe, problem)
                 self._enqueue(path)
-            elif full or state.stat != stat:
+            elif full or state.stat != stat or state.problem != problem:
                 state.stat = stat
+                state.problem = problem
                 self._enqueue(path)
         if gone:
             self._forget(gone, report)
@@ -298,6 +311,8 @@ class DagProcessor:
             wait_for([w for job in self._jobs.values() for w in job.waitables], timeout=self._wake_in(deadline, drain))
         if self._full_pending is not None and not self._full_pending:
             self._full_pending = None
+            self._first_pass = False
+            self._fresh.clear()
             current = {path for path, state in self._files.items() if state.is_dag_file is not False}
             write_started = time.perf_counter()
             report.writes.merge(self.writer.deactivate_unseen(current))
@@ -341,6 +356,10 @@ class DagProcessor:
             if path in self._jobs:
                 self._dirty.add(path)
                 continue
+            if state.problem is not None:  # never opened: its reason is the file's import error
+                state.is_dag_file = True
+                self._finish(ParseResult(path=path, error=state.problem), report)
+                continue
             if state.safe_mode and not _might_contain_dag(Path(path)):
                 if state.is_dag_file is not False:
                     not_dags.append(path)
@@ -354,12 +373,14 @@ class DagProcessor:
                 dags_folder=str(self.dags_folder) if self.dags_folder is not None else None,
                 import_timeout=self.import_timeout,
                 plugins=self.plugins,
+                memory_mb=self.memory_mb,
+                plugins_folder=self.plugins_folder,
             )
         if not_dags:
             # No longer mentions "dag" and "zonda": whatever it defined before is gone.
             self._write(report, self.writer.forget, not_dags)
             for path in not_dags:
-                self._release(path, self._files[path].dag_ids)
+                self._release(path, self._files[path].dag_ids | self._held.pop(path, set()))
                 self._files[path].dag_ids = set()
 
     def _reap(self, report: ProcessorReport) -> None:
@@ -401,7 +422,7 @@ class DagProcessor:
                 job.kill(timed_out=False)
             if self._full_pending is not None:
                 self._full_pending.discard(path)
-            self._release(path, state.dag_ids)
+            self._release(path, state.dag_ids | self._held.pop(path, set()))
         report.removed.extend(paths)
         self._write(report, self.writer.forget, paths)
 
@@ -415,34 +436,79 @@ class DagProcessor:
     def _claim(self, result: ParseResult, state: _FileState) -> None:
         """Give each DAG id to one file. Children parse files separately, so only the parent can see that two
         files define the same id; the second becomes an import error instead of the two overwriting each
-        other's row on every parse. When the first file lets go of the id, the waiting file is parsed again."""
+        other's row on every parse. When the first file lets go of the id, the waiting file is parsed again.
+
+        Which file is first is stable: the file that holds the id in the metastore keeps it (a processor that
+        restarts does not hand it to whichever child answers first); with no holder (a fresh metastore), the
+        first file in sorted path order wins, even when its child answers after the other's.
+        """
+        path = result.path
+        known = state.dag_ids | self._held.pop(path, set())
+        owned = {dag_id for dag_id in known if self._owner.get(dag_id) == path}
+        holders = self._stored_holders([d.dag_id for d in result.dags if d.dag_id not in self._owner])
         kept = []
         errors = []
         for parsed in result.dags:
-            owner = self._owner.get(parsed.dag_id)
-            owner_state = self._files.get(owner) if owner is not None else None
-            if owner != result.path and owner_state is not None and parsed.dag_id in owner_state.dag_ids:
-                errors.append(
-                    f"DuplicateDagId: DAG {parsed.dag_id!r} is defined in both {owner} and {result.path}; "
-                    "dag ids must be unique"
-                )
-                self._waiting.setdefault(parsed.dag_id, set()).add(result.path)
+            owner = self._owner_of(parsed.dag_id, path, holders.get(parsed.dag_id))
+            if owner is not None and owner != path:
+                errors.append(duplicate_dag_id_error(parsed.dag_id, owner, path))
+                self._waiting.setdefault(parsed.dag_id, set()).add(path)
                 continue
             kept.append(parsed)
-            self._owner[parsed.dag_id] = result.path
+            if parsed.dag_id not in self._owner and parsed.dag_id not in holders and self._first_pass:
+                self._fresh.add(parsed.dag_id)  # no holder at all: an earlier path may still take it
+            self._owner[parsed.dag_id] = path
         new_ids = {d.dag_id for d in kept}
         # A file that failed to import keeps its previous DAGs (they stay active in the metastore too).
-        claimed = new_ids if result.error is None and not errors else state.dag_ids | new_ids
-        self._release(result.path, state.dag_ids - claimed)
+        claimed = new_ids if result.error is None and not errors else state.dag_ids | new_ids | owned
+        self._release(path, (state.dag_ids | owned) - claimed)
         state.dag_ids = claimed
         result.dags = kept
         if errors:
             result.error = "\n".join([*([result.error] if result.error else []), *errors])
 
+    def _owner_of(self, dag_id: str, path: str, holder: str | None) -> str | None:
+        """The file that keeps ``dag_id`` when ``path`` defines it too (None: nobody else)."""
+        owner = self._owner.get(dag_id)
+        if owner is None and holder not in (None, path) and self._may_define(holder, dag_id):
+            self._owner[dag_id] = owner = holder  # the metastore's holder, even before its own parse answers
+            self._held.setdefault(holder, set()).add(dag_id)
+        if owner is None or owner == path or not self._may_define(owner, dag_id):
+            return None
+        if dag_id in self._fresh and path < owner:
+            # First pass on a fresh metastore: the earlier path wins; the other file is parsed again and then
+            # reports the duplicate.
+            self._files[owner].dag_ids.discard(dag_id)
+            self._waiting.setdefault(dag_id, set()).add(owner)
+            self._enqueue(owner)
+            return None
+        return owner
+
+    def _may_define(self, owner: str, dag_id: str) -> bool:
+        """``owner`` defines ``dag_id`` as far as this processor knows, or has not been parsed yet."""
+        state = self._files.get(owner)
+        if state is None or state.is_dag_file is False:
+            return False
+        return dag_id in state.dag_ids or owner in self._queue or owner in self._jobs or state.is_dag_file is None
+
+    def _stored_holders(self, dag_ids: list[str]) -> dict[str, str]:
+        """The files that hold these DAG ids in the metastore (active DAGs only)."""
+        if not dag_ids:
+            return {}
+        from sqlalchemy import select
+
+        dag_t = self.writer.t.dag
+        with self.writer.engine.connect() as conn:
+            rows = conn.execute(
+                select(dag_t.c.dag_id, dag_t.c.fileloc).where(dag_t.c.dag_id.in_(dag_ids), dag_t.c.is_active)
+            ).all()
+        return {row.dag_id: row.fileloc for row in rows if row.fileloc}
+
     def _release(self, path: str, dag_ids: set[str]) -> None:
         for dag_id in dag_ids:
             if self._owner.get(dag_id) == path:
                 del self._owner[dag_id]
+                self._fresh.discard(dag_id)
                 for waiting in self._waiting.pop(dag_id, set()):
                     if waiting in self._files and waiting != path:
                         self._enqueue(waiting)

@@ -62,7 +62,13 @@ class WorkloadRunner:
         if cached is not None and cached[0] == mtime:
             return cached[1]
         settings = self._settings()
-        bag = DagBag(None, import_timeout=float(settings.get("core", "dagbag_import_timeout")))
+        if self.plugins is None:
+            from zonda.plugins.manager import PluginManager
+
+            self.plugins = PluginManager.from_settings(settings)
+        # Loaded as the DAG processor parsed it: the DAGs and plugins folders on sys.path (so `import mylib` of
+        # a module beside the DAG file works in the task too) and the plugins' policies applied.
+        bag = DagBag.from_settings(settings, plugins=self.plugins)
         bag.process_file(path)
         self._dags[fileloc] = (mtime, bag)
         return bag
