@@ -264,7 +264,7 @@ def test_commands_for_one_dag_survive_hostile_files_that_mention_it(
 def test_an_unknown_dag_names_the_files_that_failed(home: Path, hostile_files: Path) -> None:
     done = zonda(home, "dags", "show", "nope")
     assert done.returncode != 0
-    assert "not found" in done.stderr and "failed to import" in done.stderr
+    assert "no DAG 'nope'" in done.stderr and "failed to import" in done.stderr
 
 
 def test_what_a_dag_file_prints_at_import_does_not_corrupt_json_output(home: Path) -> None:

@@ -357,17 +357,9 @@ class DagBag:
     def get_dag(self, dag_id: str) -> DAG:
         if dag_id in self.dags:
             return self.dags[dag_id]
-        hint = ""
-        if self.import_errors:
-            hint = (
-                f"; {len(self.import_errors)} DAG file(s) failed to import "
-                f"(see `zonda dags list-import-errors`): {', '.join(sorted(self.import_errors)[:3])}"
-            )
-        from zonda.suggestions import unknown_name
+        from zonda.suggestions import dag_not_found
 
-        where = f"the DAGs folder {self.dags_folder}" if self.dags_folder else "any DAGs folder (none is set)"
-        message = unknown_name(f"no DAG {dag_id!r} in {where}", dag_id, self.dags, "`zonda dags list` lists them")
-        raise DagNotFound(message + hint)
+        raise DagNotFound(dag_not_found(dag_id, self.dags_folder, self.dags, self.import_errors))
 
     def process_file(self, path: Path) -> FileResult:
         from zonda.runner.timeout import deadline

@@ -39,3 +39,16 @@ def unknown_name(message: str, word: str, candidates: Iterable[str], otherwise: 
     """
     hint = did_you_mean(word, candidates) or otherwise
     return f"{message}; {hint}" if hint else message
+
+
+def dag_not_found(dag_id: str, dags_folder: object, known: Iterable[str], import_errors: Iterable[str]) -> str:
+    """The one-line "unknown DAG" message of every command that reads DAG files, with a likely typo named and
+    the files that failed to import (the DAG may be in one of them)."""
+    where = f"the DAGs folder {dags_folder}" if dags_folder else "any DAGs folder (none is set)"
+    message = unknown_name(f"no DAG {dag_id!r} in {where}", dag_id, known, "`zonda dags list` lists them")
+    failed = sorted(import_errors)
+    if failed:
+        message += f"; {len(failed)} DAG file(s) failed to import (see `zonda dags list-import-errors`): " + ", ".join(
+            failed[:3]
+        )
+    return message

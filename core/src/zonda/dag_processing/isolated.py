@@ -13,7 +13,6 @@ metastore (when one exists), else the first in path order; the other file gets t
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,16 +87,9 @@ class IsolatedDagBag:
         parsed = self.dags.get(dag_id)
         if parsed is not None:
             return parsed.fileloc
-        hint = ""
-        if self.import_errors:
-            hint = (
-                f"; {len(self.import_errors)} DAG file(s) failed to import "
-                f"(see `zonda dags list-import-errors`): {', '.join(sorted(self.import_errors)[:3])}"
-            )
-        close = difflib.get_close_matches(dag_id, list(self.dags), n=3)
-        suggestion = f"; did you mean {', '.join(close)}?" if close else ""
-        where = self.dags_folder or "(no DAGs folder)"
-        raise DagNotFound(f"DAG {dag_id!r} not found in {where}{suggestion}{hint}")
+        from zonda.suggestions import dag_not_found
+
+        raise DagNotFound(dag_not_found(dag_id, self.dags_folder, self.dags, self.import_errors))
 
     def holders(self) -> dict[str, str]:
         if self._holders is None:
