@@ -130,6 +130,9 @@ def _connection_from_args(args: argparse.Namespace) -> Connection:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from zonda.identifiers import validate_conn_id
+
+    validate_conn_id(args.conn_id)
     conn = _connection_from_args(args)
     _backend(settings()).save(conn)
     print(f"added connection {conn.conn_id} ({conn.conn_type})")
@@ -272,10 +275,16 @@ def _read_import_file(path: str) -> list[Connection]:
         items = [(item.get("conn_id") if isinstance(item, dict) else None, item) for item in data]
     else:
         raise ZondaException(f"{path} must hold a JSON object of conn_id -> connection, as `connections export` writes")
+    from zonda.identifiers import InvalidIdentifier, validate_conn_id
+
     conns = []
     for conn_id, item in items:
         if not conn_id:
             raise ZondaException(f"{path}: every connection needs a conn_id")
+        try:
+            validate_conn_id(conn_id)  # every id checked before any is stored
+        except InvalidIdentifier as exc:
+            raise InvalidIdentifier(f"{path}: {exc}") from None
         if isinstance(item, str):
             conns.append(Connection.parse(item, conn_id=conn_id))
         else:

@@ -110,7 +110,9 @@ def _list_import_errors(args: argparse.Namespace) -> int:
 
     bag = load_bag(settings())
     _record_errors(bag)
-    rows = [{"filename": f, "error": e} for f, e in sorted(bag.import_errors.items())]
+    from zonda.secrets import mask_stored_text
+
+    rows = [{"filename": f, "error": mask_stored_text(e)} for f, e in sorted(bag.import_errors.items())]
     if args.output == "json":
         print_rows(rows, ["filename", "error"], "json")
     elif not rows:

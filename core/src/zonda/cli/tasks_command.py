@@ -150,12 +150,14 @@ def _run(args: argparse.Namespace) -> int:
     from zonda.exceptions import TaskNotFound, ZondaException
     from zonda.executors.base import Workload
     from zonda.executors.workload import WorkloadRunner, _on_sigterm
+    from zonda.identifiers import validate_run_id
     from zonda.metastore import tables as t
     from zonda.runner.logs import attempt_log_path
     from zonda.scheduler.decisions import create_task_instances
     from zonda.scheduler.runs import load_serialized
     from zonda.timezone import utcnow
 
+    validate_run_id(args.run_id)
     current = settings()
     metastore = open_metastore(current)
     ti = t.task_instance
