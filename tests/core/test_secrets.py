@@ -13,7 +13,7 @@ from zonda.cli._loading import open_metastore
 from zonda.config import load_settings
 from zonda.connection import Connection
 from zonda.crypto import FernetKeyError, generate_key
-from zonda.exceptions import ConnectionNotFound, ZondaConfigError
+from zonda.exceptions import ConnectionNotFound
 from zonda.hooks import BaseHook
 from zonda.masking import SecretsMasker
 from zonda.plugins.manager import PluginManager

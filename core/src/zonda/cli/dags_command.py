@@ -153,9 +153,13 @@ def _show(args: argparse.Namespace) -> int:
     dag = load_dag(settings(), args.dag_id)
     order = dag.topological_order()
     if args.output == "json":
+        import json
+
+        from zonda.masking import get_masker
         from zonda.serialization import serialize_dag
 
-        print(serialize_dag(dag)[0])
+        # Param defaults named like secrets (api_token, db_password...) and known secrets are shown as ***.
+        print(json.dumps(get_masker().redact(json.loads(serialize_dag(dag)[0]))))
         return 0
     if args.format == "dot":
         print(f'digraph "{dag.dag_id}" {{\n  rankdir=LR;')

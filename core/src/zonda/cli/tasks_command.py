@@ -114,9 +114,13 @@ def _test(args: argparse.Namespace) -> int:
     if outcome.ti.error:
         print(f"error: {outcome.ti.error}")
     if outcome.xcoms:
+        from zonda.masking import get_masker
+
+        masker = get_masker()
         print("XComs:")
         for key, value in outcome.xcoms.items():
-            text = repr(value)
+            # Secrets the task saw, values under sensitive keys, and URL credentials are shown as ***.
+            text = masker.redact_text(repr(masker.redact(value, key)))
             print(f"  {key} = {text if len(text) < 500 else text[:500] + '...'}")
     else:
         print("XComs: (none)")
