@@ -140,6 +140,10 @@ with DAG("leaky", start_date=datetime(2024, 1, 1), schedule=None, params={"api_t
         task_id="env",
         bash_command='env; cat "$ZONDA_HOME/zonda.toml"; echo "get https://h/x?password=qpw-123&page=2"',
     )
+    BashOperator(
+        task_id="conf",
+        bash_command='echo "{{ conf.get("database", "sql_alchemy_conn") }} {{ conf.get("webserver", "secret_key") }}"',
+    )
     PythonOperator(task_id="give", python_callable=give)
 """
 
@@ -168,6 +172,8 @@ def test_task_processes_hide_configuration_and_connections(zonda_home: Path, pos
     assert env_logs and "ZONDA__WEBSERVER__SECRET_KEY=***" in env_logs[0], env_logs
     assert "password=***&page=2" in env_logs[0]
     assert secrets_in(out + "\n".join(logs.values()), secrets) == []
+    conf_logs = [text for path, text in logs.items() if "task_id=conf" in str(path)]
+    assert conf_logs and "postgresql://postgres:***@" in conf_logs[0], conf_logs
 
     # Scheduled path: a queued run whose task runs through `zonda tasks run` (a fresh task process).
     run_zonda(zonda_home, "dags", "trigger", "leaky", "--run-id", "r1", env=env)
@@ -228,3 +234,12 @@ def test_sqlite_wal_and_shm_files_are_owner_only(tmp_path: Path) -> None:
     assert "zonda.db" in modes and "zonda.db-wal" in modes, out
     assert set(modes.values()) == {"0o600"}, out
     assert oct((tmp_path / "m").stat().st_mode & 0o777) == "0o700"
+
+
+def test_connection_host_with_credentials_is_masked_in_the_cli(zonda_home: Path) -> None:
+    run_zonda(zonda_home, "db", "init")
+    conn = json.dumps({"conn_type": "http", "host": "https://hostuser:host-Pa55-1@api.internal"})
+    run_zonda(zonda_home, "connections", "add", "hosted", "--conn-json", conn)
+    for command in (["connections", "get", "hosted"], ["connections", "list", "--output", "json"]):
+        out = run_zonda(zonda_home, *command)
+        assert "hostuser:***@api.internal" in out and "host-Pa55-1" not in out

@@ -75,7 +75,7 @@ def _backend(current: Settings) -> MetastoreBackend:
 
 def masked_row(conn: Connection, *, password_set: bool | None = None, extra: Any = None) -> dict[str, Any]:
     """A connection as a row for output: password ``***`` when set, sensitive extras ``***``."""
-    from zonda.masking import SecretsMasker
+    from zonda.masking import SecretsMasker, redact_url_secrets
 
     has_password = conn.password is not None if password_set is None else password_set
     shown_extra = SecretsMasker().redact(conn.extra) if extra is None else extra
@@ -83,7 +83,7 @@ def masked_row(conn: Connection, *, password_set: bool | None = None, extra: Any
         "conn_id": conn.conn_id,
         "conn_type": conn.conn_type,
         "description": conn.description,
-        "host": conn.host,
+        "host": redact_url_secrets(conn.host) if conn.host else conn.host,  # https://user:pw@host
         "port": conn.port,
         "schema": conn.schema,
         "login": conn.login,
