@@ -236,3 +236,11 @@ def test_loading_settings_teaches_the_masker_the_configuration(tmp_path, monkeyp
     ]
     assert get_masker().redact_text(" ".join(values)) == " ".join([MASK] * len(values))
     assert get_masker().redact_text("postgresql://u:***@h/x and 127.0.0.1") == "postgresql://u:***@h/x and 127.0.0.1"
+
+
+def test_urls_without_password_in_configuration_stay_readable(tmp_path):
+    from zonda.config import load_settings
+
+    settings = load_settings(tmp_path, {"ZONDA__CELERY__BROKER_URL": "redis://127.0.0.1:6379/0"})
+    text = f"metastore {settings.sql_alchemy_conn}, broker redis://127.0.0.1:6379/0"
+    assert get_masker().redact_text(text) == text

@@ -329,7 +329,10 @@ def mask_configuration(settings: Settings, environ: Mapping[str, str]) -> None:
     masker = get_masker()
     for value in sensitive_values(settings):
         for text in _leaf_strings(value, 0):
-            masker.add(_url_password(text) or text)
+            if "://" in text:  # a URL: only its password is secret (sqlite:///path or redis://host has none)
+                masker.add(_url_password(text))
+                continue
+            masker.add(text)
             if "," in text:  # several Fernet keys, each alone
                 masker.add([part.strip() for part in text.split(",")])
     for name, value in environ.items():
@@ -341,8 +344,6 @@ def _url_password(text: str) -> str | None:
     """The password of a URL (raw and decoded forms are both added by :meth:`SecretsMasker.add`), or None."""
     from urllib.parse import unquote, urlsplit
 
-    if "://" not in text:
-        return None
     try:
         password = urlsplit(text).password
     except ValueError:
