@@ -97,10 +97,11 @@ def test_add_refuses_duplicates_and_mixed_flags(key, capsys):
     assert code == 1 and "--conn-host go with --conn-type" in err
 
 
-def test_add_with_password_but_no_key_says_how_to_make_one(zonda_home, capsys):
+def test_add_with_password_but_no_key_makes_one(zonda_home, capsys):
     code, _, err = run(capsys, "connections", "add", "x", "--conn-type", "http", "--conn-password", "pw")
-    assert code == 1
-    assert "zonda rotate-fernet-key --generate" in err and "ZONDA__CORE__FERNET_KEY" in err
+    assert code == 0, err
+    assert (zonda_home / "zonda.toml").stat().st_mode & 0o777 == 0o600
+    assert "fernet_key" in (zonda_home / "zonda.toml").read_text()
 
 
 def test_get_finds_environment_connections(key, capsys, monkeypatch):

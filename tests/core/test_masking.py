@@ -178,3 +178,69 @@ def test_process_masker_and_mask_secret():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "value registered-explicitly-42", (), None)
     RedactingFilter().filter(record)
     assert record.getMessage() == "value ***"
+
+
+# -- URL credentials and query secrets (hidden even when no one registered them) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("GET https://user:pw@host/x", "GET https://user:***@host/x"),
+        ("postgresql+psycopg://etl:p%40ss@db:5432/x", "postgresql+psycopg://etl:***@db:5432/x"),
+        ("redis://:pw1@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("http://h/x?password=abc&page=2", "http://h/x?password=***&page=2"),
+        ("http://h/x?page=2&api_token=abc#frag", "http://h/x?page=2&api_token=***#frag"),
+        ("s3://b/k?X-Amz-Signature=abc&X-Amz-Credential=AK%2F1", "s3://b/k?X-Amz-Signature=***&X-Amz-Credential=***"),
+        ("https://maps/api?key=abc&q=x", "https://maps/api?key=***&q=x"),
+        ("https://host/path?page=2&sort_key=name", "https://host/path?page=2&sort_key=name"),
+        ("plain text, a=b and user@example.com", "plain text, a=b and user@example.com"),
+    ],
+)
+def test_url_credentials_and_query_secrets_are_hidden(text: str, expected: str) -> None:
+    assert SecretsMasker().redact_text(text) == expected
+
+
+def test_filter_hides_url_credentials_with_nothing_registered():
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "calling %s", ("https://u:pw@h?token=t",), None)
+    RedactingFilter(SecretsMasker()).filter(record)
+    assert record.getMessage() == "calling https://u:***@h?token=***"
+
+
+def test_loading_settings_teaches_the_masker_the_configuration(tmp_path, monkeypatch):
+    from zonda.config import load_settings
+
+    key_one, key_two = "Z" * 43 + "=", "Y" * 43 + "="
+    (tmp_path / "zonda.toml").write_text(
+        f'[core]\nfernet_key = "{key_one},{key_two}"\n[my_plugin]\nclient_secret = "cs-Pa55-1"\n'
+    )
+    environ = {
+        "ZONDA__DATABASE__SQL_ALCHEMY_CONN": "postgresql://u:db-Pa55-2@h/x",
+        "ZONDA__CELERY__BROKER_URL": "amqp://u:br-Pa55-3@h//",
+        "ZONDA__CELERY__RESULT_BACKEND": "db+postgresql://u:rb-Pa55-4@h/x",
+        "ZONDA__WEBSERVER__SECRET_KEY": "web-Pa55-5",
+        "ZONDA_CONN_JSON": '{"conn_type": "http", "password": "js-Pa55-6", "extra": {"token": "ex-Pa55-7"}}',
+        "ZONDA_CONN_BROKEN": "not a uri",
+    }
+    load_settings(tmp_path, environ)
+    values = [
+        key_one,
+        key_two,
+        "cs-Pa55-1",
+        "db-Pa55-2",
+        "br-Pa55-3",
+        "rb-Pa55-4",
+        "web-Pa55-5",
+        "js-Pa55-6",
+        "ex-Pa55-7",
+    ]
+    assert get_masker().redact_text(" ".join(values)) == " ".join([MASK] * len(values))
+    assert get_masker().redact_text("postgresql://u:***@h/x and 127.0.0.1") == "postgresql://u:***@h/x and 127.0.0.1"
+
+
+def test_urls_without_password_in_configuration_stay_readable(tmp_path):
+    from zonda.config import load_settings
+
+    settings = load_settings(tmp_path, {"ZONDA__CELERY__BROKER_URL": "redis://127.0.0.1:6379/0"})
+    text = f"metastore {settings.sql_alchemy_conn}, broker redis://127.0.0.1:6379/0"
+    assert get_masker().redact_text(text) == text

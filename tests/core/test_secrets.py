@@ -13,7 +13,7 @@ from zonda.cli._loading import open_metastore
 from zonda.config import load_settings
 from zonda.connection import Connection
 from zonda.crypto import FernetKeyError, generate_key
-from zonda.exceptions import ConnectionNotFound, ZondaConfigError
+from zonda.exceptions import ConnectionNotFound
 from zonda.hooks import BaseHook
 from zonda.masking import SecretsMasker
 from zonda.plugins.manager import PluginManager
@@ -228,8 +228,10 @@ def test_connection_without_secrets_needs_no_key(zonda_home, monkeypatch):
     backend = MetastoreBackend(store, current)
     backend.save(Connection(conn_id="plain", conn_type="http", host="h"))
     assert backend.get_connection("plain").host == "h"
-    with pytest.raises(ZondaConfigError, match="zonda rotate-fernet-key --generate"):
-        backend.save(Connection(conn_id="pw", conn_type="http", password="x"))
+    assert not (zonda_home / "zonda.toml").exists()  # nothing secret stored, so no key was made
+    backend.save(Connection(conn_id="pw", conn_type="http", password="x"))  # the first secret makes the key
+    assert "fernet_key" in (zonda_home / "zonda.toml").read_text()
+    assert MetastoreBackend(store, load_settings()).get_connection("pw").password == "x"
     store.dispose()
 
 

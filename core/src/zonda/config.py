@@ -116,6 +116,13 @@ def _options() -> list[Option]:
             "Key encrypting connection secrets in the metastore.",
             sensitive=True,
         ),
+        Option(
+            "core",
+            "max_conf_bytes",
+            1024 * 1024,
+            _to_int,
+            "Largest conf of a DAG run, in bytes of its JSON (runs also refuse conf nested over 64 levels).",
+        ),
         Option("core", "lazy_load_plugins", True, _to_bool, "Import plugins only when their hooks are needed."),
         Option("core", "blocked_plugins", [], _to_list, "Plugin (or distribution) names never to load."),
         Option(
@@ -342,4 +349,42 @@ def load_settings(home: str | Path | None = None, environ: Mapping[str, str] | N
         name = _ALIASES.get((parts[0], parts[1]), (parts[0], parts[1]))
         values[name] = _convert(name, raw, f"${var}")
         sources[name] = f"env {var}"
-    return Settings(home=home_path, values=values, sources=sources)
+    settings = Settings(home=home_path, values=values, sources=sources)
+    from zonda.masking import mask_configuration
+
+    # Every process loads its settings before it runs anything: from here on its logs hide them.
+    mask_configuration(settings, environ)
+    if ("core", "fernet_key") in values and sources.get(("core", "fernet_key")) == str(config_file):
+        warn_if_shared(config_file)
+    return settings
+
+
+def sensitive_values(settings: Settings) -> Iterator[Any]:
+    """The values of every sensitive key: declared so (:attr:`Option.sensitive`) or named like a secret
+    (``[my_plugin] api_token``)."""
+    from zonda.masking import is_sensitive_name
+
+    for option, _section, key, value in settings.items():
+        if value in (None, ""):
+            continue
+        if (option is not None and option.sensitive) or is_sensitive_name(key):
+            yield value
+
+
+_warned_shared: set[Path] = set()
+
+
+def warn_if_shared(config_file: Path) -> None:
+    """One warning per process when ``zonda.toml`` holds the Fernet key and others may read or write it."""
+    from zonda.private_files import is_shared
+
+    if config_file in _warned_shared or not is_shared(config_file):
+        return
+    _warned_shared.add(config_file)
+    import logging
+
+    logging.getLogger("zonda.config").warning(
+        "%s holds [core] fernet_key but other users may read or write it; run: chmod 600 %s",
+        config_file,
+        config_file,
+    )

@@ -5,8 +5,9 @@ Airflow): new values are encrypted with the first, and any of them decrypts. To 
 keep the old one after it, run ``zonda rotate-fernet-key``, then drop the old key.
 
 A key is only needed where something is encrypted or decrypted, so a deployment that keeps every connection in
-the environment or a secrets backend runs without one. Where one is needed, an empty key or a key published in
-documentation (anyone could decrypt the metastore with it) is refused with the command that makes a fresh one.
+the environment or a secrets backend runs without one. The first time a secret is stored without a key, one is
+made and kept in ``zonda.toml`` (:mod:`zonda.fernet_bootstrap`). A key published in documentation (anyone could
+decrypt the metastore with it) is refused with the command that makes a fresh one.
 ``cryptography`` is imported only here, on first use.
 """
 
@@ -37,7 +38,7 @@ KNOWN_SHARED_KEYS: frozenset[str] = frozenset(
 
 HOW_TO_SET = (
     "make one with `zonda rotate-fernet-key --generate` and set it as [core] fernet_key in zonda.toml "
-    "or as ZONDA__CORE__FERNET_KEY"
+    "or as ZONDA__CORE__FERNET_KEY (`zonda db init` writes one to zonda.toml when none is set)"
 )
 
 
@@ -56,9 +57,21 @@ def parse_keys(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
-def get_fernet(settings: Settings) -> MultiFernet:
-    """The ``MultiFernet`` of ``[core] fernet_key``; raises :class:`FernetKeyError` saying how to fix the key."""
-    return fernet_from_keys(parse_keys(settings.get("core", "fernet_key")))
+def get_fernet(settings: Settings, *, create: bool = False) -> MultiFernet:
+    """The ``MultiFernet`` of ``[core] fernet_key``; raises :class:`FernetKeyError` saying how to fix the key.
+
+    Unset in ``settings``: the key ``zonda.toml`` holds now is used (a process that started before the key was
+    written still finds it); ``create`` (storing a secret) makes one there when there is none yet. The keys are
+    added to the process's masker."""
+    from zonda.fernet_bootstrap import ensure_fernet_key, key_from_file, key_is_from_environment
+    from zonda.masking import mask_secret
+
+    value = str(settings.get("core", "fernet_key") or "")
+    if not value.strip() and not key_is_from_environment(settings):
+        value = ensure_fernet_key(settings) if create else key_from_file(settings.home)
+    keys = parse_keys(value)
+    mask_secret(keys)
+    return fernet_from_keys(keys)
 
 
 def fernet_from_keys(keys: list[str]) -> MultiFernet:

@@ -488,7 +488,10 @@ def _format_error(exc: BaseException, filename: str) -> str:
     start = next((i for i, f in enumerate(frames) if f.filename == filename), 0)
     lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames[start:])]
     lines.extend(traceback.format_exception_only(type(exc), exc))
-    return "".join(lines).rstrip()
+    from zonda.masking import get_masker
+
+    # Here, in the parsing process, the masker also knows connections the file fetched from any backend.
+    return get_masker().redact_text("".join(lines).rstrip())
 
 
 def record_import_errors(metastore: object, bag: DagBag) -> None:
@@ -504,6 +507,9 @@ def record_import_errors(metastore: object, bag: DagBag) -> None:
     full_scan = getattr(bag, "full_scan", False)
     if not processed and not full_scan:
         return
+    from zonda.secrets import mask_stored_text
+
+    errors = {f: mask_stored_text(e, metastore=metastore) for f, e in bag.import_errors.items()}  # type: ignore[arg-type]
     with engine.begin() as conn:
         hashes = [filename_hash(p) for p in processed]
         for start in range(0, len(hashes), 500):
@@ -520,7 +526,7 @@ def record_import_errors(metastore: object, bag: DagBag) -> None:
                 conn.execute(delete(import_error).where(import_error.c.id.in_(stale)))
         rows = [
             {"filename": f, "filename_hash": filename_hash(f), "stacktrace": e, "timestamp": utcnow()}
-            for f, e in bag.import_errors.items()
+            for f, e in errors.items()
         ]
         if rows:
             conn.execute(insert(import_error), rows)

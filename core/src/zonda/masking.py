@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
 if TYPE_CHECKING:
+    from zonda.config import Settings
     from zonda.connection import Connection
 
 MASK = "***"
@@ -57,6 +58,26 @@ SENSITIVE_NAMES: frozenset[str] = frozenset(
 )
 
 _MAX_DEPTH = 20
+
+#: ``scheme://user:password@`` anywhere in text: the password is hidden even when no one registered it.
+_URL_CREDENTIALS = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@]*:)[^\s@/]+(?=@)")
+
+#: ``?password=...`` / ``&api_token=...`` (any sensitive name, plus signatures of pre-signed URLs) in a query.
+_QUERY_SECRET = re.compile(
+    r"(?P<head>[?&;](?:[A-Za-z0-9_.-]*?(?:"
+    + "|".join(sorted(SENSITIVE_NAMES | {"signature"}, key=len, reverse=True))
+    + r")[A-Za-z0-9_.-]*|key|sig|code)=)[^&\s#\"'<>]+",
+    re.IGNORECASE,
+)
+
+
+def redact_url_secrets(text: str) -> str:
+    """Hide the password of ``scheme://user:password@host`` and sensitive query parameters in ``text``."""
+    if "://" in text:
+        text = _URL_CREDENTIALS.sub(rf"\g<head>{MASK}", text)
+    if "=" in text:
+        text = _QUERY_SECRET.sub(rf"\g<head>{MASK}", text)
+    return text
 
 
 def is_sensitive_name(name: object) -> bool:
@@ -105,6 +126,17 @@ class SecretsMasker:
         marked = set(secret_fields)
         self._add_sensitive(conn.extra, marked, 0)
 
+    def add_connection_text(self, text: str) -> None:
+        """Hide the secrets of a connection given as a URI or JSON (a ``ZONDA_CONN_*`` value); text that is not
+        a valid connection is skipped (the lookup reports it when the connection is used)."""
+        from zonda.connection import Connection, InvalidConnection
+
+        try:
+            conn = Connection.parse(text)
+        except (InvalidConnection, ValueError):
+            return
+        self.add_connection(conn)
+
     def _add_sensitive(self, value: Any, marked: set[str], depth: int) -> None:
         if depth > _MAX_DEPTH:
             return
@@ -130,10 +162,13 @@ class SecretsMasker:
         return pattern
 
     def redact_text(self, text: str) -> str:
-        pattern = self._compiled()
-        if pattern is None or not text:
+        """``text`` with registered secrets and URL credentials (``user:***@``, ``?token=***``) hidden."""
+        if not text:
             return text
-        return pattern.sub(MASK, text)
+        pattern = self._compiled()
+        if pattern is not None:
+            text = pattern.sub(MASK, text)
+        return redact_url_secrets(text)
 
     def redact(self, value: Any, name: str | None = None) -> Any:
         """A copy of ``value`` with secrets hidden: whole values under sensitive key names, registered secrets
@@ -224,7 +259,7 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         masker = self.masker
         args = record.args
-        if not masker and not _has_structures(args):
+        if not masker and not _has_structures(args) and not _may_hold_url_secret(record.msg, args):
             return True
         if args:
             args = masker.redact(dict(args)) if isinstance(args, Mapping) else tuple(map(masker.redact, args))
@@ -243,6 +278,11 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = masker.redact_text(record.stack_info)
         return True
+
+
+def _may_hold_url_secret(msg: Any, args: Any) -> bool:
+    parts = [msg, *(args.values() if isinstance(args, Mapping) else args or ())]
+    return any(isinstance(part, str) and ("://" in part or "=" in part) for part in parts)
 
 
 def _has_structures(args: Any) -> bool:
@@ -277,3 +317,35 @@ def mask_secret(secret: Any, name: str | None = None) -> None:
 def redact(value: Any, name: str | None = None) -> Any:
     """:meth:`SecretsMasker.redact` with this process's masker."""
     return get_masker().redact(value, name)
+
+
+def mask_configuration(settings: Settings, environ: Mapping[str, str]) -> None:
+    """Teach this process's masker the installation's secrets it can know without a database: every sensitive
+    configuration value (the Fernet key, database/broker/result-backend URLs' passwords, the web secret key,
+    keys named like secrets) and the credentials of every ``ZONDA_CONN_*`` variable. Called whenever settings
+    are loaded, so a task that prints its environment or a rendered config value shows ``***``."""
+    from zonda.config import sensitive_values
+
+    masker = get_masker()
+    for value in sensitive_values(settings):
+        for text in _leaf_strings(value, 0):
+            if "://" in text:  # a URL: only its password is secret (sqlite:///path or redis://host has none)
+                masker.add(_url_password(text))
+                continue
+            masker.add(text)
+            if "," in text:  # several Fernet keys, each alone
+                masker.add([part.strip() for part in text.split(",")])
+    for name, value in environ.items():
+        if name.startswith("ZONDA_CONN_") and value:
+            masker.add_connection_text(value)
+
+
+def _url_password(text: str) -> str | None:
+    """The password of a URL (raw and decoded forms are both added by :meth:`SecretsMasker.add`), or None."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(text).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None

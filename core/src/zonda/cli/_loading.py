@@ -126,12 +126,7 @@ def parse_date(value: str | None) -> datetime | None:
 def parse_conf(value: str | None) -> dict[str, Any]:
     if not value:
         return {}
-    import json
+    from zonda.config import load_settings
+    from zonda.identifiers import parse_conf_text
 
-    try:
-        conf = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise ZondaException(f"--conf is not valid JSON ({exc}); e.g. --conf '{{\"limit\": 10}}'") from None
-    if not isinstance(conf, dict):
-        raise ZondaException("--conf must be a JSON object, e.g. --conf '{\"limit\": 10}'")
-    return conf
+    return parse_conf_text(value, max_bytes=load_settings().get("core", "max_conf_bytes"))

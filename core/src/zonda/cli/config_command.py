@@ -47,12 +47,15 @@ def _get_value(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from zonda.masking import is_sensitive_name
+
     current = settings()
     rows = []
     for option, section, key, value in current.items():
         if args.section and section != args.section:
             continue
-        shown = _mask(value) if option is not None and option.sensitive and value else value
+        sensitive = (option is not None and option.sensitive) or is_sensitive_name(key)
+        shown = _mask(value) if sensitive and value else value
         rows.append(
             {
                 "section": section,

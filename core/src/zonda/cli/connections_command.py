@@ -75,7 +75,7 @@ def _backend(current: Settings) -> MetastoreBackend:
 
 def masked_row(conn: Connection, *, password_set: bool | None = None, extra: Any = None) -> dict[str, Any]:
     """A connection as a row for output: password ``***`` when set, sensitive extras ``***``."""
-    from zonda.masking import SecretsMasker
+    from zonda.masking import SecretsMasker, redact_url_secrets
 
     has_password = conn.password is not None if password_set is None else password_set
     shown_extra = SecretsMasker().redact(conn.extra) if extra is None else extra
@@ -83,7 +83,7 @@ def masked_row(conn: Connection, *, password_set: bool | None = None, extra: Any
         "conn_id": conn.conn_id,
         "conn_type": conn.conn_type,
         "description": conn.description,
-        "host": conn.host,
+        "host": redact_url_secrets(conn.host) if conn.host else conn.host,  # https://user:pw@host
         "port": conn.port,
         "schema": conn.schema,
         "login": conn.login,
@@ -130,6 +130,9 @@ def _connection_from_args(args: argparse.Namespace) -> Connection:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from zonda.identifiers import validate_conn_id
+
+    validate_conn_id(args.conn_id)
     conn = _connection_from_args(args)
     _backend(settings()).save(conn)
     print(f"added connection {conn.conn_id} ({conn.conn_type})")
@@ -272,10 +275,16 @@ def _read_import_file(path: str) -> list[Connection]:
         items = [(item.get("conn_id") if isinstance(item, dict) else None, item) for item in data]
     else:
         raise ZondaException(f"{path} must hold a JSON object of conn_id -> connection, as `connections export` writes")
+    from zonda.identifiers import InvalidIdentifier, validate_conn_id
+
     conns = []
     for conn_id, item in items:
         if not conn_id:
             raise ZondaException(f"{path}: every connection needs a conn_id")
+        try:
+            validate_conn_id(conn_id)  # every id checked before any is stored
+        except InvalidIdentifier as exc:
+            raise InvalidIdentifier(f"{path}: {exc}") from None
         if isinstance(item, str):
             conns.append(Connection.parse(item, conn_id=conn_id))
         else:

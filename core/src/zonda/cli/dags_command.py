@@ -113,7 +113,9 @@ def _list_import_errors(args: argparse.Namespace) -> int:
 
     bag = load_bag(settings())
     _record_errors(bag)
-    rows = [{"filename": f, "error": e} for f, e in sorted(bag.import_errors.items())]
+    from zonda.secrets import mask_stored_text
+
+    rows = [{"filename": f, "error": mask_stored_text(e)} for f, e in sorted(bag.import_errors.items())]
     if args.output == "json":
         print_rows(rows, ["filename", "error"], "json")
     elif not rows:
@@ -150,9 +152,13 @@ def _show(args: argparse.Namespace) -> int:
     dag = load_dag(settings(), args.dag_id)
     order = dag.topological_order()
     if args.output == "json":
+        import json
+
+        from zonda.masking import get_masker
         from zonda.serialization import serialize_dag
 
-        print(serialize_dag(dag)[0])
+        # Param defaults named like secrets (api_token, db_password...) and known secrets are shown as ***.
+        print(json.dumps(get_masker().redact(json.loads(serialize_dag(dag)[0]))))
         return 0
     if args.format == "dot":
         print(f'digraph "{dag.dag_id}" {{\n  rankdir=LR;')

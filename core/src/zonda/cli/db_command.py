@@ -41,6 +41,9 @@ def _init(args: argparse.Namespace) -> int:
         after = store.current_revision()
     finally:
         store.dispose()
+    from zonda.fernet_bootstrap import ensure_fernet_key
+
+    ensure_fernet_key(settings())  # so connections can be stored, and services start with the key in place
     if before == after:
         print(f"Metastore {store.redacted_url} is up to date (revision {after}).")
     else:

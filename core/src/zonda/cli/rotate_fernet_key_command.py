@@ -20,9 +20,16 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def _rotate(args: argparse.Namespace) -> int:
     if args.generate:
+        import sys
+
         from zonda.crypto import generate_key
 
         print(generate_key())
+        print(
+            "(not saved: set it as [core] fernet_key in zonda.toml or ZONDA__CORE__FERNET_KEY; a new installation "
+            "needs none of this, Zonda writes a key to zonda.toml the first time one is needed)",
+            file=sys.stderr,
+        )
         return 0
     from zonda.cli._loading import open_metastore
     from zonda.secrets.metastore import MetastoreBackend

@@ -80,6 +80,9 @@ def _run_standalone(args: argparse.Namespace, stack: contextlib.ExitStack) -> in
         metastore.dispose()
     if fresh:
         print(f"Initialized the metastore {metastore.redacted_url}.", flush=True)
+    from zonda.fernet_bootstrap import ensure_fernet_key
+
+    ensure_fernet_key(current)  # before any service starts: every process then reads the same key
     # Before the scheduler forks its workers: task processes inherit what the services set up.
     services = start_provider_services(current, stack) if current.get("core", "load_examples") else []
 

@@ -140,9 +140,13 @@ def _test(args: argparse.Namespace) -> int:
     if outcome.ti.error:
         print(f"error: {outcome.ti.error}")
     if outcome.xcoms:
+        from zonda.masking import get_masker
+
+        masker = get_masker()
         print("XComs:")
         for key, value in outcome.xcoms.items():
-            text = repr(value)
+            # Secrets the task saw, values under sensitive keys, and URL credentials are shown as ***.
+            text = masker.redact_text(repr(masker.redact(value, key)))
             print(f"  {key} = {text if len(text) < 500 else text[:500] + '...'}")
     else:
         print("XComs: (none)")
@@ -189,6 +193,7 @@ def _run(args: argparse.Namespace) -> int:
     from zonda.exceptions import TaskNotFound, ZondaException
     from zonda.executors.base import Workload
     from zonda.executors.workload import WorkloadRunner, _on_sigterm
+    from zonda.identifiers import validate_run_id
     from zonda.metastore import tables as t
     from zonda.runner.logs import attempt_log_path
     from zonda.scheduler.decisions import create_task_instances
@@ -196,6 +201,7 @@ def _run(args: argparse.Namespace) -> int:
     from zonda.suggestions import unknown_name
     from zonda.timezone import utcnow
 
+    validate_run_id(args.run_id)
     current = settings()
     metastore = open_metastore(current)
     ti = t.task_instance

@@ -10,6 +10,7 @@ instances stay, and it becomes active again when a file defines it once more.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ class DagWriter:
     def __init__(self, metastore: Metastore) -> None:
         from zonda.metastore import tables
 
+        self.metastore = metastore
         self.engine = metastore.engine
         self.t = tables
 
@@ -55,6 +57,11 @@ class DagWriter:
         """
         from sqlalchemy.exc import IntegrityError
 
+        if result.error is not None:
+            from zonda.secrets import mask_stored_text
+
+            # Before the transaction (it reads the metastore's connections): no secret is ever stored.
+            result = dataclasses.replace(result, error=mask_stored_text(result.error, metastore=self.metastore))
         for attempt in range(2):
             try:
                 with self.engine.begin() as conn:

@@ -203,7 +203,9 @@ class WorkloadRunner:
             workload.map_index,
             try_number,
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from zonda.private_files import create_private_file
+
+        create_private_file(path)  # owner-only, like every task log
         with path.open("a", encoding="utf-8") as handle:  # a resumed try appends to its log
             handle.write(f"cannot run {workload.label}: {error}\n")
         now = utcnow()

@@ -105,7 +105,10 @@ def make_engine(url: str | URL, *, pool_size: int | None = None, echo: bool = Fa
     if backend == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            from zonda.private_files import create_private_file
+
+            # Owner-only whatever the umask; SQLite gives its -wal, -shm and -journal files the database's mode.
+            create_private_file(Path(database).expanduser())
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
     else:
         kwargs["pool_pre_ping"] = pre_ping

@@ -92,7 +92,9 @@ class PythonOperator(BaseOperator):
         context_for_call["templates_dict"] = self.templates_dict
         result = self.execute_callable(context_for_call)
         if self.show_return_value_in_logs and result is not None:
-            text = repr(result)
+            from zonda.masking import redact
+
+            text = repr(redact(result))  # values under sensitive keys ({"token": ...}) are *** in the log
             self.log.info("Returned value: %s", text if len(text) <= 2000 else text[:2000] + "...")
         return result
 

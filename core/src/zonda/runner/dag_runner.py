@@ -70,8 +70,12 @@ def make_run_info(
     run_id: str | None,
     run_type: str,
 ) -> DagRunInfo:
+    from zonda.identifiers import validate_conf, validate_run_id
     from zonda.runner.store import DagRunInfo
 
+    if run_id is not None:
+        validate_run_id(run_id)
+    conf = validate_conf(conf)
     when = logical_date or utcnow()
     interval = dag.timetable.infer_data_interval(when)
     return DagRunInfo(

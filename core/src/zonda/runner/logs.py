@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 FORMAT = "[%(asctime)s] {%(levelname)s} %(name)s: %(message)s"
 
@@ -37,7 +38,10 @@ def attempt_log_path(base: Path, dag_id: str, run_id: str, task_id: str, map_ind
 
 
 def _safe(part: str) -> str:
-    return part.replace("/", "_").replace("\\", "_")
+    """``part`` as one path segment, one-to-one: characters outside run ids' rule (:mod:`zonda.identifiers`),
+    and ``%`` itself, are percent-encoded, so ``a/b`` and ``a_b`` can never share a file (runs stored before
+    the rule existed may still hold such characters)."""
+    return quote(part, safe="_.:+~-")
 
 
 def utc_timestamp(record: logging.LogRecord) -> str:
@@ -97,8 +101,9 @@ def capture_attempt_log(
     keeps its own client's request logging out of the task's log this way).
     """
     from zonda.masking import RedactingFilter
+    from zonda.private_files import create_private_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private_file(path)  # owner-only whatever the umask: tasks print what they see
     handler = logging.FileHandler(path, encoding="utf-8", delay=False)
     formatter = _UtcFormatter(FORMAT)
     handler.setFormatter(formatter)

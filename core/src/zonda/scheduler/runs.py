@@ -48,6 +48,11 @@ def trigger_dag(
 ) -> dict[str, Any]:
     """Create a queued run; ``conf`` is validated against the DAG's params first."""
     from zonda import serde
+    from zonda.identifiers import validate_conf, validate_run_id
+
+    if run_id is not None:
+        validate_run_id(run_id)
+    conf = validate_conf(conf)
 
     with engine.begin() as conn:
         sdag = load_serialized(conn, dag_id)

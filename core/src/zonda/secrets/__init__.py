@@ -102,6 +102,9 @@ class ConnectionLookup:
 
     def find(self, conn_id: str) -> tuple[Connection, str]:
         """The connection and a description of where it was found; raises :class:`ConnectionNotFound`."""
+        from zonda.identifiers import validate_conn_id
+
+        validate_conn_id(conn_id)
         looked: list[str] = []
         failed: list[str] = []
         plugin_backends = self.plugin_backends()
@@ -157,6 +160,50 @@ def get_connection(
 ) -> Connection:
     """One lookup with a fresh :class:`ConnectionLookup` (see it for the arguments)."""
     return ConnectionLookup(settings, plugins=plugins, metastore=metastore).get_connection(conn_id)
+
+
+def mask_stored_text(text: str, *, metastore: Metastore | None = None, settings: Settings | None = None) -> str:
+    """``text`` (an import error's traceback, before it is stored or shown) with every secret the installation
+    knows replaced by ``***``: sensitive configuration and ``ZONDA_CONN_*`` credentials (learnt when settings are
+    loaded), connections this process fetched, and the connections stored in the metastore.
+
+    ``metastore``: default the one ``settings`` names, when it exists (a SQLite file that is not there yet is not
+    created). A metastore that cannot be read (no table yet, no Fernet key for its rows) hides what it can."""
+    from zonda.masking import get_masker
+
+    if settings is None:
+        from zonda.config import load_settings
+
+        settings = load_settings()  # also teaches the masker the configuration and ZONDA_CONN_* secrets
+    masker = get_masker()
+    try:
+        _learn_stored_connections(masker, metastore, settings)
+    except Exception as exc:  # masking must not stop the error from being recorded; what is known is still hidden
+        log.debug("could not read the metastore's connections to mask them: %s", type(exc).__name__)
+    return masker.redact_text(text)
+
+
+def _learn_stored_connections(masker: SecretsMasker, metastore: Metastore | None, settings: Settings) -> None:
+    from zonda.crypto import FernetKeyError
+    from zonda.secrets.metastore import MetastoreBackend
+
+    if metastore is None:
+        url = settings.sql_alchemy_conn
+        if url.startswith("sqlite:///"):
+            from pathlib import Path
+
+            if not Path(url[len("sqlite:///") :]).expanduser().exists():
+                return
+        from zonda.metastore.db import Metastore
+
+        metastore = Metastore.from_settings(settings)
+    backend = MetastoreBackend(metastore, settings)
+    for row in backend.rows():
+        try:
+            conn = backend.to_connection(row)
+        except FernetKeyError:
+            continue  # encrypted with a key this process lacks: it cannot have printed those either
+        masker.add_connection(conn)
 
 
 def __getattr__(name: str) -> Any:

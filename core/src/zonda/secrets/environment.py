@@ -32,8 +32,9 @@ class EnvironmentVariablesBackend(SecretsBackend):
 
     def get_connection(self, conn_id: str) -> Connection | None:
         from zonda.connection import Connection, InvalidConnection
+        from zonda.identifiers import validate_conn_id
 
-        name = self.variable_name(conn_id)
+        name = self.variable_name(validate_conn_id(conn_id))
         value = self.environ.get(name)
         if value is None:
             return None

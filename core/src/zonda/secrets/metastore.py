@@ -68,11 +68,13 @@ class MetastoreBackend(SecretsBackend):
 
         return redact_url(self.settings.sql_alchemy_conn)
 
-    def fernet(self) -> MultiFernet:
+    def fernet(self, *, create: bool = False) -> MultiFernet:
+        """The key(s) of ``[core] fernet_key``; ``create``: make and keep one in ``zonda.toml`` if there is none
+        (storing a secret), see :mod:`zonda.fernet_bootstrap`."""
         if self._fernet is None:
             from zonda.crypto import get_fernet
 
-            self._fernet = get_fernet(self.settings)
+            self._fernet = get_fernet(self.settings, create=create)
         return self._fernet
 
     def describe(self, conn_id: str) -> str:
@@ -146,8 +148,12 @@ class MetastoreBackend(SecretsBackend):
     def _values(self, conn: Connection) -> dict[str, Any]:
         from zonda.crypto import encrypt
 
-        password = None if conn.password is None else encrypt(self.fernet(), conn.password)
-        extra = encrypt(self.fernet(), json.dumps(conn.extra)) if conn.extra else None
+        if conn.password is None and not conn.extra:
+            password = extra = None
+        else:
+            fernet = self.fernet(create=True)
+            password = None if conn.password is None else encrypt(fernet, conn.password)
+            extra = encrypt(fernet, json.dumps(conn.extra)) if conn.extra else None
         return {
             "conn_type": conn.conn_type,
             "description": conn.description,
@@ -166,10 +172,12 @@ class MetastoreBackend(SecretsBackend):
         raises :class:`ConnectionExists` for an existing id unless ``overwrite``."""
         from sqlalchemy import insert, select, update
 
+        from zonda.identifiers import validate_conn_id
         from zonda.metastore.tables import connection as table
 
         if not conn.conn_id:
             raise ZondaException("a connection needs a conn_id to be stored")
+        validate_conn_id(conn.conn_id)
         if not conn.conn_type:
             raise ZondaException(f"connection {conn.conn_id!r} needs a conn type (e.g. postgres, http)")
         values = self._values(conn)
