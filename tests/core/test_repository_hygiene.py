@@ -51,3 +51,26 @@ def test_no_tracked_file_names_a_folder_of_this_machine() -> None:
             if match:
                 found.append(f"{path.relative_to(REPO)}:{number}: {match.group(0)}")
     assert not found, "absolute paths of a machine (use paths relative to the repository):\n" + "\n".join(found)
+
+
+def test_every_test_security_md_names_exists() -> None:
+    """SECURITY.md links each promise to its test; a renamed or deleted test must not leave a dead link.
+
+    A reference is `tests/...py`, `tests/...py::name` or `::name` (a test of the file named last before it).
+    """
+    text = (REPO / "SECURITY.md").read_text(encoding="utf-8")
+    references = re.findall(r"`((?:tests/[\w/]+\.py)?(?:::\w+)?)`", text)
+    missing, current, count = [], None, 0
+    for reference in references:
+        path, _, name = reference.partition("::")
+        if path:
+            current = REPO / path
+            if not current.is_file():
+                missing.append(path)
+                continue
+        if name:
+            count += 1
+            if current is None or not re.search(rf"^(?:async )?def {name}\(", current.read_text(), re.MULTILINE):
+                missing.append(f"{current and current.relative_to(REPO)}::{name}")
+    assert count >= 15, "SECURITY.md should name the tests behind its promises"
+    assert not missing, "SECURITY.md names tests that do not exist: " + ", ".join(missing)
