@@ -102,6 +102,13 @@ def _list(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     _record_errors(bag)
+    unschedulable = _scheduling_errors()
+    if unschedulable and args.output == "table":
+        names = ", ".join(row["dag_id"] for row in unschedulable[:3])
+        print(
+            f"{len(unschedulable)} DAG(s) the scheduler cannot schedule ({names}); see `zonda dags list-import-errors`",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -111,6 +118,11 @@ def _list_import_errors(args: argparse.Namespace) -> int:
     bag = load_bag(settings())
     _record_errors(bag)
     rows = [{"filename": f, "error": e} for f, e in sorted(bag.import_errors.items())]
+    # DAGs that import but that the scheduler cannot schedule (dag.scheduling_error) are problems of the same
+    # kind for a user: listed here too, after the files.
+    rows += [
+        {"filename": row["fileloc"], "error": f"DAG {row['dag_id']!r}: {row['error']}"} for row in _scheduling_errors()
+    ]
     if args.output == "json":
         print_rows(rows, ["filename", "error"], "json")
     elif not rows:
@@ -121,8 +133,8 @@ def _list_import_errors(args: argparse.Namespace) -> int:
     return 1 if rows else 0
 
 
-def _record_errors(bag: object) -> None:
-    """Keep the metastore's import errors current when a metastore already exists (never create one here)."""
+def _existing_metastore() -> Any:
+    """The configured metastore when it already exists and is initialised, else None (never create one here)."""
     from zonda.config import load_settings
 
     current = load_settings()
@@ -131,18 +143,50 @@ def _record_errors(bag: object) -> None:
         from pathlib import Path
 
         if not Path(url[len("sqlite:///") :]).exists():
-            return
+            return None
+    from zonda.metastore.db import Metastore
+
+    metastore = Metastore.from_settings(current)
+    if metastore.current_revision() is None:
+        return None  # not initialised yet (e.g. only `zonda db check` ran): nothing to keep current
+    metastore.ensure_ready(auto_init=False)
+    return metastore
+
+
+def _record_errors(bag: object) -> None:
+    """Keep the metastore's import errors current when a metastore already exists (never create one here)."""
     try:
         from zonda.dagbag import record_import_errors
-        from zonda.metastore.db import Metastore
 
-        metastore = Metastore.from_settings(current)
-        if metastore.current_revision() is None:
-            return  # not initialised yet (e.g. only `zonda db check` ran): nothing to keep current
-        metastore.ensure_ready(auto_init=False)
+        metastore = _existing_metastore()
+        if metastore is None:
+            return
         record_import_errors(metastore, bag)
     except Exception as exc:  # the listing itself must still work without a usable metastore
         print(f"warning: import errors not recorded in the metastore: {exc}", file=sys.stderr)
+
+
+def _scheduling_errors() -> list[dict[str, Any]]:
+    """Active DAGs the scheduler reported it cannot schedule (``dag.scheduling_error``), by DAG id."""
+    try:
+        metastore = _existing_metastore()
+        if metastore is None:
+            return []
+        from sqlalchemy import select
+
+        from zonda.metastore import tables as t
+
+        dag = t.dag
+        with metastore.engine.connect() as conn:
+            rows = conn.execute(
+                select(dag.c.dag_id, dag.c.fileloc, dag.c.scheduling_error)
+                .where(dag.c.scheduling_error.is_not(None), dag.c.is_active)
+                .order_by(dag.c.dag_id)
+            ).all()
+        return [{"dag_id": r.dag_id, "fileloc": r.fileloc or "", "error": r.scheduling_error} for r in rows]
+    except Exception as exc:  # the listing itself must still work without a usable metastore
+        print(f"warning: could not read the scheduler's DAG problems from the metastore: {exc}", file=sys.stderr)
+        return []
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -6,6 +6,10 @@ error while creating or deciding one DAG's runs is handed here. It is logged onc
 traceback (a repeat of the same error only every :data:`REPEAT_LOG_SECONDS`, so a broken DAG cannot flood the
 log from a loop that runs many times a second), written to ``dag.scheduling_error`` where
 ``zonda dags list-import-errors`` shows it, and cleared once the same work succeeds again.
+
+Rows are written by :meth:`DagProblems.flush`, which the scheduler calls between its transactions: a problem is
+usually found inside a transaction that holds the DAG's row locked (``FOR UPDATE``), which a second transaction
+from the same process would wait on forever.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ class DagProblems:
         #: DAG ids whose row holds a message (read at start, kept up to date), so clearing costs nothing
         #: for the DAGs that never had a problem.
         self._recorded: set[str] = set()
+        #: Row writes not flushed yet: DAG id -> message (None clears).
+        self._pending: dict[str, str | None] = {}
 
     def load(self) -> None:
         with self.engine.connect() as conn:
@@ -91,17 +97,29 @@ class DagProblems:
         if kinds:
             return
         self._failing.pop(dag_id, None)
-        if dag_id in self._recorded:
+        if dag_id in self._recorded or self._pending.get(dag_id) is not None:
             self._record(dag_id, None)
 
     def _record(self, dag_id: str, message: str | None) -> None:
+        self._pending[dag_id] = message
+
+    def flush(self) -> None:
+        """Write the pending row changes in one transaction of their own. Never raises: a failed write stays
+        pending for the next flush, and the log already has the problem."""
+        if not self._pending:
+            return
+        pending = dict(self._pending)
         try:
             with self.engine.begin() as conn:
-                conn.execute(update(t.dag).where(t.dag.c.dag_id == dag_id).values(scheduling_error=message))
-        except Exception as exc:  # recording is best effort; the log line above has the error
-            log.warning("DAG %s: could not record its scheduling problem: %s", dag_id, type(exc).__name__)
+                for dag_id, message in pending.items():
+                    conn.execute(update(t.dag).where(t.dag.c.dag_id == dag_id).values(scheduling_error=message))
+        except Exception as exc:  # recording is best effort; retried at the next flush
+            log.warning("could not record the DAGs' scheduling problems: %s", type(exc).__name__)
             return
-        if message is None:
-            self._recorded.discard(dag_id)
-        else:
-            self._recorded.add(dag_id)
+        for dag_id, message in pending.items():
+            if self._pending.get(dag_id, message) == message:
+                self._pending.pop(dag_id, None)
+            if message is None:
+                self._recorded.discard(dag_id)
+            else:
+                self._recorded.add(dag_id)

@@ -213,6 +213,7 @@ class Scheduler:
             self.executor.end(timeout=30)
             self._process_events(self.executor.poll(0))
         finally:
+            self.problems.flush()
             if self.job_id is not None:
                 jobs.end_job(self.engine, self.job_id)
             self.engine.dispose()
@@ -253,6 +254,7 @@ class Scheduler:
         if now_mono - self._last_orphan_check >= min(10.0, self.scheduler_heartbeat_timeout / 2):
             retry_transient(self._reset_orphans, what="resetting orphaned instances")
             self._last_orphan_check = now_mono
+        self.problems.flush()  # between transactions: the DAG rows are not locked now
         # Another pass at once only if something new may be decidable; queued work reports back as events.
         timeout = 0.0 if (report.runs_created or self._dirty_runs or self._ended) else self._idle_timeout()
         events = self.executor.poll(timeout)
