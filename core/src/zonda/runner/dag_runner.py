@@ -247,7 +247,10 @@ class _Execution:
                 self._queue(tid, index)
                 continue
             _, index, tid = heapq.heappop(self.ready)
-            self._run_one(self._ti(tid, index))
+            ti = self._ti(tid, index)
+            if ti.state in FINISHED_STATES:
+                continue  # skipped by a branch or short-circuit while it waited in the queue
+            self._run_one(ti)
             self._release_due_retries()
         return self._finish()
 
@@ -265,6 +268,8 @@ class _Execution:
 
     def _queue(self, task_id: str, map_index: int) -> None:
         ti = self._ti(task_id, map_index)
+        if ti.state in FINISHED_STATES:
+            return  # skipped while it waited for a retry
         if self.runner.plugins is not None:
             self.runner.plugins.call("task_instance_mutation", task_instance=ti)
         ti.state = S.QUEUED
@@ -338,11 +343,28 @@ class _Execution:
         self._after_finished(task_id)
 
     def _skip(self, task_ids: Iterable[str]) -> None:
+        """A branch's or short-circuit's skips. Every listed instance that has not run is marked skipped first;
+        only then are the downstream tasks evaluated. Settling one at a time let a task deeper down (``all_done``
+        under a skipped one) be queued before the skip reached it, and then run."""
+        settled = []
+        now = utcnow()
         for tid in task_ids:
-            if tid in self.decided and all(ti.state in FINISHED_STATES for ti in self.tis[tid]):
-                continue
             self.decided.add(tid)
-            self._settle(tid, S.SKIPPED)
+            changed = False
+            for ti in self.tis[tid]:
+                if ti.state in FINISHED_STATES or ti.state is S.RUNNING:
+                    continue
+                ti.state = S.SKIPPED  # a queued one is dropped when it reaches the front (see _run_one)
+                ti.end_date = now
+                self.store.update_task_instance(
+                    self.run_info, tid, ti.map_index, {"state": S.SKIPPED.value, "end_date": now}
+                )
+                self._record_finished(ti)
+                changed = True
+            if changed:
+                settled.append(tid)
+        for tid in settled:
+            self._after_finished(tid)
 
     def _past_dependency_met(self, node: Node) -> bool:
         if not getattr(node, "depends_on_past", False):
