@@ -488,10 +488,7 @@ class Scheduler:
         self._dirty_runs.clear()
         self._ended = {}
         for run_id in ids:
-            if run_id in skip_if_unchanged and retry_transient(
-                lambda run_id=run_id: self._nothing_to_decide(run_id, skip_if_unchanged[run_id]),
-                what="checking a run",
-            ):
+            if run_id in skip_if_unchanged and self._can_wait(run_id, skip_if_unchanged[run_id]):
                 continue
             try:
                 state = retry_transient(lambda run_id=run_id: self._decide_one(run_id, now), what="deciding a run")
@@ -515,6 +512,16 @@ class Scheduler:
         self.problems.report(
             dag_id or f"(run {run_id})", "decide runs", f"decide the task instances of run {run_id}", exc
         )
+
+    def _can_wait(self, run_id: int, ended: dict[int, str]) -> bool:
+        """Whether deciding this run can wait for the next full scan; when the check itself fails (a stored DAG
+        it cannot read), the run is decided now, which reports the problem as that DAG's."""
+        try:
+            return retry_transient(lambda: self._nothing_to_decide(run_id, ended), what="checking a run")
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            return False
 
     def _nothing_to_decide(self, run_id: int, ended: dict[int, str]) -> bool:
         from zonda.scheduler.decisions import ended_tasks_change_nothing
