@@ -79,6 +79,8 @@ NEVER_FIRES = [
     ("0 0 31 2,4,6,9,11 *", "none of February, April, June, September, November has a 31st day"),
     ("15 6 30,31 2 *", "February has no 30th day"),
     ("0 0 31 11 *", "November has no 31st day"),
+    # Beyond the day/month check: croniter's own bounded search finds no time (a day and an nth weekday).
+    ("0 0 30 2 1#5", "croniter finds no time it matches"),
 ]
 
 
