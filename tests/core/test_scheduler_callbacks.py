@@ -275,3 +275,120 @@ def test_a_callback_for_a_task_removed_from_the_dag_is_dropped_with_a_warning(
         runner.drain(timeout=60)
     assert runner.completed == 2 and _pending(metastore) == 0  # the run's own success callback, then this one
     assert "exit code" not in caplog.text  # the child ended cleanly: nothing to run, no traceback
+
+
+CONTEXT_DAGS = """
+import json
+from datetime import datetime
+
+from zonda import DAG
+from zonda.operators import EmptyOperator, PythonOperator
+
+OUT = {out!r}
+
+
+def note(kind, context):
+    ti = context["ti"]
+    line = {{
+        "kind": kind,
+        "ti": [ti.task_id, ti.map_index, ti.state.value, ti.try_number],
+        "same_ti": context["task_instance"] is ti,
+        "task": context["task"].task_id,
+        "dag": context["dag"].dag_id,
+        "dag_run": [context["dag_run"].run_id, context["dag_run"].state],
+        "run_id": context["run_id"],
+        "reason": context["reason"],
+        "ds": context["ds"],
+        "logical_date": context["logical_date"].isoformat(),
+        "params": dict(context["params"]),
+        "has_conf": context["conf"] is not None,
+        "macros_ds_add": context["macros"].ds_add(context["ds"], 1),
+    }}
+    with open(OUT, "a") as handle:
+        handle.write(json.dumps(line) + "\\n")
+
+
+def boom():
+    raise ValueError("boom")
+
+
+with DAG(
+    "ctx_fail",
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    params={{"who": "world"}},
+    on_failure_callback=lambda context: note("dag_failure", context),
+):
+    first = EmptyOperator(task_id="first")
+    bad = PythonOperator(task_id="boom", python_callable=boom)
+    after = EmptyOperator(task_id="after")
+    first >> bad >> after
+    first >> EmptyOperator(task_id="side")
+
+with DAG(
+    "ctx_ok",
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    params={{"who": "world"}},
+    on_success_callback=lambda context: note("dag_success", context),
+):
+    EmptyOperator(task_id="a") >> EmptyOperator(task_id="b")
+"""
+
+
+def _check_context_notes(notes: list[dict[str, Any]], conf_who: str) -> None:
+    failure, success = sorted(notes, key=lambda n: n["kind"])
+    # Failure: the task instance that failed (not the upstream_failed one that ended after it), as in Airflow.
+    assert failure["ti"] == ["boom", -1, "failed", 1]
+    assert failure["task"] == "boom"
+    assert failure["reason"] == "task_failure"
+    assert failure["dag"] == "ctx_fail"
+    assert failure["dag_run"] == [failure["run_id"], "failed"]
+    # Success: the task instance that ended last.
+    assert success["ti"] == ["b", -1, "success", 1]
+    assert success["reason"] == "success"
+    assert success["dag_run"] == [success["run_id"], "success"]
+    for note in (failure, success):
+        assert note["same_ti"] is True
+        assert note["ds"] == "2024-03-04"
+        assert note["logical_date"] == "2024-03-04T00:00:00+00:00"
+        assert note["params"] == {"who": conf_who}
+        assert note["has_conf"] is True
+        assert note["macros_ds_add"] == "2024-03-05"
+
+
+def test_a_dag_callback_context_has_airflows_keys_in_dags_test(setup: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from zonda.cli import main
+
+    home, _, _ = setup
+    out = home / "context.jsonl"
+    h.write_dag(home, "context.py", CONTEXT_DAGS.format(out=str(out)))
+    conf = json.dumps({"who": "tester"})
+    assert main(["dags", "test", "ctx_fail", "2024-03-04", "--conf", conf, "-q"]) == 1
+    assert main(["dags", "test", "ctx_ok", "2024-03-04", "--conf", conf, "-q"]) == 0
+    capsys.readouterr()
+    _check_context_notes(_notes(out), "tester")
+
+
+def test_a_dag_callback_context_has_airflows_keys_when_scheduled(setup: Any) -> None:
+    from datetime import UTC, datetime
+
+    from zonda.dag_processing import DagProcessor
+    from zonda.executors.local import LocalExecutor
+    from zonda.scheduler.runs import trigger_dag
+    from zonda.scheduler.scheduler import Scheduler
+
+    home, settings, metastore = setup
+    out = home / "context.jsonl"
+    h.write_dag(home, "context.py", CONTEXT_DAGS.format(out=str(out)))
+    h.store_dags(settings, metastore)
+    when = datetime(2024, 3, 4, tzinfo=UTC)
+    runs = [
+        int(trigger_dag(metastore.engine, dag_id, conf={"who": "scheduler"}, logical_date=when)["id"])
+        for dag_id in ("ctx_fail", "ctx_ok")
+    ]
+    scheduler = Scheduler(settings, executor=LocalExecutor(parallelism=2, settings=settings), metastore=metastore)
+    assert sorted(h.drive(scheduler, runs, timeout=60).values()) == ["failed", "success"]
+    with DagProcessor(settings, metastore) as processor:
+        assert processor.run_callbacks(timeout=60) == 2
+    _check_context_notes(_notes(out), "scheduler")

@@ -1,7 +1,8 @@
 """The DAG: a named graph of tasks with a schedule.
 
 Everything a user can get wrong when defining a DAG is checked here, when the DAG is defined, and reported with
-the DAG's id and the fix: a bad schedule, a cycle (the cycle is spelled out), a duplicate task id, an unknown
+the DAG's id and the fix: a bad schedule (including one that never fires, such as ``0 0 30 2 *``, and a
+timetable that raises when asked for its next run), a cycle (the cycle is spelled out), a duplicate task id, an unknown
 trigger rule (checked by the operator), a param default that violates its own type.
 """
 
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from zonda import _context_stack
 from zonda.exceptions import DagCycleError, DagDefinitionError, DuplicateTaskIdError, TaskNotFound
 from zonda.params import ParamsDict
-from zonda.schedule import Timetable, parse_schedule
+from zonda.schedule import Timetable, check_timetable_fires, parse_schedule
 from zonda.timezone import coerce_datetime
 
 if TYPE_CHECKING:
@@ -70,6 +71,9 @@ class DAG:
         self.end_date = coerce_datetime(end_date if end_date is not None else self.default_args.get("end_date"))
         if self.start_date and self.end_date and self.end_date < self.start_date:
             raise DagDefinitionError(f"DAG {dag_id!r}: end_date {self.end_date} is before start_date {self.start_date}")
+        # No start_date with a schedule is allowed, as in Airflow 3: the scheduler starts it from when it first
+        # sees the DAG (see the scheduler's run creation). A schedule that never fires or raises is refused here.
+        check_timetable_fires(self.timetable, self.start_date, dag_id=dag_id)
         self.catchup = catchup
         self.params = ParamsDict(self.default_args.get("params")).merged(params)
         try:

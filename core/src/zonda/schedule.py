@@ -154,6 +154,84 @@ def cron_problem(expression: str) -> str | None:
     return None
 
 
+_MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+#: The most days each month ever has (February: 29, in leap years).
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+#: Where the never-fires search starts: a fixed date, so the answer does not depend on when a file is parsed.
+_PROBE_FROM = datetime(2001, 1, 1)
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def never_fires_reason(expression: str) -> str | None:
+    """Why a valid cron ``expression`` matches no time at all (``0 0 30 2 *``), or None when it fires.
+
+    Day-of-month against month is checked first, to say which month lacks which day; croniter's own bounded
+    search, forward and backward from a fixed date, catches every other expression that never matches.
+    """
+    from croniter import croniter
+
+    try:
+        _minutes, _hours, days, months, weekdays = croniter(PRESETS.get(expression, expression)).expanded
+    except Exception:  # only the explanation is wanted here; cron_problem reports bad syntax
+        days, months, weekdays = ["*"], ["*"], ["*"]
+    day_numbers = [d for d in days if isinstance(d, int)]
+    only_days_restrict = weekdays == ["*"] and day_numbers and len(day_numbers) == len(days)
+    if only_days_restrict and months != ["*"]:
+        month_numbers = [m for m in months if isinstance(m, int)]
+        if month_numbers and all(min(day_numbers) > _MONTH_DAYS[m - 1] for m in month_numbers):
+            names = [_MONTH_NAMES[m - 1] for m in month_numbers]
+            day = _ordinal(min(day_numbers))
+            if len(names) == 1:
+                return f"{names[0]} has no {day} day"
+            return f"none of {', '.join(names)} has a {day} day"
+    try:
+        croniter(PRESETS.get(expression, expression), _PROBE_FROM).get_next(datetime)
+        croniter(PRESETS.get(expression, expression), _PROBE_FROM).get_prev(datetime)
+    except Exception as exc:  # croniter raises several types for "no match within its bound"
+        return f"croniter finds no time it matches ({type(exc).__name__}: {exc})"
+    return None
+
+
+def check_timetable_fires(timetable: Timetable, start_date: datetime | None, *, dag_id: str) -> None:
+    """Ask a periodic timetable for its first runs now, at parse time, so one that raises (or never fires) is
+    the DAG file's import error instead of the scheduler's problem later."""
+    if not timetable.periodic:
+        return
+    from zonda.timezone import utcnow
+
+    now = utcnow()
+    reference = start_date or now
+    try:
+        first = timetable.next_interval(reference)
+        timetable.latest_complete_interval(now)
+    except Exception as exc:  # any error in a user timetable becomes this DAG's import error
+        raise DagDefinitionError(
+            f"DAG {dag_id!r}: schedule {timetable.summary or type(timetable).__name__!r} cannot compute its next "
+            f"run ({type(exc).__name__}: {exc}); fix the schedule or the timetable"
+        ) from None
+    if first is None and isinstance(timetable, CronTimetable | DeltaTimetable):
+        raise DagDefinitionError(
+            f"DAG {dag_id!r}: schedule {timetable.summary!r} never fires after {reference}; fix the schedule"
+        )
+
+
 def parse_schedule(schedule: Any, *, dag_id: str) -> Timetable:
     """Turn a DAG's ``schedule`` argument into a Timetable, or raise an error naming the DAG and the fix."""
     if schedule is None:
@@ -179,6 +257,12 @@ def parse_schedule(schedule: Any, *, dag_id: str) -> Timetable:
             raise DagDefinitionError(
                 f"DAG {dag_id!r}: schedule {text!r} is not a valid cron expression: {problem}. "
                 "Write five fields like '0 6 * * *' (06:00 daily) or use a preset such as @daily"
+            )
+        never = never_fires_reason(text)
+        if never:
+            raise DagDefinitionError(
+                f"DAG {dag_id!r}: schedule {text!r} never fires: {never}; fix the cron expression "
+                "(for the last day of a month write 'L' as the day, e.g. '0 0 L 2 *')"
             )
         return CronTimetable(text)
     raise DagDefinitionError(

@@ -115,7 +115,9 @@ def test_ensure_ready_outdated_revision_says_migrate(metastore: Metastore) -> No
     # What a user sees after upgrading Zonda (whose migrations now end at a newer head) without migrating.
     with metastore.engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
-    with pytest.raises(MetastoreError, match=r"revision 0001 but this Zonda needs 0003; run `zonda db migrate`"):
+    with pytest.raises(
+        MetastoreError, match=rf"revision 0001 but this Zonda needs {HEAD_REVISION}; run `zonda db migrate`"
+    ):
         metastore.ensure_ready(auto_init=True)
 
 

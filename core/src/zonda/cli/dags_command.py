@@ -102,6 +102,13 @@ def _list(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     _record_errors(bag)
+    unschedulable = _scheduling_errors()
+    if unschedulable and args.output == "table":
+        names = ", ".join(row["dag_id"] for row in unschedulable[:3])
+        print(
+            f"{len(unschedulable)} DAG(s) the scheduler cannot schedule ({names}); see `zonda dags list-import-errors`",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -116,6 +123,12 @@ def _list_import_errors(args: argparse.Namespace) -> int:
     from zonda.secrets import mask_stored_text
 
     rows = [{"filename": f, "error": mask_stored_text(e)} for f, e in sorted(bag.import_errors.items())]
+    # DAGs that import but that the scheduler cannot schedule (dag.scheduling_error) are problems of the same
+    # kind for a user: listed here too, after the files.
+    rows += [
+        {"filename": row["fileloc"], "error": mask_stored_text(f"DAG {row['dag_id']!r}: {row['error']}")}
+        for row in _scheduling_errors()
+    ]
     if args.output == "json":
         print_rows(rows, ["filename", "error"], "json")
     elif not rows:
@@ -144,6 +157,35 @@ def _record_errors(bag: object) -> None:
             metastore.dispose()
     except Exception as exc:  # the listing itself must still work without a usable metastore
         print(f"warning: import errors not recorded in the metastore: {exc}", file=sys.stderr)
+
+
+def _scheduling_errors() -> list[dict[str, Any]]:
+    """Active DAGs the scheduler reported it cannot schedule (``dag.scheduling_error``), by DAG id."""
+    from zonda.cli._loading import existing_metastore
+    from zonda.config import load_settings
+
+    try:
+        metastore = existing_metastore(load_settings())
+        if metastore is None:
+            return []
+        from sqlalchemy import select
+
+        from zonda.metastore import tables as t
+
+        dag = t.dag
+        try:
+            with metastore.engine.connect() as conn:
+                rows = conn.execute(
+                    select(dag.c.dag_id, dag.c.fileloc, dag.c.scheduling_error)
+                    .where(dag.c.scheduling_error.is_not(None), dag.c.is_active)
+                    .order_by(dag.c.dag_id)
+                ).all()
+        finally:
+            metastore.dispose()
+        return [{"dag_id": r.dag_id, "fileloc": r.fileloc or "", "error": r.scheduling_error} for r in rows]
+    except Exception as exc:  # the listing itself must still work without a usable metastore
+        print(f"warning: could not read the scheduler's DAG problems from the metastore: {exc}", file=sys.stderr)
+        return []
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -229,11 +229,60 @@ def _run_request(settings: Settings, request: dict[str, Any], plugins: Any = Non
         log.warning("the run of %s is gone; its %s callback is dropped", _label(request), request["kind"])
         return
     if request["kind"] in (DAG_SUCCESS, DAG_FAILURE):
-        from zonda.runner.dag_runner import call_dag_callbacks
-
-        call_dag_callbacks(dag, run, failed=request["kind"] == DAG_FAILURE, reason=request.get("message"))
+        _run_dag_callback(settings, dag, run, store, request)
         return
     _run_task_callback(settings, dag, run, store, request, plugins)
+
+
+def _run_dag_callback(settings: Settings, dag: Any, run: Any, store: Any, request: dict[str, Any]) -> None:
+    """The DAG's success / failure callback with the context ``dags test`` gives it: the task context of the
+    run's last (for a failure: last failed) task instance, plus ``reason``."""
+    from zonda.runner.dag_runner import InProcessDagRunner, call_dag_callbacks, last_task_instance
+
+    failed = request["kind"] == DAG_FAILURE
+    params = dag.params.resolve(run.conf)
+    env = InProcessDagRunner(dag, store, settings=settings, log_folder=settings.log_folder).make_environment(params)
+    call_dag_callbacks(
+        dag,
+        run,
+        failed=failed,
+        reason=request.get("message"),
+        last_ti=last_task_instance(_load_task_instances(dag, run, store), failed=failed),
+        params=params,
+        settings=settings,
+        macros=env.macros,
+    )
+    with contextlib.suppress(Exception):
+        store.close()
+
+
+def _load_task_instances(dag: Any, run: Any, store: Any) -> list[Any]:
+    """The run's task instances as the runner's objects, in the DAG's order; tasks no longer in the DAG are
+    left out (their callbacks context could not name a task)."""
+    from sqlalchemy import select
+
+    from zonda.metastore import tables as t
+    from zonda.runner.instance import TaskInstance
+    from zonda.state import TaskInstanceState
+
+    ti_t = t.task_instance
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                ti_t.c.task_id, ti_t.c.map_index, ti_t.c.state, ti_t.c.try_number, ti_t.c.start_date, ti_t.c.end_date
+            )
+            .where(ti_t.c.dag_run_id == run.id)
+            .order_by(ti_t.c.map_index)
+        ).all()
+    position = {task.task_id: i for i, task in enumerate(dag.topological_order())}
+    instances = []
+    for row in sorted((r for r in rows if r.task_id in dag.task_dict), key=lambda r: position[r.task_id]):
+        ti = TaskInstance(dag.task_dict[row.task_id], run, store, map_index=row.map_index)
+        ti.try_number = row.try_number or 0
+        ti.state = TaskInstanceState(row.state) if row.state else TaskInstanceState.NONE
+        ti.end_date = row.end_date
+        instances.append(ti)
+    return instances
 
 
 def _load_run(store: Any, dag_run_id: int) -> Any:

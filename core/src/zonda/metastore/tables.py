@@ -59,6 +59,8 @@ dag = Table(
     Column("next_dagrun", UtcDateTime),
     Column("next_dagrun_data_interval_start", UtcDateTime),
     Column("next_dagrun_data_interval_end", UtcDateTime),
+    #: Why the scheduler cannot create or decide this DAG's runs (it goes on with the other DAGs); NULL when fine.
+    Column("scheduling_error", Text),
 )
 
 #: The JSON form of a parsed DAG, so the scheduler and web server never import user code.

@@ -251,7 +251,10 @@ class _Execution:
                 self._queue(tid, index)
                 continue
             _, index, tid = heapq.heappop(self.ready)
-            self._run_one(self._ti(tid, index))
+            ti = self._ti(tid, index)
+            if ti.state in FINISHED_STATES:
+                continue  # skipped by a branch or short-circuit while it waited in the queue
+            self._run_one(ti)
             self._release_due_retries()
         return self._finish()
 
@@ -269,6 +272,8 @@ class _Execution:
 
     def _queue(self, task_id: str, map_index: int) -> None:
         ti = self._ti(task_id, map_index)
+        if ti.state in FINISHED_STATES:
+            return  # skipped while it waited for a retry
         if self.runner.plugins is not None:
             self.runner.plugins.call("task_instance_mutation", task_instance=ti)
         ti.state = S.QUEUED
@@ -342,11 +347,28 @@ class _Execution:
         self._after_finished(task_id)
 
     def _skip(self, task_ids: Iterable[str]) -> None:
+        """A branch's or short-circuit's skips. Every listed instance that has not run is marked skipped first;
+        only then are the downstream tasks evaluated. Settling one at a time let a task deeper down (``all_done``
+        under a skipped one) be queued before the skip reached it, and then run."""
+        settled = []
+        now = utcnow()
         for tid in task_ids:
-            if tid in self.decided and all(ti.state in FINISHED_STATES for ti in self.tis[tid]):
-                continue
             self.decided.add(tid)
-            self._settle(tid, S.SKIPPED)
+            changed = False
+            for ti in self.tis[tid]:
+                if ti.state in FINISHED_STATES or ti.state is S.RUNNING:
+                    continue
+                ti.state = S.SKIPPED  # a queued one is dropped when it reaches the front (see _run_one)
+                ti.end_date = now
+                self.store.update_task_instance(
+                    self.run_info, tid, ti.map_index, {"state": S.SKIPPED.value, "end_date": now}
+                )
+                self._record_finished(ti)
+                changed = True
+            if changed:
+                settled.append(tid)
+        for tid in settled:
+            self._after_finished(tid)
 
     def _past_dependency_met(self, node: Node) -> bool:
         if not getattr(node, "depends_on_past", False):
@@ -401,30 +423,99 @@ class _Execution:
             close()
         if stuck:
             log.error("DAG run %s deadlocked: %s could not run (depends_on_past not met?)", run.run_id, stuck)
-        self._dag_callback(failed)
+        self._dag_callback(failed, all_tis, reason="deadlocked" if stuck else None)
         return DagRunResult(run=run, task_instances=all_tis, deadlocked=stuck)
 
-    def _dag_callback(self, failed: bool) -> None:
-        call_dag_callbacks(self.dag, self.run_info, failed=failed)
+    def _dag_callback(self, failed: bool, tis: list[TaskInstance], reason: str | None) -> None:
+        env = self.task_runner.env
+        call_dag_callbacks(
+            self.dag,
+            self.run_info,
+            failed=failed,
+            reason=reason,
+            last_ti=last_task_instance(tis, failed=failed),
+            params=env.params,
+            settings=self.runner.settings,
+            macros=env.macros,
+        )
 
 
-def call_dag_callbacks(dag: DAG, run: Any, *, failed: bool, reason: str | None = None) -> None:
+def last_task_instance(tis: Iterable[Any], *, failed: bool) -> Any:
+    """The task instance a DAG callback's context is built from, as in Airflow: for a failed run the failed
+    instance that ended last (an ``upstream_failed`` one when none failed itself), otherwise the instance that
+    ended last. ``tis`` come in the DAG's order, which breaks ties (and places instances that never ended)."""
+    ordered = list(tis)
+    if not ordered:
+        return None
+    pools = [ordered]
+    if failed:
+        pools = [
+            [ti for ti in ordered if _state(ti) == S.FAILED.value],
+            [ti for ti in ordered if _state(ti) == S.UPSTREAM_FAILED.value],
+            ordered,
+        ]
+    for pool in pools:
+        if pool:
+            ended = [(ti.end_date, i) for i, ti in enumerate(pool) if ti.end_date is not None]
+            return pool[max(ended)[1]] if ended else pool[-1]
+    return None
+
+
+def _state(ti: Any) -> str:
+    state = getattr(ti, "state", None)
+    return getattr(state, "value", state) or ""
+
+
+def call_dag_callbacks(
+    dag: DAG,
+    run: Any,
+    *,
+    failed: bool,
+    reason: str | None = None,
+    last_ti: Any = None,
+    params: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
+    macros: Any = None,
+) -> None:
     """Run the DAG's ``on_failure_callback`` or ``on_success_callback`` for an ended run (here, or in the DAG
-    processor for runs the scheduler ended). A callback that raises is logged; the run's state stays."""
+    processor for runs the scheduler ended). A callback that raises is logged; the run's state stays.
+
+    The context is Airflow's for a DAG callback: the full task context of ``last_ti`` (see
+    :func:`last_task_instance`: ``ti``, ``task_instance``, ``task``, ``ds``, ``logical_date``, ``params``,
+    ``conf``...) with ``dag``, ``dag_run``, ``run_id`` and ``reason`` (``success``, ``task_failure``,
+    ``timed_out``, ``deadlocked``)."""
+    from zonda.context import build_context
+
     callback = dag.on_failure_callback if failed else dag.on_success_callback
     if not callback:
         return
-    context = {
-        "dag": dag,
-        "dag_run": run,
-        "run_id": run.run_id,
-        "reason": reason or ("task_failure" if failed else "success"),
-    }
+    context = build_context(
+        dag=dag,
+        task=getattr(last_ti, "task", None),
+        dag_run=run,
+        ti=last_ti,
+        params=params if params is not None else _run_params(dag, run),
+        settings=settings,
+        macros=macros,
+    )
+    context["reason"] = reason or ("task_failure" if failed else "success")
     for fn in callback if isinstance(callback, list | tuple) else [callback]:
         try:
             fn(context)
         except Exception:
             log.exception("DAG %s callback raised; the run's state is unchanged", dag.dag_id)
+
+
+def _run_params(dag: DAG, run: Any) -> Mapping[str, Any]:
+    """The run's params (its conf over the DAG's defaults); the defaults alone if the conf no longer validates."""
+    try:
+        return dag.params.resolve(getattr(run, "conf", None) or {})
+    except Exception:
+        log.warning("DAG %s: the run's conf does not validate against the params any more; using defaults", dag.dag_id)
+    try:
+        return dag.params.resolve({})
+    except Exception:
+        return {}
 
 
 def _ti_row(node: Any, map_index: int) -> dict[str, Any]:

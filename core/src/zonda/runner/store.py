@@ -461,7 +461,8 @@ class MetastoreRunStore:
                 .where(
                     ti.c.dag_run_id == run.id,
                     ti.c.task_id.in_(list(task_ids)),
-                    (ti.c.state.is_(None)) | (ti.c.state == "scheduled"),
+                    # Queued is not started yet either: a worker only runs an instance it moves from queued.
+                    (ti.c.state.is_(None)) | ti.c.state.in_(("scheduled", "queued")),
                 )
                 .values(state="skipped", end_date=now, updated_at=now)
             )

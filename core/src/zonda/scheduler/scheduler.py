@@ -6,6 +6,10 @@ within ``core.parallelism``, the DAG's ``max_active_tasks`` and pools (by priori
 executor. Then it waits — but only until the executor reports an ended task, so a task's downstream is queued
 at once rather than at the next poll.
 
+An error while creating or deciding one DAG's runs (a stored schedule that cannot fire, a timetable that raises,
+a serialized DAG that does not load) stays with that DAG: logged with its id, recorded on its ``dag`` row
+(:mod:`zonda.scheduler.problems`), and the pass goes on with the other DAGs.
+
 Several schedulers may share a PostgreSQL or MariaDB metastore: queueing locks the pool rows
 (``SELECT ... FOR UPDATE``) and skips task-instance rows another scheduler holds (``SKIP LOCKED``), and a worker
 only runs an instance it can move from ``queued`` to ``running``. On SQLite a second scheduler refuses to start.
@@ -38,6 +42,7 @@ from zonda.metastore import tables as t
 from zonda.metastore.retry import is_transient, retry_transient
 from zonda.scheduler import jobs
 from zonda.scheduler.decisions import decide_run, retry_ready_at
+from zonda.scheduler.problems import DagProblems
 from zonda.scheduler.serialized import SerializedDag
 from zonda.timezone import utcnow
 
@@ -162,6 +167,7 @@ class Scheduler:
         self._warn_about_connections()
         self.job_id = jobs.start_job(engine, "scheduler", type(executor).__name__)
         self._ensure_default_pool()
+        self.problems.load()
         self._reset_orphans()
         log.info("scheduler started (job %s, %s, %s)", self.job_id, type(executor).__name__, self.metastore)
 
@@ -208,6 +214,7 @@ class Scheduler:
             self.executor.end(timeout=grace)
             self._process_events(self.executor.poll(0))
         finally:
+            self.problems.flush()
             if self.job_id is not None:
                 jobs.end_job(self.engine, self.job_id)
             self.engine.dispose()
@@ -248,6 +255,7 @@ class Scheduler:
         if now_mono - self._last_orphan_check >= min(10.0, self.scheduler_heartbeat_timeout / 2):
             retry_transient(self._reset_orphans, what="resetting orphaned instances")
             self._last_orphan_check = now_mono
+        self.problems.flush()  # between transactions: the DAG rows are not locked now
         # Another pass at once only if something new may be decidable; queued work reports back as events.
         timeout = 0.0 if (report.runs_created or self._dirty_runs or self._ended) else self._idle_timeout()
         events = self.executor.poll(timeout)
@@ -267,7 +275,8 @@ class Scheduler:
     # --- DAG runs -----------------------------------------------------------------------------------------
 
     def serialized(self, conn: Any, dag_id: str) -> SerializedDag | None:
-        """The serialized DAG, re-checked against the metastore's hash at most once a second."""
+        """The serialized DAG, re-checked against the metastore's hash at most once a second; None when it is
+        gone or does not load (then recorded as the DAG's problem)."""
         cached = self._dags.get(dag_id)
         now = time.monotonic()
         if cached is not None and now - self._dag_checked.get(dag_id, 0.0) < 1.0:
@@ -281,8 +290,14 @@ class Scheduler:
         if cached is not None and cached[0] == digest:
             return cached[1]
         data = conn.execute(select(sd.c.data).where(sd.c.dag_id == dag_id)).scalar_one()
-        sdag = SerializedDag.from_json(data)
-        self._dags[dag_id] = (digest, sdag)
+        try:
+            sdag: SerializedDag | None = SerializedDag.from_json(data)
+        except Exception as exc:  # a stored DAG that does not load is that DAG's problem only
+            self.problems.report(dag_id, "load", "load the stored (serialized) DAG", exc)
+            sdag = None  # cached under this digest: not loaded again until the processor stores a new version
+        else:
+            self.problems.clear(dag_id, "load")
+        self._dags[dag_id] = (digest, sdag)  # type: ignore[assignment]
         return sdag
 
     def _create_due_runs(self) -> int:
@@ -296,22 +311,35 @@ class Scheduler:
                 sdag = self.serialized(conn, dag_row.dag_id)
                 if sdag is None:
                     continue
-                is_once = sdag.data["schedule"]["type"] == "OnceTimetable"
-                if not sdag.timetable.periodic and not is_once:
-                    continue  # schedule=None: manual runs only
-                created += self._create_runs_for(conn, dag_row, sdag, now)
+                try:
+                    created += self._create_runs_for(conn, dag_row, sdag, now)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    # A Python error from the timetable (its intervals are checked before any row is written):
+                    # the transaction is intact, runs computed before the error stay, and the other DAGs' runs
+                    # are still created in this pass.
+                    self.problems.report(dag_row.dag_id, "create runs", "compute the next run", exc)
+                else:
+                    self.problems.clear(dag_row.dag_id, "create runs")
         return created
 
     def _create_runs_for(self, conn: Any, dag_row: Any, sdag: SerializedDag, now: datetime) -> int:
-        start = sdag.start_date
-        if start is None:
-            return 0
+        schedule_type = (sdag.data.get("schedule") or {}).get("type", "NullTimetable")
+        is_once = schedule_type == "OnceTimetable"
+        if not is_once and not sdag.timetable.periodic:
+            return 0  # schedule=None: manual runs only
         existing_latest = conn.execute(
             select(func.max(t.dag_run.c.data_interval_end)).where(
                 t.dag_run.c.dag_id == sdag.dag_id, t.dag_run.c.run_type.in_(("scheduled", "backfill"))
             )
         ).scalar()
-        if sdag.data["schedule"]["type"] == "OnceTimetable":
+        start = sdag.start_date
+        if start is None:
+            # No start_date (allowed, as in Airflow 3): the DAG starts when this scheduler first sees it. That
+            # moment is kept as the DAG's next_dagrun, so a restart does not move it.
+            start = dag_row.next_dagrun or self._first_start(sdag, now)
+        if is_once:
             if (
                 existing_latest is not None
                 or conn.execute(
@@ -329,14 +357,14 @@ class Scheduler:
         created = 0
         cursor = existing_latest or start
         for _ in range(1000):  # bounded: a catch-up creates at most this many runs per pass
-            interval = timetable.next_interval(cursor)
+            interval = _checked(timetable.next_interval(cursor))
             if interval is None or interval.end > now:
                 break
             if sdag.end_date is not None and interval.start > sdag.end_date:
                 break
             if not sdag.catchup:
                 # catchup=False: only the latest complete interval runs, older ones are skipped.
-                latest = timetable.latest_complete_interval(now)
+                latest = _checked(timetable.latest_complete_interval(now))
                 if latest is not None and latest.start >= interval.start:
                     interval = latest
             if self._insert_run(conn, sdag, interval.start, interval.start, interval.end, "scheduled"):
@@ -344,7 +372,7 @@ class Scheduler:
             cursor = interval.end
             if not sdag.catchup:
                 break
-        nxt = timetable.next_interval(cursor)
+        nxt = _checked(timetable.next_interval(cursor))
         if nxt is not None:
             conn.execute(
                 update(t.dag)
@@ -360,6 +388,15 @@ class Scheduler:
                 mono = time.monotonic() + wake
                 self._wake_at = mono if self._wake_at is None else min(self._wake_at, mono)
         return created
+
+    @staticmethod
+    def _first_start(sdag: SerializedDag, now: datetime) -> datetime:
+        """Where a DAG without ``start_date`` starts: ``@once`` runs now; a periodic schedule's first run is the
+        interval that ends at its next schedule point after ``now``."""
+        if not sdag.timetable.periodic:
+            return now
+        latest = _checked(sdag.timetable.latest_complete_interval(now))
+        return latest.end if latest is not None else now
 
     def _insert_run(
         self, conn: Any, sdag: SerializedDag, logical_date: datetime, start: datetime, end: datetime, run_type: str
@@ -452,16 +489,40 @@ class Scheduler:
         self._dirty_runs.clear()
         self._ended = {}
         for run_id in ids:
-            if run_id in skip_if_unchanged and retry_transient(
-                lambda run_id=run_id: self._nothing_to_decide(run_id, skip_if_unchanged[run_id]),
-                what="checking a run",
-            ):
+            if run_id in skip_if_unchanged and self._can_wait(run_id, skip_if_unchanged[run_id]):
                 continue
-            state = retry_transient(lambda run_id=run_id: self._decide_one(run_id, now), what="deciding a run")
+            try:
+                state = retry_transient(lambda run_id=run_id: self._decide_one(run_id, now), what="deciding a run")
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                self._decide_failed(run_id, exc)
+                continue
             if state is not None:
                 finished += 1
                 self._start_runs_soon = True
         return finished
+
+    def _decide_failed(self, run_id: int, exc: Exception) -> None:
+        """Deciding one run raised: that run's DAG has a problem; the other runs are decided as usual."""
+        try:
+            with self.engine.connect() as conn:
+                dag_id = conn.execute(select(t.dag_run.c.dag_id).where(t.dag_run.c.id == run_id)).scalar()
+        except Exception:  # the DAG id only names the problem; the log line still says the run
+            dag_id = None
+        self.problems.report(
+            dag_id or f"(run {run_id})", "decide runs", f"decide the task instances of run {run_id}", exc
+        )
+
+    def _can_wait(self, run_id: int, ended: dict[int, str]) -> bool:
+        """Whether deciding this run can wait for the next full scan; when the check itself fails (a stored DAG
+        it cannot read), the run is decided now, which reports the problem as that DAG's."""
+        try:
+            return retry_transient(lambda: self._nothing_to_decide(run_id, ended), what="checking a run")
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            return False
 
     def _nothing_to_decide(self, run_id: int, ended: dict[int, str]) -> bool:
         from zonda.scheduler.decisions import ended_tasks_change_nothing
@@ -506,6 +567,7 @@ class Scheduler:
                 ]
 
             decision = decide_run(conn, sdag, run, now, previous_states=previous_states)
+            self.problems.clear(run.dag_id, "decide runs")
             if decision.next_ready_at is not None:
                 mono = time.monotonic() + max((decision.next_ready_at - now).total_seconds(), 0.0)
                 self._wake_at = mono if self._wake_at is None else min(self._wake_at, mono)
@@ -738,6 +800,11 @@ class Scheduler:
             )
 
     @cached_property
+    def problems(self) -> DagProblems:
+        """Per-DAG errors: logged, recorded on the DAG's row, never fatal to the loop."""
+        return DagProblems(self.engine)
+
+    @cached_property
     def _failure_listeners(self) -> bool:
         """Whether a plugin listens to ``on_task_instance_failed`` (asked once)."""
         return self.plugins is not None and self.plugins.has_implementations("on_task_instance_failed")
@@ -792,3 +859,16 @@ class Scheduler:
             return
         info = DagRunInfo.from_row(row)
         self.plugins.call(hook, dag_run=info, msg=msg)
+
+
+def _checked(interval: Any) -> Any:
+    """A timetable's answer, checked before it reaches a row: a plugin timetable returning something else
+    is its DAG's problem (an error here), never a failed statement that would abort the whole transaction."""
+    if interval is None:
+        return None
+    start, end = getattr(interval, "start", None), getattr(interval, "end", None)
+    if not (isinstance(start, datetime) and isinstance(end, datetime)) or start.tzinfo is None or end.tzinfo is None:
+        raise TypeError(f"the timetable returned {interval!r}; expected a DataInterval of timezone-aware datetimes")
+    if end < start:
+        raise ValueError(f"the timetable returned an interval that ends ({end}) before it starts ({start})")
+    return interval
