@@ -255,7 +255,7 @@ def clear_task_instances(engine: Any, selection: Selection, *, dry_run: bool = F
             conn.execute(select(t.dag.c.is_paused).where(t.dag.c.dag_id == selection.dag_id)).scalar()
         )
     in_process = [r for r in runs if r.run_type == IN_PROCESS_RUN_TYPE]
-    _refuse_running_test_runs(selection.dag_id, in_process)
+    _refuse_running_test_runs(selection.dag_id, in_process, "cleared")
     outcome.runs = [r.run_id for r in runs]
     outcome.handed_to_scheduler = [r.run_id for r in in_process]
     if dry_run:
@@ -295,14 +295,14 @@ def hand_to_scheduler(conn: Any, dag_run_ids: Sequence[int]) -> None:
         conn.execute(update(dr).where(dr.c.id.in_(list(dag_run_ids))).values(run_type="manual", external_trigger=True))
 
 
-def _refuse_running_test_runs(dag_id: str, in_process: Sequence[Any]) -> None:
+def _refuse_running_test_runs(dag_id: str, in_process: Sequence[Any], done: str) -> None:
     """A run `zonda dags test` is still running belongs to that process: changing it would run its tasks
     twice."""
     running = [r for r in in_process if r.state == DagRunState.RUNNING]
     if running:
         raise ZondaException(
             f"run {running[0].run_id!r} of {dag_id} is being run by `zonda dags test` in another process, so "
-            "nothing was changed; wait for it to end (or, if that process was stopped, rerun the whole run with "
+            f"nothing was {done}; wait for it to end (or, if that process was stopped, rerun the whole run with "
             f"`zonda dags test {dag_id} LOGICAL_DATE`), or leave it out with --run-id / --start-date"
         )
 
@@ -351,7 +351,7 @@ def mark_task_instances(
         if not rows:
             return outcome
         runs = _runs_of(conn, rows)
-    _refuse_running_test_runs(selection.dag_id, [r for r in runs if r.run_type == IN_PROCESS_RUN_TYPE])
+    _refuse_running_test_runs(selection.dag_id, [r for r in runs if r.run_type == IN_PROCESS_RUN_TYPE], "marked")
     if dry_run:
         return outcome
     with engine.begin() as conn:

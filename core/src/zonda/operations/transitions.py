@@ -160,7 +160,7 @@ def _owned_statement(sources: tuple[StrEnum, ...], owner: str, keys: tuple[str, 
         ]
         if owner == "pid":
             where.append(ti.c.pid == bindparam("w_pid"))
-        elif owner == "none":
+        elif owner == "unowned":
             where.append(ti.c.pid.is_(None))
         stmt = update(ti).where(*where).values({key: bindparam(f"v_{key}") for key in (*keys, "updated_at")})
         _OWNED_STATEMENTS[shape] = stmt
@@ -182,7 +182,7 @@ def _update_one(
     fields = dict(values)
     if target is not None:
         fields["state"] = stored(target)
-    owner = "any" if pid == "any" else ("none" if pid is None else "pid")
+    owner = "any" if pid == "any" else ("unowned" if pid is None else "pid")
     stmt = _owned_statement(sources, owner, tuple(sorted(fields)))
     params = {f"v_{key}": value for key, value in fields.items()}
     params.update(v_updated_at=utcnow(), w_run=dag_run_id, w_task=task_id, w_index=map_index)
