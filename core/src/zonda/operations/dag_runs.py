@@ -193,7 +193,8 @@ def run_states(engine: Any, dag_run_ids: Iterable[int]) -> dict[int, str]:
     with engine.connect() as conn:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            found.update(conn.execute(select(t.dag_run.c.id, t.dag_run.c.state).where(t.dag_run.c.id.in_(chunk))))
+            rows = conn.execute(select(t.dag_run.c.id, t.dag_run.c.state).where(t.dag_run.c.id.in_(chunk)))
+            found.update((row.id, row.state) for row in rows)
     return found
 
 
