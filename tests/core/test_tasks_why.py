@@ -1,4 +1,4 @@
-""""Why isn't my task running?" (``zonda.operations.why`` and ``zonda tasks why``), on SQLite and PostgreSQL.
+""" "Why isn't my task running?" (``zonda.operations.why`` and ``zonda tasks why``), on SQLite and PostgreSQL.
 
 DAGs are stored by the real DAG processor; runs are created with ``trigger_dag`` and started by the real
 scheduler's steps. Each blocker is checked twice: ``why`` names it, and the scheduler (its run-starting,
