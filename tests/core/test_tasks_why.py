@@ -55,6 +55,9 @@ with DAG("why_limits", schedule=None, start_date=datetime(2024, 1, 1), max_activ
 
 with DAG("why_past", schedule=None, start_date=datetime(2024, 1, 1)):
     PythonOperator(task_id="step", python_callable=work, depends_on_past=True)
+
+with DAG("why_mapped", schedule=None, start_date=datetime(2024, 1, 1)):
+    PythonOperator.partial(task_id="each", python_callable=work, pool="tiny").expand(op_args=[[1], [2], [3]])
 """
 
 
@@ -409,3 +412,18 @@ def test_the_cli_prints_the_blockers_as_text_and_json(env: Why, capsys: pytest.C
     assert main(["tasks", "why", "why_basic", "nope", run]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: DAG 'why_basic' has no task 'nope'") and err.count("\n") == 1
+
+
+def test_mapped_instances_are_reported_one_by_one(env: Why) -> None:
+    run = env.trigger("why_mapped", "r1")
+    env.scheduler_pass()  # expands to three instances; the one-slot pool takes one
+    report = env.why("why_mapped", "each", run)
+    states = {i.map_index: i.state for i in report.instances}
+    assert sorted(states) == [0, 1, 2] and sorted(states.values()) == ["queued", "scheduled", "scheduled"]
+    waiting = sorted(index for index, state in states.items() if state == "scheduled")
+    assert [(b.code, b.map_index) for b in report.blockers] == [(w.POOL_FULL, i) for i in waiting]
+    assert f"each[{waiting[0]}] needs 1" in report.blockers[0].message
+
+    running = next(index for index, state in states.items() if state == "queued")
+    only = env.why("why_mapped", "each", run, map_index=running)
+    assert [i.map_index for i in only.instances] == [running] and only.codes == []
