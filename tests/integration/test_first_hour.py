@@ -331,6 +331,8 @@ def test_a_plugin_added_or_changed_while_standalone_runs_is_used_by_the_next_tas
 
         (plugins / "second.py").unlink()  # removed
         assert run("r4") == ["v2-changed"]
+        # The scheduler looks at the folder every 2 s; on a fast machine the four runs take less than that.
+        assert wait_until(lambda: "plugins folder changed" in out_path.read_text(), 15), out_path.read_text()
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0, out_path.read_text()

@@ -6,7 +6,9 @@ from enum import StrEnum
 
 
 class TaskInstanceState(StrEnum):
-    """The state of one try of one task in one DAG run. ``NONE`` is "not decided yet" (Airflow's ``None``)."""
+    """The state of one try of one task in one DAG run. ``NONE`` is "not decided yet" (Airflow's ``None``),
+    stored as SQL NULL. In SQL, compare with ``.value``: a database driver may adapt an enum by its name. Only
+    :mod:`zonda.operations.transitions` writes a state."""
 
     NONE = "none"
     SCHEDULED = "scheduled"
@@ -39,9 +41,16 @@ FINISHED_STATES = frozenset(
     }
 )
 FAILED_STATES = frozenset({TaskInstanceState.FAILED, TaskInstanceState.UPSTREAM_FAILED})
+#: An instance a task process holds (or is about to): what counts against pools, parallelism and
+#: ``max_active_tasks``.
+ACTIVE_STATES = (TaskInstanceState.QUEUED, TaskInstanceState.RUNNING)
+#: A ``depends_on_past`` task runs only when its previous run's instance ended in one of these.
+PAST_DEPENDENCY_MET_STATES = frozenset({TaskInstanceState.SUCCESS, TaskInstanceState.SKIPPED})
 
 
 class DagRunState(StrEnum):
+    """The state of a DAG run. In SQL, compare with ``.value`` (a database driver may adapt an enum by name)."""
+
     QUEUED = "queued"
     RUNNING = "running"
     SUCCESS = "success"
@@ -49,3 +58,10 @@ class DagRunState(StrEnum):
 
     def __str__(self) -> str:
         return self.value
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED_RUN_STATES
+
+
+FINISHED_RUN_STATES = frozenset({DagRunState.SUCCESS, DagRunState.FAILED})

@@ -84,12 +84,14 @@ when = datetime(2024, 1, 1, tzinfo=UTC)
 run = DagRunInfo("d", "manual__1", when, when, when)
 store.create_dag_run(run)
 store.create_task_instances(run, [{"task_id": "a"}, {"task_id": "b"}])
-store.expand_task_instances(run, "b", 2, {"state": None})
-store.update_task_instance(run, "a", -1, {"state": "success", "end_date": when})
+store.expand_task_instances(run, "b", 2, {})
+assert store.start_task_instance_in_process(run, "a", -1, {"pid": 7, "try_number": 1})
+assert store.finish_owned_task_instance(run, "a", -1, {"state": "success", "end_date": when}, pid=7)
 store.set_xcom(run, "a", -1, "return_value", "1")
 assert store.get_xcoms(run, ["a"], "return_value") == [("a", -1, "1")]
 store.clear_xcoms(run, "a", -1)
 assert list(store.previous_task_states("d", "a", when)) == []
+run.state, run.end_date = "success", when
 store.update_dag_run(run)
 store.close()
 

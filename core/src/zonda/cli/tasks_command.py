@@ -1,7 +1,6 @@
 """``zonda tasks list | test | run | logs | states-for-dag-run | why | clear``.
 
-Parse, call an operation (:mod:`zonda.operations`), print. ``_clear`` still holds its SQL until it moves to
-``zonda.operations.task_instances`` (tests/core/test_cli_holds_no_sql.py exempts exactly it).
+Parse, call an operation (:mod:`zonda.operations`), print: no SQL here (tests/core/test_cli_holds_no_sql.py).
 """
 
 from __future__ import annotations
@@ -89,6 +88,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     clear.add_argument("--only-failed", "-f", action="store_true", help="Only failed and upstream_failed instances")
     clear.add_argument("--downstream", "-d", action="store_true", help="Also the matching tasks' downstream tasks")
     clear.add_argument("--upstream", "-u", action="store_true", help="Also the matching tasks' upstream tasks")
+    clear.add_argument("--dry-run", action="store_true", help="List what would be cleared; change nothing")
     clear.add_argument("--yes", "-y", action="store_true", help="Do not ask for confirmation")
 
 
@@ -306,138 +306,55 @@ def _why(args: argparse.Namespace) -> int:
     return 0
 
 
-def _related(sdag: Any, roots: set[str], attribute: str) -> set[str]:
-    """Every task reachable from ``roots`` through ``upstream`` or ``downstream`` edges."""
-    seen: set[str] = set()
-    todo = list(roots)
-    while todo:
-        for other in getattr(sdag.tasks[todo.pop()], attribute):
-            if other not in seen and other in sdag.tasks:
-                seen.add(other)
-                todo.append(other)
-    return seen
-
-
 def _clear(args: argparse.Namespace) -> int:
-    import re
-
-    from sqlalchemy import select, update
-
     from zonda.cli._loading import open_metastore, parse_date
-    from zonda.exceptions import ZondaException
-    from zonda.metastore import tables as t
-    from zonda.scheduler.runs import load_serialized
-    from zonda.scheduler.scheduler import IN_PROCESS_RUN_TYPE
-    from zonda.timezone import utcnow
+    from zonda.operations.task_instances import Selection, clear_task_instances
 
-    start = parse_date(args.start_date)
-    end = parse_date(args.end_date)
+    selection = Selection(
+        args.dag_id,
+        task_regex=args.task_regex,
+        run_ids=[args.run_id] if args.run_id else None,
+        start_date=parse_date(args.start_date),
+        end_date=parse_date(args.end_date),
+        upstream=args.upstream,
+        downstream=args.downstream,
+        only_failed=args.only_failed,
+    )
     metastore = open_metastore(settings())
-    ti, dr = t.task_instance, t.dag_run
     try:
         engine = metastore.engine
-        with engine.connect() as conn:
-            sdag = load_serialized(conn, args.dag_id)
-        task_ids = set(sdag.tasks)
-        if args.task_regex:
-            try:
-                pattern = re.compile(args.task_regex)
-            except re.error as exc:
-                raise ZondaException(
-                    f"--task-regex {args.task_regex!r} is not a valid regular expression: {exc}"
-                ) from None
-            task_ids = {task_id for task_id in sdag.tasks if pattern.search(task_id)}
-            if not task_ids:
-                from zonda.suggestions import unknown_name
-
-                # A regex that matches nothing is most often a task id with a typo: compare its letters.
-                typed = args.task_regex.strip("^$")
-                raise ZondaException(
-                    unknown_name(
-                        f"no task of DAG {args.dag_id!r} matches {args.task_regex!r}",
-                        typed,
-                        sdag.tasks,
-                        f"`zonda tasks list {args.dag_id}` lists them",
-                    )
-                )
-        roots = set(task_ids)
-        if args.downstream:
-            task_ids |= _related(sdag, roots, "downstream")
-        if args.upstream:
-            task_ids |= _related(sdag, roots, "upstream")
-        query = (
-            select(ti.c.id, ti.c.dag_run_id, ti.c.run_id, ti.c.task_id, ti.c.map_index, ti.c.state, ti.c.try_number)
-            .join(dr, dr.c.id == ti.c.dag_run_id)
-            .where(ti.c.dag_id == args.dag_id, ti.c.task_id.in_(sorted(task_ids)))
-        )
-        if start is not None:
-            query = query.where(dr.c.logical_date >= start)
-        if end is not None:
-            query = query.where(dr.c.logical_date <= end)
-        if args.run_id:
-            query = query.where(dr.c.run_id == args.run_id)
-        if args.only_failed:
-            query = query.where(ti.c.state.in_(("failed", "upstream_failed")))
-        with engine.connect() as conn:
-            rows = conn.execute(query.order_by(dr.c.logical_date, ti.c.task_id, ti.c.map_index)).all()
-        if not rows:
+        preview = clear_task_instances(engine, selection, dry_run=True)
+        if not preview.instances:
             print("No task instances match; nothing was cleared.")
             return 0
-        run_ids = sorted({r.dag_run_id for r in rows})
-        with engine.connect() as conn:
-            runs = conn.execute(select(dr.c.id, dr.c.run_id, dr.c.run_type, dr.c.state).where(dr.c.id.in_(run_ids)))
-            in_process = [r for r in runs if r.run_type == IN_PROCESS_RUN_TYPE]
-            paused = conn.execute(select(t.dag.c.is_paused).where(t.dag.c.dag_id == args.dag_id)).scalar()
-        _refuse_running_test_runs(args.dag_id, in_process)
-        if not args.yes and not _confirm(rows):
+        if args.dry_run:
+            _show(preview.instances)
+            print(
+                f"A clear would reset these {len(preview.instances)} task instance(s) and queue "
+                f"{len(preview.runs)} run(s) again; nothing was changed."
+            )
+            return 0
+        if not args.yes and not _confirm(preview.instances):
             print("Cancelled; nothing was changed.", file=sys.stderr)
             return 1
-        now = utcnow()
-        with engine.begin() as conn:
-            for row in rows:
-                retries = sdag.tasks[row.task_id].retries if row.task_id in sdag.tasks else 0
-                conn.execute(
-                    update(ti)
-                    .where(ti.c.id == row.id)
-                    .values(
-                        state=None,
-                        # As Airflow: the tries already made stay counted, and the task gets its retries again.
-                        max_tries=(row.try_number or 0) + retries,
-                        ready_at=None,
-                        pid=None,
-                        queued_by_job_id=None,
-                        job_id=None,
-                        trigger_id=None,
-                        trigger_timeout=None,
-                        next_method=None,
-                        next_kwargs=None,
-                        updated_at=now,
-                    )
-                )
-            _collapse_mapped(conn, sdag, rows, task_ids)
-            conn.execute(
-                update(dr)
-                .where(dr.c.id.in_(run_ids))
-                .values(state="queued", queued_at=now, start_date=None, end_date=None, last_scheduling_decision=None)
-            )
-            if in_process:
-                # A run `dags test` made and ended is handed to the scheduler, which leaves "test" runs alone
-                # (their own process runs them): as a manual run it is rerun like any other.
-                conn.execute(
-                    update(dr)
-                    .where(dr.c.id.in_([r.id for r in in_process]))
-                    .values(run_type="manual", external_trigger=True)
-                )
+        outcome = clear_task_instances(engine, selection)
         alive = _alive_schedulers(engine)
     finally:
         metastore.dispose()
     print(
-        f"Cleared {len(rows)} task instance(s) in {len(run_ids)} run(s) of {args.dag_id}; those runs are queued again."
+        f"Cleared {outcome.changed} task instance(s) in {len(outcome.runs)} run(s) of {args.dag_id}; "
+        "those runs are queued again."
     )
-    if in_process:
-        names = ", ".join(r.run_id for r in in_process)
+    if outcome.changed_meanwhile:
+        print(
+            f"{outcome.changed_meanwhile} task instance(s) changed state while this ran and were left as they are; "
+            "run the clear again to include them.",
+            file=sys.stderr,
+        )
+    if outcome.handed_to_scheduler:
+        names = ", ".join(outcome.handed_to_scheduler)
         print(f"Run(s) {names} came from `zonda dags test`; they are manual runs now, which the scheduler runs.")
-    if paused:
+    if outcome.dag_paused:
         print(
             f"warning: DAG {args.dag_id} is paused, so the scheduler does not run them until "
             f"`zonda dags unpause {args.dag_id}`",
@@ -460,54 +377,18 @@ def _alive_schedulers(engine: Any) -> list[Any]:
     return jobs.alive_jobs(engine, "scheduler", timeout)
 
 
-def _refuse_running_test_runs(dag_id: str, in_process: list[Any]) -> None:
-    """A run `zonda dags test` is still running belongs to that process: clearing it would run its tasks twice."""
-    from zonda.exceptions import ZondaException
-
-    running = [r for r in in_process if r.state == "running"]
-    if running:
-        raise ZondaException(
-            f"run {running[0].run_id!r} of {dag_id} is being run by `zonda dags test` in another process, so "
-            "nothing was cleared; wait for it to end (or, if that process was stopped, rerun the whole run with "
-            f"`zonda dags test {dag_id} LOGICAL_DATE`), or leave it out with --run-id / --start-date"
-        )
-
-
-def _collapse_mapped(conn: Any, sdag: Any, rows: list[Any], cleared_tasks: set[str]) -> None:
-    """A mapped task cleared together with an upstream task is expanded again from the new upstream result
-    (its instances fold back into one unexpanded instance), as Airflow re-expands it."""
-    from sqlalchemy import delete, select, update
-
-    from zonda.metastore import tables as t
-
-    ti = t.task_instance
-    by_run_task: dict[tuple[int, str], list[Any]] = {}
-    for row in rows:
-        by_run_task.setdefault((row.dag_run_id, row.task_id), []).append(row)
-    for (dag_run_id, task_id), cleared in by_run_task.items():
-        task = sdag.tasks.get(task_id)
-        if task is None or not task.is_mapped or not (task.upstream & cleared_tasks):
-            continue
-        total = conn.execute(select(ti.c.id).where(ti.c.dag_run_id == dag_run_id, ti.c.task_id == task_id)).all()
-        if len(total) != len(cleared):
-            continue  # only some instances were cleared: keep the expansion
-        conn.execute(delete(ti).where(ti.c.dag_run_id == dag_run_id, ti.c.task_id == task_id, ti.c.map_index > 0))
-        conn.execute(delete(t.xcom).where(t.xcom.c.dag_run_id == dag_run_id, t.xcom.c.task_id == task_id))
-        conn.execute(
-            update(ti)
-            .where(ti.c.dag_run_id == dag_run_id, ti.c.task_id == task_id, ti.c.map_index == 0)
-            .values(map_index=-1)
-        )
-
-
-def _confirm(rows: list[Any]) -> bool:
+def _show(rows: list[Any]) -> None:
     shown = rows[:20]
     print_table(
-        [[r.run_id, r.task_id, str(r.map_index), r.state or "none", str(r.try_number)] for r in shown],
+        [[r.run_id, r.task_id, str(r.map_index), r.state.value, str(r.try_number)] for r in shown],
         ["run_id", "task_id", "map_index", "state", "try_number"],
     )
     if len(rows) > len(shown):
         print(f"... and {len(rows) - len(shown)} more")
+
+
+def _confirm(rows: list[Any]) -> bool:
+    _show(rows)
     try:
         answer = input(f"Clear these {len(rows)} task instance(s)? [y/N] ")
     except EOFError:

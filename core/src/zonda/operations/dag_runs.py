@@ -16,9 +16,9 @@ from sqlalchemy import select, update
 from zonda.exceptions import NotFound, OperationError, ParamValidationError
 from zonda.metastore import tables as t
 from zonda.scheduler.runs import backfill_intervals, load_serialized, trigger_dag, unknown_dag
+from zonda.state import DagRunState
 
-RUN_STATES = ("queued", "running", "success", "failed")
-FINISHED_RUN_STATES = frozenset({"success", "failed"})
+RUN_STATES = tuple(s.value for s in DagRunState)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from zonda.exceptions import Conflict, NotFound, TaskNotFound
 from zonda.metastore import tables as t
@@ -80,14 +80,10 @@ def prepare_manual_run(engine: Any, dag_id: str, task_id: str, run_id: str, map_
                 f"--task-regex '^{task_id}$' --run-id {run_id} --yes"
             )
         if row.state != "queued":
-            # The manual-run queueing; it moves into the transitions module with the other state writes.
-            now = utcnow()
-            result = conn.execute(
-                update(ti)
-                .where(ti.c.id == row.id, ti.c.state.is_(None) if row.state is None else ti.c.state == row.state)
-                .values(state="queued", queued_dttm=now, queued_by_job_id=None, ready_at=None, updated_at=now)
-            )
-            if not result.rowcount:
+            from zonda.operations import transitions
+
+            seen = transitions.as_ti_state(row.state)
+            if not transitions.queue_ti_by_hand(conn, row.id, seen=seen, now=utcnow()):
                 raise Conflict(f"{label} changed state while it was being queued (a scheduler took it); try again")
         fileloc = conn.execute(select(t.serialized_dag.c.fileloc).where(t.serialized_dag.c.dag_id == dag_id)).scalar()
     return Workload(

@@ -29,14 +29,17 @@ from zonda.metastore import tables as t
 from zonda.operations.dag_runs import find_run
 from zonda.operations.task_instances_read import TaskInstanceRecord, record
 from zonda.scheduler.runs import load_serialized
+from zonda.state import ACTIVE_STATES, FINISHED_STATES, PAST_DEPENDENCY_MET_STATES
 
 if TYPE_CHECKING:
     from zonda.config import Settings
     from zonda.scheduler.serialized import SerializedDag, SerializedTask
 
-FINISHED = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
+FINISHED = frozenset(s.value for s in FINISHED_STATES)
 #: States whose instance occupies a slot (pool, DAG limit, parallelism), as the scheduler counts them.
-ACTIVE = ("queued", "running")
+ACTIVE = tuple(s.value for s in ACTIVE_STATES)
+#: A depends_on_past predecessor must have ended in one of these (the scheduler's rule, from zonda.state).
+PAST_MET = frozenset(s.value for s in PAST_DEPENDENCY_MET_STATES)
 #: ``run_type`` of runs an in-process runner owns (``zonda dags test``, ``zonda.testing.run_dag``).
 IN_PROCESS_RUN_TYPE = "test"
 
@@ -369,7 +372,7 @@ class _Check:
                         )
                     )
                 ]
-                bad = [s for s in states if s not in ("success", "skipped")]
+                bad = [s for s in states if s not in PAST_MET]
                 if bad:
                     self.block(
                         DEPENDS_ON_PAST,

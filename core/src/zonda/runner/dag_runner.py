@@ -340,9 +340,7 @@ class _Execution:
                 continue
             ti.state = state
             ti.end_date = now
-            self.store.update_task_instance(
-                self.run_info, task_id, ti.map_index, {"state": state.value, "end_date": now}
-            )
+            self.store.settle_task_instance(self.run_info, task_id, ti.map_index, state, end_date=now)
             self._record_finished(ti)
         self._after_finished(task_id)
 
@@ -360,9 +358,7 @@ class _Execution:
                     continue
                 ti.state = S.SKIPPED  # a queued one is dropped when it reaches the front (see _run_one)
                 ti.end_date = now
-                self.store.update_task_instance(
-                    self.run_info, tid, ti.map_index, {"state": S.SKIPPED.value, "end_date": now}
-                )
+                self.store.settle_task_instance(self.run_info, tid, ti.map_index, S.SKIPPED, end_date=now)
                 self._record_finished(ti)
                 changed = True
             if changed:

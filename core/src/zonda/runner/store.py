@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from zonda.dag_definition import DAG
@@ -75,6 +75,18 @@ class RunStore(Protocol):
         self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any]
     ) -> None: ...
 
+    def start_task_instance_in_process(
+        self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any]
+    ) -> bool: ...
+
+    def finish_owned_task_instance(
+        self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any], *, pid: int | None
+    ) -> bool: ...
+
+    def settle_task_instance(
+        self, run: DagRunInfo, task_id: str, map_index: int, state: Any, *, end_date: datetime
+    ) -> bool: ...
+
     def set_xcom(self, run: DagRunInfo, task_id: str, map_index: int, key: str, value_json: str) -> None: ...
 
     def get_xcoms(self, run: DagRunInfo, task_ids: Sequence[str], key: str) -> list[tuple[str, int, str | None]]: ...
@@ -114,6 +126,26 @@ class MemoryRunStore:
     def update_task_instance(self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any]) -> None:
         self.task_instances.setdefault((run.id, task_id, map_index), {}).update(values)  # type: ignore[arg-type]
 
+    # The in-process runner's state changes: nothing else shares this memory, so they always apply.
+
+    def start_task_instance_in_process(
+        self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any]
+    ) -> bool:
+        self.update_task_instance(run, task_id, map_index, values)
+        return True
+
+    def finish_owned_task_instance(
+        self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any], *, pid: int | None
+    ) -> bool:
+        self.update_task_instance(run, task_id, map_index, values)
+        return True
+
+    def settle_task_instance(
+        self, run: DagRunInfo, task_id: str, map_index: int, state: Any, *, end_date: datetime
+    ) -> bool:
+        self.update_task_instance(run, task_id, map_index, {"state": str(state), "end_date": end_date})
+        return True
+
     def set_xcom(self, run: DagRunInfo, task_id: str, map_index: int, key: str, value_json: str) -> None:
         self.xcoms[(run.id, task_id, map_index, key)] = value_json  # type: ignore[index]
 
@@ -141,8 +173,6 @@ class MetastoreRunStore:
         self.engine = metastore.engine
         self.t = tables
         self._conn: Any = None
-        self._ti_updates: dict[tuple[str, ...], Any] = {}
-        self._owned_updates: dict[tuple[Any, ...], Any] = {}
 
     def sync_dag(self, dag: DAG) -> None:
         """Upsert the DAG row and its serialized structure (what the UI and scheduler read)."""
@@ -195,11 +225,13 @@ class MetastoreRunStore:
         return run.id
 
     def update_dag_run(self, run: DagRunInfo) -> None:
-        from sqlalchemy import update
+        """Record the end of a run this process ran (``run.state`` success or failed, ``run.end_date``)."""
+        from zonda.operations import transitions
+        from zonda.state import DagRunState
+        from zonda.timezone import utcnow
 
-        dr = self.t.dag_run
         with self.engine.begin() as conn:
-            conn.execute(update(dr).where(dr.c.id == run.id).values(**_run_values(run)))
+            transitions.finish_run(conn, run.id, DagRunState(run.state), end_date=run.end_date or utcnow())
 
     def create_task_instances(self, run: DagRunInfo, rows: Sequence[Mapping[str, Any]]) -> None:
         from sqlalchemy import insert
@@ -213,55 +245,47 @@ class MetastoreRunStore:
     def expand_task_instances(self, run: DagRunInfo, task_id: str, count: int, row: Mapping[str, Any]) -> None:
         from sqlalchemy import insert, update
 
+        from zonda.operations import transitions
+
         ti = self.t.task_instance
         base = {"dag_run_id": run.id, "dag_id": run.dag_id, "run_id": run.run_id, "task_id": task_id}
         with self.engine.begin() as conn:
             conn.execute(
                 update(ti)
                 .where(ti.c.dag_run_id == run.id, ti.c.task_id == task_id, ti.c.map_index == -1)
-                .values(map_index=0, **row)
+                .values(map_index=0)
             )
+            if row:
+                transitions.update_ti_fields(conn, run.id, task_id, 0, row)
             if count > 1:
                 conn.execute(insert(ti), [{**_ti_defaults(), **base, **row, "map_index": i} for i in range(1, count)])
 
     def update_task_instance(self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any]) -> None:
-        # The hot path of every run: one prepared Core statement per distinct set of columns, reused with
-        # bound parameters, on a connection kept for the store's lifetime.
-        from zonda.timezone import utcnow
+        """Write columns of one instance other than its state (states change through the transitions)."""
+        from zonda.operations import transitions
 
-        keys = tuple(sorted(values))
-        stmt = self._ti_updates.get(keys)
-        if stmt is None:
-            from sqlalchemy import bindparam, update
+        self._transact(
+            lambda conn: transitions.update_ti_fields(conn, run.id, task_id, map_index, values),
+            "writing a task instance",
+        )
 
-            table = self.t.task_instance
-            stmt = (
-                update(table)
-                .where(
-                    table.c.dag_run_id == bindparam("w_run"),
-                    table.c.task_id == bindparam("w_task"),
-                    table.c.map_index == bindparam("w_index"),
-                )
-                .values({key: bindparam(f"v_{key}") for key in (*keys, "updated_at")})
-            )
-            self._ti_updates[keys] = stmt
-        params = {f"v_{key}": value for key, value in values.items()}
-        params.update(v_updated_at=utcnow(), w_run=run.id, w_task=task_id, w_index=map_index)
-        self._write(stmt, params)
+    def _transact(self, write: Any, what: str) -> int:
+        """Run ``write(conn)`` (one statement) on the store's connection, retrying a transient error; the
+        number of rows it changed."""
 
-    def _write(self, stmt: Any, params: Mapping[str, Any]) -> None:
-        def attempt() -> None:
+        def attempt() -> int:
             conn = self._connection()
             try:
-                conn.execute(stmt, params)
+                changed = write(conn)
                 conn.commit()
             except BaseException:
                 conn.rollback()
                 raise
+            return int(changed)
 
         from zonda.metastore.retry import retry_transient
 
-        retry_transient(attempt, what="writing a task instance")
+        return retry_transient(attempt, what=what)
 
     def _connection(self) -> Any:
         """The store's long-lived connection, in autocommit mode.
@@ -323,80 +347,69 @@ class MetastoreRunStore:
 
     # --- ownership, under a scheduler ---------------------------------------------------------------------
 
-    def _ti_where(self, run: DagRunInfo, task_id: str, map_index: int) -> list[Any]:
-        ti = self.t.task_instance
-        return [ti.c.dag_run_id == run.id, ti.c.task_id == task_id, ti.c.map_index == map_index]
-
-    def _owned_update(
-        self,
-        run: DagRunInfo,
-        task_id: str,
-        map_index: int,
-        values: Mapping[str, Any],
-        *,
-        state: str,
-        pid: int | Literal["any"] | None = "any",
-    ) -> bool:
-        """UPDATE one task instance only while it is in ``state`` (and, unless ``pid`` is "any", owned by
-        ``pid``); True when the row matched.
-
-        Claims, ends and heartbeats run for every task: each shape of this statement is built once, with bound
-        parameters, so a call costs one cached execution instead of building and hashing a new expression."""
-        from zonda.metastore.retry import retry_transient
-        from zonda.timezone import utcnow
-
-        keys = tuple(sorted(values))
-        owner = "any" if pid == "any" else ("none" if pid is None else "pid")
-        shape = (state, owner, keys)
-        stmt = self._owned_updates.get(shape)
-        if stmt is None:
-            from sqlalchemy import bindparam, update
-
-            ti = self.t.task_instance
-            where = [
-                ti.c.dag_run_id == bindparam("w_run"),
-                ti.c.task_id == bindparam("w_task"),
-                ti.c.map_index == bindparam("w_index"),
-                ti.c.state == state,
-            ]
-            if owner == "pid":
-                where.append(ti.c.pid == bindparam("w_pid"))
-            elif owner == "none":
-                where.append(ti.c.pid.is_(None))
-            stmt = update(ti).where(*where).values({key: bindparam(f"v_{key}") for key in (*keys, "updated_at")})
-            self._owned_updates[shape] = stmt
-        params = {f"v_{key}": value for key, value in values.items()}
-        params.update(v_updated_at=utcnow(), w_run=run.id, w_task=task_id, w_index=map_index)
-        if owner == "pid":
-            params["w_pid"] = pid
-
-        def attempt() -> bool:
-            conn = self._connection()
-            try:
-                result = conn.execute(stmt, params)
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-            return bool(result.rowcount == 1)
-
-        return retry_transient(attempt, what="updating a task instance")
+    # Each state change below is a named transition of zonda.operations.transitions (a compare-and-set, its
+    # statement prebuilt with bound parameters); the store brings the connection and the retries. ``values``
+    # may carry the target as "state" (the callers' dicts); the transition gets it as its own argument.
 
     def claim_task_instance(self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any]) -> bool:
         """queued -> running, only if it is still queued: two processes can never both run one try."""
-        return self._owned_update(run, task_id, map_index, values, state="queued")
+        from zonda.operations import transitions
+
+        fields = _without_state(values)
+        changed = self._transact(
+            lambda conn: transitions.start_ti(conn, run.id, task_id, map_index, fields), "claiming a task instance"
+        )
+        return changed == 1
+
+    def start_task_instance_in_process(
+        self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any]
+    ) -> bool:
+        """Not started or waiting for a retry -> running, in a run this process runs by itself."""
+        from zonda.operations import transitions
+
+        fields = _without_state(values)
+        changed = self._transact(
+            lambda conn: transitions.start_ti_in_process(conn, run.id, task_id, map_index, fields),
+            "starting a task instance",
+        )
+        return changed == 1
 
     def finish_owned_task_instance(
         self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any], *, pid: int | None
     ) -> bool:
-        """running -> end state, only while this process (pid) still owns the row."""
-        return self._owned_update(run, task_id, map_index, values, state="running", pid=pid)
+        """running -> end state (``values["state"]``), only while this process (pid) still owns the row."""
+        from zonda.operations import transitions
+        from zonda.state import TaskInstanceState
+
+        state = TaskInstanceState(values["state"])
+        fields = _without_state(values)
+        changed = self._transact(
+            lambda conn: transitions.finish_ti(conn, run.id, task_id, map_index, state, fields, pid=pid),
+            "ending a task instance",
+        )
+        return changed == 1
+
+    def settle_task_instance(
+        self, run: DagRunInfo, task_id: str, map_index: int, state: Any, *, end_date: datetime
+    ) -> bool:
+        """An instance that will not run (trigger rule, branch, unexpandable) ends, in a run this process runs."""
+        from zonda.operations import transitions
+
+        changed = self._transact(
+            lambda conn: transitions.settle_ti_in_process(conn, run.id, task_id, map_index, state, end_date=end_date),
+            "settling a task instance",
+        )
+        return changed == 1
 
     def heartbeat_task_instance(self, run: DagRunInfo, task_id: str, map_index: int, *, pid: int) -> bool:
         """Refresh ``last_heartbeat_at``; False when the row is no longer running in this process."""
-        from zonda.timezone import utcnow
+        from zonda.operations import transitions
 
-        return self._owned_update(run, task_id, map_index, {"last_heartbeat_at": utcnow()}, state="running", pid=pid)
+        changed = self._transact(
+            lambda conn: transitions.heartbeat_ti(conn, run.id, task_id, map_index, pid=pid),
+            "heart-beating a task instance",
+        )
+        return changed == 1
 
     def defer_task_instance(
         self,
@@ -411,23 +424,22 @@ class MetastoreRunStore:
     ) -> int | None:
         """Insert the trigger row and move the instance ``running -> deferred`` in one transaction, only while
         ``pid`` owns the row. The trigger id, or None (nothing written) when it no longer does."""
-        from sqlalchemy import insert, update
+        from sqlalchemy import insert
 
+        from zonda.operations import transitions
         from zonda.timezone import utcnow
 
-        ti, tr = self.t.task_instance, self.t.trigger
+        tr = self.t.trigger
         now = utcnow()
         conn = self.engine.connect()  # two statements, one transaction: not the autocommit connection
         try:
             trigger_id = conn.execute(
                 insert(tr).values(classpath=classpath, kwargs=trigger_kwargs, created_date=now, triggerer_id=None)
             ).inserted_primary_key[0]
-            result = conn.execute(
-                update(ti)
-                .where(*self._ti_where(run, task_id, map_index), ti.c.state == "running", ti.c.pid == pid)
-                .values(state="deferred", trigger_id=trigger_id, updated_at=now, **values)
+            changed = transitions.defer_ti(
+                conn, run.id, task_id, map_index, trigger_id=trigger_id, values=_without_state(values), pid=pid
             )
-            if result.rowcount != 1:
+            if changed != 1:
                 conn.rollback()
                 return None
             conn.commit()
@@ -442,34 +454,24 @@ class MetastoreRunStore:
         self, run: DagRunInfo, task_id: str, map_index: int, *, pid: int | None, values: Mapping[str, Any]
     ) -> bool:
         """``running -> up_for_reschedule`` (a reschedule-mode sensor hands its slot back), while owned."""
-        return self._owned_update(
-            run, task_id, map_index, {"state": "up_for_reschedule", **values}, state="running", pid=pid
+        from zonda.operations import transitions
+
+        fields = _without_state(values)
+        changed = self._transact(
+            lambda conn: transitions.reschedule_ti(conn, run.id, task_id, map_index, fields, pid=pid),
+            "rescheduling a task instance",
         )
+        return changed == 1
 
     def skip_task_instances(self, run: DagRunInfo, task_ids: Iterable[str]) -> None:
         """Mark not-yet-started instances of these tasks skipped (a branch's decision)."""
-        from sqlalchemy import update
-
+        from zonda.operations import transitions
         from zonda.timezone import utcnow
 
-        ti = self.t.task_instance
-        now = utcnow()
-        conn = self._connection()
-        try:
-            conn.execute(
-                update(ti)
-                .where(
-                    ti.c.dag_run_id == run.id,
-                    ti.c.task_id.in_(list(task_ids)),
-                    # Queued is not started yet either: a worker only runs an instance it moves from queued.
-                    (ti.c.state.is_(None)) | ti.c.state.in_(("scheduled", "queued")),
-                )
-                .values(state="skipped", end_date=now, updated_at=now)
-            )
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
+        ids = list(task_ids)
+        self._transact(
+            lambda conn: transitions.skip_branch_tis(conn, run.id, ids, now=utcnow()), "skipping task instances"
+        )
 
     def load_task_instance(self, ti_id: int) -> dict[str, Any] | None:
         """The task instance row with its DAG run's fields (``run_*``), for a worker starting a workload."""
@@ -536,6 +538,10 @@ def _run_values(run: DagRunInfo) -> dict[str, Any]:
         "end_date": run.end_date,
         "external_trigger": run.external_trigger,
     }
+
+
+def _without_state(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if key != "state"}
 
 
 def _ti_defaults() -> dict[str, Any]:

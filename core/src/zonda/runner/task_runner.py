@@ -140,7 +140,7 @@ class TaskRunner:
         if ti.try_number > 1 and not resuming:
             ti.store.clear_xcoms(run, ti.task_id, ti.map_index)
         if not self.env.claim:
-            ti.store.update_task_instance(run, ti.task_id, ti.map_index, running_values)
+            ti.store.start_task_instance_in_process(run, ti.task_id, ti.map_index, running_values)
         self._notify("on_task_instance_running", previous_state=previous_state, task_instance=ti)
         started = time.perf_counter()
         context: Context | None = None
@@ -376,7 +376,7 @@ class TaskRunner:
         if rendered:
             values["rendered_fields"] = _rendered_json(rendered)
         if not self.env.claim:
-            ti.store.update_task_instance(ti.dag_run, ti.task_id, ti.map_index, values)
+            ti.store.finish_owned_task_instance(ti.dag_run, ti.task_id, ti.map_index, values, pid=ti.pid)
             return
         if ti.state is S.UP_FOR_RETRY:
             from datetime import timedelta

@@ -7,19 +7,18 @@ upstream failure propagates through a whole chain at once), then writes the chan
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, insert, or_, select
 
 from zonda.metastore import tables as t
+from zonda.operations.transitions import Decided, as_ti_state, write_decisions
 from zonda.runner.trigger_rules import Decision, UpstreamCounts, evaluate
 from zonda.scheduler.serialized import SerializedDag, SerializedTask
-from zonda.state import FAILED_STATES
-
-FINISHED = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
+from zonda.state import FAILED_STATES, FINISHED_STATES, PAST_DEPENDENCY_MET_STATES, DagRunState
+from zonda.state import TaskInstanceState as S
 
 
 @dataclass
@@ -31,7 +30,7 @@ class RunDecision:
     created: int = 0
     finished_state: str | None = None
     next_ready_at: datetime | None = None
-    changes: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    changes: list[Decided] = field(default_factory=list)
 
 
 def task_instance_row(task: SerializedTask, run: Any, map_index: int, state: str | None) -> dict[str, Any]:
@@ -113,9 +112,9 @@ def decide_run(
         task = sdag.tasks[task_id]
         instances = by_task[task_id]
         for inst in instances:
-            if inst["state"] in ("up_for_retry", "up_for_reschedule"):
+            if inst["state"] in (S.UP_FOR_RETRY, S.UP_FOR_RESCHEDULE):
                 if inst["ready_at"] is None or inst["ready_at"] <= now:
-                    _change(result, inst, {"state": "scheduled", "ready_at": None})
+                    _change(result, inst, S.SCHEDULED)
                     result.scheduled += 1
                 elif result.next_ready_at is None or inst["ready_at"] < result.next_ready_at:
                     result.next_ready_at = inst["ready_at"]
@@ -129,16 +128,16 @@ def decide_run(
         if decision is Decision.RUN:
             if task.depends_on_past and previous_states is not None:
                 states = previous_states(task_id)
-                if any(s not in ("success", "skipped") for s in states):
+                if any(s not in PAST_DEPENDENCY_MET_STATES for s in states):
                     continue
             if task.is_mapped and len(instances) == 1 and instances[0]["map_index"] == -1:
                 count = _expansion_length(conn, run, task)
                 if count == 0:
-                    _change(result, instances[0], {"state": "skipped", "end_date": now})
+                    _change(result, instances[0], S.SKIPPED)
                     result.settled += 1
                     continue
-                _change(result, instances[0], {"map_index": 0, "state": "scheduled"})
-                extra = [task_instance_row(task, run, i, "scheduled") for i in range(1, count)]
+                _change(result, instances[0], S.SCHEDULED, map_index=0)
+                extra = [task_instance_row(task, run, i, S.SCHEDULED.value) for i in range(1, count)]
                 if extra:
                     conn.execute(insert(ti), extra)
                     new = conn.execute(
@@ -147,24 +146,25 @@ def decide_run(
                         )
                     ).all()
                     instances.extend(
-                        {"id": r.id, "task_id": task_id, "map_index": r.map_index, "state": "scheduled"} for r in new
+                        {"id": r.id, "task_id": task_id, "map_index": r.map_index, "state": S.SCHEDULED.value}
+                        for r in new
                     )
                 result.scheduled += count
                 continue
             for inst in pending:
-                _change(result, inst, {"state": "scheduled"})
+                _change(result, inst, S.SCHEDULED)
                 result.scheduled += 1
             continue
-        state = "skipped" if decision is Decision.SKIP else "upstream_failed"
+        state = S.SKIPPED if decision is Decision.SKIP else S.UPSTREAM_FAILED
         for inst in pending:
-            _change(result, inst, {"state": state, "end_date": now})
+            _change(result, inst, state)
             result.settled += 1
-    _write(conn, result.changes)
+    write_decisions(conn, result.changes, now=now)
     all_rows = [inst for task_id in sdag.order for inst in by_task[task_id]]
-    if all(inst["state"] in FINISHED for inst in all_rows):
+    if all(inst["state"] in FINISHED_STATES for inst in all_rows):
         leaves = [inst for tid in sdag.leaves for inst in by_task[tid]]
-        failed = any(inst["state"] in {s.value for s in FAILED_STATES} for inst in leaves)
-        result.finished_state = "failed" if failed else "success"
+        failed = any(inst["state"] in FAILED_STATES for inst in leaves)
+        result.finished_state = (DagRunState.FAILED if failed else DagRunState.SUCCESS).value
     return result
 
 
@@ -191,7 +191,7 @@ def ended_tasks_change_nothing(conn: Connection, sdag: SerializedDag, run_id: in
     still has unfinished instances (it cannot be complete). Conservative: anything else says False."""
     ti = t.task_instance
     states = dict(conn.execute(select(ti.c.id, ti.c.state).where(ti.c.id.in_(list(ended)))).all())
-    if len(states) != len(ended) or any(state != "success" for state in states.values()):
+    if len(states) != len(ended) or any(state != S.SUCCESS for state in states.values()):
         return False
     waiting_on: set[str] = set()
     for task_id in set(ended.values()):
@@ -203,7 +203,7 @@ def ended_tasks_change_nothing(conn: Connection, sdag: SerializedDag, run_id: in
             if down is None or str(down.trigger_rule) not in _WAITS_FOR_ALL_AFTER_A_SUCCESS:
                 return False
             waiting_on.update(down.upstream)
-    unfinished = or_(ti.c.state.is_(None), ti.c.state.not_in(list(FINISHED)))
+    unfinished = or_(ti.c.state.is_(None), ti.c.state.not_in(sorted(s.value for s in FINISHED_STATES)))
     if not waiting_on:  # only leaves ended: the run goes on while anything is unfinished
         return bool(conn.execute(select(ti.c.id).where(ti.c.dag_run_id == run_id, unfinished).limit(1)).first())
     open_upstream = {
@@ -221,24 +221,12 @@ def ended_tasks_change_nothing(conn: Connection, sdag: SerializedDag, run_id: in
     return True
 
 
-def _change(result: RunDecision, inst: dict[str, Any], values: dict[str, Any]) -> None:
-    inst.update(values)
-    result.changes.append((inst["id"], values))
-
-
-def _write(conn: Connection, changes: Iterable[tuple[int, dict[str, Any]]]) -> None:
-    from zonda.timezone import utcnow
-
-    ti = t.task_instance
-    grouped: dict[tuple, list[int]] = {}
-    for ti_id, values in changes:
-        key = tuple(sorted(values.items(), key=lambda kv: kv[0]))
-        grouped.setdefault(key, []).append(ti_id)
-    now = utcnow()
-    for key, ids in grouped.items():
-        values = dict(key)
-        # Only rows still in the state we read: another scheduler may have moved them meanwhile.
-        conn.execute(update(ti).where(ti.c.id.in_(ids)).values(**values, updated_at=now))
+def _change(result: RunDecision, inst: dict[str, Any], target: S, *, map_index: int | None = None) -> None:
+    """Decide to move ``inst`` to ``target``; written (as a compare-and-set on the state read) at the end."""
+    result.changes.append(Decided(inst["id"], as_ti_state(inst["state"]), target, map_index))
+    inst["state"] = target.value
+    if map_index is not None:
+        inst["map_index"] = map_index
 
 
 def retry_ready_at(task: SerializedTask, failed_try: int, now: datetime) -> datetime:

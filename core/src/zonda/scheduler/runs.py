@@ -14,6 +14,7 @@ from sqlalchemy import insert, select
 from zonda.exceptions import Conflict, DagNotFound, ParamValidationError, ZondaException
 from zonda.metastore import tables as t
 from zonda.scheduler.serialized import SerializedDag
+from zonda.state import DagRunState
 from zonda.timezone import utcnow
 
 
@@ -74,7 +75,7 @@ def trigger_dag(
             "data_interval_start": interval.start,
             "data_interval_end": interval.end,
             "run_type": run_type,
-            "state": "queued",
+            "state": DagRunState.QUEUED.value,
             "conf": serde.dumps(dict(conf or {})),
             "queued_at": utcnow(),
             "external_trigger": run_type == "manual",

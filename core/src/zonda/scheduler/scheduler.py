@@ -40,10 +40,12 @@ from zonda.dag_processing.callbacks import (
 from zonda.exceptions import ZondaException
 from zonda.metastore import tables as t
 from zonda.metastore.retry import is_transient, retry_transient
+from zonda.operations import transitions
 from zonda.scheduler import jobs
 from zonda.scheduler.decisions import decide_run, retry_ready_at
 from zonda.scheduler.problems import DagProblems
 from zonda.scheduler.serialized import SerializedDag
+from zonda.state import ACTIVE_STATES, DagRunState, TaskInstanceState
 from zonda.timezone import utcnow
 
 if TYPE_CHECKING:
@@ -53,7 +55,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("zonda.scheduler")
 
-ACTIVE_TI_STATES = ("queued", "running")
+ACTIVE_TI_STATES = tuple(s.value for s in ACTIVE_STATES)
 #: Runs executed by an in-process runner (``zonda dags test``, ``zonda.testing.run_dag``): never touched here.
 IN_PROCESS_RUN_TYPE = "test"
 
@@ -415,7 +417,7 @@ class Scheduler:
                 data_interval_start=start,
                 data_interval_end=end,
                 run_type=run_type,
-                state="queued",
+                state=DagRunState.QUEUED.value,
                 conf="{}",
                 queued_at=utcnow(),
                 external_trigger=False,
@@ -429,7 +431,7 @@ class Scheduler:
                 select(t.dag_run.c.id, t.dag_run.c.dag_id)
                 .join(t.dag, t.dag.c.dag_id == t.dag_run.c.dag_id)
                 .where(
-                    t.dag_run.c.state == "queued",
+                    t.dag_run.c.state == DagRunState.QUEUED.value,
                     t.dag_run.c.run_type != IN_PROCESS_RUN_TYPE,
                     t.dag.c.is_paused.is_(False),  # a paused DAG runs nothing; its queued runs wait
                 )
@@ -440,7 +442,7 @@ class Scheduler:
             running_counts = dict(
                 conn.execute(
                     select(t.dag_run.c.dag_id, func.count())
-                    .where(t.dag_run.c.state == "running")
+                    .where(t.dag_run.c.state == DagRunState.RUNNING.value)
                     .group_by(t.dag_run.c.dag_id)
                 ).all()
             )
@@ -453,12 +455,7 @@ class Scheduler:
                 if running_counts.get(row.dag_id, 0) >= limit:
                     continue
                 running_counts[row.dag_id] = running_counts.get(row.dag_id, 0) + 1
-                result = conn.execute(
-                    update(t.dag_run)
-                    .where(t.dag_run.c.id == row.id, t.dag_run.c.state == "queued")
-                    .values(state="running", start_date=utcnow())
-                )
-                if result.rowcount:
+                if transitions.start_run(conn, row.id, now=utcnow()):
                     started.append(row.id)
                     self._dirty_runs.add(row.id)
         for run_id in started:
@@ -475,7 +472,8 @@ class Scheduler:
                     r[0]
                     for r in conn.execute(
                         select(t.dag_run.c.id).where(
-                            t.dag_run.c.state == "running", t.dag_run.c.run_type != IN_PROCESS_RUN_TYPE
+                            t.dag_run.c.state == DagRunState.RUNNING.value,
+                            t.dag_run.c.run_type != IN_PROCESS_RUN_TYPE,
                         )
                     )
                 ]
@@ -537,7 +535,9 @@ class Scheduler:
     def _decide_one(self, run_id: int, now: datetime) -> str | None:
         with self.engine.begin() as conn:
             query = select(t.dag_run).where(
-                t.dag_run.c.id == run_id, t.dag_run.c.state == "running", t.dag_run.c.run_type != IN_PROCESS_RUN_TYPE
+                t.dag_run.c.id == run_id,
+                t.dag_run.c.state == DagRunState.RUNNING.value,
+                t.dag_run.c.run_type != IN_PROCESS_RUN_TYPE,
             )
             if self.locking:
                 query = query.with_for_update(skip_locked=True)
@@ -572,37 +572,25 @@ class Scheduler:
                 mono = time.monotonic() + max((decision.next_ready_at - now).total_seconds(), 0.0)
                 self._wake_at = mono if self._wake_at is None else min(self._wake_at, mono)
             timeout = sdag.dagrun_timeout
-            reason = "success" if decision.finished_state == "success" else "task_failure"
+            reason = "success" if decision.finished_state == DagRunState.SUCCESS else "task_failure"
             if decision.finished_state is None and timeout and run.start_date and now - run.start_date > timeout:
                 self._time_out_run(conn, run)
-                decision.finished_state, reason = "failed", "timed_out"
+                decision.finished_state, reason = DagRunState.FAILED.value, "timed_out"
             if decision.finished_state is not None:
-                conn.execute(
-                    update(t.dag_run)
-                    .where(t.dag_run.c.id == run.id)
-                    .values(state=decision.finished_state, end_date=now)
-                )
-                kind = DAG_SUCCESS if decision.finished_state == "success" else DAG_FAILURE
+                transitions.finish_run(conn, run.id, DagRunState(decision.finished_state), end_date=now)
+                kind = DAG_SUCCESS if decision.finished_state == DagRunState.SUCCESS else DAG_FAILURE
                 if CALLBACK_OF[kind] in sdag.callbacks:
                     request_callback(
                         conn, kind=kind, dag_id=run.dag_id, fileloc=sdag.fileloc, dag_run_id=run.id, message=reason
                     )
         if decision.finished_state is not None:
-            hook = "on_dag_run_success" if decision.finished_state == "success" else "on_dag_run_failed"
+            hook = "on_dag_run_success" if decision.finished_state == DagRunState.SUCCESS else "on_dag_run_failed"
             self._notify_run(run_id, hook, decision.finished_state)
             log.info("DAG run %s.%s ended %s", run.dag_id, run.run_id, decision.finished_state)
         return decision.finished_state
 
     def _time_out_run(self, conn: Any, run: Any) -> None:
-        ti = t.task_instance
-        conn.execute(
-            update(ti)
-            .where(
-                ti.c.dag_run_id == run.id,
-                or_(ti.c.state.is_(None), ti.c.state.in_(("scheduled", "up_for_retry", "deferred"))),
-            )
-            .values(state="skipped", end_date=utcnow())
-        )
+        transitions.skip_timed_out_tis(conn, run.id, now=utcnow())
         log.warning("DAG run %s.%s exceeded its dagrun_timeout", run.dag_id, run.run_id)
 
     # --- queueing ----------------------------------------------------------------------------------------------
@@ -637,8 +625,8 @@ class Scheduler:
                 .join(sd, sd.c.dag_id == ti.c.dag_id)
                 .join(t.dag, t.dag.c.dag_id == ti.c.dag_id)
                 .where(
-                    ti.c.state == "scheduled",
-                    dr.c.state == "running",
+                    ti.c.state == TaskInstanceState.SCHEDULED.value,
+                    dr.c.state == DagRunState.RUNNING.value,
                     dr.c.run_type != IN_PROCESS_RUN_TYPE,
                     t.dag.c.is_paused.is_(False),
                 )
@@ -694,12 +682,7 @@ class Scheduler:
                 chosen.append(row)
             if not chosen:
                 return 0
-            now = utcnow()
-            conn.execute(
-                update(ti)
-                .where(ti.c.id.in_([r.id for r in chosen]), ti.c.state == "scheduled")
-                .values(state="queued", queued_dttm=now, queued_by_job_id=self.job_id, updated_at=now)
-            )
+            transitions.queue_tis(conn, [r.id for r in chosen], job_id=self.job_id, now=utcnow())
             workloads = [
                 Workload(
                     ti_id=r.id,
@@ -740,10 +723,10 @@ class Scheduler:
             if row is None:
                 return
             self._dirty_runs.add(row.dag_run_id)
-            if row.state in ("queued", "running") and (row.try_number or 0) <= w.try_number:
+            if row.state in ACTIVE_TI_STATES and (row.try_number or 0) <= w.try_number:
                 # The process ended but the row says it is still going: it died (kill -9, OOM, crash).
                 reason = f"the task process exited with {event.exit_code} without recording an end state"
-                self._fail_attempt(conn, row, reason, from_states=(row.state,))
+                self._fail_attempt(conn, row, reason)
 
     def _find_zombies(self) -> None:
         ti = t.task_instance
@@ -751,7 +734,7 @@ class Scheduler:
         with self.engine.begin() as conn:
             rows = conn.execute(
                 select(*_ATTEMPT_COLUMNS).where(
-                    ti.c.state == "running",
+                    ti.c.state == TaskInstanceState.RUNNING.value,
                     or_(
                         ti.c.last_heartbeat_at < cutoff,
                         and_(ti.c.last_heartbeat_at.is_(None), ti.c.start_date < cutoff),
@@ -764,27 +747,25 @@ class Scheduler:
                     conn,
                     row,
                     f"no heartbeat for {self.heartbeat_timeout:g} s (task_heartbeat_timeout)",
-                    from_states=("running",),
                 )
 
-    def _fail_attempt(self, conn: Any, row: Any, reason: str, *, from_states: tuple[str, ...]) -> None:
-        ti = t.task_instance
+    def _fail_attempt(self, conn: Any, row: Any, reason: str) -> None:
+        """End the try ``row`` says is queued or running (only if it still is: a compare-and-set)."""
         now = utcnow()
         sdag = self.serialized(conn, row.dag_id)
         task = sdag.tasks.get(row.task_id) if sdag else None
         try_number = max(row.try_number or 0, 1)
+        ready_at = None
         if task is not None and try_number <= (row.max_tries or 0):
-            values = {"state": "up_for_retry", "ready_at": retry_ready_at(task, try_number, now)}
+            state, ready_at = TaskInstanceState.UP_FOR_RETRY, retry_ready_at(task, try_number, now)
         else:
-            values = {"state": "failed"}
-        result = conn.execute(
-            update(ti)
-            .where(ti.c.id == row.id, ti.c.state.in_(from_states))
-            .values(**values, end_date=now, pid=None, updated_at=now)
+            state = TaskInstanceState.FAILED
+        changed = transitions.fail_stale_ti(
+            conn, row.id, seen=TaskInstanceState(row.state), state=state, ready_at=ready_at, now=now
         )
-        log.error("%s.%s (try %s): %s -> %s", row.dag_id, row.task_id, try_number, reason, values["state"])
-        kind = TASK_RETRY if values["state"] == "up_for_retry" else TASK_FAILURE
-        if result.rowcount and task is not None and (CALLBACK_OF[kind] in task.callbacks or self._failure_listeners):
+        log.error("%s.%s (try %s): %s -> %s", row.dag_id, row.task_id, try_number, reason, state.value)
+        kind = TASK_RETRY if state is TaskInstanceState.UP_FOR_RETRY else TASK_FAILURE
+        if changed and task is not None and (CALLBACK_OF[kind] in task.callbacks or self._failure_listeners):
             # Nobody else will run the task's callback or tell the listeners: its process is gone. The DAG
             # processor does both.
             request_callback(
@@ -816,7 +797,9 @@ class Scheduler:
         expire_deferred_timeouts(self.engine)
         with self.engine.connect() as conn:
             self._deferred = conn.execute(
-                select(func.count()).select_from(t.task_instance).where(t.task_instance.c.state == "deferred")
+                select(func.count())
+                .select_from(t.task_instance)
+                .where(t.task_instance.c.state == TaskInstanceState.DEFERRED.value)
             ).scalar_one()
 
     def _reset_orphans(self) -> None:
@@ -824,19 +807,12 @@ class Scheduler:
         ones keep running — their processes outlive the scheduler and report in the metastore, and the
         heartbeat check catches those that died. Run at start and then periodically, so a scheduler that died
         while another was already running is noticed too (Airflow's adopt-or-reset)."""
-        ti = t.task_instance
         alive = {r.id for r in jobs.alive_jobs(self.engine, "scheduler", self.scheduler_heartbeat_timeout)}
         alive.add(self.job_id)  # type: ignore[arg-type]
         with self.engine.begin() as conn:
-            result = conn.execute(
-                update(ti)
-                .where(
-                    ti.c.state == "queued", or_(ti.c.queued_by_job_id.is_(None), ti.c.queued_by_job_id.notin_(alive))
-                )
-                .values(state="scheduled", queued_by_job_id=None, updated_at=utcnow())
-            )
-            if result.rowcount:
-                log.info("re-scheduled %s task instances queued by a scheduler that stopped", result.rowcount)
+            changed = transitions.reset_orphaned_tis(conn, alive_job_ids=alive, now=utcnow())
+            if changed:
+                log.info("re-scheduled %s task instances queued by a scheduler that stopped", changed)
 
     def _ensure_default_pool(self) -> None:
         with self.engine.begin() as conn:

@@ -29,10 +29,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import delete, or_, select, update
 
 from zonda.metastore import tables as t
+from zonda.operations import transitions
 from zonda.scheduler import jobs
+from zonda.state import TaskInstanceState
 from zonda.timezone import utcnow
 
 if TYPE_CHECKING:
@@ -329,7 +331,9 @@ class Triggerer:
     def _clean_unused(self) -> int:
         """Delete triggers no deferred task instance waits on any more (cleared, marked, timed out)."""
         ti, trig = t.task_instance, t.trigger
-        used = select(ti.c.trigger_id).where(ti.c.state == "deferred", ti.c.trigger_id.is_not(None))
+        used = select(ti.c.trigger_id).where(
+            ti.c.state == TaskInstanceState.DEFERRED.value, ti.c.trigger_id.is_not(None)
+        )
         with self.engine.begin() as conn:
             result = conn.execute(delete(trig).where(trig.c.id.notin_(used)))
         return result.rowcount or 0
@@ -356,7 +360,7 @@ class Triggerer:
                 rows.extend(
                     conn.execute(
                         select(ti.c.id, ti.c.trigger_id, ti.c.next_kwargs, ti.c.dag_id, ti.c.task_id).where(
-                            ti.c.trigger_id.in_(chunk), ti.c.state == "deferred"
+                            ti.c.trigger_id.in_(chunk), ti.c.state == TaskInstanceState.DEFERRED.value
                         )
                     ).all()
                 )
@@ -375,9 +379,8 @@ class Triggerer:
                         outcome.value,
                     )
                     errors.append({"b_id": row.id, "b_kwargs": serde.dumps({"error": outcome.value})})
-            cleared = {"state": "scheduled", "trigger_id": None, "trigger_timeout": None, "updated_at": now}
-            _update_next_kwargs(conn, events, cleared)
-            _update_next_kwargs(conn, errors, {**cleared, "next_method": TRIGGER_ERROR_METHOD})
+            transitions.resume_deferred_tis(conn, events, now=now)
+            transitions.resume_deferred_tis(conn, errors, next_method=TRIGGER_ERROR_METHOD, now=now)
             for chunk in _chunks(sorted(by_trigger)):
                 conn.execute(delete(trig).where(trig.c.id.in_(chunk)))
         for outcome in outcomes:
@@ -405,7 +408,9 @@ def expire_deferred_timeouts(engine: Any, now: datetime | None = None) -> int:
     with engine.begin() as conn:
         rows = conn.execute(
             select(ti.c.id, ti.c.trigger_timeout, ti.c.dag_id, ti.c.task_id).where(
-                ti.c.state == "deferred", ti.c.trigger_timeout.is_not(None), ti.c.trigger_timeout < now
+                ti.c.state == TaskInstanceState.DEFERRED.value,
+                ti.c.trigger_timeout.is_not(None),
+                ti.c.trigger_timeout < now,
             )
         ).all()
         if not rows:
@@ -414,54 +419,10 @@ def expire_deferred_timeouts(engine: Any, now: datetime | None = None) -> int:
             {"b_id": r.id, "b_kwargs": serde.dumps({"error": timeout_message(deadline=r.trigger_timeout)})}
             for r in rows
         ]
-        conn.execute(
-            update(ti)
-            .where(ti.c.id == bindparam("b_id"), ti.c.state == "deferred")
-            .values(
-                state="scheduled",
-                next_method=TRIGGER_TIMEOUT_METHOD,
-                next_kwargs=bindparam("b_kwargs"),
-                trigger_id=None,
-                trigger_timeout=None,
-                updated_at=now,
-            ),
-            params,
-        )
+        transitions.resume_deferred_tis(conn, params, next_method=TRIGGER_TIMEOUT_METHOD, now=now)
     for r in rows:
         log.warning("%s.%s: its trigger timed out (%s); it resumes to fail", r.dag_id, r.task_id, r.trigger_timeout)
     return len(rows)
-
-
-def _update_next_kwargs(conn: Any, rows: list[dict[str, Any]], values: dict[str, Any]) -> None:
-    """Set each deferred row's own ``next_kwargs`` (plus ``values``).
-
-    A large batch on PostgreSQL is one ``UPDATE ... FROM (VALUES ...)`` per chunk: an executemany there is a
-    round trip per row (about 0.15 ms each), too slow when a thousand triggers fire at the same instant. Small
-    batches (the steady state) and other backends use an executemany, whose statement is compiled once.
-    """
-    if not rows:
-        return
-    ti = t.task_instance
-    if conn.dialect.name == "postgresql" and len(rows) > 50:
-        from sqlalchemy import Integer, Text, column
-        from sqlalchemy import values as values_clause
-
-        for chunk in _chunks(rows):
-            data = values_clause(column("b_id", Integer), column("b_kwargs", Text), name="fired").data(
-                [(r["b_id"], r["b_kwargs"]) for r in chunk]
-            )
-            conn.execute(
-                update(ti)
-                .where(ti.c.id == data.c.b_id, ti.c.state == "deferred")
-                .values(next_kwargs=data.c.b_kwargs, **values)
-            )
-        return
-    stmt = (
-        update(ti)
-        .where(ti.c.id == bindparam("b_id"), ti.c.state == "deferred")
-        .values(next_kwargs=bindparam("b_kwargs"), **values)
-    )
-    conn.execute(stmt, rows)
 
 
 def _load_kwargs(text: str | None) -> dict[str, Any]:
