@@ -33,11 +33,25 @@ class ParamValidationError(ZondaException):
     """A DAG param or a trigger conf value does not match its declared type."""
 
 
-class DagNotFound(ZondaException):
+class OperationError(ZondaException):
+    """An operation over the metastore (:mod:`zonda.operations`) was refused: bad input or a state that does not
+    allow it. The message is one line that names the problem and the fix. The API maps it to HTTP 400."""
+
+
+class NotFound(OperationError):
+    """What an operation was asked about does not exist (HTTP 404)."""
+
+
+class Conflict(OperationError):
+    """The thing exists but its current state forbids the operation, e.g. deleting a DAG whose tasks are running
+    or creating a run id that is taken (HTTP 409)."""
+
+
+class DagNotFound(NotFound):
     """No DAG with this id was found."""
 
 
-class TaskNotFound(ZondaException):
+class TaskNotFound(NotFound):
     """No task with this id exists in the DAG."""
 
 
@@ -81,7 +95,7 @@ class MetastoreError(ZondaException):
     """The metastore is unreachable or its schema is not the one this Zonda expects."""
 
 
-class ConnectionNotFound(ZondaException):
+class ConnectionNotFound(NotFound):
     """No connection with this id exists in any of the places looked in."""
 
 

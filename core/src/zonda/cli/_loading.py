@@ -89,13 +89,9 @@ def stored_dag_files(settings: Settings) -> dict[str, str]:
         if metastore is None:
             return {}
         try:
-            from sqlalchemy import select
+            from zonda.operations.dags import stored_dag_files as read_stored
 
-            from zonda.metastore import tables as t
-
-            with metastore.engine.connect() as conn:
-                rows = conn.execute(select(t.dag.c.dag_id, t.dag.c.fileloc).where(t.dag.c.is_active)).all()
-            return {row.dag_id: row.fileloc for row in rows if row.fileloc}
+            return read_stored(metastore.engine)
         finally:
             metastore.dispose()
     except Exception as exc:  # listing DAGs must work without a usable metastore

@@ -20,9 +20,9 @@ from zonda.exceptions import ZondaException
 if TYPE_CHECKING:
     from zonda.config import Settings
     from zonda.connection import Connection
-    from zonda.secrets.metastore import MetastoreBackend
+    from zonda.metastore.db import Metastore
+    from zonda.operations.connections import ConnectionRecord
 
-MASK = "***"
 COLUMNS = ["conn_id", "conn_type", "description", "host", "port", "schema", "login", "password", "extra"]
 _FIELD_FLAGS = ("conn_host", "conn_login", "conn_password", "conn_schema", "conn_port", "conn_extra")
 
@@ -66,30 +66,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     imp.add_argument("--overwrite", action="store_true", help="Replace connections that already exist")
 
 
-def _backend(current: Settings) -> MetastoreBackend:
+def _metastore(current: Settings) -> Metastore:
     from zonda.cli._loading import open_metastore
-    from zonda.secrets.metastore import MetastoreBackend
 
-    return MetastoreBackend(open_metastore(current), current)
+    return open_metastore(current)
 
 
-def masked_row(conn: Connection, *, password_set: bool | None = None, extra: Any = None) -> dict[str, Any]:
-    """A connection as a row for output: password ``***`` when set, sensitive extras ``***``."""
-    from zonda.masking import SecretsMasker, redact_url_secrets
-
-    has_password = conn.password is not None if password_set is None else password_set
-    shown_extra = SecretsMasker().redact(conn.extra) if extra is None else extra
-    return {
-        "conn_id": conn.conn_id,
-        "conn_type": conn.conn_type,
-        "description": conn.description,
-        "host": redact_url_secrets(conn.host) if conn.host else conn.host,  # https://user:pw@host
-        "port": conn.port,
-        "schema": conn.schema,
-        "login": conn.login,
-        "password": MASK if has_password else None,
-        "extra": shown_extra,
-    }
+def _row(record: ConnectionRecord) -> dict[str, Any]:
+    return record.as_dict()
 
 
 def _print(rows: list[dict[str, Any]], columns: list[str], output: str) -> None:
@@ -131,10 +115,16 @@ def _connection_from_args(args: argparse.Namespace) -> Connection:
 
 def _add(args: argparse.Namespace) -> int:
     from zonda.identifiers import validate_conn_id
+    from zonda.operations.connections import add_connection
 
     validate_conn_id(args.conn_id)
     conn = _connection_from_args(args)
-    _backend(settings()).save(conn)
+    current = settings()
+    metastore = _metastore(current)
+    try:
+        add_connection(metastore, current, conn)
+    finally:
+        metastore.dispose()
     print(f"added connection {conn.conn_id} ({conn.conn_type})")
     return 0
 
@@ -143,33 +133,28 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from zonda.crypto import FernetKeyError
-    from zonda.masking import SecretsMasker
+    from zonda.operations.connections import list_connections
 
-    backend = _backend(settings())
-    masker = SecretsMasker()
-    rows = []
-    for row in backend.rows():
-        try:
-            # The password is never decrypted for a listing: only whether one is set is shown.
-            conn = backend.to_connection(row, password=False)
-            extra = masker.redact(conn.extra)
-        except FernetKeyError:
-            conn = backend.to_connection(row, password=False, extra=False)
-            extra = "(encrypted with a key not in [core] fernet_key)"
-        rows.append(masked_row(conn, password_set=row.password is not None, extra=extra))
-    _print(rows, COLUMNS, args.output)
+    current = settings()
+    metastore = _metastore(current)
+    try:
+        records = list_connections(metastore, current)
+    finally:
+        metastore.dispose()
+    _print([_row(r) for r in records], COLUMNS, args.output)
     return 0
 
 
 def _get(args: argparse.Namespace) -> int:
-    from zonda.secrets import ConnectionLookup
+    from zonda.operations.connections import get_connection
 
     current = settings()
-    lookup = ConnectionLookup(current, metastore=_backend(current).metastore)
-    conn, where = lookup.find(args.conn_id)
-    row = {**masked_row(conn), "source": where}
-    _print([row], [*COLUMNS, "source"], args.output)
+    metastore = _metastore(current)
+    try:
+        record = get_connection(current, args.conn_id, metastore=metastore)
+    finally:
+        metastore.dispose()
+    _print([_row(record)], [*COLUMNS, "source"], args.output)
     return 0
 
 
@@ -177,19 +162,14 @@ def _get(args: argparse.Namespace) -> int:
 
 
 def _delete(args: argparse.Namespace) -> int:
-    from zonda.exceptions import ConnectionNotFound
-    from zonda.secrets.environment import EnvironmentVariablesBackend
+    from zonda.operations.connections import delete_connection
 
+    current = settings()
+    metastore = _metastore(current)
     try:
-        _backend(settings()).delete(args.conn_id)
-    except ConnectionNotFound as exc:
-        env = EnvironmentVariablesBackend()
-        if env.get_connection(args.conn_id) is not None:
-            raise ConnectionNotFound(
-                f"{exc}; it is defined by the environment variable {env.variable_name(args.conn_id)}, "
-                "which only its environment can remove"
-            ) from None
-        raise
+        delete_connection(metastore, current, args.conn_id)
+    finally:
+        metastore.dispose()
     print(f"deleted connection {args.conn_id}")
     return 0
 
@@ -198,37 +178,13 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
-    from zonda.hooks.base import hook_class_for
-    from zonda.masking import get_masker
-    from zonda.secrets import ConnectionLookup
+    from zonda.operations.connections import check_connection
 
-    current = settings()
-    if str(current.get("core", "test_connection")).strip().lower() != "enabled":
-        raise ZondaException(
-            "testing connections is disabled: it makes this process connect to whatever host a connection "
-            'names. Enable it with [core] test_connection = "enabled" in zonda.toml or '
-            "ZONDA__CORE__TEST_CONNECTION=enabled"
-        )
-    lookup = ConnectionLookup(current)
-    conn = lookup.get_connection(args.conn_id)
-    hook_class = hook_class_for(conn.conn_type)
-    if hook_class is None:
-        print(
-            f"no hook knows how to test conn type {conn.conn_type!r}; install the provider that defines it "
-            "(see `zonda providers connection-types`)",
-            file=sys.stderr,
-        )
-        return 1
-    hook = hook_class(**{hook_class.conn_name_attr: args.conn_id})
-    try:
-        ok, message = hook.test_connection()
-    except Exception as exc:
-        ok, message = False, f"{type(exc).__name__}: {exc}"
-    message = get_masker().redact_text(str(message))
-    if ok:
-        print(f"connection {args.conn_id} works: {message}")
+    result = check_connection(settings(), args.conn_id)
+    if result.ok:
+        print(f"connection {args.conn_id} works: {result.message}")
         return 0
-    print(f"connection {args.conn_id} failed: {message}", file=sys.stderr)
+    print(f"connection {args.conn_id} failed: {result.message}", file=sys.stderr)
     return 1
 
 
@@ -236,8 +192,14 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    backend = _backend(settings())
-    data = {conn.conn_id: conn.to_dict() for conn in backend.list_connections()}
+    from zonda.operations.connections import export_connections
+
+    current = settings()
+    metastore = _metastore(current)
+    try:
+        data = export_connections(metastore, current)
+    finally:
+        metastore.dispose()
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     if args.file == "-":
         sys.stdout.write(text)
@@ -259,7 +221,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _read_import_file(path: str) -> list[Connection]:
-    from zonda.connection import Connection
+    from zonda.operations.connections import connections_from_data
 
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
@@ -269,43 +231,21 @@ def _read_import_file(path: str) -> list[Connection]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ZondaException(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if isinstance(data, dict):
-        items = list(data.items())
-    elif isinstance(data, list):
-        items = [(item.get("conn_id") if isinstance(item, dict) else None, item) for item in data]
-    else:
-        raise ZondaException(f"{path} must hold a JSON object of conn_id -> connection, as `connections export` writes")
-    from zonda.identifiers import InvalidIdentifier, validate_conn_id
-
-    conns = []
-    for conn_id, item in items:
-        if not conn_id:
-            raise ZondaException(f"{path}: every connection needs a conn_id")
-        try:
-            validate_conn_id(conn_id)  # every id checked before any is stored
-        except InvalidIdentifier as exc:
-            raise InvalidIdentifier(f"{path}: {exc}") from None
-        if isinstance(item, str):
-            conns.append(Connection.parse(item, conn_id=conn_id))
-        else:
-            body = {k: v for k, v in item.items() if k != "conn_id"} if isinstance(item, dict) else item
-            conns.append(Connection.from_json(body, conn_id=conn_id))
-    return conns
+    return connections_from_data(data, path)
 
 
 def _import(args: argparse.Namespace) -> int:
+    from zonda.operations.connections import import_connections
+
     conns = _read_import_file(args.file)
-    backend = _backend(settings())
-    existing = {row.conn_id for row in backend.rows()}
-    added = replaced = skipped = 0
-    for conn in conns:
-        if conn.conn_id in existing and not args.overwrite:
-            print(f"skipped {conn.conn_id}: it already exists (use --overwrite to replace it)")
-            skipped += 1
-            continue
-        if backend.save(conn, overwrite=args.overwrite):
-            replaced += 1
-        else:
-            added += 1
+    current = settings()
+    metastore = _metastore(current)
+    try:
+        summary = import_connections(metastore, current, conns, overwrite=args.overwrite)
+    finally:
+        metastore.dispose()
+    for conn_id in summary.skipped:
+        print(f"skipped {conn_id}: it already exists (use --overwrite to replace it)")
+    added, replaced, skipped = len(summary.added), len(summary.replaced), len(summary.skipped)
     print(f"imported {added + replaced} connection(s) ({added} added, {replaced} replaced, {skipped} skipped)")
     return 0

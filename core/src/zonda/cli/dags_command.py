@@ -1,4 +1,7 @@
-"""``zonda dags list | list-runs | list-import-errors | show | test | trigger | pause | unpause | backfill``."""
+"""``zonda dags list | list-runs | list-import-errors | show | test | trigger | pause | unpause | delete | backfill``.
+
+Parse, call an operation (:mod:`zonda.operations`), print: no SQL here.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +47,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     runs = command(subs, "list-runs", _list_runs, "List a DAG's runs, newest first")
     runs.add_argument("dag_id")
     runs.add_argument("--state", choices=RUN_STATES, help="Only runs in this state")
+    runs.add_argument("--start-date", "-s", help="Only runs with a logical date on or after this (ISO)")
+    runs.add_argument("--end-date", "-e", help="Only runs with a logical date on or before this (ISO)")
     add_output_argument(runs)
 
     trigger = command(subs, "trigger", _trigger, "Queue a manual DAG run; a running scheduler runs it")
@@ -57,6 +62,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     pause.add_argument("dag_id")
     unpause = command(subs, "unpause", _unpause, "Unpause a DAG: the scheduler creates its runs again")
     unpause.add_argument("dag_id")
+    delete = command(
+        subs, "delete", _delete, "Delete a DAG's runs, task instances and XComs, and its row (the file stays)"
+    )
+    delete.add_argument("dag_id")
+    delete.add_argument("--yes", "-y", action="store_true", help="Do not ask for confirmation")
 
     backfill = command(
         subs, "backfill", _backfill, "Create a run for every schedule interval between two dates and follow them"
@@ -145,7 +155,7 @@ def _record_errors(bag: object) -> None:
     from zonda.config import load_settings
 
     try:
-        from zonda.dagbag import record_import_errors
+        from zonda.operations.import_errors import record_import_errors
 
         metastore = existing_metastore(load_settings())
         if metastore is None:
@@ -168,21 +178,13 @@ def _scheduling_errors() -> list[dict[str, Any]]:
         metastore = existing_metastore(load_settings())
         if metastore is None:
             return []
-        from sqlalchemy import select
+        from zonda.operations.dags import scheduling_problems
 
-        from zonda.metastore import tables as t
-
-        dag = t.dag
         try:
-            with metastore.engine.connect() as conn:
-                rows = conn.execute(
-                    select(dag.c.dag_id, dag.c.fileloc, dag.c.scheduling_error)
-                    .where(dag.c.scheduling_error.is_not(None), dag.c.is_active)
-                    .order_by(dag.c.dag_id)
-                ).all()
+            problems = scheduling_problems(metastore.engine)
         finally:
             metastore.dispose()
-        return [{"dag_id": r.dag_id, "fileloc": r.fileloc or "", "error": r.scheduling_error} for r in rows]
+        return [{"dag_id": p.dag_id, "fileloc": p.fileloc, "error": p.error} for p in problems]
     except Exception as exc:  # the listing itself must still work without a usable metastore
         print(f"warning: could not read the scheduler's DAG problems from the metastore: {exc}", file=sys.stderr)
         return []
@@ -263,46 +265,43 @@ def _test(args: argparse.Namespace) -> int:
 # --- runs in the metastore ----------------------------------------------------------------------------------
 
 
-def _run_dict(row: Any) -> dict[str, Any]:
-    values = dict(row._mapping)
+def _run_dict(run: Any) -> dict[str, Any]:
+    values = run.as_dict()
     return {name: values.get(name) for name in RUN_FIELDS}
 
 
 def _list_runs(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
     from zonda.cli._loading import open_metastore
-    from zonda.metastore import tables as t
+    from zonda.operations import dag_runs
 
     metastore = open_metastore(settings())
     try:
-        with metastore.engine.connect() as conn:
-            query = select(t.dag_run).where(t.dag_run.c.dag_id == args.dag_id)
-            if args.state:
-                query = query.where(t.dag_run.c.state == args.state)
-            rows = conn.execute(query.order_by(t.dag_run.c.logical_date.desc(), t.dag_run.c.id.desc())).all()
-            if not rows:
-                known = conn.execute(select(t.dag.c.dag_id).where(t.dag.c.dag_id == args.dag_id)).first()
-                if known is None:
-                    from zonda.scheduler.runs import unknown_dag
-
-                    raise unknown_dag(conn, args.dag_id)
+        runs = dag_runs.list_runs(
+            metastore.engine,
+            args.dag_id,
+            states=[args.state] if args.state else None,
+            logical_date_from=_date(args.start_date),
+            logical_date_to=_date(args.end_date),
+        )
     finally:
         metastore.dispose()
-    runs = [_run_dict(row) for row in rows]
-    print_rows(runs, RUN_FIELDS if args.output == "json" else RUN_TABLE_COLUMNS, args.output)
+    rows = [_run_dict(run) for run in runs]
+    print_rows(rows, RUN_FIELDS if args.output == "json" else RUN_TABLE_COLUMNS, args.output)
     return 0
+
+
+def _date(value: str | None) -> Any:
+    from zonda.cli._loading import parse_date
+
+    return parse_date(value)
 
 
 def _trigger(args: argparse.Namespace) -> int:
     import json
 
-    from sqlalchemy import select
-
     from zonda.cli._loading import open_metastore, parse_conf, parse_date
     from zonda.exceptions import ParamValidationError
-    from zonda.metastore import tables as t
-    from zonda.scheduler.runs import trigger_dag
+    from zonda.operations import dag_runs, dags
 
     current = settings()
     conf = parse_conf(args.conf)
@@ -311,19 +310,17 @@ def _trigger(args: argparse.Namespace) -> int:
     try:
         engine = metastore.engine
         try:
-            created = trigger_dag(engine, args.dag_id, conf=conf, logical_date=logical_date, run_id=args.run_id)
+            created = dag_runs.trigger(engine, args.dag_id, conf=conf, logical_date=logical_date, run_id=args.run_id)
         except ParamValidationError as exc:
             reason = " ".join(str(exc).split())
             raise ParamValidationError(
                 f"{reason}; pass a --conf that matches the DAG's params (see `zonda dags show {args.dag_id}`)"
             ) from None
-        with engine.connect() as conn:
-            row = conn.execute(select(t.dag_run).where(t.dag_run.c.id == created["id"])).one()
-            dag_row = conn.execute(select(t.dag).where(t.dag.c.dag_id == args.dag_id)).first()
+        paused = dags.is_paused(engine, args.dag_id)
         alive = _alive_schedulers(engine, current)
     finally:
         metastore.dispose()
-    run = _run_dict(row)
+    run = _run_dict(created)
     if args.output == "json":
         run["conf"] = conf
         json.dump(run, sys.stdout, default=_iso, indent=2)
@@ -337,7 +334,7 @@ def _trigger(args: argparse.Namespace) -> int:
                 "No scheduler is running: start `zonda scheduler` (or `zonda standalone`) to run it; "
                 f"follow it with `zonda dags list-runs {args.dag_id}`."
             )
-    if dag_row is not None and dag_row.is_paused:
+    if paused:
         print(
             f"warning: DAG {args.dag_id} is paused; `zonda dags unpause {args.dag_id}` lets the scheduler run it",
             file=sys.stderr,
@@ -364,25 +361,44 @@ def _unpause(args: argparse.Namespace) -> int:
 
 
 def _set_paused(dag_id: str, paused: bool) -> int:
-    from sqlalchemy import update
-
     from zonda.cli._loading import open_metastore
-    from zonda.metastore import tables as t
+    from zonda.operations.dags import set_paused
 
     metastore = open_metastore(settings())
     try:
-        with metastore.engine.begin() as conn:
-            result = conn.execute(update(t.dag).where(t.dag.c.dag_id == dag_id).values(is_paused=paused))
-            if not result.rowcount:
-                from zonda.scheduler.runs import unknown_dag
-
-                raise unknown_dag(conn, dag_id)
+        set_paused(metastore.engine, dag_id, paused)
     finally:
         metastore.dispose()
     if paused:
         print(f"DAG {dag_id} is paused: the scheduler creates no new runs for it.")
     else:
         print(f"DAG {dag_id} is unpaused: the scheduler creates its runs again.")
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    from zonda.cli._loading import open_metastore
+    from zonda.operations import dag_runs, dags
+
+    metastore = open_metastore(settings())
+    try:
+        dags.get_dag(metastore.engine, args.dag_id, recent=0)  # an unknown id fails before any question
+        if not args.yes:
+            runs = len(dag_runs.list_runs(metastore.engine, args.dag_id))
+            try:
+                answer = input(f"Delete DAG {args.dag_id} and its {runs} run(s) from the metastore? [y/N] ")
+            except EOFError:
+                answer = ""
+            if answer.strip().lower() not in {"y", "yes"}:
+                print("Cancelled; nothing was deleted.", file=sys.stderr)
+                return 1
+        deleted = dags.delete_dag(metastore.engine, args.dag_id)
+    finally:
+        metastore.dispose()
+    print(
+        f"Deleted DAG {deleted.dag_id}: {deleted.dag_runs} run(s) and {deleted.task_instances} task instance(s). "
+        "If its file is still in the DAGs folder, the DAG comes back (without history) at its next parse."
+    )
     return 0
 
 
@@ -421,55 +437,23 @@ def _print_intervals(intervals: list[Any]) -> None:
 
 
 def _backfill_queued(args: argparse.Namespace, start: Any, end: Any, conf: dict[str, Any]) -> int:
-    from sqlalchemy import select, update
-
     from zonda.cli._loading import open_metastore
-    from zonda.exceptions import ParamValidationError
-    from zonda.metastore import tables as t
-    from zonda.scheduler.runs import backfill_intervals, load_serialized, trigger_dag
+    from zonda.operations import dag_runs
 
     current = settings()
     metastore = open_metastore(current)
     try:
         engine = metastore.engine
-        with engine.connect() as conn:
-            sdag = load_serialized(conn, args.dag_id)
-            existing = {
-                row.logical_date
-                for row in conn.execute(select(t.dag_run.c.logical_date).where(t.dag_run.c.dag_id == args.dag_id)).all()
-            }
-            paused = conn.execute(select(t.dag.c.is_paused).where(t.dag.c.dag_id == args.dag_id)).scalar()
-        intervals = backfill_intervals(sdag, start, end)
-        if not intervals:
+        plan = dag_runs.plan_backfill(engine, args.dag_id, start, end)
+        if not plan.intervals:
             raise _no_intervals(args.dag_id, start, end)
-        todo = [iv for iv in intervals if iv.start not in existing]
         if args.dry_run:
-            print(f"A backfill of {args.dag_id} would queue {len(todo)} run(s):")
-            _print_intervals(todo)
+            print(f"A backfill of {args.dag_id} would queue {len(plan.todo)} run(s):")
+            _print_intervals(list(plan.todo))
             return 0
-        try:
-            sdag.params.resolve(conf)
-        except ParamValidationError as exc:
-            raise ParamValidationError(f"DAG {args.dag_id!r}: {' '.join(str(exc).split())}") from None
-        ids = []
-        for interval in todo:
-            run = trigger_dag(
-                engine,
-                args.dag_id,
-                conf=conf,
-                logical_date=interval.start,
-                run_id=f"backfill__{interval.start.isoformat()}",
-                run_type="backfill",
-            )
-            ids.append(run["id"])
-            if (run["data_interval_start"], run["data_interval_end"]) != (interval.start, interval.end):
-                with engine.begin() as conn:
-                    conn.execute(
-                        update(t.dag_run)
-                        .where(t.dag_run.c.id == run["id"])
-                        .values(data_interval_start=interval.start, data_interval_end=interval.end)
-                    )
-        skipped = len(intervals) - len(todo)
+        ids = dag_runs.queue_backfill(engine, plan, conf)
+        paused = plan.paused
+        skipped = len(plan.intervals) - len(plan.todo)
         print(
             f"Queued {len(ids)} backfill run(s) of {args.dag_id} from {start.isoformat()} to {end.isoformat()}"
             + (f"; {skipped} interval(s) already had a run and were left as they are." if skipped else ".")
@@ -530,23 +514,15 @@ def _wait_for_runs(engine: Any, dag_id: str, ids: list[int], timeout: float, int
     """Poll the runs' states until every one ended; the number that failed."""
     import time
 
-    from sqlalchemy import select
-
     from zonda.exceptions import ZondaException
-    from zonda.metastore import tables as t
+    from zonda.operations.dag_runs import run_states
 
     deadline = time.monotonic() + timeout
     progress = _Progress()
     wanted = set(ids)
     try:
         while True:
-            with engine.connect() as conn:
-                rows = conn.execute(
-                    select(t.dag_run.c.id, t.dag_run.c.state).where(
-                        t.dag_run.c.dag_id == dag_id, t.dag_run.c.id >= min(ids), t.dag_run.c.id <= max(ids)
-                    )
-                ).all()
-            states = {r.id: r.state for r in rows if r.id in wanted}
+            states = run_states(engine, wanted)
             failed = sum(1 for s in states.values() if s == "failed")
             done = sum(1 for s in states.values() if s in ("success", "failed"))
             done += len(wanted) - len(states)  # a run deleted meanwhile counts as done

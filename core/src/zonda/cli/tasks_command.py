@@ -1,4 +1,7 @@
-"""``zonda tasks list | test | run | logs | states-for-dag-run | clear``."""
+"""``zonda tasks list | test | run | logs | states-for-dag-run | why | clear``.
+
+Parse, call an operation (:mod:`zonda.operations`), print: no SQL here (tests/core/test_cli_holds_no_sql.py).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,6 @@ from zonda.cli._common import add_output_argument, command, print_rows, print_ta
 
 #: ``tasks states-for-dag-run --output json`` fields (the first six are the contract).
 STATE_FIELDS = ["task_id", "map_index", "state", "try_number", "start_date", "end_date", "duration", "operator"]
-#: States ``tasks run`` queues an instance from; others are refused (clear it first).
-RUNNABLE_STATES = (None, "none", "scheduled", "queued", "up_for_retry", "up_for_reschedule")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +65,18 @@ def register(parser: argparse.ArgumentParser) -> None:
     states.add_argument("run_id")
     add_output_argument(states)
 
+    why = command(
+        subs,
+        "why",
+        _why,
+        "Say what holds a task instance back: upstream tasks, pool, limits, retry time, pause, no scheduler...",
+    )
+    why.add_argument("dag_id")
+    why.add_argument("task_id")
+    why.add_argument("run_id")
+    why.add_argument("--map-index", type=int, help="Only this instance of a mapped task (default: every instance)")
+    add_output_argument(why)
+
     clear = command(
         subs, "clear", _clear, "Reset task instances so the scheduler runs them again (their runs go back to queued)"
     )
@@ -75,8 +88,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     clear.add_argument("--only-failed", "-f", action="store_true", help="Only failed and upstream_failed instances")
     clear.add_argument("--downstream", "-d", action="store_true", help="Also the matching tasks' downstream tasks")
     clear.add_argument("--upstream", "-u", action="store_true", help="Also the matching tasks' upstream tasks")
-    clear.add_argument("--yes", "-y", action="store_true", help="Do not ask for confirmation")
     clear.add_argument("--dry-run", action="store_true", help="List what would be cleared; change nothing")
+    clear.add_argument("--yes", "-y", action="store_true", help="Do not ask for confirmation")
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -157,130 +170,27 @@ def _test(args: argparse.Namespace) -> int:
 # --- task instances in the metastore ------------------------------------------------------------------------
 
 
-def _find_run(conn: Any, dag_id: str, run_id: str) -> Any:
-    from sqlalchemy import select
-
-    from zonda.exceptions import ZondaException
-    from zonda.metastore import tables as t
-
-    run = conn.execute(select(t.dag_run).where(t.dag_run.c.dag_id == dag_id, t.dag_run.c.run_id == run_id)).first()
-    if run is None:
-        if conn.execute(select(t.dag.c.dag_id).where(t.dag.c.dag_id == dag_id)).first() is None:
-            from zonda.scheduler.runs import unknown_dag
-
-            raise unknown_dag(conn, dag_id)
-        from zonda.suggestions import unknown_name
-
-        recent = conn.execute(
-            select(t.dag_run.c.run_id).where(t.dag_run.c.dag_id == dag_id).order_by(t.dag_run.c.id.desc()).limit(1000)
-        )
-        raise ZondaException(
-            unknown_name(
-                f"DAG {dag_id!r} has no run {run_id!r}",
-                run_id,
-                [r[0] for r in recent],
-                f"`zonda dags list-runs {dag_id}` lists its runs and `zonda dags trigger {dag_id}` creates one",
-            )
-        )
-    return run
-
-
 def _run(args: argparse.Namespace) -> int:
     import signal
 
-    from sqlalchemy import select
-
     from zonda.cli._loading import open_metastore
-    from zonda.exceptions import TaskNotFound, ZondaException
-    from zonda.executors.base import Workload
     from zonda.executors.workload import WorkloadRunner, _on_sigterm
-    from zonda.identifiers import validate_run_id
-    from zonda.metastore import tables as t
-    from zonda.operations import transitions
+    from zonda.operations.task_runs import instance_outcome, prepare_manual_run
     from zonda.runner.logs import attempt_log_path
-    from zonda.scheduler.decisions import create_task_instances
-    from zonda.scheduler.runs import load_serialized
-    from zonda.state import TaskInstanceState
-    from zonda.suggestions import unknown_name
-    from zonda.timezone import utcnow
 
-    validate_run_id(args.run_id)
     current = settings()
     metastore = open_metastore(current)
-    ti = t.task_instance
     label = f"{args.dag_id}.{args.task_id}" + (f"[{args.map_index}]" if args.map_index >= 0 else "")
     try:
         engine = metastore.engine
-        with engine.begin() as conn:
-            sdag = load_serialized(conn, args.dag_id)
-            if args.task_id not in sdag.tasks:
-                raise TaskNotFound(
-                    unknown_name(
-                        f"DAG {args.dag_id!r} has no task {args.task_id!r}",
-                        args.task_id,
-                        sdag.tasks,
-                        f"`zonda tasks list {args.dag_id}` lists them",
-                    )
-                )
-            run = _find_run(conn, args.dag_id, args.run_id)
-            has_instances = conn.execute(select(ti.c.id).where(ti.c.dag_run_id == run.id).limit(1)).first()
-            if has_instances is None:
-                create_task_instances(conn, sdag, run)  # what the scheduler does when it starts the run
-            row = conn.execute(
-                select(ti).where(
-                    ti.c.dag_run_id == run.id, ti.c.task_id == args.task_id, ti.c.map_index == args.map_index
-                )
-            ).first()
-            if row is None:
-                indexes = [
-                    r[0]
-                    for r in conn.execute(
-                        select(ti.c.map_index)
-                        .where(ti.c.dag_run_id == run.id, ti.c.task_id == args.task_id)
-                        .order_by(ti.c.map_index)
-                    )
-                ]
-                raise ZondaException(
-                    f"run {args.run_id!r} has no instance {label}; its map indexes are "
-                    f"{', '.join(map(str, indexes)) or 'none yet'}: pass one with --map-index"
-                )
-            if row.state not in RUNNABLE_STATES:
-                if row.state == "running":
-                    raise ZondaException(f"{label} is already running in run {args.run_id!r} (pid {row.pid})")
-                raise ZondaException(
-                    f"{label} is {row.state} in run {args.run_id!r}; clear it first: zonda tasks clear {args.dag_id} "
-                    f"--task-regex '^{args.task_id}$' --run-id {args.run_id} --yes"
-                )
-            if row.state != TaskInstanceState.QUEUED:
-                transitions.queue_ti_by_hand(conn, row.id, seen=transitions.as_ti_state(row.state), now=utcnow())
-            fileloc = conn.execute(
-                select(t.serialized_dag.c.fileloc).where(t.serialized_dag.c.dag_id == args.dag_id)
-            ).scalar()
-        fileloc = fileloc or sdag.fileloc
-        extra: dict[str, Any] = {}
-        if "dag_run_id" in Workload.__dataclass_fields__:
-            extra["dag_run_id"] = run.id
-        workload = Workload(
-            ti_id=row.id,
-            dag_id=args.dag_id,
-            run_id=args.run_id,
-            task_id=args.task_id,
-            map_index=args.map_index,
-            # A task resuming from a deferral continues its try; anything else starts the next one.
-            try_number=(row.try_number or 0) + (0 if row.next_method else 1),
-            fileloc=fileloc,
-            queue=row.queue or "default",
-            priority=row.priority_weight or 1,
-            **extra,
-        )
+        workload = prepare_manual_run(engine, args.dag_id, args.task_id, args.run_id, args.map_index)
         print(f"Running {workload.label} in this process.", flush=True)
         previous = signal.signal(signal.SIGTERM, _on_sigterm)  # as in a worker's task process
         try:
             WorkloadRunner(home=str(current.home)).run(workload)
         finally:
             signal.signal(signal.SIGTERM, previous)
-        with engine.connect() as conn:
-            after = conn.execute(select(ti.c.state, ti.c.try_number).where(ti.c.id == row.id)).one()
+        after = instance_outcome(engine, workload.ti_id)
     finally:
         metastore.dispose()
     state = after.state or "none"
@@ -296,96 +206,103 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
     from zonda.cli._loading import open_metastore, plugin_manager, prepare_task_process
-    from zonda.exceptions import ZondaException
-    from zonda.metastore import tables as t
-    from zonda.runner.log_handlers import TaskLogKey, load_task_log_handler
+    from zonda.operations.logs import locate_try, read_log
+    from zonda.runner.log_handlers import load_task_log_handler
 
     current = settings()
     metastore = open_metastore(current)
-    ti = t.task_instance
     try:
-        with metastore.engine.connect() as conn:
-            run = _find_run(conn, args.dag_id, args.run_id)
-            instances = conn.execute(
-                select(ti.c.task_id, ti.c.map_index, ti.c.state, ti.c.try_number).where(ti.c.dag_run_id == run.id)
-            ).all()
+        log_try = locate_try(
+            metastore.engine,
+            args.dag_id,
+            args.task_id,
+            args.run_id,
+            map_index=args.map_index,
+            try_number=args.try_number,
+        )
     finally:
         metastore.dispose()
-    label = f"{args.dag_id}.{args.task_id}" + (f"[{args.map_index}]" if args.map_index >= 0 else "")
-    of_task = [r for r in instances if r.task_id == args.task_id]
-    if not of_task:
-        from zonda.suggestions import unknown_name
-
-        task_ids = sorted({r.task_id for r in instances})
-        raise ZondaException(
-            unknown_name(
-                f"run {args.run_id!r} of DAG {args.dag_id!r} has no task {args.task_id!r}",
-                args.task_id,
-                task_ids,
-                f"its tasks: {', '.join(task_ids) or 'none yet'}",
-            )
-        )
-    row = next((r for r in of_task if r.map_index == args.map_index), None)
-    if row is None:
-        indexes = ", ".join(str(r.map_index) for r in sorted(of_task, key=lambda r: r.map_index))
-        raise ZondaException(
-            f"run {args.run_id!r} has no instance {label}; its map indexes are {indexes}: pass --map-index"
-        )
-    tries = int(row.try_number or 0)
-    if tries < 1:
-        raise ZondaException(
-            f"{label} has not started in run {args.run_id!r} (state {row.state or 'none'}): no log yet"
-        )
-    try_number = tries if args.try_number is None else args.try_number
-    if not 1 <= try_number <= tries:
-        raise ZondaException(
-            f"{label} has had {tries} tr{'y' if tries == 1 else 'ies'} in run {args.run_id!r}; "
-            f"--try must be 1 to {tries}"
-        )
     plugins = plugin_manager(current)
     prepare_task_process(current, plugins)  # a remote handler looks its connection up like a task would
-    handler = load_task_log_handler(current, plugins=plugins)
-    task_log = handler.read(TaskLogKey(args.dag_id, args.task_id, args.run_id, args.map_index, try_number))
-    print(f"*** {label} ({args.run_id}), try {try_number} of {tries}: from {task_log.source}", file=sys.stderr)
+    task_log = read_log(load_task_log_handler(current, plugins=plugins), log_try)
+    print(
+        f"*** {log_try.label} ({args.run_id}), try {log_try.try_number} of {log_try.tries}: from {task_log.source}",
+        file=sys.stderr,
+    )
     for line in task_log.lines:
         print(line)
     return 0
 
 
 def _states_for_dag_run(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
     from zonda.cli._loading import open_metastore
-    from zonda.metastore import tables as t
-    from zonda.scheduler.serialized import SerializedDag
+    from zonda.operations.task_instances_read import states_for_dag_run
 
     metastore = open_metastore(settings())
-    ti = t.task_instance
     try:
-        with metastore.engine.connect() as conn:
-            run = _find_run(conn, args.dag_id, args.run_id)
-            rows = conn.execute(select(ti).where(ti.c.dag_run_id == run.id)).all()
-            data = conn.execute(
-                select(t.serialized_dag.c.data).where(t.serialized_dag.c.dag_id == args.dag_id)
-            ).scalar()
+        records = states_for_dag_run(metastore.engine, args.dag_id, args.run_id)
     finally:
         metastore.dispose()
-    order: dict[str, int] = {}
-    if data:
-        order = {task_id: i for i, task_id in enumerate(SerializedDag.from_json(data).order)}
-    rows = sorted(rows, key=lambda r: (order.get(r.task_id, len(order)), r.task_id, r.map_index))
-    instances = [dict(r._mapping) for r in rows]
+    instances = [r.as_dict() for r in records]
     if args.output == "table":
         for inst in instances:
             inst["state"] = inst["state"] or "none"
             if inst["duration"] is not None:
                 inst["duration"] = f"{inst['duration']:.3f}"
     print_rows(instances, STATE_FIELDS, args.output)
-    if not rows and args.output == "table":
+    if not records and args.output == "table":
         print(f"(run {args.run_id} has no task instances yet: a scheduler creates them when it starts the run)")
+    return 0
+
+
+def _why(args: argparse.Namespace) -> int:
+    import json
+
+    from zonda.cli._loading import open_metastore
+    from zonda.operations.why import why
+
+    current = settings()
+    metastore = open_metastore(current)
+    try:
+        report = why(metastore.engine, current, args.dag_id, args.task_id, args.run_id, args.map_index)
+    finally:
+        metastore.dispose()
+    if args.output == "json":
+        data = {
+            "dag_id": report.dag_id,
+            "task_id": report.task_id,
+            "run_id": report.run_id,
+            "run_state": report.run_state,
+            "instances": [
+                {"map_index": i.map_index, "state": i.state or "none", "try_number": i.try_number}
+                for i in report.instances
+            ],
+            "blocked": report.blocked,
+            "blockers": [
+                {"code": b.code, "message": b.message, "map_index": b.map_index, "details": b.details}
+                for b in report.blockers
+            ],
+            "notes": list(report.notes),
+        }
+        json.dump(data, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return 0
+    states = ", ".join(
+        (f"[{i.map_index}] " if i.map_index >= 0 else "") + (i.state or "none") for i in report.instances
+    )
+    print(
+        f"{report.dag_id}.{report.task_id} in run {report.run_id} ({report.run_state}): "
+        f"{states or 'no task instance yet'}"
+    )
+    if report.blockers:
+        print("Blocked by:")
+        for blocker in report.blockers:
+            print(f"  - [{blocker.code}] {blocker.message}")
+    else:
+        print("Nothing blocks it.")
+    for note in report.notes:
+        print(f"  note: {note}")
     return 0
 
 

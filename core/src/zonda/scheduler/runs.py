@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from zonda.exceptions import DagNotFound, ParamValidationError, ZondaException
+from zonda.exceptions import Conflict, DagNotFound, ParamValidationError, ZondaException
 from zonda.metastore import tables as t
 from zonda.scheduler.serialized import SerializedDag
 from zonda.state import DagRunState
@@ -67,7 +67,7 @@ def trigger_dag(
         if conn.execute(
             select(t.dag_run.c.id).where(t.dag_run.c.dag_id == dag_id, t.dag_run.c.run_id == run_id)
         ).first():
-            raise ZondaException(f"DAG {dag_id!r} already has a run {run_id!r}; pass another --run-id")
+            raise Conflict(f"DAG {dag_id!r} already has a run {run_id!r}; pass another --run-id")
         values = {
             "dag_id": dag_id,
             "run_id": run_id,

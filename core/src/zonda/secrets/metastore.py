@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from zonda.exceptions import ConnectionNotFound, ZondaException
+from zonda.exceptions import Conflict, ConnectionNotFound, ZondaException
 from zonda.secrets.base import SecretsBackend
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from zonda.metastore.db import Metastore
 
 
-class ConnectionExists(ZondaException):
+class ConnectionExists(Conflict):
     """A connection with this id is already in the metastore."""
 
 

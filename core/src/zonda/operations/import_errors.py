@@ -1,0 +1,46 @@
+"""Import errors: DAG files that failed to load, as the DAG processor (or a CLI parse) recorded them.
+
+Called by ``zonda dags list | list-import-errors`` (which parse the folder and record what they found) and by the
+web server's error banner. Stored tracebacks were masked when they were written; they are masked again on the
+way out, with the secrets known now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from zonda.metastore import tables as t
+
+
+@dataclass(frozen=True)
+class ImportErrorRecord:
+    id: int
+    filename: str
+    stacktrace: str
+    timestamp: datetime | None
+
+
+def list_import_errors(engine: Any, *, settings: Any = None) -> list[ImportErrorRecord]:
+    """The stored import errors by file name."""
+    from zonda.masking import get_masker
+    from zonda.secrets import mask_stored_text
+
+    ie = t.import_error
+    with engine.connect() as conn:
+        rows = conn.execute(select(ie).order_by(ie.c.filename, ie.c.id)).all()
+    if rows:
+        mask_stored_text("", settings=settings)  # teaches the masker every secret known now, once
+    masker = get_masker()
+    return [ImportErrorRecord(r.id, r.filename, masker.redact_text(r.stacktrace or ""), r.timestamp) for r in rows]
+
+
+def record_import_errors(metastore: Any, bag: Any) -> None:
+    """Replace the stored errors of the files ``bag`` parsed with its current ones (after a full scan, drop the
+    errors of files that are gone)."""
+    from zonda.dagbag import record_import_errors as record
+
+    record(metastore, bag)
