@@ -1,4 +1,4 @@
-"""Where connections come from, and the lookup that asks each place in order.
+"""Where connections and variables come from, and the lookup that asks each place in order.
 
 :class:`ConnectionLookup` asks, in this order, and the first answer wins:
 
@@ -9,6 +9,10 @@
 A found connection's password and sensitive extras are added to the secrets masker (:mod:`zonda.masking`), so
 they are hidden in the logs of the process that fetched them. An unknown id raises
 :class:`~zonda.exceptions.ConnectionNotFound` naming every place looked in.
+
+Variables (:meth:`ConnectionLookup.find_variable`) are looked up in the same order: a backend's
+``get_variable(key)`` (optional for plugin backends), then ``ZONDA_VAR_<KEY>``, then the metastore. The value of
+a variable whose key looks sensitive (``api_token``, ``db_password``...) is added to the masker when found.
 """
 
 from __future__ import annotations
@@ -149,6 +153,70 @@ class ConnectionLookup:
 
     def get_connection(self, conn_id: str) -> Connection:
         return self.find(conn_id)[0]
+
+    # -- variables ----------------------------------------------------------------------------------------
+
+    def find_variable(self, key: str) -> tuple[str, str] | None:
+        """The value of variable ``key`` and where it was found, or None when no place defines it (then
+        :meth:`variable_places` says where this looked). The key is validated first."""
+        from zonda.identifiers import validate_variable_key
+
+        validate_variable_key(key)
+        for backend in self.plugin_backends():
+            getter = getattr(backend, "get_variable", None)
+            if not callable(getter):
+                continue  # a backend that holds only connections
+            name = describe_backend(backend, key)
+            try:
+                value = getter(key)
+            except Exception as exc:  # a broken secrets backend must not hide the next ones
+                from zonda.masking import get_masker
+
+                reason = get_masker().redact_text(f"{type(exc).__name__}: {exc}")
+                log.warning("secrets backend %s failed looking up variable %r; trying the next: %s", name, key, reason)
+                continue
+            if value is not None:
+                return self._found_variable(key, value, name)
+        value = self.environment.get_variable(key)
+        if value is not None:
+            return self._found_variable(key, value, f"environment variable {self.environment.variable_env_name(key)}")
+        value = self.metastore_backend.get_variable(key)
+        if value is not None:
+            return self._found_variable(key, value, self.metastore_backend.describe(key))
+        return None
+
+    def variable_places(self, key: str) -> str:
+        """Where :meth:`find_variable` looks for ``key``, for a "not found" message."""
+        backends = [
+            describe_backend(b, key) for b in self.plugin_backends() if callable(getattr(b, "get_variable", None))
+        ]
+        return "; ".join(
+            [
+                "secrets backends: " + (", ".join(backends) if backends else "none configured"),
+                f"environment variable {self.environment.variable_env_name(key)}",
+                self.metastore_backend.describe(key),
+            ]
+        )
+
+    def _found_variable(self, key: str, value: Any, where: str) -> tuple[str, str]:
+        if not isinstance(value, str):
+            from zonda.exceptions import ZondaException
+
+            raise ZondaException(
+                f"{where} returned a {type(value).__name__} for variable {key!r}; a secrets backend must return the "
+                "value as a string (JSON text for structured values)"
+            )
+        from zonda.masking import is_sensitive_name
+
+        if is_sensitive_name(key):
+            masker = self._masker
+            if masker is None:
+                from zonda.masking import get_masker
+
+                masker = get_masker()
+            masker.add_variable(key, value)
+        log.debug("variable %r found in %s", key, where)
+        return value, where
 
 
 def get_connection(
