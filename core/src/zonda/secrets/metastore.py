@@ -200,6 +200,7 @@ class MetastoreBackend(SecretsBackend):
         fernet = self.fernet(create=True) if items else None
         replaced = added = 0
         with self.metastore.engine.begin() as db:
+            self._require_variable_table(db)
             for key, value, description in items:
                 values = {"val": encrypt(fernet, value), "is_encrypted": True, "description": description}
                 existing = db.execute(select(table.c.id).where(table.c.key == key)).scalar()
@@ -218,7 +219,20 @@ class MetastoreBackend(SecretsBackend):
         from zonda.metastore.tables import variable as table
 
         with self.metastore.engine.begin() as db:
+            self._require_variable_table(db)
             return bool(db.execute(delete(table).where(table.c.key == key)).rowcount)
+
+    def _require_variable_table(self, db: Any) -> None:
+        """A clear error, before any write, when the metastore has no ``variable`` table yet."""
+        from sqlalchemy import inspect
+
+        from zonda.exceptions import MetastoreError
+
+        if not inspect(db).has_table("variable"):
+            raise MetastoreError(
+                f"the metastore {self.redacted_url} has no variable table; run `zonda db migrate` (or `zonda db "
+                "init` for a new one)"
+            )
 
     def rotate_variables(self) -> int:
         """Re-encrypt every stored variable with the first key of ``[core] fernet_key`` (plain ones get
