@@ -562,3 +562,19 @@ def test_dags_test_process_plugin_backend_environment_metastore_and_masking(
     assert "bucket=from-vault vault=vault-value env=env-value table=events token=***" in render_log
     assert "code from-vault events" in code_log and "secret ***" in code_log
     assert SECRET not in output + "".join(logs.values())
+
+
+def test_sensitive_environment_variables_are_masked_once_settings_load(zonda_home: Path) -> None:
+    """A task that prints its environment shows ``***`` for ``ZONDA_VAR_<SENSITIVE>``, even unread."""
+    from zonda.masking import get_masker
+
+    load_settings(environ={"ZONDA_VAR_WAREHOUSE_PASSWORD": "env-pa55word-1", "ZONDA_VAR_REGION": "eu-central-9"})
+    shown = get_masker().redact_text("WAREHOUSE_PASSWORD=env-pa55word-1 REGION=eu-central-9")
+    assert shown == "WAREHOUSE_PASSWORD=*** REGION=eu-central-9"
+
+
+def test_sensitive_json_variable_hides_each_string_inside() -> None:
+    masker = SecretsMasker()
+    masker.add_variable("service_credentials", json.dumps({"user": "etl-user", "key": "pr1vate-key-text"}))
+    masker.add_variable("region", "eu-central-9")  # not sensitive: not hidden
+    assert masker.redact_text("etl-user pr1vate-key-text eu-central-9") == "*** *** eu-central-9"
