@@ -536,23 +536,29 @@ def run_zonda(home: Path, *argv: str, env: dict[str, str]) -> subprocess.Complet
 
 
 def test_dags_test_process_plugin_backend_environment_metastore_and_masking(
-    zonda_home: Path, metastore_url: str
+    zonda_home: Path, metastore_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A real ``zonda dags test`` on each database: a folder plugin's backend answers first, then the
-    environment, then the metastore; templates and task code see the same values; the sensitive one is masked."""
+    """A real ``zonda dags test`` and ``zonda tasks run`` on each database: a folder plugin's backend answers
+    first, then the environment, then the metastore; templates and task code see the same values; the
+    sensitive one is masked in the task logs."""
+    from zonda.metastore.db import Metastore
+
     env = {"ZONDA__DATABASE__SQL_ALCHEMY_CONN": metastore_url, "ZONDA_VAR_FROM_ENV": "env-value"}
     (zonda_home / "dags").mkdir()
     (zonda_home / "dags" / "var_dag.py").write_text(DAG_FILE)
     (zonda_home / "plugins").mkdir()
     (zonda_home / "plugins" / "vault.py").write_text(PLUGIN)
+    store = Metastore(metastore_url)
+    store.init()
+    store.dispose()
+    monkeypatch.setenv("ZONDA__DATABASE__SQL_ALCHEMY_CONN", metastore_url)
     for argv in (
-        ("db", "init"),
         ("variables", "set", "bucket", "from-metastore"),  # the plugin's value wins over this one
         ("variables", "set", "cfg", '{"target": {"table": "events"}}', "--json"),
         ("variables", "set", "api_token", SECRET),
     ):
-        done = run_zonda(zonda_home, *argv, env=env)
-        assert done.returncode == 0, done.stderr
+        code, _, err = run(capsys, *argv)  # in this process; the Fernet key it makes goes to zonda.toml
+        assert code == 0, err
 
     done = run_zonda(zonda_home, "dags", "test", "var_dag", env=env)
     output = done.stdout + done.stderr
@@ -562,6 +568,16 @@ def test_dags_test_process_plugin_backend_environment_metastore_and_masking(
     assert "bucket=from-vault vault=vault-value env=env-value table=events token=***" in render_log
     assert "code from-vault events" in code_log and "secret ***" in code_log
     assert SECRET not in output + "".join(logs.values())
+
+    # The scheduled path: a queued run's task in a fresh task process, as a worker runs it.
+    code, _, err = run(capsys, "dags", "trigger", "var_dag", "--run-id", "r1")
+    assert code == 0, err
+    done = run_zonda(zonda_home, "tasks", "run", "var_dag", "render", "r1", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_log,) = (zonda_home / "logs").rglob("run_id=r1/task_id=render/*.log")
+    text = run_log.read_text()
+    assert "bucket=from-vault vault=vault-value env=env-value table=events token=***" in text
+    assert SECRET not in text + done.stdout + done.stderr
 
 
 def test_sensitive_environment_variables_are_masked_once_settings_load(zonda_home: Path) -> None:
