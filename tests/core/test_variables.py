@@ -276,6 +276,24 @@ def test_missing_key_raises_a_key_error_naming_the_key_and_the_fix(key) -> None:
     assert Variable.get("not_there", default_var={"a": 1}, deserialize_json=True) == {"a": 1}
 
 
+def test_default_is_accepted_under_airflow_3s_name_too(key) -> None:
+    assert Variable.get("not_there", default="d3") == "d3"
+    assert Variable.get("not_there", "positional") == "positional"
+    with pytest.raises(TypeError, match="default_var or default, not both"):
+        Variable.get("not_there", default_var="a", default="b")
+
+
+def test_a_value_encrypted_with_another_key_says_how_to_recover(key, monkeypatch, capsys) -> None:
+    Variable.set("bucket", "my-bucket")
+    Variable.set("db_password", "pw-value-1")
+    monkeypatch.setenv("ZONDA__CORE__FERNET_KEY", generate_key())
+    code, out, _ = run(capsys, "variables", "list", "-o", "json")
+    rows = {row["key"]: row["value"] for row in json.loads(out)}
+    assert code == 0 and rows == {"bucket": "(encrypted with a key not in [core] fernet_key)", "db_password": "***"}
+    code, _, err = run(capsys, "variables", "get", "bucket")
+    assert code == 1 and "cannot decrypt the value of variable 'bucket'" in err and "zonda variables set" in err
+
+
 def test_missing_key_in_cli(key, capsys) -> None:
     code, out, err = run(capsys, "variables", "get", "not_there")
     assert code == 1 and out == "" and err.count("\n") == 1 and "'not_there' is not defined" in err
@@ -594,3 +612,28 @@ def test_sensitive_json_variable_hides_each_string_inside() -> None:
     masker.add_variable("service_credentials", json.dumps({"user": "etl-user", "key": "pr1vate-key-text"}))
     masker.add_variable("region", "eu-central-9")  # not sensitive: not hidden
     assert masker.redact_text("etl-user pr1vate-key-text eu-central-9") == "*** *** eu-central-9"
+
+
+IMPORT_ERROR_DAG = """
+# a zonda DAG file
+from zonda import Variable
+
+raise RuntimeError("cannot log in with " + Variable.get("warehouse_password"))
+"""
+
+
+def test_sensitive_variable_is_masked_in_import_errors(zonda_home: Path) -> None:
+    """A DAG file that puts a sensitive variable into its exception: the stored and shown error hide it."""
+    value = "imp0rt-err0r-pw"
+    env = {"ZONDA__CORE__FERNET_KEY": generate_key()}
+    (zonda_home / "dags").mkdir()
+    (zonda_home / "dags" / "broken.py").write_text(IMPORT_ERROR_DAG)
+    # The same value, not read through Variable: only the stored variables tell the masker about it.
+    (zonda_home / "dags" / "literal.py").write_text(
+        '# a zonda DAG file\nraise RuntimeError("pw is " + "imp0rt-" + "err0r-pw")\n'
+    )
+    assert run_zonda(zonda_home, "variables", "set", "warehouse_password", value, env=env).returncode == 0
+    done = run_zonda(zonda_home, "dags", "list-import-errors", "--output", "json", env=env)
+    shown = done.stdout + done.stderr
+    assert "cannot log in with ***" in shown and "pw is ***" in shown, shown
+    assert value not in shown

@@ -100,10 +100,16 @@ class Variable:
         default_var: Any = NOTSET,
         deserialize_json: bool = False,
         *,
+        default: Any = NOTSET,
         lookup: ConnectionLookup | None = None,
     ) -> Any:
         """The value of ``key`` (parsed JSON with ``deserialize_json``); ``default_var`` when no place defines
-        it, else :class:`~zonda.exceptions.VariableNotFound` (a ``KeyError``) naming the places looked in."""
+        it, else :class:`~zonda.exceptions.VariableNotFound` (a ``KeyError``) naming the places looked in.
+        ``default`` is Airflow 3's name for ``default_var``; give one of them."""
+        if default is not NOTSET:
+            if default_var is not NOTSET:
+                raise TypeError("Variable.get() takes default_var or default, not both")
+            default_var = default
         found_in = cls.lookup_for(lookup)
         found = found_in.find_variable(key)
         if found is None:

@@ -232,8 +232,9 @@ def get_connection(
 
 def mask_stored_text(text: str, *, metastore: Metastore | None = None, settings: Settings | None = None) -> str:
     """``text`` (an import error's traceback, before it is stored or shown) with every secret the installation
-    knows replaced by ``***``: sensitive configuration and ``ZONDA_CONN_*`` credentials (learnt when settings are
-    loaded), connections this process fetched, and the connections stored in the metastore.
+    knows replaced by ``***``: sensitive configuration, ``ZONDA_CONN_*`` credentials and sensitive ``ZONDA_VAR_*``
+    values (learnt when settings are loaded), connections and variables this process fetched, and the connections
+    and sensitive variables stored in the metastore.
 
     ``metastore``: default the one ``settings`` names, when it exists (a SQLite file that is not there yet is not
     created). A metastore that cannot be read (no table yet, no Fernet key for its rows) hides what it can."""
@@ -245,14 +246,16 @@ def mask_stored_text(text: str, *, metastore: Metastore | None = None, settings:
         settings = load_settings()  # also teaches the masker the configuration and ZONDA_CONN_* secrets
     masker = get_masker()
     try:
-        _learn_stored_connections(masker, metastore, settings)
+        _learn_stored_secrets(masker, metastore, settings)
     except Exception as exc:  # masking must not stop the error from being recorded; what is known is still hidden
-        log.debug("could not read the metastore's connections to mask them: %s", type(exc).__name__)
+        log.debug("could not read the metastore's connections and variables to mask them: %s", type(exc).__name__)
     return masker.redact_text(text)
 
 
-def _learn_stored_connections(masker: SecretsMasker, metastore: Metastore | None, settings: Settings) -> None:
+def _learn_stored_secrets(masker: SecretsMasker, metastore: Metastore | None, settings: Settings) -> None:
+    """Teach ``masker`` every stored connection's secrets and every stored variable whose key looks sensitive."""
     from zonda.crypto import FernetKeyError
+    from zonda.masking import is_sensitive_name
     from zonda.secrets.metastore import MetastoreBackend
 
     if metastore is None:
@@ -272,6 +275,15 @@ def _learn_stored_connections(masker: SecretsMasker, metastore: Metastore | None
         except FernetKeyError:
             continue  # encrypted with a key this process lacks: it cannot have printed those either
         masker.add_connection(conn)
+    for row in backend.variable_rows():
+        if not is_sensitive_name(row.key):
+            continue
+        try:
+            value = backend.variable_value(row)
+        except FernetKeyError:
+            continue
+        if value is not None:
+            masker.add_variable(row.key, value)
 
 
 def __getattr__(name: str) -> Any:
