@@ -83,14 +83,14 @@ def _set(args: argparse.Namespace) -> int:
 
 def _get(args: argparse.Namespace) -> int:
     from zonda.operations.variables import get_variable
+    from zonda.variable import NOTSET
 
     current = settings()
     missing = object()
     value = get_variable(
         current,
         args.key,
-        default=missing,
-        has_default=args.default is not None,
+        default=missing if args.default is not None else NOTSET,
         deserialize_json=args.json,
         metastore=_store(current),
     )

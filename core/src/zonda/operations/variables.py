@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from zonda.exceptions import VariableNotFound, ZondaException
+from zonda.variable import NOTSET
 
 if TYPE_CHECKING:
     from zonda.config import Settings
@@ -81,18 +82,16 @@ def get_variable(
     settings: Settings,
     key: str,
     *,
-    default: Any = None,
-    has_default: bool = False,
+    default: Any = NOTSET,
     deserialize_json: bool = False,
     metastore: Metastore | None = None,
     plugins: PluginManager | Literal[False] | None = None,
 ) -> Any:
     """The value of ``key`` from wherever the lookup finds it (parsed JSON with ``deserialize_json``);
-    ``default`` when ``has_default`` and no place defines it, else :class:`VariableNotFound`."""
-    from zonda.variable import NOTSET, Variable
+    ``default`` when given and no place defines it, else :class:`VariableNotFound`."""
+    from zonda.variable import Variable
 
-    lookup = _lookup(settings, metastore, plugins)
-    return Variable.get(key, default if has_default else NOTSET, deserialize_json, lookup=lookup)
+    return Variable.get(key, default, deserialize_json, lookup=_lookup(settings, metastore, plugins))
 
 
 def set_variable(
