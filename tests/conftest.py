@@ -36,6 +36,17 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+@pytest.fixture(autouse=True)
+def _fresh_secrets_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CLI command run in-process (``main([...])``) sets the process's default connection and variable lookup,
+    bound to that test's metastore; each test starts without one, as a new process would."""
+    from zonda.hooks.base import BaseHook
+    from zonda.variable import Variable
+
+    monkeypatch.setattr(BaseHook, "default_lookup", None)
+    monkeypatch.setattr(Variable, "default_lookup", None)
+
+
 @pytest.fixture
 def zonda_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty ZONDA_HOME for this test, with every ``ZONDA__*`` override of the outer environment removed."""

@@ -506,7 +506,7 @@ def _walk(env: Any, roots: dict[str, Any], *, depth: int, limit: int) -> tuple[l
 def test_nothing_reachable_from_a_task_context_leads_to_code(full_context: types.SimpleNamespace) -> None:
     env, names = full_context.env, full_context.names
     # What is in reach: the context, the plugin's macros, the user macros, the Jinja globals.
-    for name in ("ti", "dag", "dag_run", "task", "params", "conf", "macros", "cycler", "helper", "json_module"):
+    for name in ("ti", "dag", "dag_run", "task", "params", "conf", "macros", "var", "cycler", "helper", "json_module"):
         assert name in names
     problems, visited = _walk(env, names, depth=6, limit=40_000)
     assert problems == [], "\n".join(problems)

@@ -18,12 +18,14 @@ if TYPE_CHECKING:
     from zonda.plugins import hookimpl
     from zonda.runtime import get_current_context
     from zonda.taskgroup import TaskGroup, task_group
+    from zonda.variable import Variable
     from zonda.xcom_arg import XComArg
 
 __all__ = [
     "DAG",
     "Param",
     "TaskGroup",
+    "Variable",
     "XComArg",
     "__version__",
     "chain",
@@ -43,6 +45,7 @@ _LAZY: dict[str, str] = {
     "task_group": "zonda.taskgroup",
     "chain": "zonda.dependencies",
     "XComArg": "zonda.xcom_arg",
+    "Variable": "zonda.variable",
     "get_current_context": "zonda.runtime",
     "hookimpl": "zonda.plugins",
 }

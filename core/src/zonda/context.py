@@ -4,7 +4,7 @@ Keys, with Airflow's meaning: ``ds`` (``YYYY-MM-DD`` of the logical date), ``ds_
 ``ts_nodash``, ``ts_nodash_with_tz``, ``logical_date`` (also ``execution_date``, its Airflow 2 name),
 ``data_interval_start``, ``data_interval_end``, ``run_id``, ``dag``, ``dag_run``, ``task``, ``ti`` and
 ``task_instance`` (the same object), ``params``, ``conf`` (the :class:`~zonda.config.Settings`), ``macros``,
-``test_mode``.
+``test_mode``, ``var`` (variables: ``var.value.key``, ``var.json.key``; read only when used).
 
 Building a context is cheap on purpose (it happens once per task instance): no copies of params or conf, and
 the macros namespace is built once unless the caller passes one in (a plugin manager does, to add macros).
@@ -43,6 +43,7 @@ CONTEXT_KEYS = (
     "ts",
     "ts_nodash",
     "ts_nodash_with_tz",
+    "var",
 )
 
 
@@ -66,14 +67,17 @@ def build_context(
     extra: Mapping[str, Any] | None = None,
     macros: Macros | Any | None = None,
     test_mode: bool = False,
+    plugins: Any = None,
 ) -> Context:
     """The context of one task instance.
 
     ``dag_run`` is anything with ``run_id``, ``logical_date``, ``data_interval_start``, ``data_interval_end``
     and ``conf``. A run without a logical date (a manual run in Airflow 3 terms) dates its templates by the
     start of its data interval, or now. ``extra`` keys are added last and win, so an executor or a test can
-    add or override anything.
+    add or override anything. ``plugins`` (the run's plugin manager) gives ``var`` its secrets backends.
     """
+    from zonda.variable import VariableAccessor
+
     logical_date = getattr(dag_run, "logical_date", None)
     start = getattr(dag_run, "data_interval_start", None)
     end = getattr(dag_run, "data_interval_end", None)
@@ -105,6 +109,7 @@ def build_context(
         ts=ts,
         ts_nodash=logical_date.strftime("%Y%m%dT%H%M%S"),
         ts_nodash_with_tz=ts.replace("-", "").replace(":", ""),
+        var=VariableAccessor(settings, plugins),
     )
     if extra:
         context.update(extra)

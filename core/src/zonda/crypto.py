@@ -1,4 +1,4 @@
-"""Fernet encryption of connection secrets at rest, keyed by ``[core] fernet_key``.
+"""Fernet encryption of connection secrets and variables at rest, keyed by ``[core] fernet_key``.
 
 ``fernet_key`` may list several comma-separated keys (a :class:`~cryptography.fernet.MultiFernet`, as in
 Airflow): new values are encrypted with the first, and any of them decrypts. To rotate: put a new key first,
@@ -78,7 +78,9 @@ def fernet_from_keys(keys: list[str]) -> MultiFernet:
     from cryptography.fernet import Fernet, MultiFernet
 
     if not keys:
-        raise FernetKeyError("connection secrets are stored encrypted, but [core] fernet_key is empty; " + HOW_TO_SET)
+        raise FernetKeyError(
+            "connection secrets and variables are stored encrypted, but [core] fernet_key is empty; " + HOW_TO_SET
+        )
     fernets = []
     for position, key in enumerate(keys, start=1):
         which = "the key" if len(keys) == 1 else f"key {position} of [core] fernet_key"
@@ -110,8 +112,8 @@ def decrypt(fernet: MultiFernet, token: str, *, what: str) -> str:
         raise FernetKeyError(
             f"cannot decrypt {what}: it was encrypted with a key that is not in [core] fernet_key. "
             'If you changed the key, list the old one after the new one (fernet_key = "NEW,OLD") and run '
-            "`zonda rotate-fernet-key`; if the old key is lost, add the connection again with "
-            "`zonda connections add`"
+            "`zonda rotate-fernet-key`; if the old key is lost, store the value again (`zonda connections add`, "
+            "`zonda variables set`)"
         ) from None
 
 

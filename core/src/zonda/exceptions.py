@@ -99,6 +99,15 @@ class ConnectionNotFound(NotFound):
     """No connection with this id exists in any of the places looked in."""
 
 
+class VariableNotFound(ZondaException, KeyError):
+    """No variable with this key exists in any of the places looked in. A ``KeyError`` too, as in Airflow, so
+    ``except KeyError`` around ``Variable.get`` keeps working."""
+
+    def __str__(self) -> str:
+        # KeyError's str() would quote the whole message.
+        return str(self.args[0]) if self.args else ""
+
+
 class PolicyViolation(ZondaException):
     """A ``dag_policy`` or ``task_policy`` rejected a DAG; the file becomes an import error."""
 

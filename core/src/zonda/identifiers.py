@@ -1,4 +1,4 @@
-"""The rules for ids that come from users (run ids, connection ids) and for a run's ``conf``.
+"""The rules for ids that come from users (run ids, connection ids, variable keys) and for a run's ``conf``.
 
 Why these rules: a run id becomes part of a task-log path and of URLs, and both ids are stored in ``String(250)``
 columns that are part of unique indexes on every metastore backend. A ``/`` in a run id would write into another
@@ -29,6 +29,10 @@ _RUN_ID = re.compile(r"[A-Za-z0-9_:+~][A-Za-z0-9_.:+~-]*")
 CONN_ID_RULE = "letters, digits and _ . -, at most 250 characters, not starting with . or -"
 _CONN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
+#: Variable keys: the same characters (they also name ``ZONDA_VAR_<KEY>`` variables and fill a ``String(250)``
+#: unique column); a key with spaces or ``{}`` could not be written as ``{{ var.value.key }}`` either.
+VARIABLE_KEY_RULE = CONN_ID_RULE
+
 #: Deepest nesting of a run's conf (objects and lists). Far more than any real conf needs, far below what
 #: makes Python's JSON encoder or the serializers recurse too deep.
 MAX_CONF_DEPTH = 64
@@ -38,7 +42,7 @@ DEFAULT_MAX_CONF_BYTES = 1024 * 1024
 
 
 class InvalidIdentifier(ZondaException, ValueError):
-    """A run id, connection id or conf breaks the rules above. The message names the rule."""
+    """A run id, connection id, variable key or conf breaks the rules above. The message names the rule."""
 
 
 def _shown(value: str) -> str:
@@ -53,6 +57,11 @@ def validate_run_id(run_id: object) -> str:
 def validate_conn_id(conn_id: object) -> str:
     """``conn_id`` itself when it follows :data:`CONN_ID_RULE`, else :class:`InvalidIdentifier`."""
     return _validate(conn_id, "connection id", _CONN_ID, CONN_ID_RULE)
+
+
+def validate_variable_key(key: object) -> str:
+    """``key`` itself when it follows :data:`VARIABLE_KEY_RULE`, else :class:`InvalidIdentifier`."""
+    return _validate(key, "variable key", _CONN_ID, VARIABLE_KEY_RULE)
 
 
 def _validate(value: object, what: str, pattern: re.Pattern[str], rule: str) -> str:

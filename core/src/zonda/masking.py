@@ -1,7 +1,8 @@
 """Redacting secrets (``***``) from logs, rendered fields, exception text and CLI output.
 
 A :class:`SecretsMasker` holds secret strings: every connection password and sensitive extra, added when the
-connection is fetched (:meth:`SecretsMasker.add_connection`), and anything registered with :func:`mask_secret`.
+connection is fetched (:meth:`SecretsMasker.add_connection`), the values of variables whose key looks sensitive
+(:meth:`SecretsMasker.add_variable`), and anything registered with :func:`mask_secret`.
 It replaces them, and their URL-encoded, JSON-escaped and ``repr`` forms, wherever they appear in text. Values
 under a sensitive key name (``password``, ``token``, ``api_key``, ...) are replaced whole, whatever they are.
 
@@ -136,6 +137,20 @@ class SecretsMasker:
         except (InvalidConnection, ValueError):
             return
         self.add_connection(conn)
+
+    def add_variable(self, key: str, value: str) -> None:
+        """Hide a variable's value when its key looks sensitive (``api_token``, ``db_password``): the text as
+        stored and, for a JSON object or list, each string inside it (what a task using it with
+        ``deserialize_json=True`` would print). Variables with other keys are not secrets, as in Airflow."""
+        if not is_sensitive_name(key) or not isinstance(value, str):
+            return
+        self.add(value)
+        if value[:1] in "[{":
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                return
+            self.add(parsed)
 
     def _add_sensitive(self, value: Any, marked: set[str], depth: int) -> None:
         if depth > _MAX_DEPTH:
@@ -322,7 +337,8 @@ def redact(value: Any, name: str | None = None) -> Any:
 def mask_configuration(settings: Settings, environ: Mapping[str, str]) -> None:
     """Teach this process's masker the installation's secrets it can know without a database: every sensitive
     configuration value (the Fernet key, database/broker/result-backend URLs' passwords, the web secret key,
-    keys named like secrets) and the credentials of every ``ZONDA_CONN_*`` variable. Called whenever settings
+    keys named like secrets), the credentials of every ``ZONDA_CONN_*`` variable and the value of every
+    ``ZONDA_VAR_*`` variable whose key looks sensitive. Called whenever settings
     are loaded, so a task that prints its environment or a rendered config value shows ``***``."""
     from zonda.config import sensitive_values
 
@@ -338,6 +354,8 @@ def mask_configuration(settings: Settings, environ: Mapping[str, str]) -> None:
     for name, value in environ.items():
         if name.startswith("ZONDA_CONN_") and value:
             masker.add_connection_text(value)
+        elif name.startswith("ZONDA_VAR_") and value:
+            masker.add_variable(name[len("ZONDA_VAR_") :], value)
 
 
 def _url_password(text: str) -> str | None:

@@ -18,7 +18,7 @@ from zonda.metastore.base import Base
 from zonda.metastore.db import Metastore
 from zonda.metastore.models import DagModel
 
-ZONDA_TABLES = {"dag", "serialized_dag", "dag_run", "task_instance", "xcom", "connection", "import_error"}
+ZONDA_TABLES = {"dag", "serialized_dag", "dag_run", "task_instance", "xcom", "connection", "import_error", "variable"}
 
 
 def _tables(store: Metastore) -> set[str]:

@@ -27,6 +27,7 @@ MODELS = [
     models.TriggerModel,
     models.XComModel,
     models.ConnectionModel,
+    models.VariableModel,
     models.ImportErrorModel,
     models.CallbackRequestModel,
 ]

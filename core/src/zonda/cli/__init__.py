@@ -25,6 +25,7 @@ COMMAND_GROUPS: list[tuple[str, str, str]] = [
     ("pools", "zonda.cli.pools_command", "Manage pools (named slot limits)"),
     ("config", "zonda.cli.config_command", "Read the configuration"),
     ("connections", "zonda.cli.connections_command", "Manage connections"),
+    ("variables", "zonda.cli.variables_command", "Manage variables"),
     ("providers", "zonda.cli.providers_command", "List installed providers and what they offer"),
     ("plugins", "zonda.cli.plugins_command", "List plugins, their hooks and load errors"),
     ("rotate-fernet-key", "zonda.cli.rotate_fernet_key_command", "Re-encrypt every secret with the first key"),

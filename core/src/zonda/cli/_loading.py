@@ -21,10 +21,11 @@ def plugin_manager(settings: Settings) -> Any:
 
 
 def prepare_task_process(settings: Settings, plugins: Any) -> None:
-    """What a process that runs tasks sets up once: connections are looked up with this process's settings and
-    plugins (secrets backends), and hooks find their class through the installed providers."""
+    """What a process that runs tasks sets up once: connections and variables are looked up with this process's
+    settings and plugins (secrets backends), and hooks find their class through the installed providers."""
     from zonda.hooks.base import BaseHook
     from zonda.secrets import ConnectionLookup
+    from zonda.variable import Variable
 
     def secret_extras(conn_type: str) -> tuple[str, ...]:
         # Manifests are read on the first connection fetched, not at start-up.
@@ -32,7 +33,9 @@ def prepare_task_process(settings: Settings, plugins: Any) -> None:
 
         return get_providers_registry().secret_extras_for(conn_type)
 
-    BaseHook.default_lookup = ConnectionLookup(settings, plugins=plugins, secret_fields_for=secret_extras)
+    lookup = ConnectionLookup(settings, plugins=plugins, secret_fields_for=secret_extras)
+    BaseHook.default_lookup = lookup
+    Variable.default_lookup = lookup
 
 
 def load_bag(settings: Settings, dag_id: str | None = None, plugins: Any = None) -> IsolatedDagBag:

@@ -37,8 +37,9 @@ def _rotate(args: argparse.Namespace) -> int:
     current = settings()
     backend = MetastoreBackend(open_metastore(current), current)
     changed = backend.rotate_fernet_key()
+    variables = backend.rotate_variables()
     print(
-        f"re-encrypted {changed} connection(s) with the first key of [core] fernet_key; "
+        f"re-encrypted {changed} connection(s) and {variables} variable(s) with the first key of [core] fernet_key; "
         "keys listed after it can now be removed"
     )
     return 0

@@ -1,4 +1,4 @@
-"""The metastore: Zonda's database of DAGs, runs, task instances, XComs, connections and import errors.
+"""The metastore: Zonda's database of DAGs, runs, task instances, XComs, connections, variables and import errors.
 
 ``import zonda.metastore`` stays cheap (no SQLAlchemy, no Alembic): the names below load on first access.
 :data:`HEAD_REVISION` is the schema revision this Zonda needs; a test keeps it equal to the Alembic head.
@@ -26,12 +26,13 @@ if TYPE_CHECKING:
         ImportErrorModel,
         SerializedDagModel,
         TaskInstanceModel,
+        VariableModel,
         XComModel,
     )
     from zonda.metastore.types import LongText, UtcDateTime
 
 #: The Alembic revision of the newest migration (``migrations/versions/<revision>_*.py``).
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 _LAZY: dict[str, str] = {
     "Base": "zonda.metastore.base",
@@ -46,6 +47,7 @@ _LAZY: dict[str, str] = {
     "ImportErrorModel": "zonda.metastore.models",
     "SerializedDagModel": "zonda.metastore.models",
     "TaskInstanceModel": "zonda.metastore.models",
+    "VariableModel": "zonda.metastore.models",
     "XComModel": "zonda.metastore.models",
 }
 
@@ -61,6 +63,7 @@ __all__ = [
     "SerializedDagModel",
     "TaskInstanceModel",
     "UtcDateTime",
+    "VariableModel",
     "XComModel",
     "make_engine",
     "redact_url",

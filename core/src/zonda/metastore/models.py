@@ -171,6 +171,22 @@ class ConnectionModel(Base):
         return f"<ConnectionModel {self.conn_id} ({self.conn_type})>"
 
 
+class VariableModel(Base):
+    """A variable stored in the metastore; ``val`` is a Fernet token when ``is_encrypted``."""
+
+    __table__ = tables.variable
+
+    id: Mapped[int]
+    key: Mapped[str]
+    val: Mapped[str | None]
+    description: Mapped[str | None]
+    is_encrypted: Mapped[bool]
+
+    def __repr__(self) -> str:
+        # Never the value: reprs end up in logs.
+        return f"<VariableModel {self.key}>"
+
+
 class ImportErrorModel(Base):
     """A DAG file that failed to import, with its traceback. ``filename_hash`` is filled in automatically.
 

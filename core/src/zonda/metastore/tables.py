@@ -186,6 +186,20 @@ connection = Table(
 )
 
 
+#: A variable stored in the metastore (``zonda variables``, ``Variable.set``); ``val`` is a Fernet token when
+#: ``is_encrypted`` (always, for values Zonda writes). ``key`` follows the variable key rule of
+#: :mod:`zonda.identifiers`, so it fits the ``String(250)`` unique index on every backend.
+variable = Table(
+    "variable",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(ID_LENGTH), nullable=False, unique=True),
+    Column("val", LongText),
+    Column("description", Text),
+    Column("is_encrypted", Boolean, nullable=False, default=False),
+)
+
+
 def _filename_hash_default(context: Any) -> str | None:
     filename = context.get_current_parameters().get("filename")
     return None if filename is None else filename_hash(filename)
@@ -278,5 +292,6 @@ __all__ = [
     "serialized_dag",
     "task_instance",
     "trigger",
+    "variable",
     "xcom",
 ]

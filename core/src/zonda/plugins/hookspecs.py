@@ -126,8 +126,9 @@ def zonda_template_macros() -> dict[str, Any]:
 
 @hookspec
 def zonda_secrets_backends() -> list[Any]:
-    """Secrets backends (objects with ``get_connection(conn_id)`` returning a Connection or None), asked in
-    order before the environment and the metastore. Called by any process looking up a connection."""
+    """Secrets backends (objects with ``get_connection(conn_id)`` returning a Connection or None, and optionally
+    ``get_variable(key)`` returning a string or None), asked in order before the environment and the metastore.
+    Called by any process looking up a connection or a variable."""
 
 
 @hookspec(firstresult=True)

@@ -272,6 +272,7 @@ class TaskRunner:
             settings=self.env.settings,
             macros=self.env.macros,
             test_mode=self.env.test_mode,
+            plugins=self.env.plugins,
         )
 
     def _prepare(self, operator: BaseOperator, context: Context) -> tuple[BaseOperator, dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Where connections come from, and the lookup that asks each place in order.
+"""Where connections and variables come from, and the lookup that asks each place in order.
 
 :class:`ConnectionLookup` asks, in this order, and the first answer wins:
 
@@ -9,6 +9,10 @@
 A found connection's password and sensitive extras are added to the secrets masker (:mod:`zonda.masking`), so
 they are hidden in the logs of the process that fetched them. An unknown id raises
 :class:`~zonda.exceptions.ConnectionNotFound` naming every place looked in.
+
+Variables (:meth:`ConnectionLookup.find_variable`) are looked up in the same order: a backend's
+``get_variable(key)`` (optional for plugin backends), then ``ZONDA_VAR_<KEY>``, then the metastore. The value of
+a variable whose key looks sensitive (``api_token``, ``db_password``...) is added to the masker when found.
 """
 
 from __future__ import annotations
@@ -150,6 +154,70 @@ class ConnectionLookup:
     def get_connection(self, conn_id: str) -> Connection:
         return self.find(conn_id)[0]
 
+    # -- variables ----------------------------------------------------------------------------------------
+
+    def find_variable(self, key: str) -> tuple[str, str] | None:
+        """The value of variable ``key`` and where it was found, or None when no place defines it (then
+        :meth:`variable_places` says where this looked). The key is validated first."""
+        from zonda.identifiers import validate_variable_key
+
+        validate_variable_key(key)
+        for backend in self.plugin_backends():
+            getter = getattr(backend, "get_variable", None)
+            if not callable(getter):
+                continue  # a backend that holds only connections
+            name = describe_backend(backend, key)
+            try:
+                value = getter(key)
+            except Exception as exc:  # a broken secrets backend must not hide the next ones
+                from zonda.masking import get_masker
+
+                reason = get_masker().redact_text(f"{type(exc).__name__}: {exc}")
+                log.warning("secrets backend %s failed looking up variable %r; trying the next: %s", name, key, reason)
+                continue
+            if value is not None:
+                return self._found_variable(key, value, name)
+        value = self.environment.get_variable(key)
+        if value is not None:
+            return self._found_variable(key, value, f"environment variable {self.environment.variable_env_name(key)}")
+        value = self.metastore_backend.get_variable(key)
+        if value is not None:
+            return self._found_variable(key, value, self.metastore_backend.describe(key))
+        return None
+
+    def variable_places(self, key: str) -> str:
+        """Where :meth:`find_variable` looks for ``key``, for a "not found" message."""
+        backends = [
+            describe_backend(b, key) for b in self.plugin_backends() if callable(getattr(b, "get_variable", None))
+        ]
+        return "; ".join(
+            [
+                "secrets backends: " + (", ".join(backends) if backends else "none configured"),
+                f"environment variable {self.environment.variable_env_name(key)}",
+                self.metastore_backend.describe(key),
+            ]
+        )
+
+    def _found_variable(self, key: str, value: Any, where: str) -> tuple[str, str]:
+        if not isinstance(value, str):
+            from zonda.exceptions import ZondaException
+
+            raise ZondaException(
+                f"{where} returned a {type(value).__name__} for variable {key!r}; a secrets backend must return the "
+                "value as a string (JSON text for structured values)"
+            )
+        from zonda.masking import is_sensitive_name
+
+        if is_sensitive_name(key):
+            masker = self._masker
+            if masker is None:
+                from zonda.masking import get_masker
+
+                masker = get_masker()
+            masker.add_variable(key, value)
+        log.debug("variable %r found in %s", key, where)
+        return value, where
+
 
 def get_connection(
     conn_id: str,
@@ -164,8 +232,9 @@ def get_connection(
 
 def mask_stored_text(text: str, *, metastore: Metastore | None = None, settings: Settings | None = None) -> str:
     """``text`` (an import error's traceback, before it is stored or shown) with every secret the installation
-    knows replaced by ``***``: sensitive configuration and ``ZONDA_CONN_*`` credentials (learnt when settings are
-    loaded), connections this process fetched, and the connections stored in the metastore.
+    knows replaced by ``***``: sensitive configuration, ``ZONDA_CONN_*`` credentials and sensitive ``ZONDA_VAR_*``
+    values (learnt when settings are loaded), connections and variables this process fetched, and the connections
+    and sensitive variables stored in the metastore.
 
     ``metastore``: default the one ``settings`` names, when it exists (a SQLite file that is not there yet is not
     created). A metastore that cannot be read (no table yet, no Fernet key for its rows) hides what it can."""
@@ -177,14 +246,16 @@ def mask_stored_text(text: str, *, metastore: Metastore | None = None, settings:
         settings = load_settings()  # also teaches the masker the configuration and ZONDA_CONN_* secrets
     masker = get_masker()
     try:
-        _learn_stored_connections(masker, metastore, settings)
+        _learn_stored_secrets(masker, metastore, settings)
     except Exception as exc:  # masking must not stop the error from being recorded; what is known is still hidden
-        log.debug("could not read the metastore's connections to mask them: %s", type(exc).__name__)
+        log.debug("could not read the metastore's connections and variables to mask them: %s", type(exc).__name__)
     return masker.redact_text(text)
 
 
-def _learn_stored_connections(masker: SecretsMasker, metastore: Metastore | None, settings: Settings) -> None:
+def _learn_stored_secrets(masker: SecretsMasker, metastore: Metastore | None, settings: Settings) -> None:
+    """Teach ``masker`` every stored connection's secrets and every stored variable whose key looks sensitive."""
     from zonda.crypto import FernetKeyError
+    from zonda.masking import is_sensitive_name
     from zonda.secrets.metastore import MetastoreBackend
 
     if metastore is None:
@@ -204,6 +275,15 @@ def _learn_stored_connections(masker: SecretsMasker, metastore: Metastore | None
         except FernetKeyError:
             continue  # encrypted with a key this process lacks: it cannot have printed those either
         masker.add_connection(conn)
+    for row in backend.variable_rows():
+        if not is_sensitive_name(row.key):
+            continue
+        try:
+            value = backend.variable_value(row)
+        except FernetKeyError:
+            continue
+        if value is not None:
+            masker.add_variable(row.key, value)
 
 
 def __getattr__(name: str) -> Any:

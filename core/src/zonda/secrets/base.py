@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 
 class SecretsBackend:
-    """Where connections come from. Return None for an id this backend does not know (the next one is asked)."""
+    """Where connections and variables come from. Return None for an id or key this backend does not know (the
+    next place is asked)."""
 
     def get_connection(self, conn_id: str) -> Connection | None:
         raise NotImplementedError(f"{type(self).__name__} must implement get_connection(conn_id)")

@@ -1,4 +1,5 @@
-"""Connections from environment variables: ``ZONDA_CONN_<CONN_ID>``, a URI or a JSON object."""
+"""Connections and variables from environment variables: ``ZONDA_CONN_<CONN_ID>`` (a URI or a JSON object) and
+``ZONDA_VAR_<KEY>`` (the value as it is)."""
 
 from __future__ import annotations
 
@@ -43,8 +44,13 @@ class EnvironmentVariablesBackend(SecretsBackend):
         except InvalidConnection as exc:
             raise InvalidConnection(f"environment variable {name}: {exc}") from None
 
+    @staticmethod
+    def variable_env_name(key: str) -> str:
+        """``ZONDA_VAR_<KEY>``: the environment variable that defines variable ``key`` (upper-cased)."""
+        return VAR_PREFIX + key.upper()
+
     def get_variable(self, key: str) -> str | None:
-        return self.environ.get(VAR_PREFIX + key.upper())
+        return self.environ.get(self.variable_env_name(key))
 
     def describe(self, conn_id: str) -> str:
         return f"environment variable {self.variable_name(conn_id)}"

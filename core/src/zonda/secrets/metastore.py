@@ -1,8 +1,9 @@
-"""Connections stored in the metastore, with ``password`` and ``extra`` Fernet-encrypted at rest.
+"""Connections and variables stored in the metastore, with their secrets Fernet-encrypted at rest.
 
-Rows live in the ``connection`` table (mapped by :class:`zonda.metastore.models.ConnectionModel`). This backend
-reads and writes them with SQLAlchemy Core on :data:`zonda.metastore.tables.connection`, the same table, because
-a task process looking up its connection should not pay for loading the ORM (see :mod:`zonda.metastore.db`).
+Rows live in the ``connection`` and ``variable`` tables (mapped by :class:`zonda.metastore.models.ConnectionModel`
+and ``VariableModel``). This backend reads and writes them with SQLAlchemy Core on the same tables, because a
+task process looking up its connection or variable should not pay for loading the ORM (see
+:mod:`zonda.metastore.db`). Connections' passwords and extras are encrypted; a variable's value always is.
 
 Nothing touches the database until a method needs it: building the backend opens no engine, so a lookup that
 an earlier backend answered costs no connection.
@@ -142,6 +143,116 @@ class MetastoreBackend(SecretsBackend):
             extra=json.loads(extras) if extras else {},
             description=row.description,
         )
+
+    # -- variables --------------------------------------------------------------------------------------
+
+    def get_variable(self, key: str) -> str | None:
+        """The decrypted value of variable ``key``, or None when the metastore has none (or no table yet)."""
+        from sqlalchemy import inspect, select
+        from sqlalchemy.exc import DBAPIError
+
+        from zonda.metastore.tables import variable as table
+
+        with self.metastore.engine.connect() as db:
+            try:
+                row = db.execute(select(table).where(table.c.key == key)).first()
+            except DBAPIError:
+                if inspect(db).has_table(table.name):
+                    raise
+                self._missing_table = True
+                return None
+        return None if row is None else self.variable_value(row)
+
+    def variable_rows(self) -> list[Row[Any]]:
+        """Every stored variable, ordered by key, as stored (values still encrypted)."""
+        from sqlalchemy import select
+
+        from zonda.metastore.tables import variable as table
+
+        with self.metastore.engine.connect() as db:
+            return list(db.execute(select(table).order_by(table.c.key)))
+
+    def variable_value(self, row: Row[Any]) -> str | None:
+        """The decrypted value of a stored variable row."""
+        from zonda.crypto import decrypt
+
+        if row.val is None or not row.is_encrypted:
+            return row.val
+        return decrypt(self.fernet(), row.val, what=f"the value of variable {row.key!r}")
+
+    def save_variable(self, key: str, value: str, *, description: str | None = None) -> bool:
+        """Store variable ``key`` (its value encrypted, a key made on first need), replacing any stored one.
+        Returns True if it replaced an existing row."""
+        return self.save_variables([(key, value, description)])[0] > 0
+
+    def save_variables(self, items: list[tuple[str, str, str | None]]) -> tuple[int, int]:
+        """Store many variables in one transaction: all or none. Returns (replaced, added)."""
+        from sqlalchemy import insert, select, update
+
+        from zonda.crypto import encrypt
+        from zonda.identifiers import validate_variable_key
+        from zonda.metastore.tables import variable as table
+
+        for key, value, _ in items:
+            validate_variable_key(key)
+            if not isinstance(value, str):
+                raise ZondaException(f"the value of variable {key!r} must be a string, got {type(value).__name__}")
+        fernet = self.fernet(create=True) if items else None
+        replaced = added = 0
+        with self.metastore.engine.begin() as db:
+            self._require_variable_table(db)
+            for key, value, description in items:
+                values = {"val": encrypt(fernet, value), "is_encrypted": True, "description": description}
+                existing = db.execute(select(table.c.id).where(table.c.key == key)).scalar()
+                if existing is None:
+                    db.execute(insert(table).values(key=key, **values))
+                    added += 1
+                else:
+                    db.execute(update(table).where(table.c.id == existing).values(**values))
+                    replaced += 1
+        return replaced, added
+
+    def delete_variable(self, key: str) -> bool:
+        """Delete variable ``key``; False when the metastore had none."""
+        from sqlalchemy import delete
+
+        from zonda.metastore.tables import variable as table
+
+        with self.metastore.engine.begin() as db:
+            self._require_variable_table(db)
+            return bool(db.execute(delete(table).where(table.c.key == key)).rowcount)
+
+    def _require_variable_table(self, db: Any) -> None:
+        """A clear error, before any write, when the metastore has no ``variable`` table yet."""
+        from sqlalchemy import inspect
+
+        from zonda.exceptions import MetastoreError
+
+        if not inspect(db).has_table("variable"):
+            raise MetastoreError(
+                f"the metastore {self.redacted_url} has no variable table; run `zonda db migrate` (or `zonda db "
+                "init` for a new one)"
+            )
+
+    def rotate_variables(self) -> int:
+        """Re-encrypt every stored variable with the first key of ``[core] fernet_key`` (plain ones get
+        encrypted). One transaction, as :meth:`rotate_fernet_key`. Returns the number of rows changed."""
+        from sqlalchemy import select, update
+
+        from zonda.crypto import encrypt, rotate
+        from zonda.metastore.tables import variable as table
+
+        fernet = self.fernet()
+        changed = 0
+        with self.metastore.engine.begin() as db:
+            for row in db.execute(select(table)).all():
+                if row.val is None:
+                    continue
+                what = f"the value of variable {row.key!r}"
+                val = rotate(fernet, row.val, what=what) if row.is_encrypted else encrypt(fernet, row.val)
+                db.execute(update(table).where(table.c.id == row.id).values(val=val, is_encrypted=True))
+                changed += 1
+        return changed
 
     # -- writing ----------------------------------------------------------------------------------------
 
