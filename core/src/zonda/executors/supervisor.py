@@ -191,6 +191,7 @@ class Supervisor:
     def _task_process_main(self, conn: Connection, workload: Workload) -> None:
         """The task process (forked): run workloads until one fails or ``tasks_per_process`` ran; never returns."""
         from zonda.executors.base import Workload as WorkloadType
+        from zonda.executors.workload import execute_workload
         from zonda.runner.store import MetastoreRunStore
 
         code = 1
@@ -211,7 +212,8 @@ class Supervisor:
                     os.environ.update(environ)
                     os.chdir(cwd)
                     signal.signal(signal.SIGTERM, _raise_terminated)
-                code = self.runner.run(workload, store=store)
+                # The one entry point every executor's worker calls (zonda tasks execute too).
+                code = execute_workload(self.runner, workload, store=store).executor_exit_code
                 runs += 1
                 if code != 0 or runs >= self.tasks_per_process:
                     break

@@ -336,9 +336,10 @@ class MetastoreRunStore:
         *,
         state: str,
         pid: int | Literal["any"] | None = "any",
+        try_number: int | None = None,
     ) -> bool:
         """UPDATE one task instance only while it is in ``state`` (and, unless ``pid`` is "any", owned by
-        ``pid``); True when the row matched.
+        ``pid``; and, when ``try_number`` is given, while it holds that try number); True when the row matched.
 
         Claims, ends and heartbeats run for every task: each shape of this statement is built once, with bound
         parameters, so a call costs one cached execution instead of building and hashing a new expression."""
@@ -347,7 +348,7 @@ class MetastoreRunStore:
 
         keys = tuple(sorted(values))
         owner = "any" if pid == "any" else ("none" if pid is None else "pid")
-        shape = (state, owner, keys)
+        shape = (state, owner, keys, try_number is not None)
         stmt = self._owned_updates.get(shape)
         if stmt is None:
             from sqlalchemy import bindparam, update
@@ -363,12 +364,16 @@ class MetastoreRunStore:
                 where.append(ti.c.pid == bindparam("w_pid"))
             elif owner == "none":
                 where.append(ti.c.pid.is_(None))
+            if try_number is not None:
+                where.append(ti.c.try_number == bindparam("w_try"))
             stmt = update(ti).where(*where).values({key: bindparam(f"v_{key}") for key in (*keys, "updated_at")})
             self._owned_updates[shape] = stmt
         params = {f"v_{key}": value for key, value in values.items()}
         params.update(v_updated_at=utcnow(), w_run=run.id, w_task=task_id, w_index=map_index)
         if owner == "pid":
             params["w_pid"] = pid
+        if try_number is not None:
+            params["w_try"] = try_number
 
         def attempt() -> bool:
             conn = self._connection()
@@ -382,9 +387,18 @@ class MetastoreRunStore:
 
         return retry_transient(attempt, what="updating a task instance")
 
-    def claim_task_instance(self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any]) -> bool:
-        """queued -> running, only if it is still queued: two processes can never both run one try."""
-        return self._owned_update(run, task_id, map_index, values, state="queued")
+    def claim_task_instance(
+        self,
+        run: DagRunInfo,
+        task_id: str,
+        map_index: int,
+        values: Mapping[str, Any],
+        *,
+        try_number: int | None = None,
+    ) -> bool:
+        """queued -> running, only if it is still queued (and, with ``try_number``, still holds that try number:
+        a workload for an older try delivered late never takes a newer one): two processes never run one try."""
+        return self._owned_update(run, task_id, map_index, values, state="queued", try_number=try_number)
 
     def finish_owned_task_instance(
         self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any], *, pid: int | None
@@ -473,6 +487,17 @@ class MetastoreRunStore:
 
     def load_task_instance(self, ti_id: int) -> dict[str, Any] | None:
         """The task instance row with its DAG run's fields (``run_*``), for a worker starting a workload."""
+        return self._load_task_instance(self.t.task_instance.c.id == ti_id)
+
+    def find_task_instance(self, dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any] | None:
+        """:meth:`load_task_instance` by the instance's key, for a workload that came from another machine
+        (``zonda tasks execute``), which names the instance rather than a row id of this metastore."""
+        ti, dr = self.t.task_instance, self.t.dag_run
+        return self._load_task_instance(
+            dr.c.dag_id == dag_id, dr.c.run_id == run_id, ti.c.task_id == task_id, ti.c.map_index == map_index
+        )
+
+    def _load_task_instance(self, *where: Any) -> dict[str, Any] | None:
         from sqlalchemy import select
 
         ti, dr = self.t.task_instance, self.t.dag_run
@@ -489,7 +514,7 @@ class MetastoreRunStore:
                 dr.c.state.label("run_state"),
             )
             .join(dr, dr.c.id == ti.c.dag_run_id)
-            .where(ti.c.id == ti_id)
+            .where(*where)
         ).first()
         conn.rollback()
         return dict(row._mapping) if row is not None else None
