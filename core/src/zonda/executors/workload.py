@@ -111,7 +111,10 @@ class WorkloadRunner:
     def run(self, workload: Workload, *, store: Any = None) -> int:
         """:func:`execute_workload`, as an exit status for the executor: 0 when the try recorded its own end
         (or did not run because it is not this workload's to run), 1 when the DAG could not be loaded."""
-        return execute_workload(self, workload, store=store).executor_exit_code
+        outcome = execute_workload(self, workload, store=store)
+        if outcome.kind == WorkloadOutcome.NOT_CLAIMED:
+            log.warning("%s", outcome.message)
+        return outcome.executor_exit_code
 
     def _execute(self, workload: Workload, *, store: Any = None) -> WorkloadOutcome:
         """Run the workload here. ``store`` comes from a supervising worker's task process (which keeps its
@@ -140,7 +143,6 @@ class WorkloadRunner:
                     workload = replace(workload, ti_id=row["id"], dag_run_id=row["dag_run_id"])
             refusal = _not_claimable(workload, row)
             if refusal is not None:
-                log.warning("%s", refusal)
                 return WorkloadOutcome(WorkloadOutcome.NOT_CLAIMED, row["state"] if row else None, refusal)
             from zonda import serde
 
@@ -310,19 +312,21 @@ def _not_claimable(workload: Workload, row: dict[str, Any] | None) -> str | None
             "workload names another metastore); nothing ran"
         )
     state, held = row["state"], int(row["try_number"] or 0)
+    index = f"[{workload.map_index}]" if workload.map_index >= 0 else ""
+    label = f"{workload.dag_id}.{workload.task_id}{index} ({workload.run_id})"
     expected = workload.try_number if row.get("next_method") else workload.try_number - 1
     if state == "queued" and held == expected:
         return None
     if held >= workload.try_number and state != "queued":
         where = f" (pid {row['pid']} on {row['hostname']})" if row.get("pid") and row.get("hostname") else ""
-        return f"already claimed: try {held} of {workload.label} is {state}{where}; this delivery did not run it"
+        return f"already claimed: try {held} of {label} is {state}{where}; this delivery did not run it"
     if state == "queued":
         return (
-            f"not claimed: {workload.label} is queued for try {held + (0 if row.get('next_method') else 1)}, "
+            f"not claimed: {label} is queued for try {held + (0 if row.get('next_method') else 1)}, "
             f"not try {workload.try_number} (a stale workload); nothing ran"
         )
     return (
-        f"not claimed: {workload.label} is {state or 'none'} (try {held}), not queued for try "
+        f"not claimed: {label} is {state or 'none'} (try {held}), not queued for try "
         f"{workload.try_number}; the scheduler queues it (or `zonda tasks run` runs it by hand); nothing ran"
     )
 
