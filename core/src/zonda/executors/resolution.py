@@ -130,9 +130,9 @@ def _unknown(name: str, known: Mapping[str, ExecutorEntry]) -> str:
     hint = did_you_mean(name, known)
     names = ", ".join(sorted(known))
     return (
-        f"unknown executor {name!r} in [core] executor"
-        + (f"; {hint}" if hint else "")
-        + f"; known executors: {names}; or give a class path 'package.module:Class'"
+        f"unknown executor {name!r} in [core] executor; "
+        + (f"{hint} " if hint else "")
+        + f"Known executors: {names}; or give a class path 'package.module:Class'"
     )
 
 
