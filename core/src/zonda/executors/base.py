@@ -67,6 +67,13 @@ class ExecutorCapabilities:
     max_parallelism: int | None = None
 
 
+def capabilities_of(executor: Any) -> ExecutorCapabilities:
+    """What ``executor`` declares; the defaults for an object that declares nothing (an executor passed to the
+    scheduler directly need not subclass :class:`BaseExecutor`; one resolved from ``[core] executor`` does)."""
+    declared = getattr(executor, "capabilities", None)
+    return declared if isinstance(declared, ExecutorCapabilities) else ExecutorCapabilities()
+
+
 class BaseExecutor:
     name: ClassVar[str] = "BaseExecutor"
     #: Override in a subclass (a new ExecutorCapabilities). The defaults suit an executor whose workers run

@@ -149,10 +149,12 @@ class Scheduler:
         return self.metastore.supports_row_locks
 
     def start(self) -> None:
+        from zonda.executors.base import capabilities_of
+
         executor = self.executor
         # The URL, not a connection: nothing may connect before the executor forks its workers.
         url = self._metastore.url if self._metastore is not None else self.settings.sql_alchemy_conn
-        if not executor.capabilities.supports_sqlite and url.startswith("sqlite"):
+        if not capabilities_of(executor).supports_sqlite and url.startswith("sqlite"):
             raise ZondaConfigError(
                 f"the {type(executor).__name__} cannot use a SQLite metastore: its tasks may run on other machines, "
                 "which cannot reach this file; use PostgreSQL or MySQL/MariaDB ([database] sql_alchemy_conn), or "
@@ -182,10 +184,11 @@ class Scheduler:
     def _warn_about_connections(self) -> None:
         """An executor that keeps warm task processes here (the LocalExecutor) holds a connection per process:
         warn now if the server cannot take them."""
+        from zonda.executors.base import capabilities_of
         from zonda.metastore.capacity import connection_budget_warning
 
         executor = self.executor
-        if not executor.capabilities.keeps_warm_processes:
+        if not capabilities_of(executor).keeps_warm_processes:
             return
         pool = int(self.settings.get("database", "sql_alchemy_pool_size"))
         needed = executor.parallelism + pool + 2  # task processes, this process's pool, a heartbeat or two
