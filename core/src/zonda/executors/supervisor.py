@@ -303,7 +303,10 @@ class Supervisor:
                 except Exception as exc:
                     log.warning("heartbeat for %s failed: %s", workload.label, exc)
                     continue
-                if not alive and _row_state(store, workload) == "running":
+                # A failed heartbeat may only have raced the task's own claim (sent while the row was still
+                # queued, read back once it was running under this very pid): stop the task only when the
+                # row is running under another process.
+                if not alive and _taken_by_another(store, workload, pid):
                     log.error("%s: the task instance now belongs to another process; stopping it", workload.label)
                     os.kill(pid, signal.SIGTERM)
         conn.close()
@@ -325,9 +328,9 @@ class _TaskProcess:
         self.heartbeats = 0  # sent by the worker for the current workload
 
 
-def _row_state(store: Any, workload: Workload) -> str | None:
+def _taken_by_another(store: Any, workload: Workload, pid: int) -> bool:
     row = store.load_task_instance(workload.ti_id)
-    return row["state"] if row else None
+    return row is not None and row["state"] == "running" and row["pid"] != pid
 
 
 def _ignore_interrupt(signum: int, frame: object) -> None:

@@ -347,6 +347,15 @@ class _Heartbeat:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def _claim_raced(self, own: Any) -> bool:
+        """True when the row is running under this process after all: the failed beat raced the claim."""
+        run, ti = self.run, self.ti
+        try:
+            row = own.find_task_instance(run.dag_id, run.run_id, ti.task_id, ti.map_index)
+        except Exception:  # the database blipped: decide on the next beat
+            return True
+        return row is not None and row["state"] == "running" and row["pid"] == os.getpid()
+
     def _loop(self) -> None:
         from zonda.metastore.db import Metastore
         from zonda.runner.store import MetastoreRunStore
@@ -362,6 +371,8 @@ class _Heartbeat:
                 except Exception as exc:  # the database blipped: try again next beat
                     log.warning("heartbeat failed: %s", exc)
                     continue
+                if not alive and self._claim_raced(own):
+                    continue  # this beat was sent just before our own claim committed
                 if not alive and not self._stop.is_set():
                     log.error("%s: task instance taken over by another process; stopping", self.ti.label)
                     self.ti.owned = False
