@@ -292,6 +292,21 @@ def test_invalid_workloads_exit_2_with_one_line_and_write_nothing(env: Env, tmp_
     assert not (env.home / "logs").exists() or not list((env.home / "logs").rglob("*.log"))
 
 
+def test_a_worker_pointed_at_an_uninitialized_metastore_says_so(zonda_home: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZONDA__")}
+    env.update(ZONDA_HOME=str(zonda_home), ZONDA__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{tmp_path / 'empty.db'}")
+    result = subprocess.run(
+        [sys.executable, "-m", "zonda", "tasks", "execute", "--workload", json.dumps(_good())],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 1
+    assert "not initialized; run `zonda db init`" in _one_line(result.stderr)
+
+
 def _good() -> dict[str, Any]:
     return {
         "version": 1,

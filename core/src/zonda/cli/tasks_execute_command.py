@@ -70,6 +70,13 @@ def run(args: argparse.Namespace) -> int:
         return InvalidWorkload.exit_code
     import signal
 
+    from zonda.metastore.db import Metastore
+
+    metastore = Metastore.from_settings(current)
+    try:  # a worker never creates a metastore: an uninitialized or outdated one is a one-line error
+        metastore.ensure_ready(auto_init=False)
+    finally:
+        metastore.dispose()
     print(f"Executing {workload.label}.", flush=True)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)  # as in an executor's task process
     try:
