@@ -74,8 +74,8 @@ def _options() -> list[Option]:
             "executor",
             None,
             _to_str,
-            "SequentialExecutor, LocalExecutor, CeleryExecutor or a class path. "
-            "Default: SequentialExecutor with SQLite, else LocalExecutor.",
+            "SequentialExecutor, LocalExecutor, a plugin's or provider's executor name (e.g. CeleryExecutor), or a "
+            "class path package.module:Class. Default: SequentialExecutor with SQLite, else LocalExecutor.",
         ),
         Option("core", "parallelism", 32, _to_int, "Task instances running at once in the whole installation."),
         Option(

@@ -176,7 +176,8 @@ def test_deferrable_sensor_through_the_triggerer(
                 run_id=run.run_id,
                 task_id="wait",
                 map_index=-1,
-                try_number=current.try_number + 1,
+                # As the scheduler numbers it: a resumed deferral continues its try.
+                try_number=current.try_number + (0 if current.next_method else 1),
                 fileloc=str(dag_file),
             )
         )

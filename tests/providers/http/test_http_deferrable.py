@@ -317,7 +317,8 @@ class Deployment:
                 run_id=self.run.run_id,
                 task_id=task_id,
                 map_index=-1,
-                try_number=row.try_number + 1,
+                # As the scheduler numbers it: a resumed deferral continues its try.
+                try_number=row.try_number + (0 if row.next_method else 1),
                 fileloc=str(self.dag_file),
             )
         )

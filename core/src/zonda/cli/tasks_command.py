@@ -1,4 +1,4 @@
-"""``zonda tasks list | test | run | logs | states-for-dag-run | why | clear``.
+"""``zonda tasks list | test | run | execute | logs | states-for-dag-run | why | clear``.
 
 Parse, call an operation (:mod:`zonda.operations`), print: no SQL here (tests/core/test_cli_holds_no_sql.py).
 """
@@ -47,6 +47,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     run.add_argument("task_id")
     run.add_argument("run_id")
     run.add_argument("--map-index", type=int, default=-1, help="Run this instance of a mapped task")
+
+    from zonda.cli import tasks_execute_command
+
+    tasks_execute_command.register(subs)
 
     logs = command(
         subs,

@@ -1,5 +1,6 @@
-"""Executors run queued task instances. Chosen by ``core.executor`` (a name registered through the
-``zonda_executors`` hook, or a ``module:Class`` path) and imported only when chosen."""
+"""Executors run queued task instances. Chosen by ``[core] executor``: a built-in, a plugin's or a provider's
+executor name, or a class path, resolved in one place (:mod:`zonda.executors.resolution`) and imported only
+when chosen. Every executor's worker runs a task through :func:`zonda.executors.workload.execute_workload`."""
 
 from __future__ import annotations
 
@@ -10,33 +11,15 @@ if TYPE_CHECKING:
     from zonda.executors.base import BaseExecutor
 
 
-def executor_paths(plugins: Any = None) -> dict[str, str]:
-    """Every executor name known: the built-ins and those of plugins and providers (hook ``zonda_executors``)."""
-    from zonda.plugins.manager import PluginManager
+def executor_paths(plugins: Any = None, registry: Any = None) -> dict[str, str]:
+    """Every executor name known, as ``{name: "package.module:Class"}`` (built-ins, plugins, providers)."""
+    from zonda.executors.resolution import known_executors
 
-    manager = plugins if plugins is not None else PluginManager(plugins_folder=None)
-    paths: dict[str, str] = {}
-    for result in manager.call("zonda_executors"):
-        paths.update(result)
-    return paths
+    return {name: entry.path for name, entry in known_executors(plugins, registry).items()}
 
 
-def load_executor(settings: Settings, plugins: Any = None, **kwargs: Any) -> BaseExecutor:
-    """The executor ``core.executor`` names, constructed with ``core.parallelism``."""
-    import importlib
+def load_executor(settings: Settings, plugins: Any = None, registry: Any = None, **kwargs: Any) -> BaseExecutor:
+    """The executor ``[core] executor`` names, constructed with ``[core] parallelism``."""
+    from zonda.executors.resolution import load_executor as load
 
-    from zonda.exceptions import ZondaConfigError
-
-    name = str(settings.get("core", "executor"))
-    path = name if ":" in name else executor_paths(plugins).get(name)
-    if path is None:
-        known = ", ".join(sorted(executor_paths(plugins)))
-        raise ZondaConfigError(
-            f"unknown executor {name!r} in [core] executor; use one of {known}, or a class path 'package.module:Class'"
-        )
-    module_name, _, attr = path.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ZondaConfigError(f"cannot load executor {name!r} from {path!r}: {exc}") from None
-    return cls(parallelism=int(settings.get("core", "parallelism")), settings=settings, **kwargs)
+    return load(settings, plugins, registry, **kwargs)

@@ -48,11 +48,41 @@ class TaskEvent:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class ExecutorCapabilities:
+    """What an executor is like, declared by the executor, so the scheduler asks these instead of checking
+    classes (any executor, built in or from a plugin or a provider, is treated by what it declares).
+
+    ``keeps_warm_processes``: ``start()`` forks long-lived worker processes on this machine, whose task
+    processes each keep a metastore connection (the scheduler starts it before opening any connection or
+    thread, and warns at start when the database server cannot take ``parallelism`` more connections).
+    ``supports_sqlite``: its tasks can use a SQLite metastore, a file on the scheduler's machine (true only when
+    they run there); the scheduler refuses to start it on SQLite otherwise.
+    ``max_parallelism``: the most task instances it runs at once whatever ``[core] parallelism`` says (None: no
+    limit of its own).
+    """
+
+    keeps_warm_processes: bool = False
+    supports_sqlite: bool = False
+    max_parallelism: int | None = None
+
+
+def capabilities_of(executor: Any) -> ExecutorCapabilities:
+    """What ``executor`` declares; the defaults for an object that declares nothing (an executor passed to the
+    scheduler directly need not subclass :class:`BaseExecutor`; one resolved from ``[core] executor`` does)."""
+    declared = getattr(executor, "capabilities", None)
+    return declared if isinstance(declared, ExecutorCapabilities) else ExecutorCapabilities()
+
+
 class BaseExecutor:
     name: ClassVar[str] = "BaseExecutor"
+    #: Override in a subclass (a new ExecutorCapabilities). The defaults suit an executor whose workers run
+    #: elsewhere (Celery, Kubernetes): no processes of its own here, no SQLite, no limit of its own.
+    capabilities: ClassVar[ExecutorCapabilities] = ExecutorCapabilities()
 
     def __init__(self, parallelism: int = 32, settings: Settings | None = None) -> None:
-        self.parallelism = max(1, parallelism)
+        cap = self.capabilities.max_parallelism
+        self.parallelism = max(1, parallelism if cap is None else min(parallelism, cap))
         self.settings = settings
         self.running: dict[tuple[str, str, str, int], Workload] = {}
 

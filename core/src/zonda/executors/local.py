@@ -20,7 +20,7 @@ import signal
 import time
 from typing import Any, ClassVar
 
-from zonda.executors.base import BaseExecutor, TaskEvent, Workload
+from zonda.executors.base import BaseExecutor, ExecutorCapabilities, TaskEvent, Workload
 
 log = logging.getLogger("zonda.executors.local")
 
@@ -81,6 +81,7 @@ def _serve_workloads(index: int, tasks: Any, results: Any, supervisor: Any, pare
 
 class LocalExecutor(BaseExecutor):
     name: ClassVar[str] = "LocalExecutor"
+    capabilities: ClassVar[ExecutorCapabilities] = ExecutorCapabilities(keeps_warm_processes=True, supports_sqlite=True)
 
     def __init__(self, parallelism: int = 32, settings: Any = None, workers: int | None = None) -> None:
         super().__init__(parallelism, settings)
@@ -231,6 +232,9 @@ class SequentialExecutor(LocalExecutor):
     """One task at a time (the default with SQLite, whose writers serialize anyway)."""
 
     name: ClassVar[str] = "SequentialExecutor"
+    capabilities: ClassVar[ExecutorCapabilities] = ExecutorCapabilities(
+        keeps_warm_processes=True, supports_sqlite=True, max_parallelism=1
+    )
 
     def __init__(self, parallelism: int = 1, settings: Any = None, workers: int | None = None) -> None:
-        super().__init__(1, settings, workers=1)
+        super().__init__(parallelism, settings, workers=1)

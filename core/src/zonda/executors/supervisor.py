@@ -191,6 +191,7 @@ class Supervisor:
     def _task_process_main(self, conn: Connection, workload: Workload) -> None:
         """The task process (forked): run workloads until one fails or ``tasks_per_process`` ran; never returns."""
         from zonda.executors.base import Workload as WorkloadType
+        from zonda.executors.workload import execute_workload
         from zonda.runner.store import MetastoreRunStore
 
         code = 1
@@ -211,7 +212,8 @@ class Supervisor:
                     os.environ.update(environ)
                     os.chdir(cwd)
                     signal.signal(signal.SIGTERM, _raise_terminated)
-                code = self.runner.run(workload, store=store)
+                # The one entry point every executor's worker calls (zonda tasks execute too).
+                code = execute_workload(self.runner, workload, store=store).executor_exit_code
                 runs += 1
                 if code != 0 or runs >= self.tasks_per_process:
                     break
@@ -301,7 +303,10 @@ class Supervisor:
                 except Exception as exc:
                     log.warning("heartbeat for %s failed: %s", workload.label, exc)
                     continue
-                if not alive and _row_state(store, workload) == "running":
+                # A failed heartbeat may only have raced the task's own claim (sent while the row was still
+                # queued, read back once it was running under this very pid): stop the task only when the
+                # row is running under another process.
+                if not alive and _taken_by_another(store, workload, pid):
                     log.error("%s: the task instance now belongs to another process; stopping it", workload.label)
                     os.kill(pid, signal.SIGTERM)
         conn.close()
@@ -323,9 +328,9 @@ class _TaskProcess:
         self.heartbeats = 0  # sent by the worker for the current workload
 
 
-def _row_state(store: Any, workload: Workload) -> str | None:
+def _taken_by_another(store: Any, workload: Workload, pid: int) -> bool:
     row = store.load_task_instance(workload.ti_id)
-    return row["state"] if row else None
+    return row is not None and row["state"] == "running" and row["pid"] != pid
 
 
 def _ignore_interrupt(signum: int, frame: object) -> None:

@@ -1,9 +1,12 @@
 """Running one workload in a task process: claim the queued row, run the try, heartbeat while it runs.
 
-Used by the LocalExecutor's forked children and by ``zonda tasks run``. Ownership is explicit: the process
-claims ``queued -> running`` with a conditional update (so a try never runs twice), writes its end state only
-while the row still names its pid, and a heartbeat thread that finds the row taken away (the scheduler declared
-the process dead, or someone cleared the task) stops the task without recording success.
+:func:`execute_workload` is the one entry point where a task runs under a scheduler: the LocalExecutor's task
+processes, ``zonda tasks execute`` (what Celery and Kubernetes workers call, with a JSON workload, see
+:mod:`zonda.executors.workload_schema`) and ``zonda tasks run`` all call it. Ownership is explicit: the process
+claims ``queued -> running`` with a compare-and-set on the state and the try number (so a try never runs twice,
+even when its workload is delivered twice), writes its end state only while the row still names its pid, and a
+heartbeat thread that finds the row taken away (the scheduler declared the process dead, or someone cleared the
+task) stops the task without recording success.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 import os
 import signal
 import threading
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +26,12 @@ if TYPE_CHECKING:
     from zonda.executors.base import Workload
 
 log = logging.getLogger("zonda.executors.workload")
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -74,7 +84,13 @@ class WorkloadRunner:
         return bag
 
     def load_dag(self, workload: Workload) -> DAG:
-        bag = self._bag(workload.fileloc)
+        try:
+            bag = self._bag(workload.fileloc)
+        except OSError as exc:  # the file is not on this machine (or not readable): the try fails, saying so
+            raise ZondaException(
+                f"cannot read the DAG file {workload.fileloc} on {_hostname()}: {exc.strerror or exc}; deploy the "
+                "DAG files to every worker"
+            ) from None
         if workload.dag_id not in bag.dags:
             error = bag.import_errors.get(str(Path(workload.fileloc).resolve()))
             raise ZondaException(
@@ -93,6 +109,14 @@ class WorkloadRunner:
             return 1
 
     def run(self, workload: Workload, *, store: Any = None) -> int:
+        """:func:`execute_workload`, as an exit status for the executor: 0 when the try recorded its own end
+        (or did not run because it is not this workload's to run), 1 when the DAG could not be loaded."""
+        outcome = execute_workload(self, workload, store=store)
+        if outcome.kind == WorkloadOutcome.NOT_CLAIMED:
+            log.warning("%s", outcome.message)
+        return outcome.executor_exit_code
+
+    def _execute(self, workload: Workload, *, store: Any = None) -> WorkloadOutcome:
         """Run the workload here. ``store`` comes from a supervising worker's task process (which keeps its
         connection across workloads, and is heartbeated by the worker); without it this opens its own metastore
         and heartbeats itself."""
@@ -111,10 +135,15 @@ class WorkloadRunner:
         if store is None:
             store = MetastoreRunStore(metastore)
         try:
-            row = store.load_task_instance(workload.ti_id)
-            if row is None or row["state"] != "queued":
-                log.warning("%s is not queued any more (%s); nothing to do", workload.label, row and row["state"])
-                return 0
+            if workload.ti_id >= 0:
+                row = store.load_task_instance(workload.ti_id)
+            else:  # from another machine: the instance is named by its key
+                row = store.find_task_instance(workload.dag_id, workload.run_id, workload.task_id, workload.map_index)
+                if row is not None:
+                    workload = replace(workload, ti_id=row["id"], dag_run_id=row["dag_run_id"])
+            refusal = _not_claimable(workload, row)
+            if refusal is not None:
+                return WorkloadOutcome(WorkloadOutcome.NOT_CLAIMED, row["state"] if row else None, refusal)
             from zonda import serde
 
             run = DagRunInfo(
@@ -130,13 +159,13 @@ class WorkloadRunner:
                 id=row["dag_run_id"],
             )
             # A resumed deferral continues its try; anything else is the try the scheduler numbered.
-            try_number = int(row["try_number"] or 0) if row.get("next_method") else workload.try_number
+            held = int(row["try_number"] or 0)
+            try_number = held if row.get("next_method") else workload.try_number
             try:
                 dag = self.load_dag(workload)
                 node = dag.get_task(workload.task_id)
             except ZondaException as exc:
-                self._fail_unloadable(store, run, workload, str(exc), try_number=try_number)
-                return 1
+                return self._fail_unloadable(store, run, workload, str(exc), try_number=try_number, held=held)
             plugins = self.plugins if self.plugins is not None else PluginManager.from_settings(settings)
             prepare_task_process(settings, plugins)
             params = dag.params.resolve(run.conf)
@@ -151,8 +180,7 @@ class WorkloadRunner:
             try:
                 runner.task_log_handler()
             except ZondaException as exc:  # a misconfigured [logging] task_log_handler: say so in the try's log
-                self._fail_unloadable(store, run, workload, str(exc), try_number=try_number)
-                return 1
+                return self._fail_unloadable(store, run, workload, str(exc), try_number=try_number, held=held)
             ti = TaskInstance(node, run, store, map_index=row["map_index"], xcom_max_size=runner.xcom_max_size)
             ti.try_number = int(row["try_number"] or 0)
             ti.max_tries = int(row["max_tries"] or 0)
@@ -173,28 +201,33 @@ class WorkloadRunner:
             env.claim = True
             if supervised:  # the supervising worker heartbeats for us
                 TaskRunner(env).run_attempt(ti, operator)
-                return 0
-            beat = _Heartbeat(store, run, ti, float(settings.get("scheduler", "task_heartbeat_interval")))
-            beat.start()
-            try:
-                TaskRunner(env).run_attempt(ti, operator)
-            finally:
-                beat.stop()
-            return 0
+            else:
+                beat = _Heartbeat(store, run, ti, float(settings.get("scheduler", "task_heartbeat_interval")))
+                beat.start()
+                try:
+                    TaskRunner(env).run_attempt(ti, operator)
+                finally:
+                    beat.stop()
+            if ti.state is TaskInstanceState.NONE and not ti.owned:
+                # Another process claimed it between our look and our claim (the compare-and-set lost).
+                after = store.load_task_instance(workload.ti_id)
+                refusal = _not_claimable(workload, after) or f"{workload.label}: already claimed by another process"
+                return WorkloadOutcome(WorkloadOutcome.NOT_CLAIMED, after["state"] if after else None, refusal)
+            return WorkloadOutcome(WorkloadOutcome.FINISHED, ti.state.value, f"{workload.label}: {ti.state.value}")
         finally:
             if not supervised:
                 store.close()
                 metastore.engine.dispose()
 
     def _fail_unloadable(
-        self, store: Any, run: Any, workload: Workload, error: str, *, try_number: int | None = None
-    ) -> None:
-        """The DAG or task cannot be loaded: the try fails (and retries) with the reason in its log."""
+        self, store: Any, run: Any, workload: Workload, error: str, *, try_number: int, held: int
+    ) -> WorkloadOutcome:
+        """The DAG or task cannot be loaded: the try fails (and retries) with the reason in its log. ``held`` is
+        the try number the queued row holds (the claim's compare-and-set)."""
         from zonda.runner.logs import attempt_log_path
         from zonda.timezone import utcnow
 
         settings = self._settings()
-        try_number = workload.try_number if try_number is None else try_number
         path = attempt_log_path(
             settings.log_folder,
             workload.dag_id,
@@ -205,9 +238,6 @@ class WorkloadRunner:
         )
         from zonda.private_files import create_private_file
 
-        create_private_file(path)  # owner-only, like every task log
-        with path.open("a", encoding="utf-8") as handle:  # a resumed try appends to its log
-            handle.write(f"cannot run {workload.label}: {error}\n")
         now = utcnow()
         if store.claim_task_instance(
             run,
@@ -223,7 +253,12 @@ class WorkloadRunner:
                 "trigger_id": None,
                 "trigger_timeout": None,
             },
+            try_number=held,
         ):
+            # Claimed first, so a second delivery of the same workload writes nothing.
+            create_private_file(path)  # owner-only, like every task log
+            with path.open("a", encoding="utf-8") as handle:  # a resumed try appends to its log
+                handle.write(f"cannot run {workload.label}: {error}\n")
             store.finish_owned_task_instance(
                 run,
                 workload.task_id,
@@ -231,6 +266,69 @@ class WorkloadRunner:
                 {"state": "failed", "end_date": now, "duration": 0.0},
                 pid=os.getpid(),
             )
+            return WorkloadOutcome(WorkloadOutcome.UNLOADABLE, "failed", f"cannot run {workload.label}: {error}")
+        after = store.load_task_instance(workload.ti_id)
+        refusal = _not_claimable(workload, after) or f"{workload.label}: already claimed by another process"
+        return WorkloadOutcome(WorkloadOutcome.NOT_CLAIMED, after["state"] if after else None, refusal)
+
+
+@dataclass(frozen=True)
+class WorkloadOutcome:
+    """What became of a workload: its try ran (``finished``, with the end state it recorded), it was not this
+    process's to run (``not_claimed``: someone else claimed this try, or the instance is not queued for it), or
+    its DAG or task could not be loaded (``unloadable``: the try is recorded as failed, the reason in its log)."""
+
+    FINISHED = "finished"
+    NOT_CLAIMED = "not_claimed"
+    UNLOADABLE = "unloadable"
+
+    kind: str
+    state: str | None
+    message: str
+
+    @property
+    def executor_exit_code(self) -> int:
+        """The task process's exit status for an executor: nonzero only when the process itself could not do
+        its job (a refused claim is not a failure: the owner of the try reports it)."""
+        return 1 if self.kind == self.UNLOADABLE else 0
+
+
+def execute_workload(runner: WorkloadRunner, workload: Workload, *, store: Any = None) -> WorkloadOutcome:
+    """Run one try of one task instance in this process: the single entry point of every executor.
+
+    The LocalExecutor's task processes call it with their kept metastore connection (``store``) while their
+    worker heartbeats; ``zonda tasks execute`` (Celery, Kubernetes, any machine with the DAG files and the
+    metastore URL) and ``zonda tasks run`` call it without, and it heartbeats itself. A workload with
+    ``ti_id < 0`` names its instance by key only. The claim is a compare-and-set on ``queued`` and the try number
+    the row holds, so a workload delivered twice, or late for an older try, runs at most once."""
+    return runner._execute(workload, store=store)
+
+
+def _not_claimable(workload: Workload, row: dict[str, Any] | None) -> str | None:
+    """Why this workload must not run (one line), or None when its row is queued for exactly its try."""
+    if row is None:
+        return (
+            f"not claimed: {workload.label} does not exist in the metastore (its run was deleted, or the "
+            "workload names another metastore); nothing ran"
+        )
+    state, held = row["state"], int(row["try_number"] or 0)
+    index = f"[{workload.map_index}]" if workload.map_index >= 0 else ""
+    label = f"{workload.dag_id}.{workload.task_id}{index} ({workload.run_id})"
+    expected = workload.try_number if row.get("next_method") else workload.try_number - 1
+    if state == "queued" and held == expected:
+        return None
+    if held >= workload.try_number and state != "queued":
+        where = f" (pid {row['pid']} on {row['hostname']})" if row.get("pid") and row.get("hostname") else ""
+        return f"already claimed: try {held} of {label} is {state}{where}; this delivery did not run it"
+    if state == "queued":
+        return (
+            f"not claimed: {label} is queued for try {held + (0 if row.get('next_method') else 1)}, "
+            f"not try {workload.try_number} (a stale workload); nothing ran"
+        )
+    return (
+        f"not claimed: {label} is {state or 'none'} (try {held}), not queued for try "
+        f"{workload.try_number}; the scheduler queues it (or `zonda tasks run` runs it by hand); nothing ran"
+    )
 
 
 class _Heartbeat:
@@ -249,6 +347,15 @@ class _Heartbeat:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def _claim_raced(self, own: Any) -> bool:
+        """True when the row is running under this process after all: the failed beat raced the claim."""
+        run, ti = self.run, self.ti
+        try:
+            row = own.find_task_instance(run.dag_id, run.run_id, ti.task_id, ti.map_index)
+        except Exception:  # the database blipped: decide on the next beat
+            return True
+        return row is not None and row["state"] == "running" and row["pid"] == os.getpid()
+
     def _loop(self) -> None:
         from zonda.metastore.db import Metastore
         from zonda.runner.store import MetastoreRunStore
@@ -264,6 +371,8 @@ class _Heartbeat:
                 except Exception as exc:  # the database blipped: try again next beat
                     log.warning("heartbeat failed: %s", exc)
                     continue
+                if not alive and self._claim_raced(own):
+                    continue  # this beat was sent just before our own claim committed
                 if not alive and not self._stop.is_set():
                     log.error("%s: task instance taken over by another process; stopping", self.ti.label)
                     self.ti.owned = False

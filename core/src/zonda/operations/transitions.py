@@ -147,8 +147,8 @@ def _rowcount(result: Any) -> int:
 _OWNED_STATEMENTS: dict[tuple[Any, ...], Any] = {}
 
 
-def _owned_statement(sources: tuple[StrEnum, ...], owner: str, keys: tuple[str, ...]) -> Any:
-    shape = (sources, owner, keys)
+def _owned_statement(sources: tuple[StrEnum, ...], owner: str, keys: tuple[str, ...], with_try: bool = False) -> Any:
+    shape = (sources, owner, keys, with_try)
     stmt = _OWNED_STATEMENTS.get(shape)
     if stmt is None:
         ti = t.task_instance
@@ -162,6 +162,8 @@ def _owned_statement(sources: tuple[StrEnum, ...], owner: str, keys: tuple[str, 
             where.append(ti.c.pid == bindparam("w_pid"))
         elif owner == "unowned":
             where.append(ti.c.pid.is_(None))
+        if with_try:
+            where.append(ti.c.try_number == bindparam("w_try"))
         stmt = update(ti).where(*where).values({key: bindparam(f"v_{key}") for key in (*keys, "updated_at")})
         _OWNED_STATEMENTS[shape] = stmt
     return stmt
@@ -176,18 +178,22 @@ def _update_one(
     map_index: int,
     values: Mapping[str, Any],
     pid: int | Literal["any"] | None = "any",
+    try_number: int | None = None,
 ) -> int:
-    """UPDATE one task instance while it is in ``sources`` (and, unless ``pid`` is "any", owned by ``pid``)."""
+    """UPDATE one task instance while it is in ``sources`` (and, unless ``pid`` is "any", owned by ``pid``; and,
+    when ``try_number`` is given, while it holds that try number)."""
     _no_state(values)
     fields = dict(values)
     if target is not None:
         fields["state"] = stored(target)
     owner = "any" if pid == "any" else ("unowned" if pid is None else "pid")
-    stmt = _owned_statement(sources, owner, tuple(sorted(fields)))
+    stmt = _owned_statement(sources, owner, tuple(sorted(fields)), try_number is not None)
     params = {f"v_{key}": value for key, value in fields.items()}
     params.update(v_updated_at=utcnow(), w_run=dag_run_id, w_task=task_id, w_index=map_index)
     if owner == "pid":
         params["w_pid"] = pid
+    if try_number is not None:
+        params["w_try"] = try_number
     return _rowcount(conn.execute(stmt, params))
 
 
@@ -198,9 +204,19 @@ _ENDS = (TIS.SUCCESS, TIS.FAILED, TIS.SKIPPED, TIS.UP_FOR_RETRY)
 
 
 @_transition("task instance", [TIS.QUEUED], [TIS.RUNNING], [Caller.WORKER])
-def start_ti(conn: Connection, dag_run_id: int, task_id: str, map_index: int, values: Mapping[str, Any]) -> int:
-    """Claim a queued instance for this task process: two processes can never both run one try."""
-    return _update_one(conn, (TIS.QUEUED,), TIS.RUNNING, dag_run_id, task_id, map_index, values)
+def start_ti(
+    conn: Connection,
+    dag_run_id: int,
+    task_id: str,
+    map_index: int,
+    values: Mapping[str, Any],
+    *,
+    try_number: int | None = None,
+) -> int:
+    """Claim a queued instance for this task process: two processes can never both run one try. With
+    ``try_number``, only while the row holds that try (a workload for an older try delivered late never takes a
+    newer one)."""
+    return _update_one(conn, (TIS.QUEUED,), TIS.RUNNING, dag_run_id, task_id, map_index, values, try_number=try_number)
 
 
 @_transition("task instance", _RUNS_AGAIN, [TIS.RUNNING], [Caller.IN_PROCESS])

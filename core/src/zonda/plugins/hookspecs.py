@@ -8,8 +8,8 @@ Calls are isolated: if one plugin's implementation raises, the error is logged w
 other implementations still run. Hooks marked *first result* stop at the first implementation returning
 something other than ``None``; ``tryfirst``/``trylast`` on ``hookimpl`` order them as in pytest.
 
-Zonda's own built-in features register through these same hooks in :mod:`zonda.plugins.builtin` (today the
-file task-log handler; the executors join when the scheduler lands), so anything core can do, a plugin can too.
+Zonda's own built-in features register through these same hooks in :mod:`zonda.plugins.builtin` (the file
+task-log handler, the SequentialExecutor and the LocalExecutor), so anything core can do, a plugin can too.
 """
 
 from __future__ import annotations
@@ -143,8 +143,11 @@ def zonda_timetables() -> list[type]:
 
 @hookspec
 def zonda_executors() -> dict[str, str]:
-    """Executors by name, as dotted paths (``"pkg.module:Class"``), imported only when chosen by
-    ``core.executor``. Called by the scheduler and the CLI."""
+    """Executors by name, as dotted paths (``"pkg.module:Class"`` of a
+    :class:`~zonda.executors.base.BaseExecutor` subclass), imported only when chosen by ``core.executor``.
+    Called by the scheduler, and only when the configured name is not a built-in one (built-in names are
+    reserved); a plugin's name wins over a provider's manifest name, and the first plugin in hook order wins a
+    name two plugins register. See :mod:`zonda.executors.resolution`."""
 
 
 @hookspec

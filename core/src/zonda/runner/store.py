@@ -351,13 +351,23 @@ class MetastoreRunStore:
     # statement prebuilt with bound parameters); the store brings the connection and the retries. ``values``
     # may carry the target as "state" (the callers' dicts); the transition gets it as its own argument.
 
-    def claim_task_instance(self, run: DagRunInfo, task_id: str, map_index: int, values: Mapping[str, Any]) -> bool:
-        """queued -> running, only if it is still queued: two processes can never both run one try."""
+    def claim_task_instance(
+        self,
+        run: DagRunInfo,
+        task_id: str,
+        map_index: int,
+        values: Mapping[str, Any],
+        *,
+        try_number: int | None = None,
+    ) -> bool:
+        """queued -> running, only if it is still queued (and, with ``try_number``, still holds that try number:
+        a workload for an older try delivered late never takes a newer one): two processes never run one try."""
         from zonda.operations import transitions
 
         fields = _without_state(values)
         changed = self._transact(
-            lambda conn: transitions.start_ti(conn, run.id, task_id, map_index, fields), "claiming a task instance"
+            lambda conn: transitions.start_ti(conn, run.id, task_id, map_index, fields, try_number=try_number),
+            "claiming a task instance",
         )
         return changed == 1
 
@@ -475,6 +485,17 @@ class MetastoreRunStore:
 
     def load_task_instance(self, ti_id: int) -> dict[str, Any] | None:
         """The task instance row with its DAG run's fields (``run_*``), for a worker starting a workload."""
+        return self._load_task_instance(self.t.task_instance.c.id == ti_id)
+
+    def find_task_instance(self, dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any] | None:
+        """:meth:`load_task_instance` by the instance's key, for a workload that came from another machine
+        (``zonda tasks execute``), which names the instance rather than a row id of this metastore."""
+        ti, dr = self.t.task_instance, self.t.dag_run
+        return self._load_task_instance(
+            dr.c.dag_id == dag_id, dr.c.run_id == run_id, ti.c.task_id == task_id, ti.c.map_index == map_index
+        )
+
+    def _load_task_instance(self, *where: Any) -> dict[str, Any] | None:
         from sqlalchemy import select
 
         ti, dr = self.t.task_instance, self.t.dag_run
@@ -491,7 +512,7 @@ class MetastoreRunStore:
                 dr.c.state.label("run_state"),
             )
             .join(dr, dr.c.id == ti.c.dag_run_id)
-            .where(ti.c.id == ti_id)
+            .where(*where)
         ).first()
         conn.rollback()
         return dict(row._mapping) if row is not None else None

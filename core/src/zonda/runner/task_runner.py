@@ -132,7 +132,10 @@ class TaskRunner:
             running_values["last_heartbeat_at"] = utcnow()
             # A resumed try consumes its deferral: if it fails and retries, the retry starts at execute().
             running_values.update(next_method=None, next_kwargs=None, trigger_id=None, trigger_timeout=None)
-            if not ti.store.claim_task_instance(run, ti.task_id, ti.map_index, running_values):
+            # Compare-and-set on the state and the try the row holds before this one starts: a workload
+            # delivered twice (or late, for an older try) never runs a second time.
+            held = ti.try_number if resuming else ti.try_number - 1
+            if not ti.store.claim_task_instance(run, ti.task_id, ti.map_index, running_values, try_number=held):
                 log.warning("%s is no longer queued for this process; not running it", ti.label)
                 ti.state = S.NONE
                 ti.owned = False

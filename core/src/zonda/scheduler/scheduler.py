@@ -37,7 +37,7 @@ from zonda.dag_processing.callbacks import (
     TASK_RETRY,
     request_callback,
 )
-from zonda.exceptions import ZondaException
+from zonda.exceptions import ZondaConfigError, ZondaException
 from zonda.metastore import tables as t
 from zonda.metastore.retry import is_transient, retry_transient
 from zonda.operations import transitions
@@ -151,7 +151,17 @@ class Scheduler:
         return self.metastore.supports_row_locks
 
     def start(self) -> None:
+        from zonda.executors.base import capabilities_of
+
         executor = self.executor
+        # The URL, not a connection: nothing may connect before the executor forks its workers.
+        url = self._metastore.url if self._metastore is not None else self.settings.sql_alchemy_conn
+        if not capabilities_of(executor).supports_sqlite and url.startswith("sqlite"):
+            raise ZondaConfigError(
+                f"the {type(executor).__name__} cannot use a SQLite metastore: its tasks may run on other machines, "
+                "which cannot reach this file; use PostgreSQL or MySQL/MariaDB ([database] sql_alchemy_conn), or "
+                "the LocalExecutor ([core] executor)"
+            )
         executor.start()  # fork workers before this process opens database connections
         engine = self.engine
         if not self.locking:
@@ -174,12 +184,13 @@ class Scheduler:
         log.info("scheduler started (job %s, %s, %s)", self.job_id, type(executor).__name__, self.metastore)
 
     def _warn_about_connections(self) -> None:
-        """A LocalExecutor's task processes each hold a connection: warn now if the server cannot take them."""
-        from zonda.executors.local import LocalExecutor
+        """An executor that keeps warm task processes here (the LocalExecutor) holds a connection per process:
+        warn now if the server cannot take them."""
+        from zonda.executors.base import capabilities_of
         from zonda.metastore.capacity import connection_budget_warning
 
         executor = self.executor
-        if not isinstance(executor, LocalExecutor):
+        if not capabilities_of(executor).keeps_warm_processes:
             return
         pool = int(self.settings.get("database", "sql_alchemy_pool_size"))
         needed = executor.parallelism + pool + 2  # task processes, this process's pool, a heartbeat or two
