@@ -20,6 +20,8 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
+from zonda.executors.ownership import Holder, holder
+
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
@@ -281,7 +283,8 @@ class Supervisor:
                 except Exception as exc:
                     log.warning("heartbeat for %s failed: %s", workload.label, exc)
                     continue
-                if not alive and _row_state(store, workload) == "running":
+                # A miss may only mean the task process has not claimed the row yet, or claimed it just now.
+                if not alive and _holder(store, workload, pid) is Holder.ANOTHER_PROCESS:
                     log.error("%s: the task instance now belongs to another process; stopping it", workload.label)
                     os.kill(pid, signal.SIGTERM)
         conn.close()
@@ -303,9 +306,8 @@ class _TaskProcess:
         self.heartbeats = 0  # sent by the worker for the current workload
 
 
-def _row_state(store: Any, workload: Workload) -> str | None:
-    row = store.load_task_instance(workload.ti_id)
-    return row["state"] if row else None
+def _holder(store: Any, workload: Workload, pid: int) -> Holder:
+    return holder(store.load_task_instance(workload.ti_id), pid)
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
