@@ -224,3 +224,47 @@ def test_a_process_exit_fails_only_the_try_that_process_holds(
         "running_here": "failed",
         "running_elsewhere": "running",
     }
+
+
+TERMINATED_THEN_NEXT = """
+import os
+import signal
+from datetime import datetime
+from zonda import DAG
+from zonda.operators import PythonOperator
+
+
+def terminated(**context):
+    record(context, "start")
+    os.kill(os.getpid(), signal.SIGTERM)  # what the worker sends a task whose row another process took
+
+
+def after(**context):
+    record(context, "start")
+
+
+with DAG("terminated", schedule=None, start_date=datetime(2024, 1, 1)):
+    first = PythonOperator(task_id="first", python_callable=terminated)
+    first >> PythonOperator(task_id="after", python_callable=after, trigger_rule="all_done")
+"""
+
+
+def test_a_task_process_that_received_sigterm_runs_no_further_task(configure: Any, zonda_home: Path) -> None:
+    """SIGTERM becomes an exception wherever the process is, even inside a section of ``logging`` that holds the
+    module lock without a ``finally``; a kept process would then hang in its next task while its worker
+    heartbeats it as alive (seen while a worker stopped its own tasks: runs stuck with instances running
+    forever). So the next workload gets a fresh process (one worker here: it would otherwise reuse it)."""
+    from zonda.executors.local import LocalExecutor
+    from zonda.scheduler.runs import trigger_dag
+    from zonda.scheduler.scheduler import Scheduler
+
+    settings, metastore = configure()
+    ledger = zonda_home / "ledger.txt"
+    h.write_dag(zonda_home, "terminated.py", TERMINATED_THEN_NEXT, ledger=ledger)
+    h.store_dags(settings, metastore)
+    run = int(trigger_dag(metastore.engine, "terminated", run_id="r1")["id"])
+    scheduler = Scheduler(settings, executor=LocalExecutor(parallelism=1, settings=settings), metastore=metastore)
+    assert h.drive(scheduler, [run], timeout=30) == {run: "success"}  # the leaf decides: all_done ran
+    assert h.states_by_task(metastore.engine, run) == {"after": "success", "first": "failed"}
+    pids = {e.task_id: e.pid for e in h.read_ledger(ledger)}
+    assert pids["first"] != pids["after"]

@@ -195,7 +195,7 @@ class Supervisor:
                     signal.signal(signal.SIGTERM, _raise_terminated)
                 code = self.runner.run(workload, store=store)
                 runs += 1
-                if code != 0 or runs >= self.tasks_per_process:
+                if code != 0 or runs >= self.tasks_per_process or _terminated:
                     break
                 try:
                     conn.send((_DONE, code))
@@ -310,7 +310,16 @@ def _holder(store: Any, workload: Workload, pid: int) -> Holder:
     return holder(store.load_task_instance(workload.ti_id), pid)
 
 
+#: Set in a task process that received SIGTERM. The exception it raised may have interrupted anything, even a
+#: section of ``logging`` that holds the module's lock without a ``finally``, so the process takes no further
+#: workload: a kept process whose lock stayed held would hang in its next task, heartbeated as alive.
+_terminated = False
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
     from zonda.exceptions import ZondaTaskTerminated
+
+    global _terminated
+    _terminated = True
 
     raise ZondaTaskTerminated("the task process received SIGTERM")
