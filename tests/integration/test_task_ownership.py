@@ -23,6 +23,31 @@ import scheduler_helpers as h
 
 pytestmark = [pytest.mark.postgres]
 
+ME, OTHER = 4242, 4343
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ({"state": "queued", "pid": None}, "unclaimed"),  # not claimed yet: a heartbeat may come first
+        ({"state": "queued", "pid": ME}, "unclaimed"),  # queued again for a retry; the pid is the old try's
+        ({"state": "running", "pid": ME}, "this process"),  # claimed between the heartbeat and this look
+        ({"state": "success", "pid": ME}, "this process"),  # recorded its own end just before the heartbeat
+        ({"state": "up_for_retry", "pid": ME}, "this process"),
+        ({"state": "deferred", "pid": ME}, "this process"),
+        ({"state": "running", "pid": OTHER}, "another process"),  # a duplicate workload lost the claim
+        ({"state": "up_for_retry", "pid": None}, "nobody"),  # the scheduler declared the process dead
+        ({"state": None, "pid": None}, "nobody"),  # tasks clear
+        ({"state": "removed", "pid": ME}, "nobody"),  # not a state a task process writes
+        (None, "nobody"),  # the run was deleted
+    ],
+)
+def test_who_holds_a_try_after_a_missed_heartbeat(row: dict[str, Any] | None, expected: str) -> None:
+    from zonda.executors.ownership import holder
+
+    assert holder(row, ME).value == expected
+
+
 MANY_SHORT = """
 from datetime import datetime
 from zonda import DAG

@@ -265,7 +265,8 @@ class _Heartbeat:
 
     def _still_ours(self, own: Any) -> bool:
         """After a missed heartbeat: the row is still queued (the try is marked running here just before it is
-        claimed) or was claimed by this process since; a row that cannot be read now counts as ours too."""
+        claimed), or this process claimed it or recorded its end since; a row that cannot be read now counts as
+        ours too."""
         from zonda.executors.ownership import Holder, holder
 
         try:
