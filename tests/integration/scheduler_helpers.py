@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -193,6 +194,38 @@ def states_by_task(engine: Any, dag_run_id: int) -> dict[str, str | None]:
         (r.task_id if r.map_index < 0 else f"{r.task_id}[{r.map_index}]"): r.state
         for r in task_instances(engine, dag_run_id)
     }
+
+
+def unsuccessful_report(engine: Any, home: Path, run_ids: Iterable[int], scheduler_logs: Iterable[str] = ()) -> str:
+    """What went wrong, for an assertion message: each task instance of ``run_ids`` that did not succeed, with its
+    try logs (under ``home/logs``) and every scheduler log line that names it, so a failure explains itself."""
+    from zonda.runner.logs import attempt_log_path
+
+    logs = list(scheduler_logs)
+    parts = []
+    for run_id in run_ids:
+        for row in task_instances(engine, run_id):
+            if row.state == "success":
+                continue
+            parts.append(
+                f"--- {row.dag_id}.{row.task_id}[{row.map_index}] of {row.run_id}: {row.state}, try {row.try_number}, "
+                f"pid {row.pid}, queued by job {row.queued_by_job_id}, start {row.start_date}, end {row.end_date}, "
+                f"last heartbeat {row.last_heartbeat_at}"
+            )
+            for attempt in range(1, (row.try_number or 0) + 2):
+                path = attempt_log_path(home / "logs", row.dag_id, row.run_id, row.task_id, row.map_index, attempt)
+                if path.exists():
+                    parts.append(f"try {attempt} log:\n" + path.read_text(encoding="utf-8", errors="replace")[-3000:])
+            named = re.compile(rf"\b{re.escape(row.dag_id)}\.{re.escape(row.task_id)}\b")
+            for index, text in enumerate(logs):
+                lines = [line for line in text.splitlines() if named.search(line)]
+                if lines:
+                    parts.append(f"scheduler log {index} on {row.task_id}:\n" + "\n".join(lines[-20:]))
+    for index, text in enumerate(logs):
+        problems = [line for line in text.splitlines() if "ERROR" in line or "WARNING" in line or "Error" in line]
+        if problems:
+            parts.append(f"scheduler log {index}, warnings and errors:\n" + "\n".join(problems[-30:]))
+    return "\n".join(parts)
 
 
 def dag_runs(engine: Any, dag_id: str) -> list[Any]:

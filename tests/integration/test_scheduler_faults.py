@@ -60,6 +60,10 @@ class Setup:
     def entries(self) -> list[h.Entry]:
         return h.read_ledger(self.ledger)
 
+    def unsuccessful(self, run_ids: list[int], processes: list[h.SchedulerProcess]) -> str:
+        """Each instance of ``run_ids`` that did not succeed, with its try logs and what the schedulers said."""
+        return h.unsuccessful_report(self.engine, self.home, run_ids, [p.output() for p in processes])
+
     def wait_runs(self, run_ids: list[int], timeout: float, processes: list[h.SchedulerProcess]) -> dict[int, str]:
         deadline = time.monotonic() + timeout
         while True:
@@ -316,7 +320,8 @@ def _two_schedulers(make: Any) -> None:
         # Both must be up before there is work: one scheduler alone finishes 500 short tasks quickly.
         h.wait_for(lambda: len(jobs.alive_jobs(setup.engine, "scheduler", 10)) == 2, 60, what="two schedulers")
         runs = [setup.trigger(dag_id, run_id=f"{dag_id}-{i}") for dag_id in ("many_a", "many_b") for i in range(5)]
-        assert set(setup.wait_runs(runs, 120, started).values()) == {"success"}
+        states = setup.wait_runs(runs, 120, started)
+        assert set(states.values()) == {"success"}, setup.unsuccessful(runs, started)
     rows = _check_ledger_against_metastore(setup, runs)
     assert len(rows) == 500 and {r.state for r in rows} == {"success"}
     assert len([e for e in setup.entries() if e.event == "end"]) == 500

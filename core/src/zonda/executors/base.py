@@ -41,11 +41,13 @@ class Workload:
 
 @dataclass(frozen=True)
 class TaskEvent:
-    """A workload's process ended. ``exit_code`` < 0 means killed by that signal."""
+    """A workload's process ended. ``exit_code`` < 0 means killed by that signal. ``pid``: that process, when the
+    executor knows it; the scheduler charges the exit to the task instance only while the row names that pid."""
 
     workload: Workload
     exit_code: int | None
     error: str | None = None
+    pid: int | None = None
 
 
 @dataclass(frozen=True)

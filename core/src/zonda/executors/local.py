@@ -192,7 +192,7 @@ class LocalExecutor(BaseExecutor):
                 if workload is None:
                     continue
                 self.running.pop(workload.key, None)
-                events.append(TaskEvent(workload, value))
+                events.append(TaskEvent(workload, value, pid=self._task_pids.get(index)))
                 if self._pending:
                     self._send(index, self._pending.pop(0))
                 else:

@@ -20,6 +20,8 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
+from zonda.executors.ownership import Holder, holder
+
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
@@ -215,7 +217,7 @@ class Supervisor:
                 # The one entry point every executor's worker calls (zonda tasks execute too).
                 code = execute_workload(self.runner, workload, store=store).executor_exit_code
                 runs += 1
-                if code != 0 or runs >= self.tasks_per_process:
+                if code != 0 or runs >= self.tasks_per_process or _terminated:
                     break
                 try:
                     conn.send((_DONE, code))
@@ -303,10 +305,8 @@ class Supervisor:
                 except Exception as exc:
                     log.warning("heartbeat for %s failed: %s", workload.label, exc)
                     continue
-                # A failed heartbeat may only have raced the task's own claim (sent while the row was still
-                # queued, read back once it was running under this very pid): stop the task only when the
-                # row is running under another process.
-                if not alive and _taken_by_another(store, workload, pid):
+                # A miss may only mean the task process has not claimed the row yet, or claimed it just now.
+                if not alive and _holder(store, workload, pid) is Holder.ANOTHER_PROCESS:
                     log.error("%s: the task instance now belongs to another process; stopping it", workload.label)
                     os.kill(pid, signal.SIGTERM)
         conn.close()
@@ -328,9 +328,14 @@ class _TaskProcess:
         self.heartbeats = 0  # sent by the worker for the current workload
 
 
-def _taken_by_another(store: Any, workload: Workload, pid: int) -> bool:
-    row = store.load_task_instance(workload.ti_id)
-    return row is not None and row["state"] == "running" and row["pid"] != pid
+def _holder(store: Any, workload: Workload, pid: int) -> Holder:
+    return holder(store.load_task_instance(workload.ti_id), pid)
+
+
+#: Set in a task process that received SIGTERM. The exception it raised may have interrupted anything, even a
+#: section of ``logging`` that holds the module's lock without a ``finally``, so the process takes no further
+#: workload: a kept process whose lock stayed held would hang in its next task, heartbeated as alive.
+_terminated = False
 
 
 def _ignore_interrupt(signum: int, frame: object) -> None:
@@ -342,5 +347,8 @@ def _ignore_interrupt(signum: int, frame: object) -> None:
 
 def _raise_terminated(signum: int, frame: object) -> None:
     from zonda.exceptions import ZondaTaskTerminated
+
+    global _terminated
+    _terminated = True
 
     raise ZondaTaskTerminated("the task process received SIGTERM")

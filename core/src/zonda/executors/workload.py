@@ -202,7 +202,9 @@ class WorkloadRunner:
             if supervised:  # the supervising worker heartbeats for us
                 TaskRunner(env).run_attempt(ti, operator)
             else:
-                beat = _Heartbeat(store, run, ti, float(settings.get("scheduler", "task_heartbeat_interval")))
+                beat = _Heartbeat(
+                    store, run, ti, float(settings.get("scheduler", "task_heartbeat_interval")), ti_id=workload.ti_id
+                )
                 beat.start()
                 try:
                     TaskRunner(env).run_attempt(ti, operator)
@@ -334,8 +336,8 @@ def _not_claimable(workload: Workload, row: dict[str, Any] | None) -> str | None
 class _Heartbeat:
     """Refreshes the row's heartbeat; if the row is no longer ours, SIGTERMs this process (the task stops)."""
 
-    def __init__(self, store: Any, run: Any, ti: Any, interval: float) -> None:
-        self.store, self.run, self.ti = store, run, ti
+    def __init__(self, store: Any, run: Any, ti: Any, interval: float, *, ti_id: int) -> None:
+        self.store, self.run, self.ti, self.ti_id = store, run, ti, ti_id
         self.interval = max(interval, 0.05)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="zonda-heartbeat", daemon=True)
@@ -346,15 +348,6 @@ class _Heartbeat:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-
-    def _claim_raced(self, own: Any) -> bool:
-        """True when the row is running under this process after all: the failed beat raced the claim."""
-        run, ti = self.run, self.ti
-        try:
-            row = own.find_task_instance(run.dag_id, run.run_id, ti.task_id, ti.map_index)
-        except Exception:  # the database blipped: decide on the next beat
-            return True
-        return row is not None and row["state"] == "running" and row["pid"] == os.getpid()
 
     def _loop(self) -> None:
         from zonda.metastore.db import Metastore
@@ -371,9 +364,7 @@ class _Heartbeat:
                 except Exception as exc:  # the database blipped: try again next beat
                     log.warning("heartbeat failed: %s", exc)
                     continue
-                if not alive and self._claim_raced(own):
-                    continue  # this beat was sent just before our own claim committed
-                if not alive and not self._stop.is_set():
+                if not alive and not self._stop.is_set() and not self._still_ours(own):
                     log.error("%s: task instance taken over by another process; stopping", self.ti.label)
                     self.ti.owned = False
                     os.kill(os.getpid(), signal.SIGTERM)
@@ -381,3 +372,16 @@ class _Heartbeat:
         finally:
             own.close()
             own.metastore.engine.dispose()
+
+    def _still_ours(self, own: Any) -> bool:
+        """After a missed heartbeat: the row is still queued (the try is marked running here just before it is
+        claimed), or this process claimed it or recorded its end since; a row that cannot be read now counts as
+        ours too."""
+        from zonda.executors.ownership import Holder, holder
+
+        try:
+            row = own.load_task_instance(self.ti_id)
+        except Exception as exc:  # the database blipped: look again next beat
+            log.warning("heartbeat check failed: %s", exc)
+            return True
+        return holder(row, os.getpid()) in (Holder.UNCLAIMED, Holder.THIS_PROCESS)

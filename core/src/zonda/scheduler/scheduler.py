@@ -70,6 +70,8 @@ _ATTEMPT_COLUMNS = (
     t.task_instance.c.task_id,
     t.task_instance.c.map_index,
     t.task_instance.c.max_tries,
+    t.task_instance.c.pid,
+    t.task_instance.c.queued_by_job_id,
 )
 
 
@@ -734,10 +736,21 @@ class Scheduler:
             if row is None:
                 return
             self._dirty_runs.add(row.dag_run_id)
-            if row.state in ACTIVE_TI_STATES and (row.try_number or 0) <= w.try_number:
+            if self._held_by(row, event) and (row.try_number or 0) <= w.try_number:
                 # The process ended but the row says it is still going: it died (kill -9, OOM, crash).
                 reason = f"the task process exited with {event.exit_code} without recording an end state"
                 self._fail_attempt(conn, row, reason)
+
+    def _held_by(self, row: Any, event: TaskEvent) -> bool:
+        """Whether the row is still the ended process's to answer for: queued by this scheduler (the process
+        died before claiming it), or running in that very process. A second workload for the same try (queued
+        again after this scheduler was briefly taken for dead) loses the claim and ends; it must not fail the
+        try that another process, or another scheduler's queue, holds."""
+        if row.state == TaskInstanceState.QUEUED:
+            return row.queued_by_job_id == self.job_id
+        if row.state == TaskInstanceState.RUNNING:
+            return event.pid is None or row.pid == event.pid
+        return False
 
     def _find_zombies(self) -> None:
         ti = t.task_instance
