@@ -14,6 +14,8 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
+from zonda.state import TaskInstanceState as TIS
+
 
 class Holder(enum.Enum):
     """Who holds a task instance's current try, seen from one process."""
@@ -32,16 +34,25 @@ def holder(row: Mapping[str, Any] | None, pid: int) -> Holder:
     """Who holds the try of ``row`` (a task instance row as a mapping), seen from the process ``pid``."""
     if row is None:
         return Holder.NOBODY
-    if row["state"] == "queued":
+    if row["state"] == TIS.QUEUED:
         return Holder.UNCLAIMED
     if row["state"] in _WRITTEN_BY_THE_TASK_PROCESS and row["pid"] == pid:
         return Holder.THIS_PROCESS
-    if row["state"] == "running":
+    if row["state"] == TIS.RUNNING:
         return Holder.ANOTHER_PROCESS
     return Holder.NOBODY
 
 
 #: The states a task process writes itself, keeping its pid on the row (whoever else ends a try clears the pid).
 _WRITTEN_BY_THE_TASK_PROCESS = frozenset(
-    {"running", "success", "failed", "skipped", "up_for_retry", "up_for_reschedule", "deferred"}
+    state.value
+    for state in (
+        TIS.RUNNING,
+        TIS.SUCCESS,
+        TIS.FAILED,
+        TIS.SKIPPED,
+        TIS.UP_FOR_RETRY,
+        TIS.UP_FOR_RESCHEDULE,
+        TIS.DEFERRED,
+    )
 )
