@@ -196,6 +196,15 @@ def _child_main(
     memory_mb: int,
     plugins_folder: str | None,
 ) -> None:
+    _become_parse_child()
+    payload = _parse_answer(path, dags_folder, import_timeout, plugins, memory_mb, plugins_folder)
+    conn.send_bytes(json.dumps(payload).encode())
+    conn.close()
+    _exit_parse_child()
+
+
+def _become_parse_child() -> None:
+    """Signals and streams of a parse child, whatever its parent had."""
     # The parent may have installed handlers (the scheduler's graceful SIGTERM) that must not run here: the
     # parent ends a child with SIGTERM and expects it to die; Ctrl-C in a terminal is the parent's to handle.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -205,8 +214,19 @@ def _child_main(
         sys.stdout.flush()
         os.dup2(2, 1)
         sys.stdout = sys.stderr
+
+
+def _parse_answer(
+    path: str,
+    dags_folder: str | None,
+    import_timeout: float,
+    plugins: Any,
+    memory_mb: int,
+    plugins_folder: str | None,
+) -> dict[str, Any]:
+    """What a child sends back for one file; any failure of the parse itself becomes that file's error."""
     try:
-        limit_memory(memory_mb)
+        limit_memory(memory_mb)  # per file: in a batch child, what earlier files loaded is not this file's growth
         payload = parse_file(
             path, dags_folder=dags_folder, import_timeout=import_timeout, plugins=plugins, plugins_folder=plugins_folder
         )
@@ -216,8 +236,10 @@ def _child_main(
 
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
         payload = {"path": path, "dags": [], "error": text, "seconds": 0.0, "pid": os.getpid()}
-    conn.send_bytes(json.dumps(payload).encode())
-    conn.close()
+    return payload
+
+
+def _exit_parse_child() -> None:
     # Skip interpreter shutdown: threads or atexit handlers the DAG file started must not keep this child
     # alive (multiprocessing would join non-daemon threads) or run in it after its answer is sent.
     for stream in (sys.stdout, sys.stderr):
@@ -347,35 +369,13 @@ def _batch_child_main(
 ) -> None:
     """Parse ``paths`` one after the other, announcing each file before importing it, so the parent knows which
     file to blame (and how long it has run) if this process dies or hangs."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-        os.dup2(2, 1)
-        sys.stdout = sys.stderr
+    _become_parse_child()
     for path in paths:
         conn.send_bytes(json.dumps({"start": path}).encode())
-        try:
-            limit_memory(memory_mb)  # per file: what earlier files loaded is not this file's growth
-            payload = parse_file(
-                path,
-                dags_folder=dags_folder,
-                import_timeout=import_timeout,
-                plugins=plugins,
-                plugins_folder=plugins_folder,
-            )
-            payload["error"] = _memory_hint(payload["error"], memory_mb)
-        except BaseException as exc:
-            import traceback
-
-            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
-            payload = {"path": path, "dags": [], "error": text, "seconds": 0.0, "pid": os.getpid()}
+        payload = _parse_answer(path, dags_folder, import_timeout, plugins, memory_mb, plugins_folder)
         conn.send_bytes(json.dumps(payload).encode())
     conn.close()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(0)
+    _exit_parse_child()
 
 
 class BatchParseJob:
