@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
+from typing import TypeVar
+
+_S = TypeVar("_S", bound=StrEnum)
 
 
 class TaskInstanceState(StrEnum):
@@ -65,3 +69,16 @@ class DagRunState(StrEnum):
 
 
 FINISHED_RUN_STATES = frozenset({DagRunState.SUCCESS, DagRunState.FAILED})
+
+
+def one_of(kind: type[_S], value: object, allowed: Iterable[_S], what: str) -> _S:
+    """``value`` as a member of ``kind`` when it is one of ``allowed``; else ValueError naming the choices,
+    e.g. ``one_of(DagRunState, "done", SETTABLE, "a DAG run's state can be set to")``."""
+    choices = list(allowed)
+    try:
+        member = kind(value)
+    except ValueError:
+        member = None
+    if member not in choices:
+        raise ValueError(f"{what} {', '.join(c.value for c in choices)}; not {str(value)!r}")
+    return member

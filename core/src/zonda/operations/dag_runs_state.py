@@ -25,7 +25,7 @@ from zonda.metastore import tables as t
 from zonda.operations import transitions
 from zonda.operations.task_instances import IN_PROCESS_RUN_TYPE, hand_to_scheduler
 from zonda.operations.transitions import Seen
-from zonda.state import FINISHED_STATES, DagRunState, TaskInstanceState
+from zonda.state import FINISHED_STATES, DagRunState, TaskInstanceState, one_of
 from zonda.timezone import utcnow
 
 SETTABLE_RUN_STATES = (DagRunState.QUEUED, DagRunState.SUCCESS, DagRunState.FAILED)
@@ -122,13 +122,9 @@ def _instance_target(run_state: DagRunState, seen: TaskInstanceState) -> TaskIns
 
 def _settable(state: DagRunState | str) -> DagRunState:
     try:
-        target = DagRunState(state)
-    except ValueError:
-        target = None
-    if target not in SETTABLE_RUN_STATES:
-        names = ", ".join(s.value for s in SETTABLE_RUN_STATES)
-        raise ZondaException(f"a DAG run's state can be set to {names}; not {str(state)!r}")
-    return target
+        return one_of(DagRunState, state, SETTABLE_RUN_STATES, "a DAG run's state can be set to")
+    except ValueError as exc:
+        raise ZondaException(str(exc)) from None
 
 
 def _check_found(conn: Any, dag_id: str, wanted: Sequence[str], found: set[str]) -> None:

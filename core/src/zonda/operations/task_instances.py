@@ -23,7 +23,7 @@ from zonda.exceptions import ZondaException
 from zonda.metastore import tables as t
 from zonda.operations import transitions
 from zonda.operations.transitions import Seen
-from zonda.state import FAILED_STATES, DagRunState, TaskInstanceState
+from zonda.state import FAILED_STATES, DagRunState, TaskInstanceState, one_of
 from zonda.timezone import utcnow
 
 #: Runs ``zonda dags test`` (or ``zonda.testing.run_dag``) runs in its own process; a scheduler leaves them alone.
@@ -362,10 +362,6 @@ def mark_task_instances(
 
 def _markable(state: TaskInstanceState | str) -> TaskInstanceState:
     try:
-        target = TaskInstanceState(state)
-    except ValueError:
-        target = None
-    if target not in MARKABLE_STATES:
-        names = ", ".join(s.value for s in MARKABLE_STATES)
-        raise ZondaException(f"task instances can be marked {names}; not {str(state)!r}")
-    return target
+        return one_of(TaskInstanceState, state, MARKABLE_STATES, "task instances can be marked")
+    except ValueError as exc:
+        raise ZondaException(str(exc)) from None
