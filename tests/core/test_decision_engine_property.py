@@ -47,12 +47,14 @@ RULES = (
     "always",
 )
 OUTCOMES = ("success", "success", "success", "fail", "skip", "retry")
+SKIPPER_OUTCOMES = ("success", "success", "success", "success", "fail", "skip", "retry")
+KINDS = ("python", "branch", "branch_decorator", "short", "mapped")
 
 DAG_COUNT = int(os.environ.get("ZONDA_PROPERTY_DAGS", "500"))
 SEED = int(os.environ.get("ZONDA_PROPERTY_SEED", "12"))
 
 #: The DAG file both paths load: it builds every DAG from the JSON specs appended below it.
-BUILDER = '''
+BUILDER = """
 import json
 from datetime import datetime
 
@@ -71,11 +73,13 @@ def act(outcome, **context):
     return outcome
 
 
-def follow(chosen, **context):
+def follow(chosen, outcome, **context):
+    act(outcome, **context)
     return chosen
 
 
-def condition(value, **context):
+def condition(value, outcome, **context):
+    act(outcome, **context)
     return value
 
 
@@ -86,25 +90,33 @@ def build(spec):
             common = dict(
                 task_id=t["id"],
                 trigger_rule=t["rule"],
-                retries=1 if t["outcome"] in ("retry", "fail") and t.get("retries") else 0,
+                retries=1 if t.get("retries") else 0,
                 retry_delay=0,
                 priority_weight=1,
                 weight_rule="absolute",
             )
             if t["kind"] == "branch":
-                op = BranchPythonOperator(python_callable=follow, op_kwargs={"chosen": t["follow"]}, **common)
+                op = BranchPythonOperator(
+                    python_callable=follow, op_kwargs={"chosen": t["follow"], "outcome": t["outcome"]}, **common
+                )
             elif t["kind"] == "branch_decorator":
                 @task.branch(**common)
-                def chooser(chosen):
+                def chooser(chosen, outcome, ti=None):
+                    act(outcome, ti=ti)
                     return chosen
 
-                op = chooser(t["follow"]).operator
+                op = chooser(t["follow"], t["outcome"]).operator
             elif t["kind"] == "short":
                 op = ShortCircuitOperator(
                     python_callable=condition,
-                    op_kwargs={"value": t["condition"]},
+                    op_kwargs={"value": t["condition"], "outcome": t["outcome"]},
                     ignore_downstream_trigger_rules=t["ignore"],
                     **common,
+                )
+            elif t["kind"] == "mapped":
+                task_id = common.pop("task_id")
+                op = PythonOperator.partial(task_id=task_id, python_callable=act, **common).expand(
+                    op_kwargs=[{"outcome": outcome} for outcome in t["elements"]]
                 )
             else:
                 op = PythonOperator(python_callable=act, op_kwargs={"outcome": t["outcome"]}, **common)
@@ -112,7 +124,7 @@ def build(spec):
         for up, down in spec["edges"]:
             tasks[up] >> tasks[down]
     return dag
-'''
+"""
 
 #: Appended after ``SPECS``: one module-level DAG per spec.
 _LOOP = '\nfor _spec in json.loads(SPECS):\n    globals()["dag_" + _spec["dag_id"]] = build(_spec)\n'
@@ -147,18 +159,20 @@ def generate(rng: random.Random, dag_id: str) -> dict[str, Any]:
     downstream: dict[int, list[int]] = {i: sorted(j for a, j in edges if a == i) for i in range(n)}
     tasks = []
     for i in range(n):
-        kind = rng.choices(("python", "branch", "branch_decorator", "short"), weights=(10, 2, 1, 2))[0]
+        kind = rng.choices(KINDS, weights=(10, 2, 1, 2, 2))[0]
         if kind.startswith("branch") and not downstream[i]:
             kind = "python"
         rule = rng.choice(RULES) if rng.random() < 0.7 else "all_success"
-        t: dict[str, Any] = {"id": f"t{i}", "kind": kind, "rule": rule, "outcome": "success"}
-        if kind == "python":
-            t["outcome"] = rng.choice(OUTCOMES)
-            t["retries"] = rng.random() < 0.5
+        # A branch or short circuit mostly works, but may also fail, skip itself or need its retry.
+        outcome = rng.choice(OUTCOMES) if kind in ("python", "mapped") else rng.choice(SKIPPER_OUTCOMES)
+        t: dict[str, Any] = {"id": f"t{i}", "kind": kind, "rule": rule, "outcome": outcome}
+        t["retries"] = rng.random() < 0.5
+        if kind == "mapped":
+            t["elements"] = [rng.choice(OUTCOMES) for _ in range(rng.choice((0, 1, 2, 3)))]
         elif kind.startswith("branch"):
             k = rng.randint(0, len(downstream[i]))
             t["follow"] = sorted(f"t{j}" for j in rng.sample(downstream[i], k))
-        else:
+        elif kind == "short":
             t["condition"] = rng.random() < 0.3
             t["ignore"] = rng.random() < 0.5
         tasks.append(t)
@@ -250,7 +264,10 @@ def test_the_generator_covers_every_rule_outcome_and_skipper() -> None:
     tasks = [t for s in specs for t in s["tasks"]]
     assert {t["rule"] for t in tasks} == set(RULES)
     assert {t["outcome"] for t in tasks if t["kind"] == "python"} == set(OUTCOMES)
-    assert {t["kind"] for t in tasks} == {"python", "branch", "branch_decorator", "short"}
+    assert {t["retries"] for t in tasks} == {True, False}
+    assert {t["kind"] for t in tasks} == set(KINDS)
+    assert {len(t["elements"]) for t in tasks if t["kind"] == "mapped"} == {0, 1, 2, 3}
+    assert {t["outcome"] for t in tasks if t["kind"] != "python"} == set(SKIPPER_OUTCOMES)
     assert {(t["condition"], t["ignore"]) for t in tasks if t["kind"] == "short"} == {
         (c, i) for c in (True, False) for i in (True, False)
     }
