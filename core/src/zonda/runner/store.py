@@ -450,6 +450,7 @@ class MetastoreRunStore:
         """Mark not-yet-started instances of these tasks skipped (a branch's decision)."""
         from sqlalchemy import update
 
+        from zonda.decision_engine import SKIPPABLE_STATES
         from zonda.timezone import utcnow
 
         ti = self.t.task_instance
@@ -461,8 +462,8 @@ class MetastoreRunStore:
                 .where(
                     ti.c.dag_run_id == run.id,
                     ti.c.task_id.in_(list(task_ids)),
-                    # Queued is not started yet either: a worker only runs an instance it moves from queued.
-                    (ti.c.state.is_(None)) | ti.c.state.in_(("scheduled", "queued")),
+                    # The decision engine's rule: instances that have not started a try.
+                    (ti.c.state.is_(None)) | ti.c.state.in_(sorted(SKIPPABLE_STATES)),
                 )
                 .values(state="skipped", end_date=now, updated_at=now)
             )
