@@ -1,8 +1,10 @@
 """Run a whole DAG in this process, in dependency order: ``zonda dags test`` and ``zonda.testing.run_dag``.
 
-Event driven: when a task instance finishes, only its downstream tasks are re-evaluated (trigger rules), so
-the cost per task is constant and there is no polling delay between tasks. Retries wait on a timer heap while
-other ready tasks keep running. Mapped tasks expand once their upstream tasks are done.
+The decisions are the scheduler's (:mod:`zonda.decision_engine`): which tasks may run, which are settled
+skipped or upstream_failed, which ready instance runs next (priority, then creation order), when the run ends.
+Event driven: when a task instance finishes, only its downstream tasks are decided again, so there is no polling
+delay between tasks. Retries wait on a timer heap while other ready tasks keep running. Mapped tasks expand once
+their trigger rule lets them run.
 """
 
 from __future__ import annotations
