@@ -1,19 +1,22 @@
 """Property: ``zonda dags test`` and the scheduler reach identical final task states on random DAGs.
 
 A seeded generator builds DAGs from chains, fan-outs, fan-ins, diamonds and random edges, gives every task one of
-Airflow's trigger rules and a planned outcome (success, failure, a skip through ``ZondaSkipException``, or a failed
-first try that a retry fixes), and adds branches (``BranchPythonOperator`` and ``@task.branch``, following a random
-subset of their downstream tasks) and short circuits (either ``ignore_downstream_trigger_rules``). Outcomes are part
-of the generated DAG, never of timing.
+Airflow's trigger rules, a planned outcome (success, failure, a skip through ``ZondaSkipException``, or a failed
+first try that its retry fixes; ``retries=1``, ``retry_delay=0``) and sometimes its own priority and weight rule,
+and adds branches (``BranchPythonOperator`` and ``@task.branch``, following a random subset of their downstream
+tasks), short circuits (either ``ignore_downstream_trigger_rules``) and mapped tasks (0 to 3 elements, an outcome
+each). Outcomes are part of the generated DAG, never of timing.
 
-Both paths run the same DAG file: ``zonda.testing.run_dag`` (the in-process runner behind ``dags test``) and a real
-:class:`~zonda.scheduler.scheduler.Scheduler` with the SequentialExecutor (task processes, serialized DAGs in a
-SQLite metastore) running one triggered run per DAG. One task at a time on both sides, and every task has the same
-priority, so the order in which ready tasks run is the same too (lowest position in the DAG first); what can still
-differ is only what each side decides.
+Both paths load the same DAG file: ``zonda.testing.run_dag`` (the in-process runner behind ``dags test``) and a
+real :class:`~zonda.scheduler.scheduler.Scheduler` with the SequentialExecutor (task processes, serialized DAGs in
+a SQLite metastore) running one triggered run per DAG. Both run one task at a time and pick the next ready one
+the same way (the decision engine's order: priority, then creation), so the states can only differ if what
+each side decides differs. (With parallel tasks a DAG's states may depend on timing, in Airflow too: an
+``all_success`` task below both a skip and a failure takes whichever it sees first.)
 
 ``ZONDA_PROPERTY_DAGS`` (default 500) and ``ZONDA_PROPERTY_SEED`` (default 12) choose the size and the DAGs; a
-failure prints each disagreeing DAG's spec, shrunk to a minimal one that still disagrees, and both sides' states.
+failure lists the disagreeing DAGs' specs with both sides' states, and the first three shrunk to a minimal DAG
+that still disagrees.
 """
 
 from __future__ import annotations
@@ -92,8 +95,8 @@ def build(spec):
                 trigger_rule=t["rule"],
                 retries=1 if t.get("retries") else 0,
                 retry_delay=0,
-                priority_weight=1,
-                weight_rule="absolute",
+                priority_weight=t.get("priority", 1),
+                weight_rule=t.get("weight_rule", "downstream"),
             )
             if t["kind"] == "branch":
                 op = BranchPythonOperator(
@@ -167,6 +170,9 @@ def generate(rng: random.Random, dag_id: str) -> dict[str, Any]:
         outcome = rng.choice(OUTCOMES) if kind in ("python", "mapped") else rng.choice(SKIPPER_OUTCOMES)
         t: dict[str, Any] = {"id": f"t{i}", "kind": kind, "rule": rule, "outcome": outcome}
         t["retries"] = rng.random() < 0.5
+        if rng.random() < 0.3:  # otherwise the default: its own weight plus its descendants'
+            t["priority"] = rng.randint(1, 5)
+            t["weight_rule"] = rng.choice(("downstream", "upstream", "absolute"))
         if kind == "mapped":
             t["elements"] = [rng.choice(OUTCOMES) for _ in range(rng.choice((0, 1, 2, 3)))]
         elif kind.startswith("branch"):
@@ -340,6 +346,7 @@ def test_the_generator_covers_every_rule_outcome_and_skipper() -> None:
     assert {t["rule"] for t in tasks} == set(RULES)
     assert {t["outcome"] for t in tasks if t["kind"] == "python"} == set(OUTCOMES)
     assert {t["retries"] for t in tasks} == {True, False}
+    assert {t.get("weight_rule") for t in tasks} == {None, "downstream", "upstream", "absolute"}
     assert {t["kind"] for t in tasks} == set(KINDS)
     assert {len(t["elements"]) for t in tasks if t["kind"] == "mapped"} == {0, 1, 2, 3}
     assert {t["outcome"] for t in tasks if t["kind"] != "python"} == set(SKIPPER_OUTCOMES)
