@@ -12,8 +12,8 @@ The rules, as in Airflow:
   run it, settle it ``skipped`` / ``upstream_failed``, or wait. ``always`` never waits, even for upstream tasks
   that have not started.
 - Tasks are decided in dependency order, and a task settled in a pass is seen by its downstream tasks in the same
-  pass (a skip or an upstream failure crosses a whole chain at once); every other upstream instance is seen as
-  it was when the pass began.
+  pass (a skip or an upstream failure crosses a whole chain at once), together with every other upstream
+  settled in that pass: a task is never decided from half of a pass.
 - What runs next among ready instances: higher ``priority_weight`` first (the weight rule's total), then the
   order in which the instances were created (dependency order; expanded map indexes after them).
 - A branch or short circuit skips the instances of its targets that have not started a try (see
