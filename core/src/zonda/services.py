@@ -265,6 +265,7 @@ def run_scheduler(
     with stop_on_signals(stop):
         scheduler.start()  # forks the executor's workers: no other thread may exist yet
         scheduler_error: BaseException | None = None
+        looping = False
         try:
             if processor_cls is not None:
                 from zonda.cli._loading import open_metastore
@@ -277,19 +278,17 @@ def run_scheduler(
             group.start()
             if on_started is not None:
                 on_started(scheduler)
-            while not stop.is_set():
-                scheduler.run_once()
-                plugin_notice.check()
-                report.passes += 1
-                if max_passes is not None and report.passes >= max_passes:
-                    break
+            looping = True
+            # The scheduler's own loop, the one the tests run; it shuts the scheduler down when it ends.
+            report.passes = scheduler.run(max_passes=max_passes, started=True, after_pass=plugin_notice.check)
         except BaseException as exc:
             scheduler_error = exc
             raise
         finally:
             report.stopped_by_signal = stop.is_set() and not group.failures and scheduler_error is None
             report.abandoned = group.shutdown()
-            scheduler.shutdown()
+            if not looping:
+                scheduler.shutdown()
     failures = group.failures
     if failures:
         name, exc = next(iter(failures.items()))

@@ -48,6 +48,17 @@ FAILED_STATES = frozenset({TaskInstanceState.FAILED, TaskInstanceState.UPSTREAM_
 #: An instance a task process holds (or is about to): what counts against pools, parallelism and
 #: ``max_active_tasks``.
 ACTIVE_STATES = (TaskInstanceState.QUEUED, TaskInstanceState.RUNNING)
+#: States a branch's or short circuit's skip applies to, besides "not decided yet": no try is under way (a queued
+#: instance has not started either: a task process only runs one it moves from queued to running). Running and
+#: deferred ones finish their try.
+SKIPPABLE_STATES = frozenset(
+    {
+        TaskInstanceState.SCHEDULED,
+        TaskInstanceState.QUEUED,
+        TaskInstanceState.UP_FOR_RETRY,
+        TaskInstanceState.UP_FOR_RESCHEDULE,
+    }
+)
 #: A ``depends_on_past`` task runs only when its previous run's instance ended in one of these.
 PAST_DEPENDENCY_MET_STATES = frozenset({TaskInstanceState.SUCCESS, TaskInstanceState.SKIPPED})
 

@@ -56,6 +56,10 @@ different mix of sources. The final states, exactly as Airflow produces them:
 | `none_skipped` | skipped | skipped | **success** | skipped |
 | `always` | **success** | **success** | **success** | **success** |
 
+The sources end in the order above (`succeeds`, `fails`, `skips`: their `priority_weight`). Order matters
+where a rule can settle before every upstream ended: `all_success` below a skip that ends before a failure
+is `skipped`, as in Airflow.
+
 Reading the table: a failure upstream turns the "all must succeed" family into `upstream_failed`, a skip
 turns it into `skipped` (that is how a branch's skip propagates); `none_failed_min_one_success` is the rule
 for a join after a branch; `all_done` and `always` are for clean-up tasks; for
@@ -74,10 +78,15 @@ with DAG(
     tags=["example"],
     doc_md=DOC_MD,
 ) as dag:
+    # The sources end in this order (highest priority_weight first, in `dags test` and the scheduler alike):
+    # a rule that settles as soon as it can (all_success below both a failure and a skip) depends on which
+    # upstream ended first, in Airflow too.
     sources = {
-        "succeeds": EmptyOperator(task_id="succeeds"),
-        "fails": PythonOperator(task_id="fails", python_callable=_fail, retries=3),
-        "skips": PythonOperator(task_id="skips", python_callable=_skip),
+        "succeeds": EmptyOperator(task_id="succeeds", priority_weight=3, weight_rule="absolute"),
+        "fails": PythonOperator(
+            task_id="fails", python_callable=_fail, retries=3, priority_weight=2, weight_rule="absolute"
+        ),
+        "skips": PythonOperator(task_id="skips", python_callable=_skip, priority_weight=1, weight_rule="absolute"),
     }
     for group_id, upstream_ids in SCENARIOS.items():
         with TaskGroup(group_id, tooltip=f"downstream of {', '.join(upstream_ids)}") as group:

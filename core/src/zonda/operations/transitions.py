@@ -31,7 +31,7 @@ from sqlalchemy import Connection, bindparam, or_, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from zonda.metastore import tables as t
-from zonda.state import DagRunState, TaskInstanceState
+from zonda.state import SKIPPABLE_STATES, DagRunState, TaskInstanceState
 from zonda.timezone import utcnow
 
 TIS = TaskInstanceState
@@ -273,13 +273,14 @@ def defer_ti(
     return _update_one(conn, (TIS.RUNNING,), TIS.DEFERRED, dag_run_id, task_id, map_index, fields, pid)
 
 
-_NOT_STARTED = (TIS.NONE, TIS.SCHEDULED, TIS.QUEUED)
+_NOT_STARTED = (TIS.NONE, *sorted(SKIPPABLE_STATES))
 
 
 @_transition("task instance", _NOT_STARTED, [TIS.SKIPPED], [Caller.WORKER])
 def skip_branch_tis(conn: Connection, dag_run_id: int, task_ids: Iterable[str], *, now: datetime) -> int:
-    """A branch or short-circuit task skips downstream instances that have not started (queued has not:
-    a task process only runs an instance it moves from queued)."""
+    """A branch or short-circuit task skips downstream instances with no try under way (the decision engine's
+    rule, :data:`zonda.state.SKIPPABLE_STATES`: queued has not started, a task process only runs an instance
+    it moves from queued; one waiting for its retry or reschedule has none under way either)."""
     ti = t.task_instance
     return _rowcount(
         conn.execute(

@@ -1,13 +1,16 @@
 """Run a whole DAG in this process, in dependency order: ``zonda dags test`` and ``zonda.testing.run_dag``.
 
-Event driven: when a task instance finishes, only its downstream tasks are re-evaluated (trigger rules), so
-the cost per task is constant and there is no polling delay between tasks. Retries wait on a timer heap while
-other ready tasks keep running. Mapped tasks expand once their upstream tasks are done.
+The decisions are the scheduler's (:mod:`zonda.decision_engine`): which tasks may run, which are settled
+skipped or upstream_failed, which ready instance runs next (priority, then creation order), when the run ends.
+Event driven: when a task instance finishes, only its downstream tasks are decided again, so there is no polling
+delay between tasks. Retries wait on a timer heap while other ready tasks keep running. Mapped tasks expand once
+their trigger rule lets them run.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -19,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from zonda.exceptions import ParamValidationError, ZondaException
 from zonda.runner.instance import TaskInstance
 from zonda.runner.task_runner import RunEnvironment, TaskRunner
-from zonda.runner.trigger_rules import Decision, UpstreamCounts, evaluate
-from zonda.state import FAILED_STATES, FINISHED_STATES, DagRunState
+from zonda.runner.trigger_rules import Decision
+from zonda.state import FINISHED_STATES, DagRunState
 from zonda.state import TaskInstanceState as S
 from zonda.timezone import utcnow
 
@@ -204,24 +207,29 @@ class InProcessDagRunner:
 
 
 class _Execution:
-    """The mutable state of one run; lives only while :meth:`InProcessDagRunner.run` runs."""
+    """The mutable state of one run; lives only while :meth:`InProcessDagRunner.run` runs.
+
+    What runs next, what is settled and when the run ends are the decision engine's answers
+    (:mod:`zonda.decision_engine`), the scheduler's too; this class applies them to its instances and runs the
+    ready ones one at a time, in the scheduler's order (priority, then creation)."""
 
     def __init__(self, runner: InProcessDagRunner, run: DagRunInfo, order: list[Node], params: Mapping[str, Any]):
+        from zonda.decision_engine import DagShape
+
         self.runner = runner
         self.dag = runner.dag
         self.run_info = run
         self.store = runner.store
-        self.position = {node.task_id: i for i, node in enumerate(order)}
+        self.shape = DagShape.from_dag(self.dag)
         self.order = order
         self.tis: dict[str, list[TaskInstance]] = {}
-        self.decided: set[str] = set()
-        self.ready: list[tuple[int, int, str]] = []
-        self.retries: list[tuple[float, int, str, int]] = []
+        #: Creation order of each instance, as the scheduler's row ids: ties between equal priorities.
+        self.created: dict[tuple[str, int], int] = {}
+        self._creation = itertools.count()
+        self.ready: list[tuple[tuple[int, int], str, int]] = []
+        self.retries: list[tuple[float, tuple[int, int], str, int]] = []
         self.task_runner = TaskRunner(runner.make_environment(params))
         self.operators: dict[tuple[str, int], Any] = {}
-        # Upstream bookkeeping kept incrementally, so a task with many upstreams is evaluated in O(1).
-        self.finished_upstream: dict[str, dict[str, int]] = {n.task_id: {} for n in order}
-        self.upstream_total: dict[str, int] = {n.task_id: len(n.upstream_task_ids) for n in order}
 
     # --- setup ------------------------------------------------------------------------------------------
 
@@ -230,6 +238,7 @@ class _Execution:
         for node in self.order:
             ti = TaskInstance(node, self.run_info, self.store, xcom_max_size=self.runner.xcom_max_size)
             self.tis[node.task_id] = [ti]
+            self.created[ti.key] = next(self._creation)
             rows.append(_ti_row(node, -1))
         self.store.create_task_instances(self.run_info, rows)
 
@@ -237,9 +246,7 @@ class _Execution:
 
     def run(self) -> DagRunResult:
         self._create_instances()
-        for node in self.order:
-            if not node.upstream_task_ids:
-                self._evaluate(node.task_id)
+        self._decide(None)
         while self.ready or self.retries:
             if not self.ready:
                 due, _, tid, index = self.retries[0]
@@ -250,9 +257,9 @@ class _Execution:
                 heapq.heappop(self.retries)
                 self._queue(tid, index)
                 continue
-            _, index, tid = heapq.heappop(self.ready)
+            _, tid, index = heapq.heappop(self.ready)
             ti = self._ti(tid, index)
-            if ti.state in FINISHED_STATES:
+            if ti.state is not S.QUEUED:
                 continue  # skipped by a branch or short-circuit while it waited in the queue
             self._run_one(ti)
             self._release_due_retries()
@@ -270,6 +277,11 @@ class _Execution:
                 return ti
         raise KeyError((task_id, map_index))
 
+    def _order_key(self, ti: TaskInstance) -> tuple[int, int]:
+        from zonda.decision_engine import run_order_key
+
+        return run_order_key(self.shape.tasks[ti.task_id].priority, self.created[ti.key])
+
     def _queue(self, task_id: str, map_index: int) -> None:
         ti = self._ti(task_id, map_index)
         if ti.state in FINISHED_STATES:
@@ -278,7 +290,7 @@ class _Execution:
             self.runner.plugins.call("task_instance_mutation", task_instance=ti)
         ti.state = S.QUEUED
         ti.queued_dttm = utcnow()
-        heapq.heappush(self.ready, (self.position[task_id], map_index, task_id))
+        heapq.heappush(self.ready, (self._order_key(ti), task_id, map_index))
 
     def _run_one(self, ti: TaskInstance) -> None:
         node = ti.task
@@ -286,52 +298,38 @@ class _Execution:
         state = self.task_runner.run_attempt(ti, operator)
         if state is S.UP_FOR_RETRY:
             assert ti.next_retry_at is not None
-            heapq.heappush(self.retries, (ti.next_retry_at, self.position[ti.task_id], ti.task_id, ti.map_index))
+            heapq.heappush(self.retries, (ti.next_retry_at, self._order_key(ti), ti.task_id, ti.map_index))
             return
-        self._record_finished(ti)
+        changed = {ti.task_id}
         if state is S.SUCCESS and ti.skip_requests:
-            self._skip(ti.skip_requests)
-        self._after_finished(ti.task_id)
+            changed |= self._skip(ti.skip_requests)
+        self._decide(self._downstream_of(changed))
 
-    def _after_finished(self, task_id: str) -> None:
-        node = self.dag.task_dict[task_id]
-        for child in sorted(node.downstream_task_ids, key=self.position.__getitem__):
-            if child not in self.decided:
-                self._evaluate(child)
+    def _downstream_of(self, task_ids: Iterable[str]) -> set[str]:
+        return {child for tid in task_ids for child in self.shape.tasks[tid].downstream}
 
     # --- decisions ------------------------------------------------------------------------------------------
 
-    def _record_finished(self, ti: TaskInstance) -> None:
-        for child in self.dag.task_dict[ti.task_id].downstream_task_ids:
-            counts = self.finished_upstream[child]
-            counts[ti.state.value] = counts.get(ti.state.value, 0) + 1
+    def _states_of(self, task_id: str) -> list[S]:
+        return [ti.state for ti in self.tis[task_id]]
 
-    def _upstream_counts(self, node: Node) -> UpstreamCounts:
-        counts = self.finished_upstream[node.task_id]
-        return UpstreamCounts(
-            upstream=self.upstream_total[node.task_id],
-            success=counts.get("success", 0),
-            skipped=counts.get("skipped", 0),
-            failed=counts.get("failed", 0),
-            upstream_failed=counts.get("upstream_failed", 0),
-            removed=counts.get("removed", 0),
-        )
+    def _decide(self, candidates: Iterable[str] | None) -> None:
+        """Apply the engine's decisions for ``candidates`` (None: every task) and what they settle."""
+        from zonda.decision_engine import decide
 
-    def _evaluate(self, task_id: str) -> None:
-        node = self.dag.task_dict[task_id]
-        decision = evaluate(node.trigger_rule, self._upstream_counts(node))
-        if decision is Decision.WAIT:
-            return
-        if decision is Decision.RUN and not self._past_dependency_met(node):
-            return
-        self.decided.add(task_id)
-        if decision is Decision.RUN:
-            if node.is_mapped:
-                self._expand(node)
-            else:
-                self._queue(task_id, -1)
-            return
-        self._settle(task_id, S.SKIPPED if decision is Decision.SKIP else S.UPSTREAM_FAILED)
+        for task_id, decision in decide(self.shape, self._states_of, candidates):
+            node = self.dag.task_dict[task_id]
+            if decision is Decision.RUN:
+                if not self._past_dependency_met(node):
+                    continue
+                if node.is_mapped and self.tis[task_id][0].map_index == -1:
+                    self._expand(node)
+                else:
+                    for ti in self.tis[task_id]:
+                        if ti.state is S.NONE:
+                            self._queue(task_id, ti.map_index)
+                continue
+            self._settle(task_id, S.SKIPPED if decision is Decision.SKIP else S.UPSTREAM_FAILED)
 
     def _settle(self, task_id: str, state: S) -> None:
         now = utcnow()
@@ -341,30 +339,23 @@ class _Execution:
             ti.state = state
             ti.end_date = now
             self.store.settle_task_instance(self.run_info, task_id, ti.map_index, state, end_date=now)
-            self._record_finished(ti)
-        self._after_finished(task_id)
 
-    def _skip(self, task_ids: Iterable[str]) -> None:
-        """A branch's or short-circuit's skips. Every listed instance that has not run is marked skipped first;
-        only then are the downstream tasks evaluated. Settling one at a time let a task deeper down (``all_done``
-        under a skipped one) be queued before the skip reached it, and then run."""
-        settled = []
+    def _skip(self, task_ids: Iterable[str]) -> set[str]:
+        """A branch's or short-circuit's skips, on every listed instance that has not started a try (the
+        engine's rule); the tasks that changed. Their downstream tasks are decided afterwards, together."""
+        from zonda.decision_engine import is_skippable
+
+        settled = set()
         now = utcnow()
         for tid in task_ids:
-            self.decided.add(tid)
-            changed = False
             for ti in self.tis[tid]:
-                if ti.state in FINISHED_STATES or ti.state is S.RUNNING:
+                if not is_skippable(ti.state):
                     continue
-                ti.state = S.SKIPPED  # a queued one is dropped when it reaches the front (see _run_one)
+                ti.state = S.SKIPPED  # a queued one is dropped when it reaches the front (see run)
                 ti.end_date = now
                 self.store.settle_task_instance(self.run_info, tid, ti.map_index, S.SKIPPED, end_date=now)
-                self._record_finished(ti)
-                changed = True
-            if changed:
-                settled.append(tid)
-        for tid in settled:
-            self._after_finished(tid)
+                settled.add(tid)
+        return settled
 
     def _past_dependency_met(self, node: Node) -> bool:
         if not getattr(node, "depends_on_past", False):
@@ -392,12 +383,13 @@ class _Execution:
             self._settle(node.task_id, S.SKIPPED)
             return
         self.store.expand_task_instances(self.run_info, node.task_id, len(expansion), {})
-        for child in node.downstream_task_ids:
-            self.upstream_total[child] += len(expansion) - 1
         instances = []
+        first = self.created.pop(placeholder.key)
         for index, kwargs in enumerate(expansion):
             ti = TaskInstance(node, self.run_info, self.store, map_index=index, xcom_max_size=self.runner.xcom_max_size)
             instances.append(ti)
+            # Index 0 takes the placeholder's place, the others come after every instance so far (as rows).
+            self.created[ti.key] = first if index == 0 else next(self._creation)
             self.operators[(node.task_id, index)] = node.unmap(kwargs)
         self.tis[node.task_id] = instances
         for ti in instances:
@@ -406,11 +398,12 @@ class _Execution:
     # --- the end ----------------------------------------------------------------------------------------------
 
     def _finish(self) -> DagRunResult:
+        from zonda.decision_engine import run_state
+
         run = self.run_info
         all_tis = [ti for node in self.order for ti in self.tis[node.task_id]]
-        stuck = [node.task_id for node in self.order if node.task_id not in self.decided]
-        leaves = [ti for node in self.dag.leaves for ti in self.tis[node.task_id]]
-        failed = stuck or any(ti.state in FAILED_STATES for ti in leaves)
+        stuck = [node.task_id for node in self.order if any(ti.state is S.NONE for ti in self.tis[node.task_id])]
+        failed = bool(stuck) or run_state(self.shape, self._states_of) != DagRunState.SUCCESS.value
         run.state = (DagRunState.FAILED if failed else DagRunState.SUCCESS).value
         run.end_date = utcnow()
         self.store.update_dag_run(run)

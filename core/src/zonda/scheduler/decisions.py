@@ -13,11 +13,12 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, or_, select
 
+from zonda import decision_engine as engine
 from zonda.metastore import tables as t
 from zonda.operations.transitions import Decided, as_ti_state, write_decisions
-from zonda.runner.trigger_rules import Decision, UpstreamCounts, evaluate
+from zonda.runner.trigger_rules import Decision
 from zonda.scheduler.serialized import SerializedDag, SerializedTask
-from zonda.state import FAILED_STATES, FINISHED_STATES, PAST_DEPENDENCY_MET_STATES, DagRunState
+from zonda.state import PAST_DEPENDENCY_MET_STATES
 from zonda.state import TaskInstanceState as S
 
 
@@ -109,22 +110,21 @@ def decide_run(
             ).scalar_one()
             by_task[task_id] = [{"id": new_id, "task_id": task_id, "map_index": -1, "state": None, "ready_at": None}]
     for task_id in sdag.order:
-        task = sdag.tasks[task_id]
-        instances = by_task[task_id]
-        for inst in instances:
+        for inst in by_task[task_id]:
             if inst["state"] in (S.UP_FOR_RETRY, S.UP_FOR_RESCHEDULE):
                 if inst["ready_at"] is None or inst["ready_at"] <= now:
                     _change(result, inst, S.SCHEDULED)
                     result.scheduled += 1
                 elif result.next_ready_at is None or inst["ready_at"] < result.next_ready_at:
                     result.next_ready_at = inst["ready_at"]
-        pending = [inst for inst in instances if inst["state"] is None]
-        if not pending:
-            continue
-        counts = UpstreamCounts.from_states(inst["state"] for up in task.upstream for inst in by_task[up])
-        decision = evaluate(task.trigger_rule, counts)
-        if decision is Decision.WAIT:
-            continue
+
+    def states_of(task_id: str) -> list[str | None]:
+        return [inst["state"] for inst in by_task[task_id]]
+
+    for task_id, decision in engine.decide(sdag.shape, states_of):
+        task = sdag.tasks[task_id]
+        instances = by_task[task_id]
+        pending = [inst for inst in instances if engine.is_pending(inst["state"])]
         if decision is Decision.RUN:
             if task.depends_on_past and previous_states is not None:
                 states = previous_states(task_id)
@@ -160,26 +160,8 @@ def decide_run(
             _change(result, inst, state)
             result.settled += 1
     write_decisions(conn, result.changes, now=now)
-    all_rows = [inst for task_id in sdag.order for inst in by_task[task_id]]
-    if all(inst["state"] in FINISHED_STATES for inst in all_rows):
-        leaves = [inst for tid in sdag.leaves for inst in by_task[tid]]
-        failed = any(inst["state"] in FAILED_STATES for inst in leaves)
-        result.finished_state = (DagRunState.FAILED if failed else DagRunState.SUCCESS).value
+    result.finished_state = engine.run_state(sdag.shape, states_of)
     return result
-
-
-#: Rules whose task cannot be decided before every upstream instance finished, once an upstream succeeded:
-#: a success among unfinished siblings changes nothing for them (unlike one_success, all_failed, all_skipped).
-_WAITS_FOR_ALL_AFTER_A_SUCCESS = frozenset(
-    {
-        "all_success",
-        "all_done",
-        "all_done_min_one_success",
-        "none_failed",
-        "none_failed_min_one_success",
-        "none_skipped",
-    }
-)
 
 
 def ended_tasks_change_nothing(conn: Connection, sdag: SerializedDag, run_id: int, ended: dict[int, str]) -> bool:
@@ -193,32 +175,14 @@ def ended_tasks_change_nothing(conn: Connection, sdag: SerializedDag, run_id: in
     states = dict(conn.execute(select(ti.c.id, ti.c.state).where(ti.c.id.in_(list(ended)))).all())
     if len(states) != len(ended) or any(state != S.SUCCESS for state in states.values()):
         return False
-    waiting_on: set[str] = set()
-    for task_id in set(ended.values()):
-        task = sdag.tasks.get(task_id)
-        if task is None:
-            return False
-        for down_id in task.downstream:
-            down = sdag.tasks.get(down_id)
-            if down is None or str(down.trigger_rule) not in _WAITS_FOR_ALL_AFTER_A_SUCCESS:
-                return False
-            waiting_on.update(down.upstream)
-    unfinished = or_(ti.c.state.is_(None), ti.c.state.not_in(sorted(s.value for s in FINISHED_STATES)))
-    if not waiting_on:  # only leaves ended: the run goes on while anything is unfinished
-        return bool(conn.execute(select(ti.c.id).where(ti.c.dag_run_id == run_id, unfinished).limit(1)).first())
-    open_upstream = {
+    unfinished = or_(ti.c.state.is_(None), ti.c.state.not_in(sorted(engine.FINISHED)))
+    open_tasks = {
         row[0]
         for row in conn.execute(
-            select(ti.c.task_id)
-            .where(ti.c.dag_run_id == run_id, ti.c.task_id.in_(sorted(waiting_on)), unfinished)
-            .group_by(ti.c.task_id)
+            select(ti.c.task_id).where(ti.c.dag_run_id == run_id, unfinished).group_by(ti.c.task_id)
         )
     }
-    for task_id in set(ended.values()):
-        for down_id in sdag.tasks[task_id].downstream:
-            if not (sdag.tasks[down_id].upstream & open_upstream):
-                return False  # all of this downstream task's upstreams are done: decide it now
-    return True
+    return bool(engine.successes_change_nothing(sdag.shape, set(ended.values()), open_tasks))
 
 
 def _change(result: RunDecision, inst: dict[str, Any], target: S, *, map_index: int | None = None) -> None:

@@ -17,11 +17,11 @@ only runs an instance it can move from ``queued`` to ``running``. On SQLite a se
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -200,27 +200,49 @@ class Scheduler:
         if message:
             log.warning(message)
 
-    def run(self, *, max_passes: int | None = None, install_signals: bool = False) -> None:
-        if install_signals:
-            self._install_signal_handlers()
-        self.start()
+    def run(
+        self,
+        *,
+        max_passes: int | None = None,
+        install_signals: bool = False,
+        started: bool = False,
+        after_pass: Callable[[], None] | None = None,
+    ) -> int:
+        """The scheduler loop (``zonda scheduler``, ``zonda standalone`` and the tests run this one): passes until
+        :attr:`stop` is set (SIGTERM / SIGINT with ``install_signals``) or ``max_passes``, then :meth:`shutdown`.
+
+        ``started``: :meth:`start` was called already (``zonda standalone`` starts the scheduler, so the executor
+        forks its workers, before its other services' threads exist). ``after_pass`` runs after each pass.
+        A pass that fails on a transient database error is abandoned and the next one picks the work up; any
+        other error stops the loop. Returns the number of passes."""
+        from zonda.services import stop_on_signals
+
         passes = 0
+        with stop_on_signals(self.stop) if install_signals else contextlib.nullcontext():
+            if not started:
+                self.start()
+            try:
+                while not self.stop.is_set():
+                    self._pass()
+                    passes += 1
+                    if after_pass is not None:
+                        after_pass()
+                    if max_passes is not None and passes >= max_passes:
+                        break
+            finally:
+                self.shutdown()
+        return passes
+
+    def _pass(self) -> None:
         try:
-            while not self.stop.is_set():
-                try:
-                    self.run_once()
-                except Exception as exc:
-                    if not is_transient(exc):
-                        raise
-                    # Retried already, still conflicting: the work is all in the database, so the next
-                    # pass picks it up. Never let lock contention stop the scheduler.
-                    log.warning("scheduler pass abandoned after repeated lock conflicts: %s", exc.__class__.__name__)
-                    time.sleep(0.1)
-                passes += 1
-                if max_passes is not None and passes >= max_passes:
-                    break
-        finally:
-            self.shutdown()
+            self.run_once()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # Retried already, still failing: the work is all in the database, so the next pass picks it up.
+            # Never let lock contention or a dropped connection stop the scheduler.
+            log.warning("scheduler pass abandoned after repeated transient errors: %s", exc.__class__.__name__)
+            self.stop.wait(0.1)
 
     def shutdown(self) -> None:
         grace = float(self.settings.get("scheduler", "shutdown_grace_period"))
@@ -233,14 +255,6 @@ class Scheduler:
             if self.job_id is not None:
                 jobs.end_job(self.engine, self.job_id)
             self.engine.dispose()
-
-    def _install_signal_handlers(self) -> None:
-        def request_stop(signum: int, frame: object) -> None:
-            log.info("received signal %s; shutting down gracefully", signum)
-            self.stop.set()
-
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
 
     # --- one pass -------------------------------------------------------------------------------------------
 

@@ -6,11 +6,14 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zonda.params import NOTSET, Param, ParamsDict
 from zonda.schedule import Timetable, timetable_from_dict
 from zonda.trigger_rule import TriggerRule
+
+if TYPE_CHECKING:
+    from zonda.decision_engine import DagShape
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,13 @@ class SerializedDag:
     def dagrun_timeout(self) -> timedelta | None:
         seconds = self.data.get("dagrun_timeout")
         return timedelta(seconds=seconds) if seconds else None
+
+    @cached_property
+    def shape(self) -> DagShape:
+        """The tasks as the decision engine sees them (built once per loaded version)."""
+        from zonda.decision_engine import DagShape
+
+        return DagShape.from_serialized(self)
 
     @cached_property
     def leaves(self) -> list[str]:

@@ -1,0 +1,243 @@
+"""The one decision engine of a DAG run: what may run next, what is settled without running, when the run ends.
+
+``zonda dags test`` / ``zonda.testing.run_dag`` (:mod:`zonda.runner.dag_runner`) and the scheduler
+(:mod:`zonda.scheduler.decisions`) both decide with these functions, so a DAG reaches the same final states
+whichever runs it. Everything here is pure: it reads a :class:`DagShape` (each task's upstream ids, trigger rule,
+mapping, priority) and the current states of the run's task instances, and returns decisions. Writing them (rows
+in the metastore, or the in-process runner's instances) stays with the callers.
+
+The rules, as in Airflow:
+
+- A task is decided from the states of its upstream instances (:func:`zonda.runner.trigger_rules.evaluate`):
+  run it, settle it ``skipped`` / ``upstream_failed``, or wait. ``always`` never waits, even for upstream tasks
+  that have not started.
+- Tasks are decided in dependency order, and a task settled in a pass is seen by its downstream tasks in the same
+  pass (a skip or an upstream failure crosses a whole chain at once), together with every other upstream
+  settled in that pass: a task is never decided from half of a pass.
+- What runs next among ready instances: higher ``priority_weight`` first (the weight rule's total), then the
+  order in which the instances were created (dependency order; expanded map indexes after them).
+- A branch or short circuit skips the instances of its targets that have not started a try (see
+  :data:`SKIPPABLE_STATES`).
+- A run ends when every instance is finished: failed if a leaf instance failed or is upstream_failed, else
+  success.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from zonda.runner.trigger_rules import Decision, UpstreamCounts, evaluate
+from zonda.state import FAILED_STATES, FINISHED_STATES, TaskInstanceState
+from zonda.state import SKIPPABLE_STATES as _SKIPPABLE
+from zonda.trigger_rule import TriggerRule
+
+#: A task instance state as either side holds it: the enum, its value, or None / "none" for "not decided yet".
+State = TaskInstanceState | str | None
+
+FINISHED = frozenset(s.value for s in FINISHED_STATES)
+FAILED = frozenset(s.value for s in FAILED_STATES)
+#: States a branch's or short circuit's skip applies to (:data:`zonda.state.SKIPPABLE_STATES`), as values.
+SKIPPABLE_STATES = frozenset(s.value for s in _SKIPPABLE)
+
+
+def is_pending(state: State) -> bool:
+    """Not decided yet (Airflow's ``None`` state)."""
+    return state is None or state == TaskInstanceState.NONE
+
+
+def is_finished(state: State) -> bool:
+    return state is not None and str(state) in FINISHED
+
+
+def is_skippable(state: State) -> bool:
+    """Whether a branch's or short circuit's skip turns an instance in this state into ``skipped``."""
+    return is_pending(state) or str(state) in SKIPPABLE_STATES
+
+
+@dataclass(frozen=True)
+class TaskShape:
+    """What the engine needs to know about one task."""
+
+    task_id: str
+    upstream: frozenset[str]
+    downstream: frozenset[str]
+    trigger_rule: TriggerRule
+    is_mapped: bool = False
+    depends_on_past: bool = False
+    #: ``priority_weight`` summed by the task's weight rule (see :func:`priority_weight_totals`).
+    priority: int = 1
+
+
+class DagShape:
+    """The tasks of a DAG in dependency order, from a DAG object or from the scheduler's serialized DAG."""
+
+    def __init__(self, tasks: Iterable[TaskShape]) -> None:
+        ordered = list(tasks)
+        self.order = [task.task_id for task in ordered]
+        self.tasks = {task.task_id: task for task in ordered}
+        self.position = {task_id: i for i, task_id in enumerate(self.order)}
+        self.leaves = [task.task_id for task in ordered if not task.downstream]
+
+    @classmethod
+    def from_dag(cls, dag: Any) -> DagShape:
+        order = dag.topological_order()
+        totals = priority_weight_totals(
+            {
+                n.task_id: (
+                    int(getattr(n, "priority_weight", 1) or 1),
+                    str(getattr(n, "weight_rule", "downstream") or "downstream"),
+                    n.upstream_task_ids,
+                    n.downstream_task_ids,
+                )
+                for n in order
+            }
+        )
+        return cls(
+            TaskShape(
+                task_id=n.task_id,
+                upstream=frozenset(n.upstream_task_ids),
+                downstream=frozenset(n.downstream_task_ids),
+                trigger_rule=TriggerRule.parse(n.trigger_rule),
+                is_mapped=bool(n.is_mapped),
+                depends_on_past=bool(getattr(n, "depends_on_past", False)),
+                priority=totals[n.task_id],
+            )
+            for n in order
+        )
+
+    @classmethod
+    def from_serialized(cls, sdag: Any) -> DagShape:
+        return cls(
+            TaskShape(
+                task_id=task_id,
+                upstream=sdag.tasks[task_id].upstream,
+                downstream=sdag.tasks[task_id].downstream,
+                trigger_rule=sdag.tasks[task_id].trigger_rule,
+                is_mapped=sdag.tasks[task_id].is_mapped,
+                depends_on_past=sdag.tasks[task_id].depends_on_past,
+                priority=sdag.tasks[task_id].priority_weight,
+            )
+            for task_id in sdag.order
+        )
+
+
+def priority_weight_totals(tasks: Mapping[str, tuple[int, str, Iterable[str], Iterable[str]]]) -> dict[str, int]:
+    """Airflow's weight rules over ``task_id -> (priority_weight, weight_rule, upstream ids, downstream ids)``:
+    ``downstream`` (the default) adds the weights of all descendants, ``upstream`` of all ancestors, ``absolute``
+    keeps the task's own."""
+
+    def relatives(task_id: str, index: int) -> set[str]:
+        seen: set[str] = set()
+        stack = list(tasks[task_id][index])  # type: ignore[call-overload]
+        while stack:
+            tid = stack.pop()
+            if tid not in seen:
+                seen.add(tid)
+                stack.extend(tasks[tid][index])  # type: ignore[call-overload]
+        return seen
+
+    totals = {}
+    for task_id, (own, rule, _, _) in tasks.items():
+        if rule == "absolute":
+            totals[task_id] = own
+        else:
+            index = 2 if rule == "upstream" else 3
+            totals[task_id] = own + sum(tasks[t][0] for t in relatives(task_id, index))
+    return totals
+
+
+def decide(
+    shape: DagShape, states_of: Callable[[str], Sequence[State]], candidates: Iterable[str] | None = None
+) -> Iterator[tuple[str, Decision]]:
+    """Walk the tasks that have a pending (undecided) instance in dependency order and yield
+    ``(task_id, decision)`` for each that need not wait: ``RUN``, ``SKIP`` or ``UPSTREAM_FAILED``.
+
+    ``states_of(task_id)`` gives the current states of a task's instances. The caller applies each decision
+    (a run that is blocked by ``depends_on_past`` is left pending; a mapped task expands, maybe into nothing)
+    before the walk goes on, so the tasks after it see its new states.
+
+    ``candidates`` limits the walk to these tasks and, once one of them is settled, its downstream tasks: the
+    in-process runner passes the downstream tasks of what just ended, and reaches the same decisions as a walk
+    over every task (a task's decision depends only on its upstream instances' states). None walks every task.
+    """
+    position = shape.position
+    if candidates is None:
+        heap = list(range(len(shape.order)))
+    else:
+        heap = sorted({position[task_id] for task_id in candidates})
+    seen: set[int] = set()
+    while heap:
+        index = heapq.heappop(heap)
+        if index in seen:
+            continue
+        seen.add(index)
+        task = shape.tasks[shape.order[index]]
+        if not any(is_pending(state) for state in states_of(task.task_id)):
+            continue
+        counts = UpstreamCounts.from_states(
+            _plain(state) for upstream in task.upstream for state in states_of(upstream)
+        )
+        decision = evaluate(task.trigger_rule, counts)
+        if decision is Decision.WAIT:
+            continue
+        yield task.task_id, decision
+        if candidates is not None and all(is_finished(state) for state in states_of(task.task_id)):
+            for child in task.downstream:
+                heapq.heappush(heap, position[child])
+
+
+def _plain(state: State) -> str | None:
+    return None if is_pending(state) else str(state)
+
+
+def run_state(shape: DagShape, states_of: Callable[[str], Sequence[State]]) -> str | None:
+    """``success`` or ``failed`` once every instance of the run is finished (failed when a leaf instance failed
+    or is upstream_failed); None while any is not."""
+    for task_id in shape.order:
+        if not all(is_finished(state) for state in states_of(task_id)):
+            return None
+    failed = any(str(state) in FAILED for task_id in shape.leaves for state in states_of(task_id))
+    return "failed" if failed else "success"
+
+
+def run_order_key(priority: int, created: int) -> tuple[int, int]:
+    """Sort key of a ready instance: higher priority first, then creation order (the scheduler's ``ti.id``)."""
+    return (-priority, created)
+
+
+#: Rules whose task cannot be decided before every upstream instance finished, once an upstream succeeded:
+#: a success among unfinished siblings changes nothing for them (unlike one_success, all_failed, all_skipped).
+WAITS_FOR_ALL_AFTER_A_SUCCESS = frozenset(
+    {
+        TriggerRule.ALL_SUCCESS,
+        TriggerRule.ALL_DONE,
+        TriggerRule.ALL_DONE_MIN_ONE_SUCCESS,
+        TriggerRule.NONE_FAILED,
+        TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+        TriggerRule.NONE_SKIPPED,
+    }
+)
+
+
+def successes_change_nothing(shape: DagShape, succeeded: Iterable[str], unfinished: set[str]) -> bool | None:
+    """Whether the success of the tasks ``succeeded`` can leave every decision of the run as it was, given the
+    tasks that still have ``unfinished`` instances. True when each downstream task waits for all its upstream
+    instances and some of those are unfinished; for tasks without downstream, when the run still has unfinished
+    instances. None when a task is unknown. Lets the scheduler put off reading a whole run."""
+    succeeded = set(succeeded)
+    downstream = set()
+    for task_id in succeeded:
+        task = shape.tasks.get(task_id)
+        if task is None:
+            return None
+        for down_id in task.downstream:
+            down = shape.tasks.get(down_id)
+            if down is None or down.trigger_rule not in WAITS_FOR_ALL_AFTER_A_SUCCESS:
+                return False
+            downstream.add(down_id)
+    if not downstream:
+        return bool(unfinished)
+    return all(shape.tasks[down_id].upstream & unfinished for down_id in downstream)
