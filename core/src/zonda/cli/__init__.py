@@ -17,7 +17,7 @@ from typing import Any
 COMMAND_GROUPS: list[tuple[str, str, str]] = [
     ("version", "zonda.cli.version_command", "Show the Zonda version"),
     ("db", "zonda.cli.db_command", "Create, migrate, reset or check the metastore"),
-    ("standalone", "zonda.cli.standalone_command", "Run the DAG processor, scheduler, triggerer and web server in one process"),
+    ("standalone", "zonda.cli.standalone_command", "Run every service (web server too) in one process"),
     ("scheduler", "zonda.cli.scheduler_command", "Run the scheduler (and the DAG processor)"),
     ("webserver", "zonda.cli.webserver_command", "Run the web server (UI and API)"),
     ("triggerer", "zonda.cli.triggerer_command", "Run the triggerer for deferred tasks"),
