@@ -1,7 +1,9 @@
 """Web server users: create, list, delete, change role or password, and check a password.
 
-Passwords are stored as argon2id hashes (argon2-cffi's defaults, the OWASP recommendation); a hash made with
-older parameters is replaced on the next successful login. Checking the password of a user that does not exist
+Passwords are stored as argon2id hashes with OWASP's recommended minimum (19 MiB of memory, 2 iterations, 1 lane):
+strong against offline guessing, and cheap enough (tens of milliseconds, 19 MiB) that a flood of logins to a
+small server with 8 request threads cannot exhaust its memory, as argon2-cffi's 64 MiB default could. A hash
+made with other parameters is replaced on the next successful login. Checking the password of a user that does not exist
 costs the same hash as checking a real one, so the time a failed login takes does not tell which usernames
 exist.
 
@@ -55,7 +57,7 @@ class UserRecord:
 def _hasher() -> PasswordHasher:
     from argon2 import PasswordHasher
 
-    return PasswordHasher()
+    return PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 
 
 @functools.cache

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from zonda.operations.users import UserRecord
 
 COOKIE_NAME = "zonda_session"
+#: Session key holding why the last session ended (shown, then dropped, by the login page).
+ENDED = "ended"
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -63,7 +65,6 @@ class UserSessions:
         from flask import g, session
 
         g.user = None
-        g.session_ended = None
         if "uid" not in session:
             return
         now = self._context().clock()
@@ -86,10 +87,11 @@ class UserSessions:
 
     @staticmethod
     def _end(reason: str) -> None:
-        from flask import g, session
+        """Drop the session, keeping only why it ended, for the login page to say once."""
+        from flask import session
 
         session.clear()
-        g.session_ended = reason
+        session[ENDED] = reason
 
 
 def login_user(user: UserRecord) -> None:
@@ -112,6 +114,13 @@ def logout_user() -> None:
     g.user = None
 
 
+def pop_end_reason() -> str | None:
+    from flask import session
+
+    reason = session.pop(ENDED, None)
+    return reason if isinstance(reason, str) else None
+
+
 def current_user() -> Any:
     """The logged-in :class:`~zonda.operations.users.UserRecord`, or None."""
     from flask import g
@@ -119,4 +128,4 @@ def current_user() -> Any:
     return g.get("user")
 
 
-__all__ = ["COOKIE_NAME", "UserSessions", "current_user", "login_user", "logout_user"]
+__all__ = ["COOKIE_NAME", "UserSessions", "current_user", "login_user", "logout_user", "pop_end_reason"]

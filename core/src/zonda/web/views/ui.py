@@ -9,13 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, g, jsonify, redirect, render_template, request, send_from_directory
+from flask import Blueprint, jsonify, redirect, render_template, request, send_from_directory
 
 from zonda.web.audit import audit
 from zonda.web.context import web_context
 from zonda.web.permissions import Permission, authorize, requires
 from zonda.web.responses import problem
-from zonda.web.sessions import current_user, login_user, logout_user
+from zonda.web.sessions import current_user, login_user, logout_user, pop_end_reason
 
 STATIC_FOLDER = Path(__file__).resolve().parent.parent / "static"
 
@@ -60,7 +60,7 @@ def health() -> Any:
 def login_form() -> Any:
     if current_user() is not None:
         return redirect(safe_next(request.args.get("next")), 302)
-    return render_template("login.html", next=safe_next(request.args.get("next")), notice=g.get("session_ended"))
+    return render_template("login.html", next=safe_next(request.args.get("next")), notice=pop_end_reason())
 
 
 @ui.post("/login")
@@ -129,7 +129,7 @@ def set_paused(dag_id: str) -> Any:
 
     wanted = request.form.get("paused", "")
     if wanted not in ("true", "false"):
-        abort(400)
+        return problem(400, "Bad request", "paused must be true or false")
     paused = wanted == "true"
     try:
         pause(web_context().engine, dag_id, paused)
