@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import Any
 
 from zonda.cli._common import add_output_argument, command, print_rows, settings, subcommands
 from zonda.exceptions import ZondaException
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
 
 COLUMNS = ["username", "role", "email", "created_at", "last_login_at"]
 ROLES_HELP = "Viewer, User, Op or Admin"
@@ -39,7 +36,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     delete.add_argument("username", metavar="USERNAME")
 
 
-def _engine() -> Engine:
+def _engine() -> Any:
     from zonda.cli._loading import open_metastore
 
     return open_metastore(settings()).engine
