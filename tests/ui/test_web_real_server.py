@@ -167,3 +167,40 @@ def test_zonda_webserver_serves_until_sigterm(zonda_home: Path, web_store) -> No
             proc.kill()
             proc.wait(5)
     assert (zonda_home / "webserver_secret_key").exists()
+
+
+def _webserver_env(home: Path, url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZONDA__")}
+    env.update(ZONDA_HOME=str(home), ZONDA__DATABASE__SQL_ALCHEMY_CONN=url, PYTHONUNBUFFERED="1")
+    return env
+
+
+@pytest.mark.postgres
+def test_zonda_webserver_on_an_empty_database_says_to_initialise_it(zonda_home: Path, postgres_url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "zonda", "webserver", "--port", "0"],
+        env=_webserver_env(zonda_home, postgres_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "zonda db init" in lines[0], done.stderr
+
+
+def test_zonda_webserver_without_users_says_how_to_make_one(zonda_home: Path, sqlite_url: str) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zonda", "webserver", "--port", "0"],
+        env=_webserver_env(zonda_home, sqlite_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert lines[1].startswith("No users yet: nobody can log in. Make one with: zonda users create"), lines
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
