@@ -18,6 +18,10 @@ ACTORS = ("anonymous", "Viewer", "User", "Op", "Admin")
 LOGIN = "login"
 
 
+SQLITE_ONLY = pytest.mark.parametrize("web_db_url", ["sqlite"], indirect=True)
+"""For tests whose subject does not depend on the database: SQLite only (the others run on PostgreSQL too)."""
+
+
 def everyone(status: int | str, anonymous: int | str | None = None) -> dict[str, int | str]:
     return {actor: (anonymous if actor == "anonymous" and anonymous is not None else status) for actor in ACTORS}
 
@@ -51,6 +55,7 @@ def url_map_routes(app: Any) -> set[tuple[str, str]]:
     }
 
 
+@SQLITE_ONLY
 def test_every_route_declares_a_permission(web) -> None:
     from zonda.web.access import routes_without_permission
     from zonda.web.permissions import declared_permission
@@ -60,6 +65,7 @@ def test_every_route_declares_a_permission(web) -> None:
         assert declared_permission(web.app.view_functions[rule.endpoint]) is not None, rule
 
 
+@SQLITE_ONLY
 def test_every_route_is_in_the_table(web) -> None:
     routes = url_map_routes(web.app)
     assert routes - TABLE.keys() == set(), "routes missing from the authorization table"
@@ -98,6 +104,7 @@ def test_the_authorization_table(web) -> None:
     assert wrong == {}, "(method, rule, actor): (got, expected)"
 
 
+@SQLITE_ONLY
 def test_head_answers_as_get_does(web) -> None:
     anonymous = web.client()
     assert anonymous.head("/dags").status_code == 302
@@ -105,6 +112,7 @@ def test_head_answers_as_get_does(web) -> None:
     assert web.logged_in("Viewer").head("/dags").status_code == 200
 
 
+@SQLITE_ONLY
 def test_a_route_without_a_declared_permission_is_refused(web) -> None:
     """Fail closed: a view that declares nothing is answered 500 for everyone, Admin included."""
     from zonda.web.access import routes_without_permission
@@ -116,6 +124,7 @@ def test_a_route_without_a_declared_permission_is_refused(web) -> None:
     assert "secret data" not in response.text
 
 
+@SQLITE_ONLY
 def test_create_app_refuses_a_blueprint_with_an_undeclared_route(
     web_settings, web_store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

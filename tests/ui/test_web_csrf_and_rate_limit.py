@@ -11,12 +11,16 @@ from zonda.metastore import tables as t
 from zonda.operations.audit import list_entries
 from zonda.operations.dags import is_paused
 
+SQLITE_ONLY = pytest.mark.parametrize("web_db_url", ["sqlite"], indirect=True)
+"""For tests whose subject does not depend on the database: SQLite only (the others run on PostgreSQL too)."""
+
 
 def _insert_dag(engine: Any, dag_id: str) -> None:
     with engine.begin() as conn:
         conn.execute(t.dag.insert().values(dag_id=dag_id, is_paused=False, is_active=True, fileloc="/x.py"))
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     ("sent", "status"),
     [(None, 400), ("", 400), ("not-the-token", 403), ("header:not-the-token", 403)],
@@ -38,6 +42,7 @@ def test_a_post_without_the_right_csrf_token_changes_nothing(web, sent: str | No
     assert list_entries(web.engine, action="dag.pause") == []
 
 
+@SQLITE_ONLY
 def test_a_token_from_another_session_is_refused(web) -> None:
     _insert_dag(web.engine, "csrf_dag")
     victim, attacker = web.logged_in("Admin"), web.logged_in("User")
@@ -59,6 +64,7 @@ def test_the_right_token_changes_state_and_audits_it(web) -> None:
     assert entries == [("user", "dag.unpause", "csrf_dag"), ("user", "dag.pause", "csrf_dag")]
 
 
+@SQLITE_ONLY
 def test_get_never_changes_state(web) -> None:
     _insert_dag(web.engine, "csrf_dag")
     client = web.logged_in("Admin")
@@ -68,6 +74,7 @@ def test_get_never_changes_state(web) -> None:
     assert client.get("/dags").status_code == 200  # still logged in
 
 
+@SQLITE_ONLY
 def test_login_needs_the_csrf_token_too(web) -> None:
     client = web.client()
     client.get("/login")
@@ -85,6 +92,7 @@ def _fail(web: Any, client: Any, username: str, address: str = "10.0.0.1") -> An
     )
 
 
+@SQLITE_ONLY
 def test_five_failures_per_username_then_429_even_with_the_right_password(web) -> None:
     client = web.client()
     for i in range(5):
@@ -101,6 +109,7 @@ def test_five_failures_per_username_then_429_even_with_the_right_password(web) -
     assert list_entries(web.engine, action="login.refused")[0].target == "viewer"
 
 
+@SQLITE_ONLY
 def test_five_failures_per_address_then_429_for_any_username(web) -> None:
     client = web.client()
     for name in ["a", "b", "c", "d", "e"]:
@@ -109,6 +118,7 @@ def test_five_failures_per_address_then_429_for_any_username(web) -> None:
     assert _fail(web, client, "g", address="10.9.9.8").status_code == 401  # another address may still try
 
 
+@SQLITE_ONLY
 def test_the_limit_lifts_when_the_window_has_passed(web) -> None:
     client = web.client()
     for _ in range(5):
@@ -120,6 +130,7 @@ def test_the_limit_lifts_when_the_window_has_passed(web) -> None:
     assert web.login(client, "viewer").status_code == 303
 
 
+@SQLITE_ONLY
 def test_a_successful_login_clears_its_usernames_failures(web) -> None:
     client = web.client()
     for i in range(4):
@@ -129,6 +140,7 @@ def test_a_successful_login_clears_its_usernames_failures(web) -> None:
         assert _fail(web, client, "viewer", address=f"10.2.0.{i}").status_code == 401
 
 
+@SQLITE_ONLY
 def test_the_limit_is_configurable(make_web_app) -> None:
     web = make_web_app({("webserver", "login_max_failures"): 2, ("webserver", "login_failure_window"): 10})
     client = web.client()

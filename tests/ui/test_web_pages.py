@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 import zonda.web
@@ -18,6 +19,10 @@ from zonda.scheduler import jobs
 from zonda.timezone import utcnow
 
 WEB_DIR = Path(zonda.web.__file__).parent
+
+
+SQLITE_ONLY = pytest.mark.parametrize("web_db_url", ["sqlite"], indirect=True)
+"""For tests whose subject does not depend on the database: SQLite only (the others run on PostgreSQL too)."""
 
 
 def _insert_dag(engine: Any, dag_id: str, **values: Any) -> None:
@@ -55,6 +60,7 @@ def test_health_follows_the_heartbeats(web) -> None:
     assert web.client().get("/health").json["triggerer"]["status"] == "unhealthy"
 
 
+@SQLITE_ONLY
 def test_health_says_unhealthy_when_the_metastore_is_gone(make_web_app, tmp_path: Path) -> None:
     from zonda.metastore.engine import make_engine
 
@@ -96,6 +102,7 @@ def test_markup_in_a_dag_id_or_description_shows_as_text(web) -> None:
     assert 'action="/dags/%3Cscript%3Ealert%281%29%3C/script%3E/paused"' in page
 
 
+@SQLITE_ONLY
 def test_the_pause_form_pauses_and_unpauses(web) -> None:
     from zonda.operations.dags import is_paused
 

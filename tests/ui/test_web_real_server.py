@@ -20,6 +20,10 @@ from zonda.operations.dags import is_paused
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
+SQLITE_ONLY = pytest.mark.parametrize("web_db_url", ["sqlite"], indirect=True)
+"""For tests whose subject does not depend on the database: SQLite only (the others run on PostgreSQL too)."""
+
+
 def csrf(client: httpx.Client, path: str = "/login") -> str:
     found = CSRF_FIELD.search(client.get(path).text)
     assert found
@@ -65,6 +69,7 @@ def test_health_login_cookies_csrf_and_logout_over_http(make_web_app, serve) -> 
         assert client.get("/dags").status_code == 302
 
 
+@SQLITE_ONLY
 def test_the_session_cookie_is_secure_with_cookie_secure(make_web_app, serve) -> None:
     """For TLS that ends at a proxy in front of Zonda: the cookie is Secure though this hop is plain HTTP (so a
     client talking plain HTTP to it never sends it back)."""
@@ -89,6 +94,7 @@ def test_an_idle_session_ends_over_http(make_web_app, serve) -> None:
         assert client.get("/dags").status_code == 302
 
 
+@SQLITE_ONLY
 def test_the_login_rate_limit_over_http(make_web_app, serve) -> None:
     web = make_web_app()
     server = serve(web.app)
@@ -100,6 +106,7 @@ def test_the_login_rate_limit_over_http(make_web_app, serve) -> None:
         assert 1 <= int(response.headers["retry-after"]) <= 60
 
 
+@SQLITE_ONLY
 def test_the_server_stops_with_open_keep_alive_connections(make_web_app, serve) -> None:
     web = make_web_app(users=False)
     server = serve(web.app)
@@ -111,6 +118,7 @@ def test_the_server_stops_with_open_keep_alive_connections(make_web_app, serve) 
     client.close()
 
 
+@SQLITE_ONLY
 def test_a_port_in_use_is_a_one_line_error(make_web_app) -> None:
     from zonda.exceptions import ZondaException
     from zonda.web.server import WebServer

@@ -18,6 +18,10 @@ from zonda.web.secret_key import FILE_NAME, ensure_secret_key
 ROOT = Path(__file__).resolve().parents[2]
 
 
+SQLITE_ONLY = pytest.mark.parametrize("web_db_url", ["sqlite"], indirect=True)
+"""For tests whose subject does not depend on the database: SQLite only (the others run on PostgreSQL too)."""
+
+
 def test_the_key_is_made_once_private_and_random(zonda_home: Path) -> None:
     old = os.umask(0)  # the most permissive umask: the file must still be owner-only
     try:
@@ -87,6 +91,7 @@ def test_a_key_file_others_can_read_refuses_to_start(zonda_home: Path) -> None:
         ensure_secret_key(load_settings(zonda_home))
 
 
+@SQLITE_ONLY
 def test_create_app_refuses_a_known_key(web_settings, web_store) -> None:
     from zonda.web import create_app
 

@@ -9,6 +9,9 @@ import pytest
 
 from zonda.operations.audit import list_entries
 
+SQLITE_ONLY = pytest.mark.parametrize("web_db_url", ["sqlite"], indirect=True)
+"""For tests whose subject does not depend on the database: SQLite only (the others run on PostgreSQL too)."""
+
 
 def session_cookie_header(response: Any) -> str:
     headers = [h for h in response.headers.getlist("Set-Cookie") if h.startswith("zonda_session=")]
@@ -30,6 +33,7 @@ def test_login_opens_the_pages_and_logout_closes_them(web) -> None:
     assert ("login.success", "viewer", "viewer") in actions and ("logout", "viewer", "viewer") in actions
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     ("username", "password"), [("viewer", "wrong password"), ("nobody", "correct horse battery staple"), ("viewer", "")]
 )
@@ -44,6 +48,7 @@ def test_a_wrong_login_is_refused_and_audited(web, username: str, password: str)
     assert password not in str(failures[0].details) or not password
 
 
+@SQLITE_ONLY
 def test_login_only_redirects_within_the_site(web) -> None:
     for target in ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"]:
         response = web.login(web.client(), "viewer", next_=target)
@@ -52,18 +57,21 @@ def test_login_only_redirects_within_the_site(web) -> None:
     assert response.headers["Location"] == "/dags?x=1"
 
 
+@SQLITE_ONLY
 def test_anonymous_page_requests_go_to_login_with_the_page_to_return_to(web) -> None:
     response = web.client().get("/dags?tag=a")
     assert response.status_code == 302
     assert response.headers["Location"] == "/login?next=%2Fdags%3Ftag%3Da"
 
 
+@SQLITE_ONLY
 def test_anonymous_api_requests_get_json_401(web) -> None:
     response = web.client().get("/api/v1/version")
     assert response.status_code == 401
     assert response.json == {"title": "Unauthorized", "detail": response.json["detail"], "status": 401}
 
 
+@SQLITE_ONLY
 def test_login_starts_a_new_session(web) -> None:
     """No fixation: the session a visitor had before logging in is not the one they have after."""
     client = web.client()
@@ -79,6 +87,7 @@ def test_the_session_cookie_is_httponly_samesite_lax_and_not_secure_over_plain_h
     assert "Secure" not in [part.strip() for part in header.split(";")]
 
 
+@SQLITE_ONLY
 def test_the_session_cookie_is_secure_over_tls(web) -> None:
     client = web.client()
     token = web.token(client)
@@ -92,6 +101,7 @@ def test_the_session_cookie_is_secure_over_tls(web) -> None:
     assert "Secure" in parts and "HttpOnly" in parts and "SameSite=Lax" in parts
 
 
+@SQLITE_ONLY
 def test_cookie_secure_makes_it_secure_over_plain_http(make_web_app) -> None:
     web = make_web_app({("webserver", "cookie_secure"): True})
     response = web.login(web.client(), "viewer")
@@ -123,6 +133,7 @@ def test_an_active_session_ends_at_its_maximum_age(make_web_app) -> None:
     assert client.get("/dags").status_code == 302
 
 
+@SQLITE_ONLY
 def test_the_default_timeouts_are_30_minutes_idle_and_12_hours_in_all(make_web_app) -> None:
     web = make_web_app()
     client = web.logged_in("Viewer")
@@ -144,6 +155,7 @@ def test_a_password_change_or_deletion_ends_the_users_sessions(web) -> None:
     assert other.get("/dags").status_code == 302
 
 
+@SQLITE_ONLY
 def test_a_role_change_applies_to_the_open_session(web) -> None:
     from zonda.operations.users import set_role
 
@@ -154,6 +166,7 @@ def test_a_role_change_applies_to_the_open_session(web) -> None:
     assert response.status_code == 403
 
 
+@SQLITE_ONLY
 def test_a_forged_session_cookie_is_ignored(web) -> None:
     from flask.sessions import SecureCookieSessionInterface
 
@@ -169,6 +182,7 @@ def test_a_forged_session_cookie_is_ignored(web) -> None:
     assert client.get("/dags").status_code == 302
 
 
+@SQLITE_ONLY
 def test_pages_carry_security_headers(web) -> None:
     response = web.client().get("/login")
     assert response.headers["X-Frame-Options"] == "DENY"

@@ -15,6 +15,9 @@ from zonda.metastore.db import Metastore
 from zonda.operations.audit import list_entries
 from zonda.operations.users import verify_password
 
+SQLITE_ONLY = pytest.mark.parametrize("web_db_url", ["sqlite"], indirect=True)
+"""For tests whose subject does not depend on the database: SQLite only (the others run on PostgreSQL too)."""
+
 
 @pytest.fixture
 def cli_store(zonda_home: Path, web_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Metastore:
@@ -67,6 +70,7 @@ def test_the_password_is_stored_as_an_argon2id_hash(cli_store: Metastore, capsys
     assert stored.startswith("$argon2id$") and "plain-text-password" not in stored
 
 
+@SQLITE_ONLY
 def test_random_password_is_printed_once_and_works(cli_store: Metastore, capsys) -> None:
     code, out, _ = run(capsys, "users", "create", "--username", "carol", "--role", "Admin", "--random-password")
     assert code == 0
@@ -76,6 +80,7 @@ def test_random_password_is_printed_once_and_works(cli_store: Metastore, capsys)
     assert password not in json.dumps([e.details for e in list_entries(cli_store.engine)])
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -96,6 +101,7 @@ def test_bad_input_is_one_line(cli_store: Metastore, capsys, monkeypatch, argv: 
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
 
 
+@SQLITE_ONLY
 def test_a_taken_username_and_an_unknown_one(cli_store: Metastore, capsys) -> None:
     run(capsys, "users", "create", "--username", "erin", "--role", "User", "--password", "long-enough")
     code, _, err = run(capsys, "users", "create", "--username", "erin", "--role", "User", "--password", "long-enough")
