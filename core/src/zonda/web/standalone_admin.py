@@ -43,7 +43,10 @@ def ensure_standalone_admin(engine: Any, home: Path) -> StandaloneAdmin:
     path = home / FILE_NAME
     if user_exists(engine, USERNAME):
         return StandaloneAdmin(USERNAME, None, path if path.exists() else None)
+    from zonda.masking import mask_secret
+
     password = generate_password()
+    mask_secret(password)  # printed once on purpose; never in a log line of this process or its task processes
     write_private_file(path, password + "\n")
     try:
         create_user(engine, USERNAME, "Admin", password, actor="(standalone)")
