@@ -87,6 +87,7 @@ def standalone_env(home: Path, **extra: str) -> dict[str, str]:
         ZONDA__CORE__LOAD_EXAMPLES="false",
         ZONDA__CORE__PARALLELISM="2",
         ZONDA__SCHEDULER__SHUTDOWN_GRACE_PERIOD="1",
+        ZONDA__WEBSERVER__PORT="0",  # standalone's web server on a free port: tests run side by side
     )
     env.update(extra)
     return env

@@ -209,8 +209,55 @@ def _options() -> list[Option]:
             _to_int,
             "Seconds between full rescans of the DAGs folder; new and changed files are seen within seconds.",
         ),
-        Option("webserver", "port", 8080, _to_int, "Port of the web server."),
-        Option("webserver", "secret_key", "", _to_str, "Key signing web sessions.", sensitive=True),
+        Option("webserver", "port", 8080, _to_int, "Port of the web server (0: any free port)."),
+        Option(
+            "webserver",
+            "host",
+            "127.0.0.1",
+            _to_str,
+            "Address the web server listens on; 0.0.0.0 serves every network, put TLS in front of it then.",
+        ),
+        Option(
+            "webserver",
+            "secret_key",
+            "",
+            _to_str,
+            "Key signing web sessions (32 characters or more). Default: a random key made on first start in "
+            "$ZONDA_HOME/webserver_secret_key (mode 0600).",
+            sensitive=True,
+        ),
+        Option(
+            "webserver",
+            "session_idle_timeout",
+            1800.0,
+            float,
+            "Seconds without a request after which a web session ends (log in again).",
+        ),
+        Option(
+            "webserver",
+            "session_max_age",
+            43200.0,
+            float,
+            "Seconds after login at which a web session ends, however active it is.",
+        ),
+        Option(
+            "webserver",
+            "cookie_secure",
+            False,
+            _to_bool,
+            "Mark the session cookie Secure always (set it when TLS ends at a proxy in front of Zonda); "
+            "it is Secure anyway on requests that arrive over TLS.",
+        ),
+        Option(
+            "webserver",
+            "login_max_failures",
+            5,
+            _to_int,
+            "Failed logins allowed per username and per client address within login_failure_window; more get "
+            "HTTP 429 until the window has passed.",
+        ),
+        Option("webserver", "login_failure_window", 60.0, float, "Seconds over which failed logins are counted."),
+        Option("webserver", "threads", 8, _to_int, "Threads of the web server answering requests."),
     ]
 
 

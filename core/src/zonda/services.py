@@ -19,7 +19,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -241,13 +241,16 @@ def run_scheduler(
     max_passes: int | None = None,
     on_started: Callable[[Any], None] | None = None,
     join_timeout: float = 10.0,
+    extra_services: Sequence[tuple[str, Callable[[], Target]]] = (),
 ) -> RunReport:
     """Run the scheduler in this (main) thread, with the DAG processor and the triggerer as threads.
 
     The scheduler starts first, so the executor forks its workers while this process has a single thread;
     then the other services start; then scheduler passes run until SIGTERM / SIGINT, a failing service, or
-    ``max_passes``. Shutdown is bounded: services get ``join_timeout`` seconds, running tasks the executor's
-    own grace period. A failing service raises :class:`~zonda.exceptions.ZondaException` once all is stopped.
+    ``max_passes``. ``extra_services`` are (name, factory) pairs: each factory is called after the scheduler has
+    forked its workers and returns the service's target (the web server binds its port there). Shutdown is
+    bounded: services get ``join_timeout`` seconds, running tasks the executor's own grace period. A failing
+    service raises :class:`~zonda.exceptions.ZondaException` once all is stopped.
     """
     from zonda.exceptions import ZondaException
     from zonda.home_folders import ensure_home_folders
@@ -275,6 +278,8 @@ def run_scheduler(
                 group.add("dag-processor", processor.run)
             if triggerer_cls is not None:
                 group.add("triggerer", triggerer_cls(settings).run)
+            for name, factory in extra_services:
+                group.add(name, factory())
             group.start()
             if on_started is not None:
                 on_started(scheduler)

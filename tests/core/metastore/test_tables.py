@@ -30,6 +30,8 @@ MODELS = [
     models.VariableModel,
     models.ImportErrorModel,
     models.CallbackRequestModel,
+    models.UserModel,
+    models.AuditLogModel,
 ]
 
 

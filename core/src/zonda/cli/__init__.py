@@ -17,8 +17,9 @@ from typing import Any
 COMMAND_GROUPS: list[tuple[str, str, str]] = [
     ("version", "zonda.cli.version_command", "Show the Zonda version"),
     ("db", "zonda.cli.db_command", "Create, migrate, reset or check the metastore"),
-    ("standalone", "zonda.cli.standalone_command", "Run the DAG processor, scheduler and triggerer in one process"),
+    ("standalone", "zonda.cli.standalone_command", "Run every service (web server too) in one process"),
     ("scheduler", "zonda.cli.scheduler_command", "Run the scheduler (and the DAG processor)"),
+    ("webserver", "zonda.cli.webserver_command", "Run the web server (UI and API)"),
     ("triggerer", "zonda.cli.triggerer_command", "Run the triggerer for deferred tasks"),
     ("dags", "zonda.cli.dags_command", "List, show and test DAGs"),
     ("tasks", "zonda.cli.tasks_command", "List and test tasks"),
@@ -28,6 +29,7 @@ COMMAND_GROUPS: list[tuple[str, str, str]] = [
     ("variables", "zonda.cli.variables_command", "Manage variables"),
     ("providers", "zonda.cli.providers_command", "List installed providers and what they offer"),
     ("plugins", "zonda.cli.plugins_command", "List plugins, their hooks and load errors"),
+    ("users", "zonda.cli.users_command", "Manage the web server's users"),
     ("rotate-fernet-key", "zonda.cli.rotate_fernet_key_command", "Re-encrypt every secret with the first key"),
 ]
 

@@ -1,9 +1,11 @@
 """``zonda standalone``: a whole installation in one process, for trying Zonda and for development.
 
 It initialises the metastore if needed, then runs the DAG processor, the scheduler (LocalExecutor unless
-``core.executor`` is set) and the triggerer, with the example DAGs unless ``core.load_examples`` is set. With the
-examples on, providers' ``standalone_services`` start too (the Elasticsearch provider's local server for its
-example DAG when no ``elasticsearch_default`` connection is configured).
+``core.executor`` is set), the triggerer and the web server (on ``[webserver] port``; the user ``admin`` is made
+on first start, its password shown once and kept in ``$ZONDA_HOME/standalone_admin_password.txt``), with the
+example DAGs unless ``core.load_examples`` is set. With the examples on, providers' ``standalone_services`` start
+too (the Elasticsearch provider's local server for its example DAG when no ``elasticsearch_default`` connection
+is configured).
 SIGTERM or Ctrl+C stops everything gracefully, task processes and what they started included (``python3 dev.py
 standalone`` *is* this process, so a signal to its pid does the same).
 """
@@ -26,6 +28,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-triggerer", action="store_true", help="Do not run the triggerer (deferred tasks wait for one)"
     )
+    parser.add_argument("--port", "-p", type=int, help="Port of the web server (default: [webserver] port, 8080)")
 
 
 def standalone_settings(current: Settings) -> Settings:
@@ -83,6 +86,23 @@ def _run_standalone(args: argparse.Namespace, stack: contextlib.ExitStack) -> in
     from zonda.fernet_bootstrap import ensure_fernet_key
 
     ensure_fernet_key(current)  # before any service starts: every process then reads the same key
+    from zonda.web.secret_key import ensure_secret_key
+    from zonda.web.standalone_admin import ensure_standalone_admin
+
+    ensure_secret_key(current)  # a refused key stops here, before anything starts
+    metastore = Metastore.from_settings(current)
+    try:
+        admin = ensure_standalone_admin(metastore.engine, current.home)
+    finally:
+        metastore.dispose()
+    web: dict[str, Any] = {}
+
+    def web_server() -> Any:
+        from zonda.web.launch import start_web_server
+
+        web["server"] = start_web_server(current, port=args.port)
+        return web["server"].serve
+
     # Before the scheduler forks its workers: task processes inherit what the services set up.
     services = start_provider_services(current, stack) if current.get("core", "load_examples") else []
 
@@ -93,12 +113,13 @@ def _run_standalone(args: argparse.Namespace, stack: contextlib.ExitStack) -> in
             "",
             "Zonda standalone is running (DAG processor, scheduler"
             + ("" if args.no_triggerer else ", triggerer")
-            + "). Ctrl+C or SIGTERM stops it.",
+            + ", web server). Ctrl+C or SIGTERM stops it.",
             f"  home:      {current.home}",
             f"  metastore: {metastore.redacted_url}",
             f"  executor:  {type(scheduler.executor).__name__} (parallelism {current.get('core', 'parallelism')})",
             f"  DAGs:      {current.dags_folder} (example DAGs {examples})",
-            "  web UI:    not yet; the web server arrives with the web UI issue",
+            f"  web UI:    {web['server'].url}",
+            f"             {admin.banner_line()}",
             *(f"  service:   {line}" for line in services),
             "Trigger a DAG from another terminal:",
             f"  zonda dags trigger {dag_id}"
@@ -115,6 +136,7 @@ def _run_standalone(args: argparse.Namespace, stack: contextlib.ExitStack) -> in
         dag_processor=True,
         triggerer=not args.no_triggerer,
         on_started=banner,
+        extra_services=[("webserver", web_server)],
     )
     print("Zonda standalone stopped.", flush=True)
     return 0

@@ -293,3 +293,37 @@ class CallbackRequestModel(Base):
 
     def __repr__(self) -> str:
         return f"<CallbackRequestModel {self.id} {self.kind} {self.dag_id}>"
+
+
+class UserModel(Base):
+    """A web server user; ``password_hash`` is argon2 (see :mod:`zonda.operations.users`)."""
+
+    __table__ = tables.web_user
+
+    id: Mapped[int]
+    username: Mapped[str]
+    email: Mapped[str | None]
+    role: Mapped[str]
+    password_hash: Mapped[str]
+    created_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        # Never the hash: reprs end up in logs.
+        return f"<UserModel {self.username} ({self.role})>"
+
+
+class AuditLogModel(Base):
+    """One audit entry: who did what to which target, when."""
+
+    __table__ = tables.audit_log
+
+    id: Mapped[int]
+    at: Mapped[datetime]
+    username: Mapped[str | None]
+    action: Mapped[str]
+    target: Mapped[str | None]
+    details: Mapped[str | None]
+
+    def __repr__(self) -> str:
+        return f"<AuditLogModel {self.id} {self.action}>"

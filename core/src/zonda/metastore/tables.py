@@ -278,8 +278,40 @@ callback_request = Table(
 )
 
 
+#: A person who logs in to the web server. ``password_hash`` is an argon2 hash (never the password); ``role`` is
+#: one of Viewer, User, Op, Admin (:mod:`zonda.operations.users`). Named ``web_user`` because ``user`` is a
+#: reserved word in PostgreSQL and MySQL.
+web_user = Table(
+    "web_user",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(256), nullable=False, unique=True),
+    Column("email", String(320)),
+    Column("role", String(20), nullable=False),
+    Column("password_hash", String(512), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    Column("last_login_at", UtcDateTime),
+)
+
+#: Who changed what: logins, user changes, and (from the UI and API) triggers, clears, marks, pauses, connection
+#: and variable edits. ``username`` is NULL for an anonymous actor (a failed login names the attempted user in
+#: ``target``); ``details`` is JSON text, never a secret.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False, default=utcnow),
+    Column("username", String(256)),
+    Column("action", String(100), nullable=False),
+    Column("target", String(1000)),
+    Column("details", LongText),
+    Index("ix_audit_log_at", "at"),
+)
+
+
 __all__ = [
     "ID_LENGTH",
+    "audit_log",
     "callback_request",
     "connection",
     "dag",
@@ -293,5 +325,6 @@ __all__ = [
     "task_instance",
     "trigger",
     "variable",
+    "web_user",
     "xcom",
 ]

@@ -2,9 +2,9 @@
 
 Each module holds one concept: :mod:`~zonda.operations.transitions` is the state machine of task instances and
 DAG runs and the only code that writes their state; the others (``dags``, ``dag_runs``, ``task_instances``,
-``task_instances_read``, ``pools``, ``connections``, ``variables``, ``import_errors``, ``logs``, ``why``...) are
-what a user asks for, built on those transitions. A caller parses its input, calls an operation and presents the
-result; it never writes SQL of its own.
+``task_instances_read``, ``pools``, ``connections``, ``variables``, ``import_errors``, ``logs``, ``why``, ``users``,
+``audit``, ``health``...) are what a user asks for, built on those transitions. A caller parses its input, calls
+an operation and presents the result; it never writes SQL of its own.
 
 Operations take an SQLAlchemy engine (and the settings when they need configured limits), return frozen
 dataclasses, and raise :class:`~zonda.exceptions.OperationError` subclasses with a one-line message:

@@ -1,0 +1,131 @@
+"""Who is logged in: the session cookie, its flags, and its two timeouts.
+
+The session is Flask's signed cookie (signed with the installation's secret key, so it cannot be forged or
+altered), holding the user's id, a digest of their password hash, the login time and the time of the last
+request. On every request the user is read again from the metastore, and the session ends when:
+
+- the user was deleted, or their password changed since the login (the digest differs);
+- no request came for ``[webserver] session_idle_timeout`` seconds;
+- the login is older than ``[webserver] session_max_age`` seconds, however active the session is.
+
+The cookie is ``HttpOnly`` (scripts cannot read it), ``SameSite=Lax`` (other sites' forms do not send it) and
+``Secure`` on requests that came over TLS, or always with ``[webserver] cookie_secure``. Logging in starts a
+new session (no fixation); logging out clears it. A session's cookie stays valid until a timeout for whoever
+copied it before logout: the cookie lives in the browser, not on the server.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from flask.sessions import SecureCookieSessionInterface
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from zonda.operations.users import UserRecord
+
+COOKIE_NAME = "zonda_session"
+#: Session key holding why the last session ended (shown, then dropped, by the login page).
+ENDED = "ended"
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with ``Secure`` decided per request (TLS or the config key)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        from flask import request
+
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+
+class UserSessions:
+    """The login extension: loads ``g.user`` before each request and ends expired sessions."""
+
+    def init_app(self, app: Flask) -> None:
+        from zonda.web.context import web_context
+
+        settings = app.extensions["zonda"].settings
+        self.idle_timeout = float(settings.get("webserver", "session_idle_timeout"))
+        self.max_age = float(settings.get("webserver", "session_max_age"))
+        app.session_interface = _SessionInterface()
+        app.config.update(
+            SESSION_COOKIE_NAME=COOKIE_NAME,
+            SESSION_COOKIE_HTTPONLY=True,
+            SESSION_COOKIE_SAMESITE="Lax",
+            SESSION_COOKIE_SECURE=bool(settings.get("webserver", "cookie_secure")),
+            PERMANENT_SESSION_LIFETIME=timedelta(seconds=self.max_age),
+        )
+        app.extensions["zonda_sessions"] = self
+        app.before_request(self._load_user)
+        self._context = web_context
+
+    def _load_user(self) -> None:
+        from flask import g, session
+
+        g.user = None
+        if "uid" not in session:
+            return
+        now = self._context().clock()
+        login_at = float(session.get("login_at", 0))
+        seen_at = float(session.get("seen_at", 0))
+        if now - login_at > self.max_age:
+            self._end("your session reached its maximum age")
+            return
+        if now - seen_at > self.idle_timeout:
+            self._end("your session ended after a time without activity")
+            return
+        from zonda.operations.users import find_user_by_id
+
+        user = find_user_by_id(self._context().engine, int(session["uid"]))
+        if user is None or user.credentials_version != session.get("cv"):
+            self._end("your account changed")
+            return
+        g.user = user
+        session["seen_at"] = now
+
+    @staticmethod
+    def _end(reason: str) -> None:
+        """Drop the session, keeping only why it ended, for the login page to say once."""
+        from flask import session
+
+        session.clear()
+        session[ENDED] = reason
+
+
+def login_user(user: UserRecord) -> None:
+    """Start a new session for ``user`` (whatever the request's session held before is dropped)."""
+    from flask import g, session
+
+    from zonda.web.context import web_context
+
+    now = web_context().clock()
+    session.clear()
+    session.permanent = True
+    session.update(uid=user.id, cv=user.credentials_version, login_at=now, seen_at=now)
+    g.user = user
+
+
+def logout_user() -> None:
+    from flask import g, session
+
+    session.clear()
+    g.user = None
+
+
+def pop_end_reason() -> str | None:
+    from flask import session
+
+    reason = session.pop(ENDED, None)
+    return reason if isinstance(reason, str) else None
+
+
+def current_user() -> Any:
+    """The logged-in :class:`~zonda.operations.users.UserRecord`, or None."""
+    from flask import g
+
+    return g.get("user")
+
+
+__all__ = ["COOKIE_NAME", "UserSessions", "current_user", "login_user", "logout_user", "pop_end_reason"]

@@ -1,0 +1,175 @@
+"""Fixtures of the web server tests: a migrated metastore (SQLite and PostgreSQL), an app with a clock the test
+moves, one user per role, and a logged-in test client.
+
+The password hasher is argon2 with its production parameters: the tests log in the way users do.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zonda.config import Settings, load_settings
+from zonda.metastore.db import Metastore
+
+ROLES = ("Viewer", "User", "Op", "Admin")
+PASSWORD = "correct horse battery staple"
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass
+class FakeClock:
+    """Seconds since the epoch, moved by the test (sessions age and rate-limit windows pass without sleeping)."""
+
+    now: float = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def web_db_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database on SQLite, then on PostgreSQL."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def web_store(web_db_url: str) -> Iterator[Metastore]:
+    store = Metastore(web_db_url)
+    store.init()
+    try:
+        yield store
+    finally:
+        store.dispose()
+
+
+@pytest.fixture
+def web_settings(zonda_home: Path, web_store: Metastore) -> Settings:
+    return load_settings(zonda_home).with_overrides({("database", "sql_alchemy_conn"): web_store.url})
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@dataclass
+class WebApp:
+    """An app under test and what its tests need around it."""
+
+    app: Any
+    store: Metastore
+    settings: Settings
+    clock: FakeClock
+    users: dict[str, str] = field(default_factory=dict)
+    password: str = PASSWORD
+
+    @property
+    def engine(self) -> Any:
+        return self.store.engine
+
+    def client(self, **kwargs: Any) -> Any:
+        return self.app.test_client(**kwargs)
+
+    def login(self, client: Any, username: str, password: str = PASSWORD, next_: str | None = None) -> Any:
+        token = csrf_from(client.get("/login"))
+        form = {"username": username, "password": password, "csrf_token": token}
+        if next_ is not None:
+            form["next"] = next_
+        return client.post("/login", data=form)
+
+    def logged_in(self, role: str) -> Any:
+        client = self.client()
+        response = self.login(client, self.users[role])
+        assert response.status_code == 303, response.text
+        return client
+
+    def token(self, client: Any) -> str:
+        """The CSRF token of ``client``'s session (from a page that has a form)."""
+        return csrf_from(client.get("/login" if not self.session_user(client) else "/dags"))
+
+    @staticmethod
+    def session_user(client: Any) -> bool:
+        return client.get("/api/v1/version").status_code == 200
+
+
+def csrf_from(response: Any) -> str:
+    found = CSRF_FIELD.search(response.text)
+    assert found, f"no CSRF field in {response.status_code} {response.text[:300]}"
+    return found.group(1)
+
+
+@pytest.fixture
+def make_web_app(web_settings: Settings, web_store: Metastore, clock: FakeClock) -> Callable[..., WebApp]:
+    """Build an app for this test's metastore, with ``overrides`` of the settings (e.g. short timeouts)."""
+    from zonda.web import create_app
+
+    def make(overrides: dict[tuple[str, str], Any] | None = None, users: bool = True) -> WebApp:
+        settings = web_settings.with_overrides(overrides or {})
+        app = create_app(settings, engine=web_store.engine, clock=clock)
+        app.config["TESTING"] = True
+        web = WebApp(app, web_store, settings, clock)
+        if users:
+            web.users = make_users(web_store.engine)
+        return web
+
+    return make
+
+
+def make_users(engine: Any) -> dict[str, str]:
+    """One user per role, named after the role in lower case; returns role -> username."""
+    from zonda.operations.users import create_user, user_exists
+
+    made = {}
+    for role in ROLES:
+        name = role.lower()
+        if not user_exists(engine, name):
+            create_user(engine, name, role, PASSWORD, actor="(test)")
+        made[role] = name
+    return made
+
+
+@pytest.fixture
+def web(make_web_app: Callable[..., WebApp]) -> WebApp:
+    return make_web_app()
+
+
+class RunningServer:
+    """The app served by the real WSGI server on a free loopback port, in a thread, stopped afterwards."""
+
+    def __init__(self, app: Any) -> None:
+        from zonda.web.server import WebServer
+
+        self.server = WebServer(app, "127.0.0.1", 0, threads=4)
+        self.url = self.server.url
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.server.serve, args=(self.stop,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive(), "the web server did not stop within 10 s"
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Any], RunningServer]]:
+    started: list[RunningServer] = []
+
+    def start(app: Any) -> RunningServer:
+        server = RunningServer(app)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
