@@ -191,8 +191,9 @@ def test_a_process_exit_fails_only_the_try_that_process_holds(
     configure: Any, zonda_home: Path, postgres_url: str
 ) -> None:
     """Task processes that ended without recording an end state (exit 1): the try fails when the row is still
-    that process's (queued by this scheduler, or running in that pid), and is left alone when another scheduler
-    queued it again or another process runs it (a duplicate workload that lost the claim)."""
+    running in that pid; an instance this scheduler queued and nobody claimed is queued again (nothing ran);
+    both are left alone when another scheduler queued it again or another process runs it (a duplicate
+    workload that lost the claim)."""
     from sqlalchemy import select, update
 
     from zonda.executors.base import TaskEvent, Workload
@@ -244,7 +245,7 @@ def test_a_process_exit_fails_only_the_try_that_process_holds(
     ]
     scheduler._process_events(events)
     assert h.states_by_task(engine, run_id) == {
-        "queued_here": "failed",
+        "queued_here": "scheduled",  # never claimed, so nothing ran: queued again, no try used up
         "queued_elsewhere": "queued",
         "running_here": "failed",
         "running_elsewhere": "running",

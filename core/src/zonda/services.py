@@ -278,7 +278,7 @@ def run_scheduler(
             if on_started is not None:
                 on_started(scheduler)
             while not stop.is_set():
-                scheduler.run_once()
+                scheduler.run_pass()  # rides out metastore outages
                 plugin_notice.check()
                 report.passes += 1
                 if max_passes is not None and report.passes >= max_passes:

@@ -134,6 +134,9 @@ class WorkloadRunner:
         metastore = None if supervised else Metastore.from_settings(settings)
         if store is None:
             store = MetastoreRunStore(metastore)
+        # The load, the claim and the end state wait out a database restart instead of failing the try (or,
+        # worse, leaving a finished try to be run again).
+        store.outage_retry_timeout = float(settings.get("database", "task_end_state_retry_timeout"))
         try:
             if workload.ti_id >= 0:
                 row = store.load_task_instance(workload.ti_id)
