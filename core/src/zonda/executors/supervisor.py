@@ -235,6 +235,7 @@ class Supervisor:
                 if message[0] != "run":
                     break
                 workload = WorkloadType(**message[1])
+                code = 1  # this workload's now: dying before it ends must not report the previous one's 0
                 self.runner.preload(workload)  # the worker re-parsed a changed file; so does this process
         except BaseException:
             log.exception("task process for %s failed", workload.label)
