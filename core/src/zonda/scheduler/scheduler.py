@@ -21,6 +21,7 @@ import logging
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -128,7 +129,7 @@ class Scheduler:
             "scheduler", max_delay=float(settings.get("database", "outage_backoff_max")), stop=self.stop, logger=log
         )
         #: Ended workloads polled from the executor but not yet recorded (an outage interrupted the pass).
-        self._unrecorded: list[TaskEvent] = []
+        self._unrecorded: deque[TaskEvent] = deque()
         #: How often each instance was put back after its workload ended without claiming it (bounded).
         self._requeued: dict[int, int] = {}
 
@@ -763,7 +764,7 @@ class Scheduler:
                 self._requeued.pop(w.ti_id, None)
             else:
                 retry_transient(lambda event=event: self._process_exit(event), what="recording a task process exit")
-            self._unrecorded.pop(0)
+            self._unrecorded.popleft()
 
     def _process_exit(self, event: TaskEvent) -> None:
         ti = t.task_instance
