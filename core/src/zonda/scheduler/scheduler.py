@@ -797,6 +797,8 @@ class Scheduler:
             self._fail_attempt(conn, row, f"{reason}, {self.MAX_REQUEUES + 1} times in a row")
             return
         if transitions.requeue_lost_ti(conn, row.id, try_number=row.try_number or 0, job_id=self.job_id, now=utcnow()):
+            if len(self._requeued) >= 10_000:  # bounded memory; a forgotten count only allows a few more
+                self._requeued.clear()
             self._requeued[row.id] = count
             log.warning("%s.%s: %s before claiming it; queued again", row.dag_id, row.task_id, reason)
 
