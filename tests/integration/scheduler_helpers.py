@@ -395,7 +395,7 @@ SCHEDULER_CODE = (
     "from zonda.services import configure_logging, run_scheduler\n"
     "settings = load_settings()\n"
     "configure_logging(settings)\n"
-    "run_scheduler(settings, dag_processor=sys.argv[1] == 'with-dag-processor')\n"
+    "run_scheduler(settings, dag_processor=sys.argv[1] in ('with-dag-processor', 'all'), triggerer=sys.argv[1] == 'all')\n"
 )
 
 
@@ -426,13 +426,15 @@ class SchedulerProcess:
 
 
 def start_scheduler(
-    env: dict[str, str], log: Path, *, dag_processor: bool = False, cwd: Path | None = None
+    env: dict[str, str], log: Path, *, dag_processor: bool = False, triggerer: bool = False, cwd: Path | None = None
 ) -> SchedulerProcess:
-    """A scheduler (and, when asked, the DAG processor) in a subprocess of its own session."""
+    """A scheduler (and, when asked, the DAG processor, or the DAG processor and the triggerer) in a subprocess
+    of its own session."""
+    mode = "all" if triggerer else "with-dag-processor" if dag_processor else "scheduler-only"
     handle = log.open("ab")
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-c", SCHEDULER_CODE, "with-dag-processor" if dag_processor else "scheduler-only"],
+            [sys.executable, "-c", SCHEDULER_CODE, mode],
             env=env,
             cwd=cwd,
             stdout=handle,
@@ -470,3 +472,28 @@ def session_pids(session_id: int) -> list[int]:
         if fields[0] != "Z" and int(fields[3]) == session_id:
             pids.append(int(entry.name))
     return pids
+
+
+# --- load ---------------------------------------------------------------------------------------------------------
+
+#: A busy loop that ends by itself when the test process that started it is gone (even after kill -9).
+_HOG = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    sum(range(200000))\n"
+
+
+@contextlib.contextmanager
+def cpu_hogs(count: int = 2) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``count`` busy-loop processes for the duration of the block (a machine as busy as a full test suite on
+    two cores), always killed on exit. The fault tests run under them, so a timing assumption that only
+    holds on an idle machine fails here rather than in CI."""
+    hogs: list[subprocess.Popen[bytes]] = []
+    try:
+        for _ in range(count):
+            hogs.append(subprocess.Popen([sys.executable, "-c", _HOG], stdin=subprocess.DEVNULL))
+        yield hogs
+    finally:
+        for hog in hogs:
+            with contextlib.suppress(ProcessLookupError):
+                hog.kill()
+        for hog in hogs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                hog.wait(10)

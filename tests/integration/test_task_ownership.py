@@ -191,8 +191,9 @@ def test_a_process_exit_fails_only_the_try_that_process_holds(
     configure: Any, zonda_home: Path, postgres_url: str
 ) -> None:
     """Task processes that ended without recording an end state (exit 1): the try fails when the row is still
-    that process's (queued by this scheduler, or running in that pid), and is left alone when another scheduler
-    queued it again or another process runs it (a duplicate workload that lost the claim)."""
+    running in that pid; an instance this scheduler queued and nobody claimed is queued again (nothing ran);
+    both are left alone when another scheduler queued it again or another process runs it (a duplicate
+    workload that lost the claim)."""
     from sqlalchemy import select, update
 
     from zonda.executors.base import TaskEvent, Workload
@@ -244,11 +245,50 @@ def test_a_process_exit_fails_only_the_try_that_process_holds(
     ]
     scheduler._process_events(events)
     assert h.states_by_task(engine, run_id) == {
-        "queued_here": "failed",
+        "queued_here": "scheduled",  # never claimed, so nothing ran: queued again, no try used up
         "queued_elsewhere": "queued",
         "running_here": "failed",
         "running_elsewhere": "running",
     }
+
+
+def test_a_workload_that_keeps_dying_before_its_claim_is_queued_again_a_bounded_number_of_times(
+    configure: Any, zonda_home: Path
+) -> None:
+    """An instance queued by this scheduler whose process exits 1 before claiming it is queued again without
+    using up a try; after Scheduler.MAX_REQUEUES such ends in a row the next one fails the try, so a workload
+    that can never start does not loop for ever."""
+    from sqlalchemy import select, update
+
+    from zonda.executors.base import TaskEvent, Workload
+    from zonda.executors.local import LocalExecutor
+    from zonda.metastore import tables as t
+    from zonda.scheduler import jobs
+    from zonda.scheduler.decisions import create_task_instances
+    from zonda.scheduler.runs import load_serialized, trigger_dag
+    from zonda.scheduler.scheduler import Scheduler
+
+    settings, metastore = configure()
+    h.write_dag(zonda_home, "four.py", FOUR_TASKS)
+    h.store_dags(settings, metastore)
+    engine = metastore.engine
+    run_id = int(trigger_dag(engine, "four_tasks", run_id="r1")["id"])
+    scheduler = Scheduler(settings, executor=LocalExecutor(parallelism=1, settings=settings), metastore=metastore)
+    scheduler.job_id = jobs.start_job(engine, "scheduler", "LocalExecutor")
+    ti = t.task_instance
+    with engine.begin() as conn:
+        run = conn.execute(select(t.dag_run).where(t.dag_run.c.id == run_id)).one()
+        create_task_instances(conn, load_serialized(conn, "four_tasks"), run)
+        ti_id = conn.execute(select(ti.c.id).where(ti.c.dag_run_id == run_id, ti.c.task_id == "queued_here")).scalar()
+    workload = Workload(ti_id, "four_tasks", "r1", "queued_here", -1, 1, str(zonda_home / "dags" / "four.py"))
+    seen = []
+    for _ in range(Scheduler.MAX_REQUEUES + 1):
+        with engine.begin() as conn:  # queued by this scheduler again, as its next pass would
+            conn.execute(update(ti).where(ti.c.id == ti_id).values(state="queued", queued_by_job_id=scheduler.job_id))
+        scheduler._process_events([TaskEvent(workload, 1, pid=40001)])
+        (row,) = [r for r in h.task_instances(engine, run_id) if r.task_id == "queued_here"]
+        seen.append((row.state, row.try_number))
+    assert seen == [("scheduled", 0)] * Scheduler.MAX_REQUEUES + [("failed", 0)], seen
 
 
 TERMINATED_THEN_NEXT = """

@@ -141,6 +141,24 @@ def _options() -> list[Option]:
             sensitive=True,
         ),
         Option("database", "sql_alchemy_pool_size", 5, _to_int, "Connections kept open per process (not SQLite)."),
+        Option(
+            "database",
+            "outage_backoff_max",
+            10.0,
+            float,
+            "Longest wait, in seconds, between reconnection attempts of the scheduler, triggerer and DAG processor "
+            "while the metastore is unavailable (the wait doubles from 0.1 s up to this, with jitter); they never "
+            "stop because of an outage.",
+        ),
+        Option(
+            "database",
+            "task_end_state_retry_timeout",
+            120.0,
+            float,
+            "Seconds a task process keeps retrying to record its end state (and to load and claim its task "
+            "instance) while the metastore is unavailable, so a task that ends during a database restart is "
+            "recorded once the database is back instead of being run again.",
+        ),
         Option("xcom", "max_size", 1024 * 1024, _to_int, "Largest XCom value in bytes, measured as stored JSON."),
         Option("logging", "base_log_folder", None, _to_str, "Folder for task logs. Default: $ZONDA_HOME/logs."),
         Option("logging", "logging_level", "INFO", _to_str, "Level of Zonda's own logging."),

@@ -193,21 +193,31 @@ class DagProcessor:
             self.list_interval,
             self.import_timeout,
         )
+        from zonda.metastore.retry import OutageGuard, is_transient
+
+        # A metastore outage: back off, one log line when it starts and one when it ends, then go on.
+        outage = OutageGuard(
+            "DAG processor",
+            max_delay=float(self.settings.get("database", "outage_backoff_max")),
+            stop=stop,
+            logger=log,
+        )
         try:
             while not stop.is_set():
                 started = time.monotonic()
                 try:
                     report = self._pass(drain=False, budget=self.poll_interval, full=None, stop=stop)
-                except Exception:
-                    # The metastore may be briefly unreachable; a crash here would stop DAG updates for good.
-                    log.exception("DAG processor pass failed; retrying")
-                    stop.wait(max(self.poll_interval, 1.0))
-                    continue
-                self._log(report)
-                try:
+                    self._log(report)
                     self.callbacks.poll()
-                except Exception:  # like a pass: the metastore may be briefly unreachable
-                    log.exception("running callback requests failed; retrying")
+                except Exception as exc:
+                    # A crash here would stop DAG updates for good: nothing that goes wrong in a pass does.
+                    if is_transient(exc):
+                        outage.failed(exc)
+                    else:
+                        log.exception("DAG processor pass failed; retrying")
+                        stop.wait(max(self.poll_interval, 1.0))
+                    continue
+                outage.succeeded()
                 stop.wait(max(0.0, self.poll_interval - (time.monotonic() - started)))
         finally:
             self.close()

@@ -214,6 +214,10 @@ class Supervisor:
                     os.environ.update(environ)
                     os.chdir(cwd)
                     signal.signal(signal.SIGTERM, _raise_terminated)
+                # Until this workload says otherwise, its exit status is a failure: a process that dies in it
+                # (a dead connection, anything) must not report the previous workload's success, or the
+                # scheduler never learns that this one did not run.
+                code = 1
                 # The one entry point every executor's worker calls (zonda tasks execute too).
                 code = execute_workload(self.runner, workload, store=store).executor_exit_code
                 runs += 1
@@ -231,6 +235,7 @@ class Supervisor:
                 if message[0] != "run":
                     break
                 workload = WorkloadType(**message[1])
+                code = 1  # this workload's now: dying before it ends must not report the previous one's 0
                 self.runner.preload(workload)  # the worker re-parsed a changed file; so does this process
         except BaseException:
             log.exception("task process for %s failed", workload.label)
@@ -302,9 +307,14 @@ class Supervisor:
                 child.heartbeats += 1
                 try:
                     alive = store.heartbeat_task_instance(run, workload.task_id, workload.map_index, pid=pid)
-                except Exception as exc:
-                    log.warning("heartbeat for %s failed: %s", workload.label, exc)
+                except Exception as exc:  # an outage: keep watching, say so once (the scheduler waits it out)
+                    if not child.beat_failing:
+                        log.warning("heartbeat for %s failed: %s; retrying each beat", workload.label, exc)
+                    child.beat_failing = True
                     continue
+                if child.beat_failing:
+                    log.warning("heartbeat for %s works again", workload.label)
+                    child.beat_failing = False
                 # A miss may only mean the task process has not claimed the row yet, or claimed it just now.
                 if not alive and _holder(store, workload, pid) is Holder.ANOTHER_PROCESS:
                     log.error("%s: the task instance now belongs to another process; stopping it", workload.label)
@@ -326,6 +336,7 @@ class _TaskProcess:
         self.conn = conn
         self.runs = 0
         self.heartbeats = 0  # sent by the worker for the current workload
+        self.beat_failing = False  # the last heartbeat failed (the metastore is unavailable)
 
 
 def _holder(store: Any, workload: Workload, pid: int) -> Holder:

@@ -134,6 +134,9 @@ class WorkloadRunner:
         metastore = None if supervised else Metastore.from_settings(settings)
         if store is None:
             store = MetastoreRunStore(metastore)
+        # The load, the claim and the end state wait out a database restart instead of failing the try (or,
+        # worse, leaving a finished try to be run again).
+        store.outage_retry_timeout = float(settings.get("database", "task_end_state_retry_timeout"))
         try:
             if workload.ti_id >= 0:
                 row = store.load_task_instance(workload.ti_id)
@@ -355,15 +358,21 @@ class _Heartbeat:
 
         # Its own connection: the task's may be mid-transaction.
         own = MetastoreRunStore(Metastore(self.store.metastore.url))
+        failing = False
         try:
             while not self._stop.wait(self.interval):
                 if self.ti.state.value != "running":
                     continue
                 try:
                     alive = own.heartbeat_task_instance(self.run, self.ti.task_id, self.ti.map_index, pid=os.getpid())
-                except Exception as exc:  # the database blipped: try again next beat
-                    log.warning("heartbeat failed: %s", exc)
+                except Exception as exc:  # the database blipped or is restarting: try again next beat
+                    if not failing:  # one line per outage, not one per beat
+                        log.warning("heartbeat failed: %s; retrying each beat", exc)
+                    failing = True
                     continue
+                if failing:
+                    log.warning("heartbeat works again")
+                    failing = False
                 if not alive and not self._stop.is_set() and not self._still_ours(own):
                     log.error("%s: task instance taken over by another process; stopping", self.ti.label)
                     self.ti.owned = False

@@ -70,14 +70,19 @@ def _short_reason(exc: BaseException, password: str | None) -> str:
     return reason
 
 
-def connection_error(url: str | URL, exc: BaseException) -> MetastoreError:
+class MetastoreUnreachable(MetastoreError):
+    """The metastore could not be connected to (stopped, restarting, unreachable, refusing us). A daemon treats
+    it as an outage and retries (:mod:`zonda.metastore.retry`); a command reports its one line."""
+
+
+def connection_error(url: str | URL, exc: BaseException) -> MetastoreUnreachable:
     """The one-line error for a metastore that cannot be reached (``url`` shown as the user wrote it)."""
     try:
         password = make_url(url).password
     except Exception:
         password = None
     reason = _short_reason(exc, password)
-    return MetastoreError(f"cannot connect to the metastore at {redact_url(url)}: {reason}; {SETTING_HINT}")
+    return MetastoreUnreachable(f"cannot connect to the metastore at {redact_url(url)}: {reason}; {SETTING_HINT}")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -409,6 +409,28 @@ def reset_orphaned_tis(conn: Connection, *, alive_job_ids: Collection[int], now:
     )
 
 
+@_transition("task instance", [TIS.QUEUED], [TIS.SCHEDULED], [Caller.SCHEDULER])
+def requeue_lost_ti(conn: Connection, ti_id: int, *, try_number: int, job_id: int | None, now: datetime) -> int:
+    """An instance this scheduler queued whose workload ended without claiming it (its process died on a dead
+    connection, the workload was lost) goes back to be queued again; no try is used up.
+
+    A compare-and-set on ``queued``, the try number the row held when the workload was sent, and the queueing
+    scheduler's job: a workload that claimed the try meanwhile, or another scheduler's queue, is left alone."""
+    ti = t.task_instance
+    return _rowcount(
+        conn.execute(
+            update(ti)
+            .where(
+                ti.c.id == ti_id,
+                ti.c.state == TIS.QUEUED.value,
+                ti.c.try_number == try_number,
+                ti.c.queued_by_job_id == job_id,
+            )
+            .values(state=TIS.SCHEDULED.value, queued_by_job_id=None, updated_at=now)
+        )
+    )
+
+
 _ACTIVE = (TIS.QUEUED, TIS.RUNNING)
 _FAILED_TRY = (TIS.UP_FOR_RETRY, TIS.FAILED)
 

@@ -173,6 +173,10 @@ class MetastoreRunStore:
         self.engine = metastore.engine
         self.t = tables
         self._conn: Any = None
+        #: Seconds the writes and reads that decide a try's fate (load, claim, end state) keep retrying while
+        #: the metastore is unavailable; 0: a few quick retries only. Task processes under a scheduler set it
+        #: from ``[database] task_end_state_retry_timeout``.
+        self.outage_retry_timeout = 0.0
 
     def sync_dag(self, dag: DAG) -> None:
         """Upsert the DAG row and its serialized structure (what the UI and scheduler read)."""
@@ -269,9 +273,10 @@ class MetastoreRunStore:
             "writing a task instance",
         )
 
-    def _transact(self, write: Any, what: str) -> int:
+    def _transact(self, write: Any, what: str, *, patient: bool = False) -> int:
         """Run ``write(conn)`` (one statement) on the store's connection, retrying a transient error; the
-        number of rows it changed."""
+        number of rows it changed. ``patient``: keep retrying for ``outage_retry_timeout`` seconds (a try's
+        claim and end state must survive a database restart)."""
 
         def attempt() -> int:
             conn = self._connection()
@@ -279,13 +284,31 @@ class MetastoreRunStore:
                 changed = write(conn)
                 conn.commit()
             except BaseException:
-                conn.rollback()
+                self._recover(conn)
                 raise
             return int(changed)
 
-        from zonda.metastore.retry import retry_transient
+        return self._retry(attempt, what, patient)
 
+    def _retry(self, attempt: Any, what: str, patient: bool) -> Any:
+        from zonda.metastore.retry import retry_for, retry_transient
+
+        if patient and self.outage_retry_timeout > 0:
+            return retry_for(attempt, what=what, timeout=self.outage_retry_timeout)
         return retry_transient(attempt, what=what)
+
+    def _recover(self, conn: Any) -> None:
+        """After an error on the kept connection: roll back, and drop it when the server dropped it (the next
+        statement opens a fresh one, in autocommit mode again)."""
+        import contextlib
+
+        with contextlib.suppress(Exception):
+            conn.rollback()
+        if conn.invalidated or conn.closed:
+            with contextlib.suppress(Exception):
+                conn.close()
+            if self._conn is conn:
+                self._conn = None
 
     def _connection(self) -> Any:
         """The store's long-lived connection, in autocommit mode.
@@ -368,6 +391,7 @@ class MetastoreRunStore:
         changed = self._transact(
             lambda conn: transitions.start_ti(conn, run.id, task_id, map_index, fields, try_number=try_number),
             "claiming a task instance",
+            patient=True,
         )
         return changed == 1
 
@@ -396,6 +420,7 @@ class MetastoreRunStore:
         changed = self._transact(
             lambda conn: transitions.finish_ti(conn, run.id, task_id, map_index, state, fields, pid=pid),
             "ending a task instance",
+            patient=True,
         )
         return changed == 1
 
@@ -470,6 +495,7 @@ class MetastoreRunStore:
         changed = self._transact(
             lambda conn: transitions.reschedule_ti(conn, run.id, task_id, map_index, fields, pid=pid),
             "rescheduling a task instance",
+            patient=True,
         )
         return changed == 1
 
@@ -496,10 +522,22 @@ class MetastoreRunStore:
         )
 
     def _load_task_instance(self, *where: Any) -> dict[str, Any] | None:
+        """Retried like a claim: in a task process kept idle between workloads, this is the first statement
+        on a connection the server may have dropped meanwhile (a restart, ``pg_terminate_backend``)."""
+        return self._retry(lambda: self._load_task_instance_once(*where), "loading a task instance", True)
+
+    def _load_task_instance_once(self, *where: Any) -> dict[str, Any] | None:
+        conn = self._connection()
+        try:
+            return self._select_task_instance(conn, where)
+        except BaseException:
+            self._recover(conn)
+            raise
+
+    def _select_task_instance(self, conn: Any, where: tuple[Any, ...]) -> dict[str, Any] | None:
         from sqlalchemy import select
 
         ti, dr = self.t.task_instance, self.t.dag_run
-        conn = self._connection()
         row = conn.execute(
             select(
                 ti,

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,7 +40,7 @@ from zonda.dag_processing.callbacks import (
 )
 from zonda.exceptions import ZondaConfigError, ZondaException
 from zonda.metastore import tables as t
-from zonda.metastore.retry import is_transient, retry_transient
+from zonda.metastore.retry import OutageGuard, is_transient, retry_transient
 from zonda.operations import transitions
 from zonda.scheduler import jobs
 from zonda.scheduler.decisions import decide_run, retry_ready_at
@@ -123,6 +124,14 @@ class Scheduler:
         #: Deciding every running run from scratch is a safety net (ends, creations and starts are decided as
         #: they happen), so it runs at most once a second even when the idle poll is much shorter.
         self.full_scan_interval = max(self.poll_interval, 1.0)
+        #: Keeps the loop going through metastore outages (backoff, one log line per outage).
+        self.outage = OutageGuard(
+            "scheduler", max_delay=float(settings.get("database", "outage_backoff_max")), stop=self.stop, logger=log
+        )
+        #: Ended workloads polled from the executor but not yet recorded (an outage interrupted the pass).
+        self._unrecorded: deque[TaskEvent] = deque()
+        #: How often each instance was put back after its workload ended without claiming it (bounded).
+        self._requeued: dict[int, int] = {}
 
     # --- life cycle -----------------------------------------------------------------------------------------
 
@@ -223,7 +232,7 @@ class Scheduler:
                 self.start()
             try:
                 while not self.stop.is_set():
-                    self._pass()
+                    self.run_pass()
                     passes += 1
                     if after_pass is not None:
                         after_pass()
@@ -233,30 +242,41 @@ class Scheduler:
                 self.shutdown()
         return passes
 
-    def _pass(self) -> None:
+    def run_pass(self) -> PassReport | None:
+        """One pass of the loop, riding out a metastore outage: a transient error (a lock conflict retried in
+        vain, a dropped connection, a server that is down) abandons the pass and waits (backoff with jitter,
+        cut short by ``stop``); the work is all in the database, so a later pass picks it up. None then. Any
+        other error propagates. ``zonda scheduler`` and ``standalone`` run this; so do the tests."""
         try:
-            self.run_once()
+            report = self.run_once()
         except Exception as exc:
-            if not is_transient(exc):
-                raise
-            # Retried already, still failing: the work is all in the database, so the next pass picks it up.
-            # Never let lock contention or a dropped connection stop the scheduler.
-            log.warning("scheduler pass abandoned after repeated transient errors: %s", exc.__class__.__name__)
-            self.stop.wait(0.1)
+            self.outage.failed(exc)
+            return None
+        self.outage.succeeded()
+        return report
 
     def shutdown(self) -> None:
         grace = float(self.settings.get("scheduler", "shutdown_grace_period"))
         log.info("scheduler stopping: waiting up to %.0fs for running tasks, then terminating them", grace)
         try:
             self.executor.end(timeout=grace)
-            self._process_events(self.executor.poll(0))
+            self._unrecorded.extend(self.executor.poll(0))
+            self._during_shutdown(self._process_events, "recording ended tasks")
         finally:
-            self.problems.flush()
+            self._during_shutdown(self.problems.flush, "recording DAG problems")
             if self.job_id is not None:
-                jobs.end_job(self.engine, self.job_id)
+                self._during_shutdown(lambda: jobs.end_job(self.engine, self.job_id), "ending the scheduler job")
             self.engine.dispose()
 
-    # --- one pass -------------------------------------------------------------------------------------------
+    def _during_shutdown(self, step: Any, what: str) -> None:
+        """A shutdown step that needs the metastore: during an outage it is skipped (logged), so the scheduler
+        still stops; what it would have written is found again by the next scheduler (orphans, heartbeats)."""
+        try:
+            step()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("scheduler stopping: %s skipped, the metastore is unavailable", what)
 
     def run_once(self) -> PassReport:
         report = PassReport()
@@ -278,13 +298,20 @@ class Scheduler:
             self._last_full_scan = now_mono
         report.queued = retry_transient(self._queue, what="queueing task instances")
         if now_mono - self._last_zombie_check >= min(5.0, self.heartbeat_timeout / 2):
-            retry_transient(self._find_zombies, what="looking for dead task processes")
+            # Processes could not heartbeat (nor record ends) while the metastore was down: they get a whole
+            # task_heartbeat_timeout after it is back before they are taken for dead.
+            if self.outage.quiet_for() >= self.heartbeat_timeout:
+                retry_transient(self._find_zombies, what="looking for dead task processes")
+                retry_transient(self._find_lost_workloads, what="looking for lost workloads")
             retry_transient(self._expire_deferrals, what="expiring deferrals")
             self._last_zombie_check = now_mono
         if now_mono - self._last_orphan_check >= min(10.0, self.scheduler_heartbeat_timeout / 2):
-            retry_transient(self._reset_orphans, what="resetting orphaned instances")
+            if self.outage.quiet_for() >= self.scheduler_heartbeat_timeout:  # the same for other schedulers
+                retry_transient(self._reset_orphans, what="resetting orphaned instances")
             self._last_orphan_check = now_mono
         self.problems.flush()  # between transactions: the DAG rows are not locked now
+        if self._unrecorded:  # left over from a pass an outage cut short
+            self._process_events()
         # Another pass at once only if something new may be decidable; queued work reports back as events.
         timeout = 0.0 if (report.runs_created or self._dirty_runs or self._ended) else self._idle_timeout()
         events = self.executor.poll(timeout)
@@ -732,15 +759,21 @@ class Scheduler:
 
     # --- ended tasks, dead processes ---------------------------------------------------------------------------
 
-    def _process_events(self, events: Iterable[TaskEvent]) -> None:
-        for event in events:
+    def _process_events(self, events: Iterable[TaskEvent] = ()) -> None:
+        """Record ``events`` and those left in ``_unrecorded``, each removed only once recorded: an outage
+        that interrupts this leaves the rest for the next pass instead of losing them."""
+        self._unrecorded.extend(events)
+        while self._unrecorded:
+            event = self._unrecorded[0]
             w = event.workload
             if event.exit_code == 0 and w.dag_run_id >= 0:
                 # The task process recorded its own end state (the usual case): decide its run again, unless
                 # that end cannot change anything there.
                 self._ended.setdefault(w.dag_run_id, {})[w.ti_id] = w.task_id
-                continue
-            retry_transient(lambda event=event: self._process_exit(event), what="recording a task process exit")
+                self._requeued.pop(w.ti_id, None)
+            else:
+                retry_transient(lambda event=event: self._process_exit(event), what="recording a task process exit")
+            self._unrecorded.popleft()
 
     def _process_exit(self, event: TaskEvent) -> None:
         ti = t.task_instance
@@ -750,10 +783,54 @@ class Scheduler:
             if row is None:
                 return
             self._dirty_runs.add(row.dag_run_id)
-            if self._held_by(row, event) and (row.try_number or 0) <= w.try_number:
+            if not self._held_by(row, event) or (row.try_number or 0) > w.try_number:
+                return
+            reason = f"the task process exited with {event.exit_code} without recording an end state"
+            if row.state == TaskInstanceState.QUEUED:
+                # It died before claiming the try (a connection dropped while it was idle, a crash at start):
+                # nothing ran, so the instance is queued again rather than charged a try.
+                self._requeue_lost(conn, row, reason)
+            else:
                 # The process ended but the row says it is still going: it died (kill -9, OOM, crash).
-                reason = f"the task process exited with {event.exit_code} without recording an end state"
                 self._fail_attempt(conn, row, reason)
+
+    #: Times an instance is queued again after its workload ended unclaimed before the next such end fails
+    #: the try instead (a workload that can never start must not loop for ever).
+    MAX_REQUEUES = 3
+
+    def _requeue_lost(self, conn: Any, row: Any, reason: str) -> None:
+        """Queue again an instance this scheduler queued whose workload ended without claiming it."""
+        count = self._requeued.get(row.id, 0) + 1
+        if count > self.MAX_REQUEUES:
+            self._requeued.pop(row.id, None)
+            self._fail_attempt(conn, row, f"{reason}, {self.MAX_REQUEUES + 1} times in a row")
+            return
+        if transitions.requeue_lost_ti(conn, row.id, try_number=row.try_number or 0, job_id=self.job_id, now=utcnow()):
+            if len(self._requeued) >= 10_000:  # bounded memory; a forgotten count only allows a few more
+                self._requeued.clear()
+            self._requeued[row.id] = count
+            log.warning("%s.%s: %s before claiming it; queued again", row.dag_id, row.task_id, reason)
+
+    def _find_lost_workloads(self) -> None:
+        """Instances this scheduler queued whose workload the executor no longer has: it ended (reporting
+        success, or its report was lost) without the instance ever being claimed. Queued again; the claim's
+        compare-and-set on the try number keeps a late delivery of the old workload from running it twice."""
+        running = getattr(self.executor, "running", None)
+        if running is None:  # an executor that does not say what it runs: its events are all there is
+            return
+        ti = t.task_instance
+        in_flight = set(running)
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(*_ATTEMPT_COLUMNS, ti.c.run_id).where(
+                    ti.c.state == TaskInstanceState.QUEUED.value, ti.c.queued_by_job_id == self.job_id
+                )
+            ).all()
+            for row in rows:
+                if (row.dag_id, row.run_id, row.task_id, row.map_index) in in_flight:
+                    continue
+                self._dirty_runs.add(row.dag_run_id)
+                self._requeue_lost(conn, row, "its workload ended")
 
     def _held_by(self, row: Any, event: TaskEvent) -> bool:
         """Whether the row is still the ended process's to answer for: queued by this scheduler (the process

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, or_, select, update
 
 from zonda.metastore import tables as t
+from zonda.metastore.retry import OutageGuard
 from zonda.operations import transitions
 from zonda.scheduler import jobs
 from zonda.state import TaskInstanceState
@@ -167,6 +168,12 @@ class Triggerer:
         self._active: set[int] = set()
         self._last_heartbeat = 0.0
         self._last_sync = 0.0
+        #: Fired triggers not yet written (an outage interrupted the write): written by the next cycle.
+        self._unwritten: list[Outcome] = []
+        #: Keeps :meth:`run` going through metastore outages (backoff, one log line per outage).
+        self.outage = OutageGuard(
+            "triggerer", max_delay=float(settings.get("database", "outage_backoff_max")), logger=log
+        )
 
     # --- life cycle -----------------------------------------------------------------------------------------
 
@@ -202,14 +209,20 @@ class Triggerer:
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set (the caller sets it on SIGTERM / SIGINT)."""
         self.start()
+        self.outage.stop = stop
         try:
             while not stop.is_set():
                 due = self._last_sync + self.poll_interval - time.monotonic()
-                if due <= 0:
-                    self._cycle(sync=True, wait=0.0)
+                try:
+                    if due <= 0:
+                        self._cycle(sync=True, wait=0.0)
+                    else:
+                        # Wake for fired events at once, for stop within 0.25 s, for the next sync on time.
+                        self._cycle(sync=False, wait=min(due, 0.25))
+                except Exception as exc:
+                    self.outage.failed(exc)  # waits out a metastore outage; anything else is raised again
                     continue
-                # Wake for fired events at once, for stop within 0.25 s, for the next sync on time.
-                self._cycle(sync=False, wait=min(due, 0.25))
+                self.outage.succeeded()
         finally:
             self.shutdown()
 
@@ -252,9 +265,10 @@ class Triggerer:
             self._clean_unused()
             self._claim()
             self._sync(report)
-        outcomes = self._drain(wait)
-        if outcomes:
-            self._write_outcomes(outcomes, report)
+        self._unwritten.extend(self._drain(wait))
+        if self._unwritten:
+            self._write_outcomes(self._unwritten, report)  # an outage raises here: they are written next time
+            self._unwritten = []
         return report
 
     def _drain(self, wait: float) -> list[Outcome]:
@@ -276,10 +290,14 @@ class Triggerer:
         free = self.capacity - len(self._active)
         if free <= 0:
             return 0
-        alive = {row.id for row in jobs.alive_jobs(self.engine, "triggerer", self.heartbeat_timeout)}
-        alive.add(self.job_id)  # type: ignore[arg-type]
         trig = t.trigger
-        unowned = or_(trig.c.triggerer_id.is_(None), trig.c.triggerer_id.notin_(sorted(alive)))
+        if self.outage.quiet_for() < self.heartbeat_timeout:
+            # Just after an outage every other triggerer's heartbeat looks stale: take only unassigned ones.
+            unowned = trig.c.triggerer_id.is_(None)
+        else:
+            alive = {row.id for row in jobs.alive_jobs(self.engine, "triggerer", self.heartbeat_timeout)}
+            alive.add(self.job_id)  # type: ignore[arg-type]
+            unowned = or_(trig.c.triggerer_id.is_(None), trig.c.triggerer_id.notin_(sorted(alive)))
         with self.engine.begin() as conn:
             query = select(trig.c.id).where(unowned).order_by(trig.c.id).limit(free)
             if self.locking:
