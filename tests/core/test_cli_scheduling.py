@@ -360,7 +360,12 @@ def test_standalone_runs_a_triggered_dag_and_stops_on_sigterm(tmp_path: Path) ->
     (home / "dags").mkdir(parents=True)
     (home / "dags" / "tiny.py").write_text(textwrap.dedent(TINY).lstrip(), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZONDA__")}
-    env.update(ZONDA_HOME=str(home), ZONDA__CORE__LOAD_EXAMPLES="false", ZONDA__CORE__PARALLELISM="2")
+    env.update(
+        ZONDA_HOME=str(home),
+        ZONDA__CORE__LOAD_EXAMPLES="false",
+        ZONDA__CORE__PARALLELISM="2",
+        ZONDA__WEBSERVER__PORT="0",  # any free port: tests run beside other installations
+    )
     db = home / "zonda.db"
     out_path = home / "standalone.out"
 
@@ -399,6 +404,7 @@ def test_standalone_runs_a_triggered_dag_and_stops_on_sigterm(tmp_path: Path) ->
             proc.kill()
             proc.wait(5)
     output = out_path.read_text()
-    assert "LocalExecutor" in output and "web server arrives with the web UI issue" in output
+    assert "LocalExecutor" in output and "web UI:    http://127.0.0.1:" in output
+    assert (home / "standalone_admin_password.txt").exists()
     assert "zonda dags trigger" in output and "Zonda standalone stopped." in output
     assert rows("select state from job where job_type = 'scheduler'") == [("success",)]

@@ -104,7 +104,7 @@ def test_zonda_standalone_runs_es_search_pipeline_on_its_own_server(tmp_path: Pa
     home = tmp_path / "standalone_home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZONDA__", "ZONDA_CONN_"))}
-    env.update(ZONDA_HOME=str(home), ZONDA__CORE__PARALLELISM="4")
+    env.update(ZONDA_HOME=str(home), ZONDA__CORE__PARALLELISM="4", ZONDA__WEBSERVER__PORT="0")  # any free port
     db = home / "zonda.db"
     out_path = home / "standalone.out"
 
