@@ -497,3 +497,38 @@ def cpu_hogs(count: int = 2) -> Iterator[list[subprocess.Popen[bytes]]]:
         for hog in hogs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 hog.wait(10)
+
+
+class LedgerSetup:
+    """A fault test's installation: a home on the database ``url``, configured with ``options``, whose DAG files
+    append to a ledger; scheduler processes are started from it. Each test module adds how it waits for runs."""
+
+    def __init__(self, home: Path, url: str, monkeypatch: Any, options: dict[Any, Any]) -> None:
+        self.home, self.url, self.options = home, url, options
+        self.settings, self.metastore = configure(home, monkeypatch, url, options)
+        self.ledger = home / "ledger.txt"
+
+    @property
+    def engine(self) -> Any:
+        return self.metastore.engine
+
+    def dag(self, name: str, body: str) -> Path:
+        return write_dag(self.home, name, body, ledger=self.ledger)
+
+    def trigger(self, dag_id: str, **kwargs: Any) -> int:
+        from zonda.scheduler.runs import trigger_dag
+
+        return int(trigger_dag(self.engine, dag_id, **kwargs)["id"])
+
+    def start_scheduler(self, started: list[SchedulerProcess], name: str, **kwargs: Any) -> SchedulerProcess:
+        env = subprocess_env(self.home, self.url, self.options)
+        process = start_scheduler(env, self.home / f"{name}.log", cwd=self.home, **kwargs)
+        started.append(process)
+        return process
+
+    def entries(self) -> list[Entry]:
+        return read_ledger(self.ledger)
+
+    def unsuccessful(self, run_ids: list[int], processes: list[SchedulerProcess]) -> str:
+        """Each instance of ``run_ids`` that did not succeed, with its try logs and what the schedulers said."""
+        return unsuccessful_report(self.engine, self.home, run_ids, [p.output() for p in processes])

@@ -38,32 +38,11 @@ def _under_load() -> Any:
         yield
 
 
-class Setup:
+class Setup(h.LedgerSetup):
+    """The shared set-up with the fast settings above, waiting for runs through the outage a test causes."""
+
     def __init__(self, home: Path, url: str, monkeypatch: pytest.MonkeyPatch, options: dict[Any, Any]) -> None:
-        self.home, self.url, self.options = home, url, {**FAST, **options}
-        self.settings, self.metastore = h.configure(home, monkeypatch, url, self.options)
-        self.ledger = home / "ledger.txt"
-
-    @property
-    def engine(self) -> Any:
-        return self.metastore.engine
-
-    def dag(self, name: str, body: str) -> Path:
-        return h.write_dag(self.home, name, body, ledger=self.ledger)
-
-    def trigger(self, dag_id: str, **kwargs: Any) -> int:
-        from zonda.scheduler.runs import trigger_dag
-
-        return int(trigger_dag(self.engine, dag_id, **kwargs)["id"])
-
-    def start_scheduler(self, started: list[h.SchedulerProcess], name: str, **kwargs: Any) -> h.SchedulerProcess:
-        env = h.subprocess_env(self.home, self.url, self.options)
-        process = h.start_scheduler(env, self.home / f"{name}.log", cwd=self.home, **kwargs)
-        started.append(process)
-        return process
-
-    def entries(self) -> list[h.Entry]:
-        return h.read_ledger(self.ledger)
+        super().__init__(home, url, monkeypatch, {**FAST, **options})
 
     def wait_runs(self, run_ids: list[int], timeout: float, process: h.SchedulerProcess) -> dict[int, str]:
         """Bounded wait until every run ended; fails at once if the scheduler process exits meanwhile."""

@@ -41,38 +41,8 @@ def _under_load() -> Any:
         yield
 
 
-class Setup:
-    def __init__(self, home: Path, url: str, monkeypatch: pytest.MonkeyPatch, options: dict[Any, Any]) -> None:
-        self.home = home
-        self.url = url
-        self.options = options
-        self.settings, self.metastore = h.configure(home, monkeypatch, url, options)
-        self.ledger = home / "ledger.txt"
-
-    @property
-    def engine(self) -> Any:
-        return self.metastore.engine
-
-    def dag(self, name: str, body: str) -> Path:
-        return h.write_dag(self.home, name, body, ledger=self.ledger)
-
-    def trigger(self, dag_id: str, **kwargs: Any) -> int:
-        from zonda.scheduler.runs import trigger_dag
-
-        return int(trigger_dag(self.engine, dag_id, **kwargs)["id"])
-
-    def start_scheduler(self, started: list[h.SchedulerProcess], name: str, **kwargs: Any) -> h.SchedulerProcess:
-        env = h.subprocess_env(self.home, self.url, self.options)
-        process = h.start_scheduler(env, self.home / f"{name}.log", cwd=self.home, **kwargs)
-        started.append(process)
-        return process
-
-    def entries(self) -> list[h.Entry]:
-        return h.read_ledger(self.ledger)
-
-    def unsuccessful(self, run_ids: list[int], processes: list[h.SchedulerProcess]) -> str:
-        """Each instance of ``run_ids`` that did not succeed, with its try logs and what the schedulers said."""
-        return h.unsuccessful_report(self.engine, self.home, run_ids, [p.output() for p in processes])
+class Setup(h.LedgerSetup):
+    """The shared set-up, waiting for runs while several schedulers may run."""
 
     def wait_runs(self, run_ids: list[int], timeout: float, processes: list[h.SchedulerProcess]) -> dict[int, str]:
         deadline = time.monotonic() + timeout
