@@ -75,6 +75,9 @@ def _run(argv: list[str]) -> int:
     except FileNotFoundError:
         print(f"dev.py: no command {argv[0]!r} in {_shown(venv_dir)}/bin or on PATH", file=sys.stderr)
         return 127
+    except OSError as exc:  # there but not runnable (no execute permission, a bad interpreter line, ...)
+        print(f"dev.py: cannot run {argv[0]!r}: {exc.strerror}; check that it is an executable file", file=sys.stderr)
+        return 126
 
 
 def _shown(path: Path) -> str:

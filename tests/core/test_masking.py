@@ -207,6 +207,18 @@ def test_filter_hides_url_credentials_with_nothing_registered():
     assert record.getMessage() == "calling https://u:***@h?token=***"
 
 
+def test_filter_hides_url_credentials_in_an_exception_argument_with_nothing_registered():
+    error = RuntimeError("cannot connect to postgresql://u:hunter22@h/x")
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "failed: %s", (error,), None)
+    RedactingFilter(SecretsMasker()).filter(record)
+    assert record.getMessage() == "failed: cannot connect to postgresql://u:***@h/x"
+
+
+def test_redacted_exceptions_hide_url_credentials_with_nothing_registered():
+    error = SecretsMasker().redact_exception(RuntimeError("postgresql://u:hunter22@h/x?password=abc"))
+    assert str(error) == "postgresql://u:***@h/x?password=***"
+
+
 def test_loading_settings_teaches_the_masker_the_configuration(tmp_path, monkeypatch):
     from zonda.config import load_settings
 

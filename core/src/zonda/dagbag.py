@@ -507,9 +507,11 @@ def record_import_errors(metastore: object, bag: DagBag) -> None:
     full_scan = getattr(bag, "full_scan", False)
     if not processed and not full_scan:
         return
-    from zonda.secrets import mask_stored_text
+    from zonda.secrets import mask_stored_texts
 
-    errors = {f: mask_stored_text(e, metastore=metastore) for f, e in bag.import_errors.items()}  # type: ignore[arg-type]
+    files = list(bag.import_errors)
+    masked = mask_stored_texts([bag.import_errors[f] for f in files], metastore=metastore)  # type: ignore[arg-type]
+    errors = dict(zip(files, masked, strict=True))
     with engine.begin() as conn:
         hashes = [filename_hash(p) for p in processed]
         for start in range(0, len(hashes), 500):

@@ -215,9 +215,8 @@ class SecretsMasker:
             if id(current) in seen:
                 continue
             seen.add(id(current))
-            if self._secrets:
-                with contextlib.suppress(AttributeError, TypeError):  # exceptions that forbid setting args
-                    current.args = tuple(self._redact(arg, None, 0) for arg in current.args)
+            with contextlib.suppress(AttributeError, TypeError):  # exceptions that forbid setting args
+                current.args = tuple(self._redact(arg, None, 0) for arg in current.args)
             stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
         return exc
 
@@ -260,7 +259,8 @@ class RedactingFilter(logging.Filter):
     text. It formats the record once (``msg % args``) and keeps the redacted text with no arguments, so every
     later handler and formatter sees only the redacted form.
 
-    With no secret registered and only plain arguments, it returns at once (one truthiness check).
+    With no secret registered, no structured arguments and nothing that looks like a URL secret in the message
+    or its arguments' text, it returns at once.
     """
 
     def __init__(self, masker: SecretsMasker | None = None, name: str = "") -> None:
@@ -296,8 +296,19 @@ class RedactingFilter(logging.Filter):
 
 
 def _may_hold_url_secret(msg: Any, args: Any) -> bool:
+    """Whether the message or an argument, as it will be formatted, may carry ``user:password@`` or
+    ``?password=``: an exception or an object whose ``str`` holds a URL counts as much as a string."""
     parts = [msg, *(args.values() if isinstance(args, Mapping) else args or ())]
-    return any(isinstance(part, str) and ("://" in part or "=" in part) for part in parts)
+    for part in parts:
+        if isinstance(part, int | float | bool) or part is None:
+            continue
+        try:
+            text = part if isinstance(part, str) else str(part)
+        except Exception:  # an object whose str() fails: formatting will say so; nothing to hide in it
+            continue
+        if "://" in text or "=" in text:
+            return True
+    return False
 
 
 def _has_structures(args: Any) -> bool:

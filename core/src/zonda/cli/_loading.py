@@ -65,30 +65,15 @@ def load_dag(settings: Settings, dag_id: str, plugins: Any = None) -> DAG:
     return bag.get_dag(dag_id)
 
 
-def existing_metastore(settings: Settings) -> Metastore | None:
-    """The metastore when it exists and is initialised; None otherwise (never creates one)."""
-    url = settings.sql_alchemy_conn
-    if url.startswith("sqlite:///"):
-        from pathlib import Path
-
-        if not Path(url[len("sqlite:///") :]).exists():
-            return None
-    from zonda.metastore.db import Metastore
-
-    metastore = Metastore.from_settings(settings)
-    if metastore.current_revision() is None:
-        metastore.dispose()
-        return None  # not initialised yet (e.g. only `zonda db check` ran)
-    return metastore
-
-
 def stored_dag_files(settings: Settings) -> dict[str, str]:
     """dag id -> the file that holds it in an existing metastore (active DAGs): that file keeps the id when a
     second file defines it too. Empty without a metastore, or when it cannot be read."""
     import sys
 
+    from zonda.metastore.db import Metastore
+
     try:
-        metastore = existing_metastore(settings)
+        metastore = Metastore.existing(settings)
         if metastore is None:
             return {}
         try:

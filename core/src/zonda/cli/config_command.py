@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import re
 
 from zonda.cli._common import add_output_argument, command, print_rows, settings, subcommands
 
-MASK = "***"
-_URL_PASSWORD = re.compile(r"(://[^:/@]*:)([^@]*)(@)")
-
 
 def _mask(value: object) -> str:
-    """Secrets are never printed; a URL keeps everything but its password, so it stays useful."""
+    """Secrets are never printed; a URL keeps everything but its password (and secret query values), so it
+    stays useful."""
+    from zonda.masking import MASK, redact_url_secrets
+
     text = str(value)
-    if "://" in text:
-        return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3)}", text)
-    return MASK
+    return redact_url_secrets(text) if "://" in text else MASK
 
 
 def register(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -205,11 +204,13 @@ def _export(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         where = "standard output"
     else:
+        from zonda.private_files import write_private_file
+
         path = Path(args.file)
-        # Created readable by its owner only: it holds passwords.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        try:
+            write_private_file(path, text)  # owner-only whatever an existing file's mode was: it holds passwords
+        except OSError as exc:
+            raise ZondaException(f"cannot write {path}: {exc.strerror}") from None
         where = str(path)
         print(f"exported {len(data)} connection(s) to {where}")
     print(
@@ -221,16 +222,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _read_import_file(path: str) -> list[Connection]:
+    from zonda.json_input import read_json_file
     from zonda.operations.connections import connections_from_data
 
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ZondaException(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ZondaException(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = read_json_file(path, '{"conn_id": {"conn_type": "postgres", "host": "..."}}')
     return connections_from_data(data, path)
 
 

@@ -130,15 +130,14 @@ def _list_import_errors(args: argparse.Namespace) -> int:
 
     bag = load_bag(settings())
     _record_errors(bag)
-    from zonda.secrets import mask_stored_text
+    from zonda.secrets import mask_stored_texts
 
-    rows = [{"filename": f, "error": mask_stored_text(e)} for f, e in sorted(bag.import_errors.items())]
+    found = sorted(bag.import_errors.items())
     # DAGs that import but that the scheduler cannot schedule (dag.scheduling_error) are problems of the same
     # kind for a user: listed here too, after the files.
-    rows += [
-        {"filename": row["fileloc"], "error": mask_stored_text(f"DAG {row['dag_id']!r}: {row['error']}")}
-        for row in _scheduling_errors()
-    ]
+    found += [(row["fileloc"], f"DAG {row['dag_id']!r}: {row['error']}") for row in _scheduling_errors()]
+    masked = mask_stored_texts([error for _, error in found], settings=settings())
+    rows = [{"filename": f, "error": e} for (f, _), e in zip(found, masked, strict=True)]
     if args.output == "json":
         print_rows(rows, ["filename", "error"], "json")
     elif not rows:
@@ -151,13 +150,13 @@ def _list_import_errors(args: argparse.Namespace) -> int:
 
 def _record_errors(bag: object) -> None:
     """Keep the metastore's import errors current when a metastore already exists (never create one here)."""
-    from zonda.cli._loading import existing_metastore
     from zonda.config import load_settings
+    from zonda.metastore.db import Metastore
 
     try:
         from zonda.operations.import_errors import record_import_errors
 
-        metastore = existing_metastore(load_settings())
+        metastore = Metastore.existing(load_settings())
         if metastore is None:
             return
         try:
@@ -171,11 +170,11 @@ def _record_errors(bag: object) -> None:
 
 def _scheduling_errors() -> list[dict[str, Any]]:
     """Active DAGs the scheduler reported it cannot schedule (``dag.scheduling_error``), by DAG id."""
-    from zonda.cli._loading import existing_metastore
     from zonda.config import load_settings
+    from zonda.metastore.db import Metastore
 
     try:
-        metastore = existing_metastore(load_settings())
+        metastore = Metastore.existing(load_settings())
         if metastore is None:
             return []
         from zonda.operations.dags import scheduling_problems

@@ -56,3 +56,10 @@ _WRITTEN_BY_THE_TASK_PROCESS = frozenset(
         TIS.DEFERRED,
     )
 )
+
+
+def lost(row: Mapping[str, Any] | None, pid: int) -> bool:
+    """Whether the process ``pid`` no longer holds the try of ``row`` after a heartbeat matched nothing: another
+    process runs it, or someone else ended or cleared it. Still queued (not claimed yet) or still this process's
+    (claimed or ended by itself just now) is not lost."""
+    return holder(row, pid) in (Holder.ANOTHER_PROCESS, Holder.NOBODY)

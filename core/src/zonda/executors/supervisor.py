@@ -20,7 +20,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from zonda.executors.ownership import Holder, holder
+from zonda.executors.ownership import lost
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -316,8 +316,10 @@ class Supervisor:
                     log.warning("heartbeat for %s works again", workload.label)
                     child.beat_failing = False
                 # A miss may only mean the task process has not claimed the row yet, or claimed it just now.
-                if not alive and _holder(store, workload, pid) is Holder.ANOTHER_PROCESS:
-                    log.error("%s: the task instance now belongs to another process; stopping it", workload.label)
+                if not alive and lost(store.load_task_instance(workload.ti_id), pid):
+                    log.error(
+                        "%s: the task instance was taken over, ended or cleared elsewhere; stopping it", workload.label
+                    )
                     os.kill(pid, signal.SIGTERM)
         conn.close()
         _, status = os.waitpid(pid, 0)
@@ -337,10 +339,6 @@ class _TaskProcess:
         self.runs = 0
         self.heartbeats = 0  # sent by the worker for the current workload
         self.beat_failing = False  # the last heartbeat failed (the metastore is unavailable)
-
-
-def _holder(store: Any, workload: Workload, pid: int) -> Holder:
-    return holder(store.load_task_instance(workload.ti_id), pid)
 
 
 #: Set in a task process that received SIGTERM. The exception it raised may have interrupted anything, even a

@@ -386,11 +386,11 @@ class _Heartbeat:
         """After a missed heartbeat: the row is still queued (the try is marked running here just before it is
         claimed), or this process claimed it or recorded its end since; a row that cannot be read now counts as
         ours too."""
-        from zonda.executors.ownership import Holder, holder
+        from zonda.executors.ownership import lost
 
         try:
             row = own.load_task_instance(self.ti_id)
         except Exception as exc:  # the database blipped: look again next beat
             log.warning("heartbeat check failed: %s", exc)
             return True
-        return holder(row, os.getpid()) in (Holder.UNCLAIMED, Holder.THIS_PROCESS)
+        return not lost(row, os.getpid())

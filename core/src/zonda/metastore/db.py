@@ -56,6 +56,19 @@ class Metastore:
         return cls(url, pool_size=pool_size, pre_ping=pre_ping)
 
     @classmethod
+    def existing(cls, settings: Settings) -> Metastore | None:
+        """The configured metastore when it exists and is initialised; None otherwise. Never creates one (a
+        SQLite file that is not there stays absent): for readers such as ``list-import-errors`` and masking."""
+        url = settings.sql_alchemy_conn
+        if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).expanduser().exists():
+            return None
+        metastore = cls.from_settings(settings)
+        if metastore.current_revision() is None:
+            metastore.dispose()
+            return None  # not initialised yet (e.g. only `zonda db check` ran)
+        return metastore
+
+    @classmethod
     def open(cls, settings: Settings, *, pre_ping: bool = True) -> Metastore:
         """The configured metastore, ready to use: a fresh SQLite file is initialised on first use (so
         `zonda standalone` is one command); any other database must be migrated with `zonda db init|migrate`."""

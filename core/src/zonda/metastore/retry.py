@@ -150,10 +150,6 @@ class OutageGuard:
         self.back_at: float | None = None
         self.outages = 0
 
-    @property
-    def in_outage(self) -> bool:
-        return self.down_since is not None
-
     def failed(self, exc: BaseException) -> None:
         if not is_transient(exc):
             raise exc

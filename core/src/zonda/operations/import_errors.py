@@ -26,16 +26,13 @@ class ImportErrorRecord:
 
 def list_import_errors(engine: Any, *, settings: Any = None) -> list[ImportErrorRecord]:
     """The stored import errors by file name."""
-    from zonda.masking import get_masker
-    from zonda.secrets import mask_stored_text
+    from zonda.secrets import mask_stored_texts
 
     ie = t.import_error
     with engine.connect() as conn:
         rows = conn.execute(select(ie).order_by(ie.c.filename, ie.c.id)).all()
-    if rows:
-        mask_stored_text("", settings=settings)  # teaches the masker every secret known now, once
-    masker = get_masker()
-    return [ImportErrorRecord(r.id, r.filename, masker.redact_text(r.stacktrace or ""), r.timestamp) for r in rows]
+    masked = mask_stored_texts([r.stacktrace or "" for r in rows], settings=settings) if rows else []
+    return [ImportErrorRecord(r.id, r.filename, m, r.timestamp) for r, m in zip(rows, masked, strict=True)]
 
 
 def record_import_errors(metastore: Any, bag: Any) -> None:

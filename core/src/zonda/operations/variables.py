@@ -181,17 +181,9 @@ def _exported(value: str | None) -> Any:
 def read_import_file(path: str) -> list[tuple[str, str]]:
     """The ``(key, text)`` pairs of an import file, every key checked before anything is stored."""
     from zonda.identifiers import InvalidIdentifier, validate_variable_key
+    from zonda.json_input import read_json_file
 
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ZondaException(f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ZondaException(f'{path} is not UTF-8 text; write it as JSON: {{"key": "value"}}') from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ZondaException(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = read_json_file(path, '{"key": "value"}')
     if not isinstance(data, dict):
         raise ZondaException(f'{path} must hold one JSON object of key -> value, e.g. {{"bucket": "my-bucket"}}')
     items = []

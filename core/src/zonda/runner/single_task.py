@@ -132,24 +132,26 @@ def find_recorded_run(
 
     if logical_date is None and run_id is None:
         return None
-    url = settings.sql_alchemy_conn
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
-        return None
-    metastore = Metastore.from_settings(settings)
+    metastore = None
     try:
-        if metastore.current_revision() is None:
+        metastore = Metastore.existing(settings)
+        if metastore is None:
             return None
         dr, ti = t.dag_run, t.task_instance
         query = select(dr).where(dr.c.dag_id == dag.dag_id)
         query = query.where(dr.c.run_id == run_id) if run_id else query.where(dr.c.logical_date == logical_date)
         with metastore.engine.connect() as conn:
             row = conn.execute(query.order_by(dr.c.id.desc())).first()
-            if row is None:
-                return None
-            states = conn.execute(select(ti.c.task_id, ti.c.state).where(ti.c.dag_run_id == row.id)).all()
+            states = (
+                conn.execute(select(ti.c.task_id, ti.c.state).where(ti.c.dag_run_id == row.id)).all() if row else []
+            )
     except Exception as exc:  # the metastore is optional here: the task still runs, without recorded XComs
-        metastore.dispose()
+        if metastore is not None:
+            metastore.dispose()
         print(f"warning: cannot read recorded runs from the metastore ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return None
+    if row is None:
+        metastore.dispose()
         return None
     store: Any = MetastoreRunStore(metastore)
     backend = plugins.call_first("zonda_xcom_backend") if plugins is not None else None

@@ -70,9 +70,6 @@ class DagProblems:
                 conn.execute(select(t.dag.c.dag_id).where(t.dag.c.scheduling_error.is_not(None))).scalars()
             )
 
-    def failing(self, dag_id: str) -> bool:
-        return bool(self._failing.get(dag_id))
-
     def report(self, dag_id: str, kind: str, what: str, exc: BaseException) -> None:
         """Log (rate-limited) and record that ``what`` failed for ``dag_id``. Never raises."""
         message = describe(what, exc)

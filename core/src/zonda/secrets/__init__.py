@@ -232,9 +232,17 @@ def get_connection(
 
 def mask_stored_text(text: str, *, metastore: Metastore | None = None, settings: Settings | None = None) -> str:
     """``text`` (an import error's traceback, before it is stored or shown) with every secret the installation
-    knows replaced by ``***``: sensitive configuration, ``ZONDA_CONN_*`` credentials and sensitive ``ZONDA_VAR_*``
-    values (learnt when settings are loaded), connections and variables this process fetched, and the connections
-    and sensitive variables stored in the metastore.
+    knows replaced by ``***``: see :func:`mask_stored_texts`."""
+    return mask_stored_texts([text], metastore=metastore, settings=settings)[0]
+
+
+def mask_stored_texts(
+    texts: Iterable[str], *, metastore: Metastore | None = None, settings: Settings | None = None
+) -> list[str]:
+    """``texts`` with every secret the installation knows replaced by ``***``: sensitive configuration,
+    ``ZONDA_CONN_*`` credentials and sensitive ``ZONDA_VAR_*`` values (learnt when settings are loaded),
+    connections and variables this process fetched, and the connections and sensitive variables stored in the
+    metastore (read once for all ``texts``).
 
     ``metastore``: default the one ``settings`` names, when it exists (a SQLite file that is not there yet is not
     created). A metastore that cannot be read (no table yet, no Fernet key for its rows) hides what it can."""
@@ -249,7 +257,7 @@ def mask_stored_text(text: str, *, metastore: Metastore | None = None, settings:
         _learn_stored_secrets(masker, metastore, settings)
     except Exception as exc:  # masking must not stop the error from being recorded; what is known is still hidden
         log.debug("could not read the metastore's connections and variables to mask them: %s", type(exc).__name__)
-    return masker.redact_text(text)
+    return [masker.redact_text(text) for text in texts]
 
 
 def _learn_stored_secrets(masker: SecretsMasker, metastore: Metastore | None, settings: Settings) -> None:
@@ -259,15 +267,16 @@ def _learn_stored_secrets(masker: SecretsMasker, metastore: Metastore | None, se
     from zonda.secrets.metastore import MetastoreBackend
 
     if metastore is None:
-        url = settings.sql_alchemy_conn
-        if url.startswith("sqlite:///"):
-            from pathlib import Path
-
-            if not Path(url[len("sqlite:///") :]).expanduser().exists():
-                return
         from zonda.metastore.db import Metastore
 
-        metastore = Metastore.from_settings(settings)
+        opened = Metastore.existing(settings)
+        if opened is None:
+            return
+        try:
+            _learn_stored_secrets(masker, opened, settings)
+        finally:
+            opened.dispose()
+        return
     backend = MetastoreBackend(metastore, settings)
     for row in backend.rows():
         try:
