@@ -28,7 +28,13 @@ _STOP = None
 
 
 def _worker_main(
-    index: int, tasks: Any, results: Any, settings: Any, metastore: Any = None, warmed: bool = False
+    index: int,
+    tasks: Any,
+    results: Any,
+    settings: Any,
+    metastore: Any = None,
+    warmed: bool = False,
+    plugins: Any = None,
 ) -> None:
     """Worker loop (a forked process): run each workload in a forked child, report its exit status."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -37,7 +43,7 @@ def _worker_main(
 
     parent = os.getppid()
     runner = WorkloadRunner(home=str(settings.home) if settings else None, settings=settings)
-    supervisor = Supervisor(runner, metastore=metastore, warmed=warmed)
+    supervisor = Supervisor(runner, metastore=metastore, warmed=warmed, plugins=plugins)
     results.put(("ready", os.getpid(), index))
     try:
         _serve_workloads(index, tasks, results, supervisor, parent)
@@ -97,26 +103,29 @@ class LocalExecutor(BaseExecutor):
         #: The workers' metastore, created and warmed here before forking them (None: each builds its own).
         self._metastore: Any = None
         self._warmed = False
+        #: The workers' plugins, loaded here before forking them (None: each loads its own).
+        self._plugins: Any = None
         #: What each busy worker runs, and the pid of each worker's current task process.
         self._busy: dict[int, Workload] = {}
         self._task_pids: dict[int, int] = {}
 
     def _preload(self) -> None:
         """Import here, once, what every worker would otherwise import after the fork (the task runner's
-        modules, the metastore's dialect and driver), then freeze the heap so collections in the workers never
-        touch it: the workers share those pages with this process instead of each holding a private copy."""
+        modules, the plugins, the metastore's dialect and driver), then freeze the heap so collections in the
+        workers never touch it: the workers share those pages with this process instead of each holding a
+        private copy."""
         import gc
-        import importlib
 
-        from zonda.executors.supervisor import WARM_MODULES
+        from zonda.executors.supervisor import import_warm_modules, prepare_worker
 
-        for name in WARM_MODULES:
-            importlib.import_module(name)
-        if self.settings is not None:
+        if self.settings is None:
+            import_warm_modules()
+        else:
             from zonda.executors.supervisor import warm_up_statements
             from zonda.metastore.db import Metastore
             from zonda.runner.store import MetastoreRunStore
 
+            self._plugins = prepare_worker(self.settings)
             try:
                 metastore = Metastore.from_settings(self.settings)
                 store = MetastoreRunStore(metastore)
@@ -141,7 +150,7 @@ class LocalExecutor(BaseExecutor):
             tasks = self._ctx.SimpleQueue()
             proc = self._ctx.Process(
                 target=_worker_main,
-                args=(index, tasks, self._results, self.settings, self._metastore, self._warmed),
+                args=(index, tasks, self._results, self.settings, self._metastore, self._warmed, self._plugins),
                 name=f"zonda-worker-{index}",
                 daemon=True,
             )

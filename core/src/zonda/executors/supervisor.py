@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from zonda.executors.ownership import lost
@@ -27,11 +28,13 @@ if TYPE_CHECKING:
 
     from zonda.executors.base import Workload
     from zonda.executors.workload import WorkloadRunner
+    from zonda.plugins.manager import PluginFolderWatch, PluginManager
 
 log = logging.getLogger("zonda.executors.supervisor")
 
 # Modules a task process needs; imported once in the worker so forked children start warm.
 WARM_MODULES = (
+    "zonda.executors.workload",
     "zonda.runner.task_runner",
     "zonda.runner.dag_runner",
     "zonda.runner.instance",
@@ -70,25 +73,75 @@ def warm_up_statements(store: Any) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class WorkerPlugins:
+    """What a worker loaded of the plugins, and the watch that says when the folder no longer matches it."""
+
+    watch: PluginFolderWatch
+    manager: PluginManager
+
+
+def prepare_worker(settings: Any) -> WorkerPlugins:
+    """Import what task processes need and load the plugins. The LocalExecutor calls this once before forking
+    its workers, so all of them share these pages (each worker loading plugins itself, an entry-point scan
+    included, made about 1.5 MB of private memory per worker); a worker calls it only when not given them."""
+    import_warm_modules()
+    return load_worker_plugins(settings)
+
+
+def import_warm_modules() -> None:
+    """Import :data:`WARM_MODULES` (Zonda's own code, never the user's)."""
+    import importlib
+
+    for name in WARM_MODULES:
+        importlib.import_module(name)
+
+
+def load_worker_plugins(settings: Any) -> WorkerPlugins:
+    """Fingerprint the plugins folder, then build the plugin manager with discovery done and the task-log
+    handler imported. The fingerprint comes first: a file changed while loading shows as a change later."""
+    from zonda.plugins.manager import PluginFolderWatch, PluginManager
+
+    watch = PluginFolderWatch(settings.plugins_folder)
+    manager = PluginManager.from_settings(settings)
+    manager.has_implementations("on_task_instance_running")  # discover once, here
+    _warm_log_handler(settings, manager)
+    return WorkerPlugins(watch, manager)
+
+
+def _warm_log_handler(settings: Any, plugins: PluginManager) -> None:
+    """Import the configured task-log handler's class here, once, so task processes inherit it (a handler
+    shipping to a server may import a heavy client library). A bad name is reported by each task instead."""
+    from zonda.exceptions import ZondaException
+    from zonda.runner.log_handlers import task_log_handler_class
+
+    try:
+        task_log_handler_class(str(settings.get("logging", "task_log_handler")), plugins)
+    except ZondaException as exc:
+        log.debug("task log handler not preloaded: %s", exc)
+
+
 class Supervisor:
     """Lives in a worker process."""
 
-    def __init__(self, runner: WorkloadRunner, *, metastore: Any = None, warmed: bool = False) -> None:
+    def __init__(
+        self,
+        runner: WorkloadRunner,
+        *,
+        metastore: Any = None,
+        warmed: bool = False,
+        plugins: WorkerPlugins | None = None,
+    ) -> None:
         """``metastore``: the executor's, created (and, when ``warmed``, its statements compiled) before the
-        fork, so this worker and its task processes share that engine's pages instead of building their own."""
-        import importlib
-
+        fork, so this worker and its task processes share that engine's pages instead of building their own.
+        ``plugins``: likewise loaded before the fork (see :func:`prepare_worker`); built here when not given."""
         self.runner = runner
         self.settings = runner._settings()
         self.heartbeat_interval = float(self.settings.get("scheduler", "task_heartbeat_interval"))
-        for name in WARM_MODULES:
-            importlib.import_module(name)
-        from zonda.plugins.manager import PluginFolderWatch, PluginManager
-
-        self._plugin_watch = PluginFolderWatch(self.settings.plugins_folder)
-        runner.plugins = PluginManager.from_settings(self.settings)
-        runner.plugins.has_implementations("on_task_instance_running")  # discover once, here
-        self._warm_log_handler(runner.plugins)
+        if plugins is None:
+            plugins = prepare_worker(self.settings)
+        self._plugin_watch = plugins.watch
+        runner.plugins = plugins.manager
         self._metastore = metastore
         self._store: Any = None
         self.tasks_per_process = max(1, int(self.settings.get("local_executor", "tasks_per_process")))
@@ -99,22 +152,11 @@ class Supervisor:
         # processes' collections do not touch (and copy) the pages they share with the worker.
         gc.freeze()
 
-    def _warm_log_handler(self, plugins: Any) -> None:
-        """Import the configured task-log handler's class here, once, so task processes inherit it (a handler
-        shipping to a server may import a heavy client library). A bad name is reported by each task instead."""
-        from zonda.exceptions import ZondaException
-        from zonda.runner.log_handlers import task_log_handler_class
-
-        try:
-            task_log_handler_class(str(self.settings.get("logging", "task_log_handler")), plugins)
-        except ZondaException as exc:
-            log.debug("task log handler not preloaded: %s", exc)
-
     def _reload_plugins(self, change: Any) -> None:
         """The plugins folder changed since this worker imported it: let a kept task process go, forget the
         folder's modules and the DAG files parsed with them, and build a new plugin manager, so the next task
         process is forked with what is on disk now (a task never runs with a plugin older than its start)."""
-        from zonda.plugins.manager import PluginManager, forget_folder_modules
+        from zonda.plugins.manager import forget_folder_modules
 
         log.debug("worker %s: plugins folder changed (%s); reloading plugins", os.getpid(), change)
         child, self._idle_child = self._idle_child, None
@@ -122,9 +164,9 @@ class Supervisor:
             self._reap(child)
         forget_folder_modules(self.settings.plugins_folder)
         self.runner.forget_parsed_dags()
-        self.runner.plugins = PluginManager.from_settings(self.settings)
-        self.runner.plugins.has_implementations("on_task_instance_running")
-        self._warm_log_handler(self.runner.plugins)
+        plugins = load_worker_plugins(self.settings)
+        self._plugin_watch = plugins.watch
+        self.runner.plugins = plugins.manager
 
     def _warm_up(self) -> None:
         """Compile the statements every task uses now, not during the first tasks (when the executor could not
