@@ -222,14 +222,19 @@ WAITS_FOR_ALL_AFTER_A_SUCCESS = frozenset(
 )
 
 
-def successes_change_nothing(shape: DagShape, succeeded: Iterable[str], unfinished: set[str]) -> bool | None:
-    """Whether the success of the tasks ``succeeded`` can leave every decision of the run as it was, given the
-    tasks that still have ``unfinished`` instances. True when each downstream task waits for all its upstream
-    instances and some of those are unfinished; for tasks without downstream, when the run still has unfinished
-    instances. None when a task is unknown. Lets the scheduler put off reading a whole run."""
-    succeeded = set(succeeded)
+def successes_change_nothing(
+    shape: DagShape, succeeded: Iterable[str], any_unfinished: Callable[[frozenset[str] | None], bool]
+) -> bool | None:
+    """Whether the success of the tasks ``succeeded`` can leave every decision of the run as it was. True when
+    each downstream task waits for all its upstream instances and some of those are unfinished; for tasks without
+    downstream, when the run still has unfinished instances. None when a task is unknown. Lets the scheduler put
+    off reading a whole run.
+
+    ``any_unfinished(task_ids)`` says whether some instance of those tasks (None: of any task of the run) is
+    unfinished; it is asked once per downstream task at most, and stops at the first that says no, so the
+    caller reads only the instances of the tasks that matter, not the whole run."""
     downstream = set()
-    for task_id in succeeded:
+    for task_id in set(succeeded):
         task = shape.tasks.get(task_id)
         if task is None:
             return None
@@ -239,5 +244,5 @@ def successes_change_nothing(shape: DagShape, succeeded: Iterable[str], unfinish
                 return False
             downstream.add(down_id)
     if not downstream:
-        return bool(unfinished)
-    return all(shape.tasks[down_id].upstream & unfinished for down_id in downstream)
+        return any_unfinished(None)
+    return all(any_unfinished(frozenset(shape.tasks[down_id].upstream)) for down_id in sorted(downstream))

@@ -170,19 +170,21 @@ def ended_tasks_change_nothing(conn: Connection, sdag: SerializedDag, run_id: in
 
     That holds when each ended instance succeeded and, for each of its downstream tasks, the rule waits for all
     upstream instances and some of those are still unfinished; or, for a task with no downstream, when the run
-    still has unfinished instances (it cannot be complete). Conservative: anything else says False."""
+    still has unfinished instances (it cannot be complete). Conservative: anything else says False. Reads the
+    ended rows and, per downstream task, at most one unfinished row among its upstream tasks' instances."""
     ti = t.task_instance
     states = dict(conn.execute(select(ti.c.id, ti.c.state).where(ti.c.id.in_(list(ended)))).all())
     if len(states) != len(ended) or any(state != S.SUCCESS for state in states.values()):
         return False
     unfinished = or_(ti.c.state.is_(None), ti.c.state.not_in(sorted(engine.FINISHED)))
-    open_tasks = {
-        row[0]
-        for row in conn.execute(
-            select(ti.c.task_id).where(ti.c.dag_run_id == run_id, unfinished).group_by(ti.c.task_id)
-        )
-    }
-    return bool(engine.successes_change_nothing(sdag.shape, set(ended.values()), open_tasks))
+
+    def any_unfinished(task_ids: frozenset[str] | None) -> bool:
+        query = select(ti.c.id).where(ti.c.dag_run_id == run_id, unfinished)
+        if task_ids is not None:
+            query = query.where(ti.c.task_id.in_(sorted(task_ids)))
+        return conn.execute(query.limit(1)).first() is not None
+
+    return bool(engine.successes_change_nothing(sdag.shape, set(ended.values()), any_unfinished))
 
 
 def _change(result: RunDecision, inst: dict[str, Any], target: S, *, map_index: int | None = None) -> None:
