@@ -85,6 +85,31 @@ def test_exponential_backoff_delays_and_cap() -> None:
     assert [retry_delay_seconds(T, n) for n in (1, 2, 3)] == [1, 1, 1]
 
 
+@pytest.mark.parametrize(
+    ("backoff", "cap"), [(True, timedelta(seconds=7)), (True, None), (False, None), (False, timedelta(seconds=1))]
+)
+def test_the_scheduler_waits_as_dags_test_does_before_a_retry(backoff: bool, cap: timedelta | None) -> None:
+    """The scheduler reads the delay from the serialized DAG, ``dags test`` from the operator: same seconds."""
+    from zonda.operators import EmptyOperator
+    from zonda.scheduler.decisions import retry_ready_at
+    from zonda.scheduler.serialized import SerializedDag
+    from zonda.serialization import serialize_dag
+
+    with DAG("retry_delays", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
+        op = EmptyOperator(
+            task_id="t",
+            retries=5,
+            retry_delay=timedelta(seconds=2),
+            retry_exponential_backoff=backoff,
+            max_retry_delay=cap,
+        )
+    task = SerializedDag.from_json(serialize_dag(dag)[0]).tasks["t"]
+    now = datetime(2024, 1, 1)
+    waits = [(retry_ready_at(task, n, now) - now).total_seconds() for n in range(1, 6)]
+    assert waits == [retry_delay_seconds(op, n) for n in range(1, 6)]
+    assert waits[0] == (1 if cap == timedelta(seconds=1) else 2)
+
+
 def test_exponential_backoff_timing_in_a_run(zonda_home) -> None:
     calls: list[float] = []
 

@@ -109,7 +109,7 @@ def serialize_dag(dag: DAG) -> tuple[str, str]:
             gid: {"tooltip": g.tooltip, "parent": g.parent_group.group_id if g.parent_group else None}
             for gid, g in dag.task_groups.items()
         },
-        "tasks": _with_priority([serialize_task(t) for t in dag.topological_order()]),
+        "tasks": _with_priority(dag, [serialize_task(t) for t in dag.topological_order()]),
         "dagrun_timeout": _seconds(dag.dagrun_timeout),
         "is_paused_upon_creation": dag.is_paused_upon_creation,
         "callbacks": _callbacks(dag, DAG_CALLBACKS),
@@ -118,31 +118,14 @@ def serialize_dag(dag: DAG) -> tuple[str, str]:
     return text, hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
-def _with_priority(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Airflow's weight rules: ``downstream`` (default) sums the task's weight with all its descendants',
-    ``upstream`` with its ancestors', ``absolute`` keeps its own. Computed here once, so the scheduler just
-    orders by it."""
-    by_id = {t["task_id"]: t for t in tasks}
+def _with_priority(dag: DAG, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each task's ``priority_weight_total`` by its weight rule, computed here once (by the decision engine,
+    which orders ``dags test`` the same way) so the scheduler just orders by it."""
+    from zonda.decision_engine import DagShape
 
-    def relatives(task_id: str, key: str) -> set[str]:
-        seen: set[str] = set()
-        stack = list(by_id[task_id][key])
-        while stack:
-            tid = stack.pop()
-            if tid not in seen:
-                seen.add(tid)
-                stack.extend(by_id[tid][key])
-        return seen
-
+    shape = DagShape.from_dag(dag)
     for task in tasks:
-        rule = task.get("weight_rule") or "downstream"
-        own = int(task.get("priority_weight") or 1)
-        if rule == "absolute":
-            total = own
-        else:
-            key = "upstream" if rule == "upstream" else "downstream"
-            total = own + sum(int(by_id[t].get("priority_weight") or 1) for t in relatives(task["task_id"], key))
-        task["priority_weight_total"] = total
+        task["priority_weight_total"] = shape.tasks[task["task_id"]].priority
     return tasks
 
 

@@ -29,6 +29,7 @@ from zonda.exceptions import (
     ZondaTaskTerminated,
     ZondaTaskTimeout,
 )
+from zonda.runner.retry_delay import seconds_before_retry
 from zonda.state import TaskInstanceState as S
 from zonda.timezone import utcnow
 from zonda.xcom import XCOM_RETURN_KEY
@@ -48,18 +49,15 @@ _NOT_RETRYABLE = (ZondaFailException, XComSizeError, XComSerializationError)
 
 
 def retry_delay_seconds(task: Any, failed_try: int) -> float:
-    """Seconds to wait after try number ``failed_try`` (1-based) failed.
-
-    ``retry_delay`` doubles with each try when ``retry_exponential_backoff`` is set, capped by
-    ``max_retry_delay``. No random jitter: the timing is predictable and testable.
-    """
+    """Seconds to wait after try number ``failed_try`` (1-based) of ``task`` (an operator) failed."""
     delay: timedelta = task.retry_delay or timedelta(0)
-    seconds = delay.total_seconds()
-    if task.retry_exponential_backoff:
-        seconds = seconds * (2 ** max(failed_try - 1, 0))
-    if task.max_retry_delay is not None:
-        seconds = min(seconds, task.max_retry_delay.total_seconds())
-    return max(seconds, 0.0)
+    cap: timedelta | None = task.max_retry_delay
+    return seconds_before_retry(
+        delay.total_seconds(),
+        failed_try,
+        exponential_backoff=bool(task.retry_exponential_backoff),
+        max_retry_delay=None if cap is None else cap.total_seconds(),
+    )
 
 
 @dataclass

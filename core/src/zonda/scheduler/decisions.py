@@ -16,6 +16,7 @@ from sqlalchemy import Connection, insert, or_, select
 from zonda import decision_engine as engine
 from zonda.metastore import tables as t
 from zonda.operations.transitions import Decided, as_ti_state, write_decisions
+from zonda.runner.retry_delay import seconds_before_retry
 from zonda.runner.trigger_rules import Decision
 from zonda.scheduler.serialized import SerializedDag, SerializedTask
 from zonda.state import PAST_DEPENDENCY_MET_STATES
@@ -196,9 +197,10 @@ def _change(result: RunDecision, inst: dict[str, Any], target: S, *, map_index: 
 
 
 def retry_ready_at(task: SerializedTask, failed_try: int, now: datetime) -> datetime:
-    seconds = task.retry_delay
-    if task.retry_exponential_backoff:
-        seconds = seconds * (2 ** max(failed_try - 1, 0))
-    if task.max_retry_delay is not None:
-        seconds = min(seconds, task.max_retry_delay)
-    return now + timedelta(seconds=max(seconds, 0.0))
+    seconds = seconds_before_retry(
+        task.retry_delay,
+        failed_try,
+        exponential_backoff=task.retry_exponential_backoff,
+        max_retry_delay=task.max_retry_delay,
+    )
+    return now + timedelta(seconds=seconds)
