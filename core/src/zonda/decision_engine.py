@@ -17,7 +17,7 @@ The rules, as in Airflow:
 - What runs next among ready instances: higher ``priority_weight`` first (the weight rule's total), then the
   order in which the instances were created (dependency order; expanded map indexes after them).
 - A branch or short circuit skips the instances of its targets that have not started a try (see
-  :data:`SKIPPABLE_STATES`).
+  :data:`zonda.state.SKIPPABLE_STATES`).
 - A run ends when every instance is finished: failed if a leaf instance failed or is upstream_failed, else
   success.
 """
@@ -30,17 +30,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from zonda.runner.trigger_rules import Decision, UpstreamCounts, evaluate
-from zonda.state import FAILED_STATES, FINISHED_STATES, TaskInstanceState
-from zonda.state import SKIPPABLE_STATES as _SKIPPABLE
+from zonda.state import FAILED_STATES, FINISHED_STATES, SKIPPABLE_STATES, TaskInstanceState
 from zonda.trigger_rule import TriggerRule
 
 #: A task instance state as either side holds it: the enum, its value, or None / "none" for "not decided yet".
 State = TaskInstanceState | str | None
-
-FINISHED = frozenset(s.value for s in FINISHED_STATES)
-FAILED = frozenset(s.value for s in FAILED_STATES)
-#: States a branch's or short circuit's skip applies to (:data:`zonda.state.SKIPPABLE_STATES`), as values.
-SKIPPABLE_STATES = frozenset(s.value for s in _SKIPPABLE)
 
 
 def is_pending(state: State) -> bool:
@@ -49,7 +43,7 @@ def is_pending(state: State) -> bool:
 
 
 def is_finished(state: State) -> bool:
-    return state is not None and str(state) in FINISHED
+    return state is not None and str(state) in FINISHED_STATES
 
 
 def is_skippable(state: State) -> bool:
@@ -199,7 +193,7 @@ def run_state(shape: DagShape, states_of: Callable[[str], Sequence[State]]) -> s
     for task_id in shape.order:
         if not all(is_finished(state) for state in states_of(task_id)):
             return None
-    failed = any(str(state) in FAILED for task_id in shape.leaves for state in states_of(task_id))
+    failed = any(str(state) in FAILED_STATES for task_id in shape.leaves for state in states_of(task_id))
     return "failed" if failed else "success"
 
 

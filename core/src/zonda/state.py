@@ -82,6 +82,13 @@ class DagRunState(StrEnum):
 FINISHED_RUN_STATES = frozenset({DagRunState.SUCCESS, DagRunState.FAILED})
 
 
+def sql_values(states: Iterable[StrEnum]) -> tuple[str, ...]:
+    """The values of ``states``, sorted, for SQL (``column.in_(sql_values(ACTIVE_STATES))``): a database driver
+    may adapt an enum member by its name, so SQL compares with values. In Python, compare with the sets
+    themselves: a member equals (and hashes as) its value, so ``"success" in FINISHED_STATES`` holds."""
+    return tuple(sorted(s.value for s in states))
+
+
 def one_of(kind: type[_S], value: object, allowed: Iterable[_S], what: str) -> _S:
     """``value`` as a member of ``kind`` when it is one of ``allowed``; else ValueError naming the choices,
     e.g. ``one_of(DagRunState, "done", SETTABLE, "a DAG run's state can be set to")``."""

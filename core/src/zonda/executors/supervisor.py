@@ -61,12 +61,13 @@ def warm_up_statements(store: Any) -> bool:
     """Run the statements every task uses once, against no row, so their compiled forms are in the engine's
     cache. True when it worked; the metastore may still be starting, and the first task compiles them then."""
     from zonda.runner.store import DagRunInfo
+    from zonda.state import TaskInstanceState
 
     try:
         store.load_task_instance(-1)
         nobody = DagRunInfo("", "", None, None, None, id=-1)
-        store.claim_task_instance(nobody, "", -1, {"state": "running"})
-        store.finish_owned_task_instance(nobody, "", -1, {"state": "success"}, pid=-1)
+        store.claim_task_instance(nobody, "", -1, {"state": TaskInstanceState.RUNNING.value})
+        store.finish_owned_task_instance(nobody, "", -1, {"state": TaskInstanceState.SUCCESS.value}, pid=-1)
     except Exception as exc:
         log.debug("statement warm-up failed: %s", exc)
         return False

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zonda.exceptions import ZondaException, ZondaTaskTerminated
+from zonda.state import TaskInstanceState
 
 if TYPE_CHECKING:
     from zonda.dag_definition import DAG
@@ -127,7 +128,6 @@ class WorkloadRunner:
         from zonda.runner.instance import TaskInstance
         from zonda.runner.store import DagRunInfo, MetastoreRunStore
         from zonda.runner.task_runner import TaskRunner
-        from zonda.state import TaskInstanceState
 
         settings = self._settings()
         supervised = store is not None
@@ -249,7 +249,7 @@ class WorkloadRunner:
             workload.task_id,
             workload.map_index,
             {
-                "state": "running",
+                "state": TaskInstanceState.RUNNING.value,
                 "try_number": try_number,
                 "pid": os.getpid(),
                 "start_date": now,
@@ -268,10 +268,11 @@ class WorkloadRunner:
                 run,
                 workload.task_id,
                 workload.map_index,
-                {"state": "failed", "end_date": now, "duration": 0.0},
+                {"state": TaskInstanceState.FAILED.value, "end_date": now, "duration": 0.0},
                 pid=os.getpid(),
             )
-            return WorkloadOutcome(WorkloadOutcome.UNLOADABLE, "failed", f"cannot run {workload.label}: {error}")
+            failed = TaskInstanceState.FAILED.value
+            return WorkloadOutcome(WorkloadOutcome.UNLOADABLE, failed, f"cannot run {workload.label}: {error}")
         after = store.load_task_instance(workload.ti_id)
         refusal = _not_claimable(workload, after) or f"{workload.label}: already claimed by another process"
         return WorkloadOutcome(WorkloadOutcome.NOT_CLAIMED, after["state"] if after else None, refusal)
@@ -320,12 +321,12 @@ def _not_claimable(workload: Workload, row: dict[str, Any] | None) -> str | None
     index = f"[{workload.map_index}]" if workload.map_index >= 0 else ""
     label = f"{workload.dag_id}.{workload.task_id}{index} ({workload.run_id})"
     expected = workload.try_number if row.get("next_method") else workload.try_number - 1
-    if state == "queued" and held == expected:
+    if state == TaskInstanceState.QUEUED and held == expected:
         return None
-    if held >= workload.try_number and state != "queued":
+    if held >= workload.try_number and state != TaskInstanceState.QUEUED:
         where = f" (pid {row['pid']} on {row['hostname']})" if row.get("pid") and row.get("hostname") else ""
         return f"already claimed: try {held} of {label} is {state}{where}; this delivery did not run it"
-    if state == "queued":
+    if state == TaskInstanceState.QUEUED:
         return (
             f"not claimed: {label} is queued for try {held + (0 if row.get('next_method') else 1)}, "
             f"not try {workload.try_number} (a stale workload); nothing ran"
@@ -361,7 +362,7 @@ class _Heartbeat:
         failing = False
         try:
             while not self._stop.wait(self.interval):
-                if self.ti.state.value != "running":
+                if self.ti.state != TaskInstanceState.RUNNING:
                     continue
                 try:
                     alive = own.heartbeat_task_instance(self.run, self.ti.task_id, self.ti.map_index, pid=os.getpid())

@@ -18,10 +18,10 @@ from zonda.exceptions import Conflict
 from zonda.metastore import tables as t
 from zonda.scheduler.runs import load_serialized, unknown_dag
 from zonda.scheduler.serialized import SerializedDag
-from zonda.state import ACTIVE_STATES, TaskInstanceState
+from zonda.state import ACTIVE_STATES, TaskInstanceState, sql_values
 
 #: Task-instance states whose process or trigger is alive: a DAG with such instances is not deleted.
-_EXECUTING = (*(s.value for s in ACTIVE_STATES), TaskInstanceState.DEFERRED.value)
+_EXECUTING = sql_values((*ACTIVE_STATES, TaskInstanceState.DEFERRED))
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from sqlalchemy import delete, func, insert, select, update
 
 from zonda.exceptions import Conflict, NotFound, OperationError
 from zonda.metastore import tables as t
-from zonda.state import ACTIVE_STATES
+from zonda.state import ACTIVE_STATES, sql_values
 
 DEFAULT_POOL = "default_pool"
-#: Task-instance states that hold pool slots (the scheduler's ``ACTIVE_TI_STATES``).
-SLOT_HOLDING_STATES = tuple(s.value for s in ACTIVE_STATES)
+#: Task-instance states that hold pool slots (the scheduler counts the same ones).
+SLOT_HOLDING_STATES = sql_values(ACTIVE_STATES)
 MAX_NAME_LENGTH = 256
 
 

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, bindparam, or_, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from zonda.metastore import tables as t
-from zonda.state import SKIPPABLE_STATES, DagRunState, TaskInstanceState
+from zonda.state import ACTIVE_STATES, SKIPPABLE_STATES, DagRunState, TaskInstanceState
 from zonda.timezone import utcnow
 
 TIS = TaskInstanceState
@@ -431,11 +431,10 @@ def requeue_lost_ti(conn: Connection, ti_id: int, *, try_number: int, job_id: in
     )
 
 
-_ACTIVE = (TIS.QUEUED, TIS.RUNNING)
 _FAILED_TRY = (TIS.UP_FOR_RETRY, TIS.FAILED)
 
 
-@_transition("task instance", _ACTIVE, _FAILED_TRY, [Caller.SCHEDULER])
+@_transition("task instance", ACTIVE_STATES, _FAILED_TRY, [Caller.SCHEDULER])
 def fail_stale_ti(
     conn: Connection,
     ti_id: int,
@@ -447,7 +446,7 @@ def fail_stale_ti(
 ) -> int:
     """End a try whose process died or stopped heart-beating, as the state ``seen`` says it still runs."""
     _check("fail_stale_ti", state)
-    if seen not in _ACTIVE:
+    if seen not in ACTIVE_STATES:
         raise ValueError(f"fail_stale_ti ends a queued or running try, not a {seen.value!r} one")
     ti = t.task_instance
     values: dict[str, Any] = {"state": state.value, "end_date": now, "pid": None, "updated_at": now}

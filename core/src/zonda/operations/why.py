@@ -29,17 +29,12 @@ from zonda.metastore import tables as t
 from zonda.operations.dag_runs import find_run
 from zonda.operations.task_instances_read import TaskInstanceRecord, record
 from zonda.scheduler.runs import load_serialized
-from zonda.state import ACTIVE_STATES, FINISHED_STATES, PAST_DEPENDENCY_MET_STATES
+from zonda.state import ACTIVE_STATES, FINISHED_STATES, PAST_DEPENDENCY_MET_STATES, sql_values
 
 if TYPE_CHECKING:
     from zonda.config import Settings
     from zonda.scheduler.serialized import SerializedDag, SerializedTask
 
-FINISHED = frozenset(s.value for s in FINISHED_STATES)
-#: States whose instance occupies a slot (pool, DAG limit, parallelism), as the scheduler counts them.
-ACTIVE = tuple(s.value for s in ACTIVE_STATES)
-#: A depends_on_past predecessor must have ended in one of these (the scheduler's rule, from zonda.state).
-PAST_MET = frozenset(s.value for s in PAST_DEPENDENCY_MET_STATES)
 #: ``run_type`` of runs an in-process runner owns (``zonda dags test``, ``zonda.testing.run_dag``).
 IN_PROCESS_RUN_TYPE = "test"
 
@@ -157,7 +152,7 @@ def why(
                 check.instance(row, by_task)
         elif run.state in ("success", "failed") or run.run_type == IN_PROCESS_RUN_TYPE:
             for row in mine:
-                if row.state in FINISHED:
+                if row.state in FINISHED_STATES:
                     check.finished(row)
         if check.pending:
             check.services(mine)
@@ -287,7 +282,7 @@ class _Check:
 
     def instance(self, row: Any, by_task: dict[str, list[Any]]) -> None:
         state = row.state
-        if state in FINISHED:
+        if state in FINISHED_STATES:
             self.finished(row)
             return
         if state == "running":
@@ -341,7 +336,7 @@ class _Check:
         upstream = [inst for up in sorted(task.upstream) for inst in by_task.get(up, [])]
         decision = evaluate(task.trigger_rule, UpstreamCounts.from_states(inst.state for inst in upstream))
         if decision is Decision.WAIT:
-            waiting = [inst for inst in upstream if inst.state not in FINISHED] or upstream
+            waiting = [inst for inst in upstream if inst.state not in FINISHED_STATES] or upstream
             named = ", ".join(f"{_label(inst)} ({inst.state or 'none'})" for inst in waiting[:10])
             more = f" and {len(waiting) - 10} more" if len(waiting) > 10 else ""
             self.block(
@@ -372,7 +367,7 @@ class _Check:
                         )
                     )
                 ]
-                bad = [s for s in states if s not in PAST_MET]
+                bad = [s for s in states if s not in PAST_DEPENDENCY_MET_STATES]
                 if bad:
                     self.block(
                         DEPENDS_ON_PAST,
@@ -407,7 +402,7 @@ class _Check:
             total = 0
             for dag_id, pool_name, count, slots in self.conn.execute(
                 select(ti.c.dag_id, ti.c.pool, func.count(), func.coalesce(func.sum(ti.c.pool_slots), 0))
-                .where(ti.c.state.in_(ACTIVE))
+                .where(ti.c.state.in_(sql_values(ACTIVE_STATES)))
                 .group_by(ti.c.dag_id, ti.c.pool)
             ):
                 total += count

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from zonda.exceptions import ZondaException
 from zonda.runner.store import MemoryRunStore
+from zonda.state import TaskInstanceState
 
 if TYPE_CHECKING:
     from zonda.config import Settings
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 #: States of an upstream task that ran (or was skipped) in a recorded run: a pull of its XCom then gives what a
 #: real run gives, None when it pushed nothing.
-_RAN = frozenset({"success", "skipped", "failed"})
+_RAN = frozenset({TaskInstanceState.SUCCESS, TaskInstanceState.SKIPPED, TaskInstanceState.FAILED})
 
 
 class UpstreamXComMissing(ZondaException):

@@ -19,7 +19,7 @@ from zonda.operations.transitions import Decided, as_ti_state, write_decisions
 from zonda.runner.retry_delay import seconds_before_retry
 from zonda.runner.trigger_rules import Decision
 from zonda.scheduler.serialized import SerializedDag, SerializedTask
-from zonda.state import PAST_DEPENDENCY_MET_STATES
+from zonda.state import FINISHED_STATES, PAST_DEPENDENCY_MET_STATES, sql_values
 from zonda.state import TaskInstanceState as S
 
 
@@ -177,7 +177,7 @@ def ended_tasks_change_nothing(conn: Connection, sdag: SerializedDag, run_id: in
     states = dict(conn.execute(select(ti.c.id, ti.c.state).where(ti.c.id.in_(list(ended)))).all())
     if len(states) != len(ended) or any(state != S.SUCCESS for state in states.values()):
         return False
-    unfinished = or_(ti.c.state.is_(None), ti.c.state.not_in(sorted(engine.FINISHED)))
+    unfinished = or_(ti.c.state.is_(None), ti.c.state.not_in(sql_values(FINISHED_STATES)))
 
     def any_unfinished(task_ids: frozenset[str] | None) -> bool:
         query = select(ti.c.id).where(ti.c.dag_run_id == run_id, unfinished)

@@ -46,7 +46,7 @@ from zonda.scheduler import jobs
 from zonda.scheduler.decisions import decide_run, retry_ready_at
 from zonda.scheduler.problems import DagProblems
 from zonda.scheduler.serialized import SerializedDag
-from zonda.state import ACTIVE_STATES, DagRunState, TaskInstanceState
+from zonda.state import ACTIVE_STATES, DagRunState, TaskInstanceState, sql_values
 from zonda.timezone import utcnow
 
 if TYPE_CHECKING:
@@ -56,7 +56,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("zonda.scheduler")
 
-ACTIVE_TI_STATES = tuple(s.value for s in ACTIVE_STATES)
 #: Runs executed by an in-process runner (``zonda dags test``, ``zonda.testing.run_dag``): never touched here.
 IN_PROCESS_RUN_TYPE = "test"
 
@@ -703,7 +702,7 @@ class Scheduler:
             active_total = 0
             for dag_id, pool_name, count, slots in conn.execute(
                 select(ti.c.dag_id, ti.c.pool, func.count(), func.coalesce(func.sum(ti.c.pool_slots), 0))
-                .where(ti.c.state.in_(ACTIVE_TI_STATES))
+                .where(ti.c.state.in_(sql_values(ACTIVE_STATES)))
                 .group_by(ti.c.dag_id, ti.c.pool)
             ):
                 active_total += count
