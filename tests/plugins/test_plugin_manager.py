@@ -425,6 +425,27 @@ def test_the_folder_watch_sees_plugins_added_changed_and_removed(tmp_path) -> No
     assert watch.changes() == FolderChange(removed=("alpha.py",))
 
 
+def test_the_folder_watch_looks_at_most_once_per_interval(tmp_path) -> None:
+    """A worker asks before every task; with ``min_interval`` it looks once per interval, and a change made
+    between two looks is reported by the first call after the interval, not lost."""
+    from zonda.plugins.manager import FolderChange, PluginFolderWatch
+
+    folder = tmp_path / "plugins"
+    now = [100.0]
+    watch = PluginFolderWatch(folder, min_interval=0.25, clock=lambda: now[0])
+    write_plugin(folder, "alpha", "A = 1\n")
+    now[0] += 0.1
+    assert watch.changes() is None  # too soon: did not look
+    now[0] += 0.2
+    assert watch.changes() == FolderChange(added=("alpha.py",))  # 0.3 s after the last look: looked
+    (folder / "alpha.py").unlink()
+    now[0] += 0.1
+    assert watch.changes() is None
+    now[0] += 10.0  # after an idle spell the next call always looks
+    assert watch.changes() == FolderChange(removed=("alpha.py",))
+    assert watch.changes() is None
+
+
 def test_forgetting_the_folder_modules_imports_them_again(tmp_path, zonda_home) -> None:
     import importlib
     import os

@@ -203,16 +203,10 @@ class PluginChangeNotice:
     def __init__(self, folder: Any, interval: float = 2.0) -> None:
         from zonda.plugins.manager import PluginFolderWatch
 
-        self._watch = PluginFolderWatch(folder)
-        self.interval = interval
-        self._next = time.monotonic() + interval
+        self._watch = PluginFolderWatch(folder, min_interval=interval)
 
     def check(self) -> Any:
         """The change seen now (and logged), or None."""
-        now = time.monotonic()
-        if now < self._next:
-            return None
-        self._next = now + self.interval
         change = self._watch.changes()
         if change is not None:
             log.warning(

@@ -56,6 +56,10 @@ WARM_MODULES = (
     "zonda.operators.empty",
 )
 
+#: Seconds between two looks at the plugins folder by a worker (before a task; a few ``stat`` calls each). A
+#: plugin file saved while tasks keep starting is used from the first task this long after the last look.
+PLUGIN_LOOK_INTERVAL = 0.25
+
 
 def warm_up_statements(store: Any) -> bool:
     """Run the statements every task uses once, against no row, so their compiled forms are in the engine's
@@ -103,7 +107,7 @@ def load_worker_plugins(settings: Any) -> WorkerPlugins:
     handler imported. The fingerprint comes first: a file changed while loading shows as a change later."""
     from zonda.plugins.manager import PluginFolderWatch, PluginManager
 
-    watch = PluginFolderWatch(settings.plugins_folder)
+    watch = PluginFolderWatch(settings.plugins_folder, min_interval=PLUGIN_LOOK_INTERVAL)
     manager = PluginManager.from_settings(settings)
     manager.has_implementations("on_task_instance_running")  # discover once, here
     _warm_log_handler(settings, manager)

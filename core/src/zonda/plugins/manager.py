@@ -17,8 +17,9 @@ import importlib
 import logging
 import os
 import sys
+import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -380,22 +381,36 @@ class PluginFolderWatch:
     """Notices plugin files added, changed or removed in the plugins folder since the last look.
 
     Long-lived processes import plugins once; this tells them when what they imported is no longer what is
-    on disk (a worker then reloads for its next task; a scheduler says a restart is needed)."""
+    on disk (a worker then reloads for its next task; a scheduler says a restart is needed).
 
-    def __init__(self, folder: Path | None) -> None:
+    ``min_interval``: seconds between two looks; a call sooner says None without looking. A worker asks before
+    every task, and a busy one starts hundreds a second: a change is then seen by the first task that starts
+    ``min_interval`` after the last look, while a task after an idle spell always looks."""
+
+    def __init__(
+        self, folder: Path | None, *, min_interval: float = 0.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.folder = folder
+        self.min_interval = min_interval
+        self._clock = clock
         self._seen = folder_fingerprint(folder)
+        self._looked = clock()
 
     def changes(self) -> FolderChange | None:
-        """What changed since the last call (or since this watch was made); None when nothing did."""
-        now = folder_fingerprint(self.folder)
-        if now == self._seen:
+        """What changed since the last look (or since this watch was made); None when nothing did, or when the
+        last look was less than ``min_interval`` ago."""
+        now = self._clock()
+        if self.min_interval > 0 and now - self._looked < self.min_interval:
             return None
-        before, self._seen = self._seen, now
+        self._looked = now
+        fingerprint = folder_fingerprint(self.folder)
+        if fingerprint == self._seen:
+            return None
+        before, self._seen = self._seen, fingerprint
         return FolderChange(
-            added=tuple(sorted(set(now) - set(before))),
-            changed=tuple(sorted(k for k in now.keys() & before.keys() if now[k] != before[k])),
-            removed=tuple(sorted(set(before) - set(now))),
+            added=tuple(sorted(set(fingerprint) - set(before))),
+            changed=tuple(sorted(k for k in fingerprint.keys() & before.keys() if fingerprint[k] != before[k])),
+            removed=tuple(sorted(set(before) - set(fingerprint))),
         )
 
 
