@@ -41,7 +41,9 @@ def masked(lines: Sequence[str]) -> list[str]:
     return [redact(line) for line in lines]
 
 
-def log_window(lines: Sequence[str], source: str, *, start: int | None = None, count: int = DEFAULT_WINDOW) -> LogWindow:
+def log_window(
+    lines: Sequence[str], source: str, *, start: int | None = None, count: int = DEFAULT_WINDOW
+) -> LogWindow:
     """A window of ``count`` lines from ``start`` (None: the last ``count`` lines, where a reader opens)."""
     count = max(1, min(count, MAX_WINDOW))
     total = len(lines)

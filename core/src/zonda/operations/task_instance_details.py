@@ -39,7 +39,9 @@ def _decoded(text: str | None) -> Any:
         return text
 
 
-def task_instance_details(engine: Any, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> TaskInstanceDetails:
+def task_instance_details(
+    engine: Any, dag_id: str, run_id: str, task_id: str, map_index: int = -1
+) -> TaskInstanceDetails:
     """The XComs and rendered fields of one instance (masked); NotFound for an unknown DAG or run."""
     x, ti = t.xcom, t.task_instance
     with engine.connect() as conn:

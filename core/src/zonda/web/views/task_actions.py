@@ -65,7 +65,9 @@ def _selection(dag_id: str, *, allow_only_failed: bool) -> Any:
     group = request.form.get("task_group", "").strip()
     regex = None
     if group:
-        regex = "^" + re.escape(group + ".") + ("|^(" + "|".join(re.escape(t) for t in task_ids) + ")$" if task_ids else "")
+        regex = (
+            "^" + re.escape(group + ".") + ("|^(" + "|".join(re.escape(t) for t in task_ids) + ")$" if task_ids else "")
+        )
         task_ids = []
     run_ids = [r for r in request.form.getlist("run_id") if r]
     try:
