@@ -249,3 +249,71 @@ def test_bad_forms_are_one_line_400s_and_need_a_csrf_token(web) -> None:
         assert message in response.get_json()["detail"]
     assert client.post("/dags/gantt/task_instances/clear", data={"task_id": "b"}).status_code == 400
     assert client.post("/dags/nope/task_instances/clear", data={"csrf_token": token}).status_code == 404
+
+
+# --- the live log stream, on the real server ---------------------------------------------------------------
+
+
+def _read_event(response: Any) -> tuple[str | None, str, str]:
+    """(id, event name, data) of the next event (comments skipped)."""
+    event_id, name, data = None, "message", []
+    for _ in range(10_000):
+        line = response.readline().decode("utf-8")
+        if line == "":
+            raise AssertionError("the stream closed")
+        line = line.rstrip("\n")
+        if not line:
+            if data:
+                return event_id, name, "\n".join(data)
+            continue
+        if line.startswith(":") or line.startswith("retry:"):
+            continue
+        field, _, value = line.partition(": ")
+        if field == "id":
+            event_id = value
+        elif field == "event":
+            name = value
+        elif field == "data":
+            data.append(value)
+    raise AssertionError("no event")
+
+
+def test_the_stream_follows_a_running_try_resumes_from_an_id_and_ends_with_the_try(web, serve) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    from sqlalchemy import update
+
+    seed_gantt_run(web.engine, c_state="running")
+    path = _write_log(web, "c", 1, ["first", "second <b>bold</b>"])
+    server = serve(web.app)
+    host = urlsplit(server.url)
+    client = web.logged_in("Viewer")
+    cookie = "; ".join(f"{c.key}={c.value}" for c in client._cookies.values())
+    stream = f"{BASE}/tasks/c/logs/1/stream"
+
+    def connect(headers: dict[str, str], query: str = "") -> Any:
+        connection = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
+        connection.request("GET", stream + query, headers={"Cookie": cookie, **headers})
+        response = connection.getresponse()
+        assert response.status == 200 and response.headers["Content-Type"].startswith("text/event-stream")
+        return connection, response
+
+    connection, response = connect({}, "?line=1")
+    assert _read_event(response) == ("2", "message", json.dumps(["second <b>bold</b>"]))
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("third, written live\n")
+    assert _read_event(response) == ("3", "message", json.dumps(["third, written live"]))
+    connection.close()
+
+    connection, response = connect({"Last-Event-ID": "2"})
+    assert _read_event(response)[0:2] == ("3", "message")
+    with web.engine.begin() as conn:
+        ti = t.task_instance
+        conn.execute(update(ti).where(ti.c.task_id == "c").values(state="success", end_date=at(90)))
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("last words\n")
+    events = [_read_event(response) for _ in range(2)]
+    assert events[0] == ("4", "message", json.dumps(["last words"]))
+    assert events[1][1] == "end"
+    connection.close()
