@@ -43,17 +43,35 @@ def seed_gantt_run(engine: Any, dag_id: str = "gantt", *, c_state: str = "succes
         def ti(task_id: str, state: str | None, try_number: int, q: float, s: float, r: float, e: float | None) -> int:
             return conn.execute(
                 t.task_instance.insert().values(
-                    dag_run_id=run_id, dag_id=dag_id, run_id=RUN_ID, task_id=task_id, map_index=-1, state=state,
-                    try_number=try_number, max_tries=1, queued_dttm=at(q), start_date=at(s), running_since=at(r),
-                    end_date=None if e is None else at(e), operator="BashOperator",
+                    dag_run_id=run_id,
+                    dag_id=dag_id,
+                    run_id=RUN_ID,
+                    task_id=task_id,
+                    map_index=-1,
+                    state=state,
+                    try_number=try_number,
+                    max_tries=1,
+                    queued_dttm=at(q),
+                    start_date=at(s),
+                    running_since=at(r),
+                    end_date=None if e is None else at(e),
+                    operator="BashOperator",
                 )
             ).inserted_primary_key[0]
 
         def history(ti_id: int, task_id: str, try_number: int, state: str, q: float, s: float, r: float, e: float):
             conn.execute(
                 t.task_instance_history.insert().values(
-                    dag_run_id=run_id, task_instance_id=ti_id, task_id=task_id, map_index=-1, try_number=try_number,
-                    state=state, queued_dttm=at(q), start_date=at(s), running_since=at(r), end_date=at(e),
+                    dag_run_id=run_id,
+                    task_instance_id=ti_id,
+                    task_id=task_id,
+                    map_index=-1,
+                    try_number=try_number,
+                    state=state,
+                    queued_dttm=at(q),
+                    start_date=at(s),
+                    running_since=at(r),
+                    end_date=at(e),
                 )
             )
 

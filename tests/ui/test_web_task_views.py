@@ -65,7 +65,9 @@ def test_the_critical_path_follows_the_latest_upstream_end() -> None:
 
     t0 = datetime(2026, 1, 1)
     upstream = {"extract": [], "a": ["extract"], "b": ["extract"], "join": ["a", "b"], "side": []}
-    ends = {name: t0 + timedelta(seconds=s) for name, s in {"extract": 5, "a": 9, "b": 30, "join": 40, "side": 12}.items()}
+    ends = {
+        name: t0 + timedelta(seconds=s) for name, s in {"extract": 5, "a": 9, "b": 30, "join": 40, "side": 12}.items()
+    }
     assert critical_path(upstream, ends) == ["extract", "b", "join"]
     assert critical_path(upstream, {}) == []
 
@@ -117,7 +119,12 @@ def test_the_task_page_shows_tries_xcoms_rendered_fields_and_why_as_text(web) ->
     with web.engine.begin() as conn:
         conn.execute(
             t.xcom.insert().values(
-                dag_run_id=run_id, task_id="b", map_index=-1, key="return_value", dag_id="gantt", run_id=RUN_ID,
+                dag_run_id=run_id,
+                task_id="b",
+                map_index=-1,
+                key="return_value",
+                dag_id="gantt",
+                run_id=RUN_ID,
                 value=json.dumps({"html": payload}),
             )
         )
