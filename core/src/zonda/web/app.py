@@ -52,6 +52,9 @@ def create_app(
     from zonda.web.secret_key import ensure_secret_key
     from zonda.web.sessions import UserSessions
     from zonda.web.views.api_v1 import api_v1
+    from zonda.web.views.run_gantt import run_gantt
+    from zonda.web.views.task_actions import task_actions
+    from zonda.web.views.task_instance import task_instance
     from zonda.web.views.ui import ui
 
     secret_key = ensure_secret_key(settings)
@@ -69,6 +72,9 @@ def create_app(
     AuditTrail().init_app(app)
     app.register_blueprint(ui)
     app.register_blueprint(api_v1)
+    app.register_blueprint(run_gantt)
+    app.register_blueprint(task_instance)
+    app.register_blueprint(task_actions)
     app.after_request(_security_headers)
     missing = routes_without_permission(app)
     if missing:
