@@ -349,6 +349,7 @@ def test_suggestions_helper():
     )
     assert close_matches("Extract", ["extract", "load"]) == ["extract"]  # case first
     assert did_you_mean("zzz", ["alpha"]) == ""
+    assert did_you_mean("load", ["load", "loads"]) == "did you mean 'loads'?"  # never the name itself
     assert unknown_name("no DAG 'x'", "x", [], "see the list") == "no DAG 'x'; see the list"
 
 
