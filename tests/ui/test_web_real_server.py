@@ -13,15 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from web_marks import SQLITE_ONLY
 
 from zonda.metastore import tables as t
 from zonda.operations.dags import is_paused
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-SQLITE_ONLY = pytest.mark.parametrize("web_db_url", ["sqlite"], indirect=True)
-"""For tests whose subject does not depend on the database: SQLite only (the others run on PostgreSQL too)."""
 
 
 def csrf(client: httpx.Client, path: str = "/login") -> str:
