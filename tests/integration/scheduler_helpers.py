@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     import pytest
@@ -500,13 +500,21 @@ def cpu_hogs(count: int = 2) -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 class LedgerSetup:
-    """A fault test's installation: a home on the database ``url``, configured with ``options``, whose DAG files
-    append to a ledger; scheduler processes are started from it. Each test module adds how it waits for runs."""
+    """A test's installation: a home on the database ``url`` (None: the home's SQLite file), configured with
+    ``options``, whose DAG files append to a ledger; scheduler processes are started from it, or schedulers
+    driven in this process. Each test module adds how it runs and waits for runs."""
 
-    def __init__(self, home: Path, url: str, monkeypatch: Any, options: dict[Any, Any]) -> None:
-        self.home, self.url, self.options = home, url, options
-        self.settings, self.metastore = configure(home, monkeypatch, url, options)
+    def __init__(self, home: Path, url: str | None, monkeypatch: Any, options: dict[Any, Any] | None = None) -> None:
+        self.home, self.options = home, options or {}
+        self.settings, self.metastore = configure(home, monkeypatch, url, self.options)
+        self.url: str = self.settings.sql_alchemy_conn
         self.ledger = home / "ledger.txt"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.metastore.dispose()
 
     @property
     def engine(self) -> Any:
@@ -514,6 +522,9 @@ class LedgerSetup:
 
     def dag(self, name: str, body: str) -> Path:
         return write_dag(self.home, name, body, ledger=self.ledger)
+
+    def store(self) -> Any:
+        return store_dags(self.settings, self.metastore)
 
     def trigger(self, dag_id: str, **kwargs: Any) -> int:
         from zonda.scheduler.runs import trigger_dag

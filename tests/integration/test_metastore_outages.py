@@ -92,7 +92,10 @@ from zonda.operators import PythonOperator
 
 def work(**context):
     record(context, "start")
-    _time.sleep(1.5)
+    for _ in range(1200):  # until the test has stopped the server (at most 60 s): mid-run when it stops
+        if _os.path.exists(LEDGER + ".outage"):
+            break
+        _time.sleep(0.05)
     record(context)
 
 
@@ -129,6 +132,7 @@ def test_server_stopped_for_10_s_mid_run_every_run_succeeds_and_nothing_runs_twi
             h.wait_for(lambda: len([e for e in setup.entries() if e.event == "start"]) >= 3, 90, what="tasks running")
             cluster.stop("fast")  # every connection is terminated; new ones are refused
             stopped_at = time.time()
+            Path(f"{setup.ledger}.outage").touch()  # the running tasks end now, while the server is down
             entries = setup.entries()
             in_flight = len([e for e in entries if e.event == "start"]) - len([e for e in entries if e.event == "end"])
             time.sleep(10)

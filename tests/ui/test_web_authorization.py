@@ -11,15 +11,12 @@ from typing import Any
 
 import pytest
 from flask import Blueprint
+from web_marks import SQLITE_ONLY
 
 from zonda.metastore import tables as t
 
 ACTORS = ("anonymous", "Viewer", "User", "Op", "Admin")
 LOGIN = "login"
-
-
-SQLITE_ONLY = pytest.mark.parametrize("web_db_url", ["sqlite"], indirect=True)
-"""For tests whose subject does not depend on the database: SQLite only (the others run on PostgreSQL too)."""
 
 
 def everyone(status: int | str, anonymous: int | str | None = None) -> dict[str, int | str]:

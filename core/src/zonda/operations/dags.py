@@ -128,9 +128,7 @@ def list_dags(
 def get_dag(engine: Any, dag_id: str, *, recent: int = 5) -> DagRecord:
     """One stored DAG; :class:`~zonda.exceptions.DagNotFound` (with the closest ids) when the metastore has none."""
     with engine.connect() as conn:
-        row = conn.execute(select(t.dag).where(t.dag.c.dag_id == dag_id)).first()
-        if row is None:
-            raise unknown_dag(conn, dag_id)
+        row = require_dag(conn, dag_id)
         states = _recent_states(conn, [dag_id], recent)
     return _record(row, states.get(dag_id, ()))
 

@@ -235,16 +235,14 @@ class PluginManager:
                     problems.append(f"{caller.name!r}: hook wrappers are not supported")
         if problems:
             pm.unregister(plugin)
-            import difflib
-
             from zonda.plugins import hookspecs
+            from zonda.suggestions import did_you_mean
 
             known = [n for n in dir(hookspecs) if n.startswith(("on_", "zonda_")) or n.endswith(("policy", "mutation"))]
             hints = []
             for problem in problems:
-                bad = problem.split("'")[1]
-                close = difflib.get_close_matches(bad, known, n=1)
-                hints.append(problem + (f" (did you mean {close[0]!r}?)" if close else ""))
+                hint = did_you_mean(problem.split("'")[1], known, limit=1)
+                hints.append(problem + (f" ({hint})" if hint else ""))
             record.error = "invalid plugin: " + "; ".join(hints)
             log.error("plugin %r rejected: %s", name, record.error)
             return False
