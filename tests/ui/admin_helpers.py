@@ -44,3 +44,23 @@ def store_params_dag(web: Any, dag_id: str = "params_dag", description: str = "S
 def post(web: Any, client: Any, path: str, data: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """POST ``data`` with the session's CSRF token."""
     return client.post(path, data={**(data or {}), "csrf_token": web.token(client)}, **kwargs)
+
+
+def store_admin_fixtures(web: Any) -> None:
+    """What the authorization table's admin rows act on: a DAG with params, and a connection, a variable, a pool
+    and a user to edit, plus one of each to delete (the first role allowed deletes it; the next gets 404)."""
+    from zonda.connection import Connection
+    from zonda.operations.connections import add_connection
+    from zonda.operations.pools import set_pool
+    from zonda.operations.users import create_user
+    from zonda.operations.variables import set_variable
+
+    store_params_dag(web)
+    for conn_id in ("table_conn", "table_conn_del"):
+        add_connection(web.store, web.settings, Connection(conn_id=conn_id, conn_type="generic", password="pw"))
+    for key in ("table_var", "table_var_del"):
+        set_variable(web.settings, key, "value", metastore=web.store)
+    for pool in ("table_pool", "table_pool_del"):
+        set_pool(web.engine, pool, 2)
+    for username in ("table_user", "table_user_del"):
+        create_user(web.engine, username, "Viewer", "a long password", actor="(test)")
