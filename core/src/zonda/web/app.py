@@ -58,6 +58,9 @@ def create_app(
     from zonda.web.views.catalog import catalog_views
     from zonda.web.views.connections import connection_views
     from zonda.web.views.pools import pool_views
+    from zonda.web.views.run_gantt import run_gantt
+    from zonda.web.views.task_actions import task_actions
+    from zonda.web.views.task_instance import task_instance
     from zonda.web.views.trigger import trigger_views
     from zonda.web.views.ui import ui
     from zonda.web.views.users import user_views
@@ -78,6 +81,9 @@ def create_app(
     AuditTrail().init_app(app)
     app.register_blueprint(ui)
     app.register_blueprint(api_v1)
+    app.register_blueprint(run_gantt)
+    app.register_blueprint(task_instance)
+    app.register_blueprint(task_actions)
     app.register_blueprint(trigger_views)
     app.register_blueprint(connection_views)
     app.register_blueprint(variable_views)
