@@ -58,6 +58,8 @@ class TriggerForm:
     fields: tuple[ParamField, ...]
     #: Confs of the DAG's latest runs, newest first, each once, as JSON text (secret-looking values ``***``).
     recent_confs: tuple[str, ...] = ()
+    #: The raw JSON conf field's text: the keys of a reused conf that are not params.
+    raw_conf: str = ""
 
 
 @dataclass
@@ -141,15 +143,16 @@ def recent_confs(conn: Any, dag_id: str, limit: int) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def trigger_form(engine: Any, dag_id: str, *, prefill: Mapping[str, Any] | None = None, recent: int = 5) -> TriggerForm:
-    """The form of ``dag_id`` (DagNotFound with suggestions when unknown); ``prefill`` is a conf whose values
-    replace the defaults (a recent conf being reused)."""
-    prefill = prefill or {}
+def trigger_form(engine: Any, dag_id: str, *, reuse: int | None = None, recent: int = 5) -> TriggerForm:
+    """The form of ``dag_id`` (DagNotFound with suggestions when unknown). ``reuse``: fill it with the recent
+    conf of that index instead of the defaults (params in their fields, other keys in the raw conf)."""
     with engine.connect() as conn:
         params = _params(conn, dag_id)
         confs = recent_confs(conn, dag_id, recent) if recent else ()
-    fields = tuple(_field(name, params.get_param(name), prefill.get(name, NOTSET)) for name in params)
-    return TriggerForm(dag_id, fields, confs)
+    chosen = json.loads(confs[reuse]) if reuse is not None and 0 <= reuse < len(confs) else {}
+    fields = tuple(_field(name, params.get_param(name), chosen.get(name, NOTSET)) for name in params)
+    rest = {key: value for key, value in chosen.items() if key not in params}
+    return TriggerForm(dag_id, fields, confs, json.dumps(rest, indent=2) if rest else "")
 
 
 def _parse(param_field: ParamField, text: str | None) -> Any:
@@ -241,7 +244,7 @@ def refill(form: TriggerForm, texts: Mapping[str, str]) -> TriggerForm:
         if param_field.kind == "boolean":
             sent = "true" if sent in ("true", "on", "1") else "false"
         fields.append(param_field if sent is None else _replace_text(param_field, sent))
-    return TriggerForm(form.dag_id, tuple(fields), form.recent_confs)
+    return TriggerForm(form.dag_id, tuple(fields), form.recent_confs, texts.get(CONF_FIELD, ""))
 
 
 def _replace_text(param_field: ParamField, text: str) -> ParamField:

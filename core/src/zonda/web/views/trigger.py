@@ -6,7 +6,6 @@ shows the form again with one-line errors beside the fields, or creates the run,
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
@@ -21,35 +20,17 @@ from zonda.web.permissions import Permission, requires
 trigger_views = Blueprint("trigger", __name__)
 
 
-def _prefill(engine: Any, dag_id: str) -> tuple[dict[str, Any], str]:
-    """The recent conf chosen with ``?reuse=N``: (its values, the JSON of its keys that are not params)."""
-    from zonda.operations.trigger_form import trigger_form
-
-    choice = request.args.get("reuse", "")
-    if not choice.isdigit():
-        return {}, ""
-    confs = trigger_form(engine, dag_id).recent_confs
-    index = int(choice)
-    if index >= len(confs):
-        return {}, ""
-    conf = json.loads(confs[index])
-    names = {f.name for f in trigger_form(engine, dag_id, recent=0).fields}
-    rest = {key: value for key, value in conf.items() if key not in names}
-    return conf, json.dumps(rest, indent=2) if rest else ""
-
-
 @trigger_views.get("/dags/<dag_id>/trigger")
 @requires(Permission.TRIGGER_DAG_RUNS)
 def trigger_page(dag_id: str) -> Any:
     from zonda.operations.trigger_form import trigger_form
 
-    engine = web_context().engine
+    choice = request.args.get("reuse", "")
     try:
-        prefill, raw = _prefill(engine, dag_id)
-        form = trigger_form(engine, dag_id, prefill=prefill)
+        form = trigger_form(web_context().engine, dag_id, reuse=int(choice) if choice.isdigit() else None)
     except ZondaException as exc:
         return refused(exc)
-    return render_template("admin/trigger.html", form=form, errors={}, raw_conf=raw, run_id="")
+    return render_template("admin/trigger.html", form=form, errors={}, run_id="")
 
 
 @trigger_views.post("/dags/<dag_id>/trigger")
@@ -79,7 +60,6 @@ def trigger_run(dag_id: str) -> Any:
             "admin/trigger.html",
             form=refill(form, wanted.texts),
             errors=wanted.errors,
-            raw_conf=request.form.get(CONF_FIELD, ""),
             run_id=run_id or "",
         )
         return page, 400
