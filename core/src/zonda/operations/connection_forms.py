@@ -188,22 +188,16 @@ def _parse_field(name: str, spec: ConnectionField, text: str, label: str) -> Any
         except ValueError:
             raise OperationError(f"{label}: {text.strip()[:40]!r} is not a whole number") from None
     if spec.type == "json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise OperationError(f"{label}: not valid JSON ({exc.msg} at position {exc.pos})") from None
+        from zonda.json_input import parse_json_text
+
+        return parse_json_text(text, label)
     return text
 
 
 def _other_extra(text: str, stored: Mapping[str, Any]) -> dict[str, Any]:
-    if not text.strip():
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise OperationError(f"Other extras: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(value, dict):
-        raise OperationError('Other extras: must be a JSON object, e.g. {"timeout": 30}')
+    from zonda.json_input import parse_json_object
+
+    value = parse_json_object(text, "Other extras", '{"timeout": 30}')
     return {key: (stored[key] if item == MASK and key in stored else item) for key, item in value.items()}
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from zonda.exceptions import ParamValidationError
+from zonda.exceptions import ZondaException
 from zonda.metastore import tables as t
 from zonda.params import NOTSET, Param
 
@@ -176,10 +176,9 @@ def _parse(param_field: ParamField, text: str | None) -> Any:
         except ValueError:
             raise ValueError(f"{text.strip()[:40]!r} is not a number") from None
     if param_field.kind in ("enum", "json"):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not valid JSON ({exc.msg} at position {exc.pos})") from None
+        from zonda.json_input import parse_json_text
+
+        return parse_json_text(text, param_field.name)
     return text
 
 
@@ -188,16 +187,10 @@ def _one_line(text: str) -> str:
 
 
 def parse_raw_conf(text: str | None) -> dict[str, Any]:
-    """The raw JSON conf field as a dict (empty: ``{}``); ValueError with a one-line reason otherwise."""
-    if text is None or not text.strip():
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"the conf is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
-    if not isinstance(value, dict):
-        raise ValueError('the conf must be a JSON object, e.g. {"key": "value"}')
-    return value
+    """The raw JSON conf field as a dict (empty: ``{}``); a one-line ZondaException otherwise."""
+    from zonda.json_input import parse_json_object
+
+    return parse_json_object(text, "the conf", '{"key": "value"}')
 
 
 def read_trigger_request(engine: Any, dag_id: str, form: Mapping[str, str]) -> TriggerRequest:
@@ -210,7 +203,7 @@ def read_trigger_request(engine: Any, dag_id: str, form: Mapping[str, str]) -> T
     request = TriggerRequest(texts={key: str(value) for key, value in form.items()})
     try:
         request.conf = parse_raw_conf(form.get(CONF_FIELD))
-    except ValueError as exc:
+    except ZondaException as exc:
         request.errors[CONF_FIELD] = str(exc)
     for name in params:
         param = params.get_param(name)
@@ -220,10 +213,7 @@ def read_trigger_request(engine: Any, dag_id: str, form: Mapping[str, str]) -> T
             if value is NOTSET:
                 value = request.conf.get(name, NOTSET)
             resolved = param.resolve(value, name=name)
-        except ValueError as exc:
-            request.errors[name] = _one_line(str(exc))
-            continue
-        except ParamValidationError as exc:
+        except (ValueError, ZondaException) as exc:
             request.errors[name] = _one_line(str(exc))
             continue
         if value is not NOTSET:

@@ -6,7 +6,8 @@ always followed by a redirect (POST, then GET: reloading the page does not repea
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flask import Response
@@ -44,4 +45,26 @@ def done(message: str, target: str, *, category: str = NOTICE) -> Response:
     return redirect(target, 303)
 
 
-__all__ = ["ERROR", "NOTICE", "done", "error_status", "refused"]
+def apply_change(
+    operation: Callable[[], Any],
+    success: Callable[[Any], str],
+    back: str,
+    *,
+    audit_action: str | None = None,
+    target: str | None = None,
+) -> Response:
+    """Run ``operation``: its refusal is the answer, else the change is audited (``audit_action``; None when the
+    operation writes its own entry) and ``success(result)`` is said on ``back``."""
+    from zonda.exceptions import ZondaException
+    from zonda.web.audit import audit
+
+    try:
+        result = operation()
+    except ZondaException as exc:
+        return refused(exc)
+    if audit_action is not None:
+        audit(audit_action, target)
+    return done(success(result), back)
+
+
+__all__ = ["ERROR", "NOTICE", "apply_change", "done", "error_status", "refused"]

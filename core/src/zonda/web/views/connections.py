@@ -14,7 +14,7 @@ from flask import Blueprint, render_template, request
 from zonda.exceptions import ZondaException
 from zonda.web.audit import audit
 from zonda.web.context import web_context
-from zonda.web.outcomes import ERROR, done, refused
+from zonda.web.outcomes import ERROR, apply_change, done, refused
 from zonda.web.permissions import Permission, requires
 
 connection_views = Blueprint("connections", __name__)
@@ -103,12 +103,13 @@ def delete_connection(conn_id: str) -> Any:
     from zonda.operations.connections import delete_connection as delete
 
     context = web_context()
-    try:
-        delete(context.metastore(), context.settings, conn_id)
-    except ZondaException as exc:
-        return refused(exc)
-    audit("connection.delete", conn_id)
-    return done(f"Connection {conn_id} deleted.", LIST)
+    return apply_change(
+        lambda: delete(context.metastore(), context.settings, conn_id),
+        lambda _: f"Connection {conn_id} deleted.",
+        LIST,
+        audit_action="connection.delete",
+        target=conn_id,
+    )
 
 
 @connection_views.post("/connections/<conn_id>/test")

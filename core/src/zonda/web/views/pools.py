@@ -12,7 +12,7 @@ from flask import Blueprint, render_template, request
 from zonda.exceptions import ZondaException
 from zonda.web.audit import audit
 from zonda.web.context import web_context
-from zonda.web.outcomes import done, refused
+from zonda.web.outcomes import apply_change, done, refused
 from zonda.web.permissions import Permission, requires
 
 pool_views = Blueprint("pools", __name__)
@@ -52,9 +52,10 @@ def set_pool() -> Any:
 def delete_pool(name: str) -> Any:
     from zonda.operations.pools import delete_pool as delete
 
-    try:
-        delete(web_context().engine, name)
-    except ZondaException as exc:
-        return refused(exc)
-    audit("pool.delete", name)
-    return done(f"Pool {name} deleted.", LIST)
+    return apply_change(
+        lambda: delete(web_context().engine, name),
+        lambda _: f"Pool {name} deleted.",
+        LIST,
+        audit_action="pool.delete",
+        target=name,
+    )

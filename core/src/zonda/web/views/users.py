@@ -10,9 +10,8 @@ from typing import Any
 
 from flask import Blueprint, render_template, request
 
-from zonda.exceptions import ZondaException
 from zonda.web.context import web_context
-from zonda.web.outcomes import done, refused
+from zonda.web.outcomes import apply_change
 from zonda.web.permissions import Permission, requires
 from zonda.web.sessions import current_user
 
@@ -39,18 +38,18 @@ def create_user() -> Any:
     from zonda.operations.users import create_user as create
 
     form = request.form
-    try:
-        user = create(
+    return apply_change(
+        lambda: create(
             web_context().engine,
             form.get("username", "").strip(),
             form.get("role", ""),
             form.get("password", ""),
             email=form.get("email", "").strip() or None,
             actor=_actor(),
-        )
-    except ZondaException as exc:
-        return refused(exc)
-    return done(f"User {user.username} created with role {user.role}.", LIST)
+        ),
+        lambda user: f"User {user.username} created with role {user.role}.",
+        LIST,
+    )
 
 
 @user_views.post("/users/<username>/role")
@@ -58,11 +57,11 @@ def create_user() -> Any:
 def change_role(username: str) -> Any:
     from zonda.operations.users import set_role
 
-    try:
-        user = set_role(web_context().engine, username, request.form.get("role", ""), actor=_actor())
-    except ZondaException as exc:
-        return refused(exc)
-    return done(f"User {user.username} is now {user.role}.", LIST)
+    return apply_change(
+        lambda: set_role(web_context().engine, username, request.form.get("role", ""), actor=_actor()),
+        lambda user: f"User {user.username} is now {user.role}.",
+        LIST,
+    )
 
 
 @user_views.post("/users/<username>/password")
@@ -70,11 +69,11 @@ def change_role(username: str) -> Any:
 def reset_password(username: str) -> Any:
     from zonda.operations.users import set_password
 
-    try:
-        set_password(web_context().engine, username, request.form.get("password", ""), actor=_actor())
-    except ZondaException as exc:
-        return refused(exc)
-    return done(f"The password of {username} was changed; their sessions ended.", LIST)
+    return apply_change(
+        lambda: set_password(web_context().engine, username, request.form.get("password", ""), actor=_actor()),
+        lambda _: f"The password of {username} was changed; their sessions ended.",
+        LIST,
+    )
 
 
 @user_views.post("/users/<username>/delete")
@@ -82,8 +81,8 @@ def reset_password(username: str) -> Any:
 def delete_user(username: str) -> Any:
     from zonda.operations.users import delete_user as delete
 
-    try:
-        delete(web_context().engine, username, actor=_actor())
-    except ZondaException as exc:
-        return refused(exc)
-    return done(f"User {username} deleted.", LIST)
+    return apply_change(
+        lambda: delete(web_context().engine, username, actor=_actor()),
+        lambda _: f"User {username} deleted.",
+        LIST,
+    )

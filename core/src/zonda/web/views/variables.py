@@ -14,7 +14,7 @@ from flask import Blueprint, Response, render_template, request
 from zonda.exceptions import ZondaException
 from zonda.web.audit import audit
 from zonda.web.context import web_context
-from zonda.web.outcomes import ERROR, done, refused
+from zonda.web.outcomes import ERROR, apply_change, done, refused
 from zonda.web.permissions import Permission, requires
 
 variable_views = Blueprint("variables", __name__)
@@ -81,12 +81,13 @@ def delete_variable(key: str) -> Any:
     from zonda.operations.variables import delete_variable as delete
 
     context = web_context()
-    try:
-        delete(context.settings, key, metastore=context.metastore())
-    except ZondaException as exc:
-        return refused(exc)
-    audit("variable.delete", key)
-    return done(f"Variable {key} deleted.", LIST)
+    return apply_change(
+        lambda: delete(context.settings, key, metastore=context.metastore()),
+        lambda _: f"Variable {key} deleted.",
+        LIST,
+        audit_action="variable.delete",
+        target=key,
+    )
 
 
 @variable_views.post("/variables/import")
