@@ -42,6 +42,14 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, str], bool, dict[str, int | st
         {"anonymous": LOGIN, "Viewer": 403, "User": 303, "Op": 303, "Admin": 303},
     ),
     ("GET", "/api/v1/version"): ("/api/v1/version", {}, False, everyone(200, anonymous=401)),
+    # The live stream, asked for too many DAGs: a 400 shows the request passed authorization without opening a
+    # stream (tests/ui/test_web_live.py opens real ones).
+    ("GET", "/events"): (
+        "/events?" + "&".join(f"dag_id=d{i}" for i in range(101)),
+        {},
+        False,
+        everyone(400, anonymous=LOGIN),
+    ),
 }
 
 

@@ -48,10 +48,12 @@ def create_app(
     from zonda.web.audit import AuditTrail
     from zonda.web.context import WebContext
     from zonda.web.csrf import CsrfProtection
+    from zonda.web.live.feed import ChangeFeed
     from zonda.web.rate_limit import LoginRateLimiter
     from zonda.web.secret_key import ensure_secret_key
     from zonda.web.sessions import UserSessions
     from zonda.web.views.api_v1 import api_v1
+    from zonda.web.views.events import live
     from zonda.web.views.ui import ui
 
     secret_key = ensure_secret_key(settings)
@@ -67,8 +69,10 @@ def create_app(
     CsrfProtection().init_app(app)
     LoginRateLimiter().init_app(app)
     AuditTrail().init_app(app)
+    ChangeFeed().init_app(app)
     app.register_blueprint(ui)
     app.register_blueprint(api_v1)
+    app.register_blueprint(live)
     app.after_request(_security_headers)
     missing = routes_without_permission(app)
     if missing:
