@@ -50,6 +50,12 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, str], bool, dict[str, int | st
         False,
         everyone(400, anonymous=LOGIN),
     ),
+    ("GET", "/dags/recent-runs.json"): (
+        "/dags/recent-runs.json?dag_id=table_dag",
+        {},
+        False,
+        everyone(200, anonymous=LOGIN),
+    ),
 }
 
 

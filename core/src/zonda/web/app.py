@@ -53,6 +53,7 @@ def create_app(
     from zonda.web.secret_key import ensure_secret_key
     from zonda.web.sessions import UserSessions
     from zonda.web.views.api_v1 import api_v1
+    from zonda.web.views.dags_live import dags_live
     from zonda.web.views.events import live
     from zonda.web.views.ui import ui
 
@@ -73,6 +74,7 @@ def create_app(
     app.register_blueprint(ui)
     app.register_blueprint(api_v1)
     app.register_blueprint(live)
+    app.register_blueprint(dags_live)
     app.after_request(_security_headers)
     missing = routes_without_permission(app)
     if missing:

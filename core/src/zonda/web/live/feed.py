@@ -51,6 +51,7 @@ class ChangeFeed:
         poll_seconds: float = POLL_SECONDS,
         stream_seconds: float = 300.0,
         heartbeat_seconds: float = 15.0,
+        idle_seconds: float = IDLE_SECONDS,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.poll_seconds = poll_seconds
@@ -58,6 +59,7 @@ class ChangeFeed:
         self.stream_seconds = stream_seconds
         #: Seconds between comment lines on a quiet stream (keeps proxies from closing it, finds gone clients).
         self.heartbeat_seconds = heartbeat_seconds
+        self.idle_seconds = idle_seconds
         self.max_streams = 0
         self._now = now
         self._engine: Any = None
@@ -100,6 +102,12 @@ class ChangeFeed:
             self._subscriptions.discard(subscription)
 
     @property
+    def polling(self) -> bool:
+        """Whether the poller thread runs."""
+        with self._lock:
+            return self._thread is not None
+
+    @property
     def streams(self) -> int:
         with self._lock:
             return len(self._subscriptions)
@@ -121,12 +129,14 @@ class ChangeFeed:
                 subscriptions = list(self._subscriptions)
                 if not subscriptions:
                     idle_since = idle_since if idle_since is not None else time.monotonic()
-                    if time.monotonic() - idle_since >= IDLE_SECONDS:
+                    if time.monotonic() - idle_since >= self.idle_seconds:
                         self._thread = None
                         return
                     continue
             idle_since = None
             self._poll(tracker, subscriptions)
+        with self._lock:
+            self._thread = None
 
     def _poll(self, tracker: ChangeTracker, subscriptions: list[Subscription]) -> None:
         from zonda.exceptions import MetastoreError

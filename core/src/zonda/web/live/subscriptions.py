@@ -19,16 +19,19 @@ BACKLOG = 1_000
 
 @dataclass(frozen=True)
 class ChangeFilter:
-    """Which changes a tab gets: those of any of ``dag_ids`` (all when empty) and, when ``run_ids`` is given,
-    of any of those runs only."""
+    """Which changes a tab gets: those of any of ``dag_ids``, of any of ``run_ids`` and of any of ``kinds``
+    (``ti``, ``run``, ``dag``); an empty set does not narrow."""
 
     dag_ids: frozenset[str] = frozenset()
     run_ids: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()
 
     def matches(self, change: Change) -> bool:
-        if self.dag_ids and change.dag_id not in self.dag_ids:
-            return False
-        return not self.run_ids or change.run_id in self.run_ids
+        return (
+            (not self.dag_ids or change.dag_id in self.dag_ids)
+            and (not self.run_ids or change.run_id in self.run_ids)
+            and (not self.kinds or change.kind in self.kinds)
+        )
 
 
 class Subscription:

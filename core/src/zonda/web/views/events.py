@@ -1,7 +1,7 @@
 """``GET /events``: one tab's server-sent-events stream of state changes (see :mod:`zonda.web.live`).
 
-``?dag_id=`` and ``?run_id=`` (each may repeat) narrow the stream to what the tab shows, on the server, so a tab
-watching one run is not sent the rest of the installation's changes.
+``?dag_id=``, ``?run_id=`` and ``?kind=`` (each may repeat) narrow the stream to what the tab shows, on the
+server, so a tab watching one run is not sent the rest of the installation's changes.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from zonda.web.sessions import passive
 
 #: Most values of one filter parameter (one tab watches a few DAGs or runs, never thousands).
 MAX_FILTER_VALUES = 100
+KINDS = frozenset({"ti", "run", "dag"})
 #: Seconds a refused tab is asked to wait before trying again.
 RETRY_AFTER_SECONDS = 30
 
@@ -30,11 +31,14 @@ def events() -> Any:
     from zonda.web.live.sse import event_stream
     from zonda.web.live.subscriptions import ChangeFilter
 
-    values = {name: [v for v in request.args.getlist(name) if v] for name in ("dag_id", "run_id")}
+    values = {name: frozenset(v for v in request.args.getlist(name) if v) for name in ("dag_id", "run_id", "kind")}
     for name, given in values.items():
         if len(given) > MAX_FILTER_VALUES:
             return problem(400, "Bad request", f"{name} is given {len(given)} times; watch at most {MAX_FILTER_VALUES}")
-    watching = ChangeFilter(dag_ids=frozenset(values["dag_id"]), run_ids=frozenset(values["run_id"]))
+    unknown = sorted(values["kind"] - KINDS)
+    if unknown:
+        return problem(400, "Bad request", f"unknown kind {unknown[0]!r}; use one of {', '.join(sorted(KINDS))}")
+    watching = ChangeFilter(dag_ids=values["dag_id"], run_ids=values["run_id"], kinds=values["kind"])
     feed = change_feed(current_app)
     try:
         subscription = feed.subscribe(watching)
