@@ -56,6 +56,50 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, str], bool, dict[str, int | st
         False,
         everyone(200, anonymous=LOGIN),
     ),
+    # The run and task views on a DAG with no such run: the readers pass the check and get a 404.
+    ("GET", "/dags/<dag_id>/runs/<run_id>"): ("/dags/table_dag/runs/r1", {}, False, everyone(404, anonymous=LOGIN)),
+    ("GET", "/dags/<dag_id>/runs/<run_id>/gantt.json"): (
+        "/dags/table_dag/runs/r1/gantt.json",
+        {},
+        False,
+        everyone(404, anonymous=LOGIN),
+    ),
+    ("GET", "/dags/<dag_id>/runs/<run_id>/tasks/<task_id>"): (
+        "/dags/table_dag/runs/r1/tasks/t1",
+        {},
+        False,
+        everyone(404, anonymous=LOGIN),
+    ),
+    ("GET", "/dags/<dag_id>/runs/<run_id>/tasks/<task_id>/logs/<int:try_number>"): (
+        "/dags/table_dag/runs/r1/tasks/t1/logs/1",
+        {},
+        False,
+        everyone(404, anonymous=LOGIN),
+    ),
+    ("GET", "/dags/<dag_id>/runs/<run_id>/tasks/<task_id>/logs/<int:try_number>/download"): (
+        "/dags/table_dag/runs/r1/tasks/t1/logs/1/download",
+        {},
+        False,
+        everyone(404, anonymous=LOGIN),
+    ),
+    ("GET", "/dags/<dag_id>/runs/<run_id>/tasks/<task_id>/logs/<int:try_number>/stream"): (
+        "/dags/table_dag/runs/r1/tasks/t1/logs/1/stream",
+        {},
+        False,
+        everyone(404, anonymous=LOGIN),
+    ),
+    ("POST", "/dags/<dag_id>/task_instances/clear"): (
+        "/dags/table_dag/task_instances/clear",
+        {},
+        False,
+        {"anonymous": LOGIN, "Viewer": 403, "User": 404, "Op": 404, "Admin": 404},
+    ),
+    ("POST", "/dags/<dag_id>/task_instances/mark"): (
+        "/dags/table_dag/task_instances/mark",
+        {"state": "success"},
+        False,
+        {"anonymous": LOGIN, "Viewer": 403, "User": 404, "Op": 404, "Admin": 404},
+    ),
 }
 
 

@@ -2,7 +2,7 @@
 
 Why one statement for three tables: the web server polls this once a second for every open tab together, and
 the issue bounds that to one metastore query per second; a ``UNION ALL`` of three range scans on the
-``updated_at`` indexes (migration 0007) answers "task instances, runs and DAGs changed after T" in one round trip,
+``updated_at`` indexes (migration 0008) answers "task instances, runs and DAGs changed after T" in one round trip,
 however long the history is. ``limit`` bounds the answer; a caller that gets ``limit`` rows knows it may have
 missed some and tells its readers to load everything again.
 """

@@ -55,6 +55,9 @@ def create_app(
     from zonda.web.views.api_v1 import api_v1
     from zonda.web.views.dags_live import dags_live
     from zonda.web.views.events import live
+    from zonda.web.views.run_gantt import run_gantt
+    from zonda.web.views.task_actions import task_actions
+    from zonda.web.views.task_instance import task_instance
     from zonda.web.views.ui import ui
 
     secret_key = ensure_secret_key(settings)
@@ -75,6 +78,9 @@ def create_app(
     app.register_blueprint(api_v1)
     app.register_blueprint(live)
     app.register_blueprint(dags_live)
+    app.register_blueprint(run_gantt)
+    app.register_blueprint(task_instance)
+    app.register_blueprint(task_actions)
     app.after_request(_security_headers)
     missing = routes_without_permission(app)
     if missing:
