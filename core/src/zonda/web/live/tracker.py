@@ -28,8 +28,9 @@ class ChangeTracker:
         #: Rows stamped before this (and not seen since) were there before anyone watched: not news.
         self._started_at = started_at
         self._newest = started_at
-        #: No poll reads below this again (set after a truncated poll, so a burst cannot pin the window).
-        self._floor = started_at - OVERLAP
+        #: No poll reads below this: the start (what changed before was loaded with the page) and, after a
+        #: truncated poll, the end of the burst (so a burst cannot pin the window).
+        self._floor = started_at
         self._remembered = remembered
         self._last: OrderedDict[tuple[Any, ...], tuple[Any, ...]] = OrderedDict()
 
