@@ -9,7 +9,7 @@ missed some and tells its readers to load everything again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -48,15 +48,8 @@ class Change:
         return (self.state, self.try_number)
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "dag_id": self.dag_id,
-            "run_id": self.run_id,
-            "task_id": self.task_id,
-            "map_index": self.map_index,
-            "state": self.state,
-            "try_number": self.try_number,
-        }
+        """What a browser is sent: every field but ``updated_at``."""
+        return {name: value for name, value in asdict(self).items() if name != "updated_at"}
 
 
 def changes_since(engine: Any, since: datetime, *, limit: int) -> list[Change]:
