@@ -112,6 +112,20 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, str], bool, dict[str, int | st
         {"anonymous": LOGIN, "Viewer": 403, "User": 303, "Op": 303, "Admin": 303},
     ),
     ("GET", "/api/v1/version"): ("/api/v1/version", {}, False, everyone(200, anonymous=401)),
+    # The live stream, asked for too many DAGs: a 400 shows the request passed authorization without opening a
+    # stream (tests/ui/test_web_live.py opens real ones).
+    ("GET", "/events"): (
+        "/events?" + "&".join(f"dag_id=d{i}" for i in range(101)),
+        {},
+        False,
+        everyone(400, anonymous=LOGIN),
+    ),
+    ("GET", "/dags/recent-runs.json"): (
+        "/dags/recent-runs.json?dag_id=table_dag",
+        {},
+        False,
+        everyone(200, anonymous=LOGIN),
+    ),
     # The run and task views on a DAG with no such run: the readers pass the check and get a 404.
     ("GET", "/dags/<dag_id>/runs/<run_id>"): ("/dags/table_dag/runs/r1", {}, False, everyone(404, anonymous=LOGIN)),
     ("GET", "/dags/<dag_id>/runs/<run_id>/gantt.json"): (

@@ -49,6 +49,7 @@ def create_app(
     from zonda.web.audit import AuditTrail
     from zonda.web.context import WebContext
     from zonda.web.csrf import CsrfProtection
+    from zonda.web.live.feed import ChangeFeed
     from zonda.web.plugin_views import install_plugin_views
     from zonda.web.rate_limit import LoginRateLimiter
     from zonda.web.secret_key import ensure_secret_key
@@ -57,6 +58,8 @@ def create_app(
     from zonda.web.views.audit_log import audit_log_views
     from zonda.web.views.catalog import catalog_views
     from zonda.web.views.connections import connection_views
+    from zonda.web.views.dags_live import dags_live
+    from zonda.web.views.events import live
     from zonda.web.views.pools import pool_views
     from zonda.web.views.run_gantt import run_gantt
     from zonda.web.views.task_actions import task_actions
@@ -79,8 +82,11 @@ def create_app(
     CsrfProtection().init_app(app)
     LoginRateLimiter().init_app(app)
     AuditTrail().init_app(app)
+    ChangeFeed().init_app(app)
     app.register_blueprint(ui)
     app.register_blueprint(api_v1)
+    app.register_blueprint(live)
+    app.register_blueprint(dags_live)
     app.register_blueprint(run_gantt)
     app.register_blueprint(task_instance)
     app.register_blueprint(task_actions)
