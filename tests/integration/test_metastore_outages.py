@@ -388,3 +388,102 @@ def test_the_outage_guard_logs_one_line_per_outage_and_raises_other_errors(caplo
     assert guard.outages == 2 and guard.quiet_for() < 60
     with pytest.raises(KeyError):
         guard.failed(KeyError("a bug is not an outage"))
+
+
+# --- 5. services started while the server is down ----------------------------------------------------------------------
+
+DEFERRING = """
+from datetime import datetime, timedelta
+from zonda import DAG
+from zonda.operators.base import BaseOperator
+from zonda.triggers import TimeDeltaTrigger
+
+
+class Deferring(BaseOperator):
+    def execute(self, context):
+        record(context, "start")
+        self.defer(trigger=TimeDeltaTrigger(DELAY), method_name="resume", timeout=timedelta(minutes=5))
+
+    def resume(self, context, event=None):
+        record(context)
+
+
+with DAG("deferring", schedule=None, start_date=datetime(2024, 1, 1)):
+    Deferring(task_id="wait", retries=2, retry_delay=timedelta(seconds=0))
+"""
+
+#: The private cluster trusts every local connection, so any password works; it must never be printed.
+PASSWORD = "not-to-be-printed-7f3a"
+
+
+def test_services_started_while_the_server_is_down_wait_for_it_then_run_the_dag(
+    zonda_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`zonda scheduler` and `zonda triggerer` started against a stopped server say once that it is unreachable
+    (its URL without the password) and wait; once it is up, a run with a deferred task completes, once."""
+    with pg.private_postgres() as cluster:
+        url = cluster.create_database("zonda_late").replace("postgres@", f"postgres:{PASSWORD}@")
+        setup = Setup(zonda_home, url, monkeypatch, {("core", "parallelism"): 2})
+        setup.dag("deferring.py", "DELAY = 1\n" + DEFERRING)
+        h.store_dags(setup.settings, setup.metastore)
+        run = setup.trigger("deferring", run_id="late")
+        setup.metastore.dispose()
+        cluster.stop("fast")
+        with h.scheduler_processes() as started:
+            scheduler = setup.start_command(started, "scheduler", "scheduler")
+            triggerer = setup.start_command(started, "triggerer", "triggerer")
+            for process in (scheduler, triggerer):
+                h.wait_for(
+                    lambda process=process: "metastore unreachable at" in process.output() or process.proc.poll(),
+                    120,
+                    what="the services to say the metastore is unreachable",
+                )
+            time.sleep(3)  # a few backoff rounds
+            for process in (scheduler, triggerer):
+                assert process.proc.poll() is None, process.output()[-5000:]
+            cluster.start()
+            setup.engine.dispose()
+            assert setup.wait_runs([run], 120, scheduler) == {run: "success"}, triggerer.output()[-3000:]
+            _stop_scheduler(scheduler)
+            _stop_scheduler(triggerer)
+        setup.assert_each_task_ran_once([run], scheduler)
+        masked = f"metastore unreachable at postgresql://postgres:***@127.0.0.1:{cluster.port}/zonda_late; retrying"
+        for name, process in (("scheduler", scheduler), ("triggerer", triggerer)):
+            log = process.output()
+            assert PASSWORD not in log
+            assert log.count(f"{name}: {masked}") == 1, log[-5000:]
+            assert log.count(f"{name}: metastore available again") == 1, log[-5000:]
+        setup.metastore.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (f"nosuchdb://zonda:{PASSWORD}@127.0.0.1/zonda", "unknown database 'nosuchdb'"),
+        (f"postgresql://zonda:{PASSWORD}@127.0.0.1:54x32/zonda", "invalid metastore URL"),
+    ],
+)
+@pytest.mark.parametrize("service", ["scheduler", "triggerer", "standalone"])
+def test_a_metastore_url_that_can_never_work_fails_at_once_with_one_line(
+    zonda_home: Path, service: str, url: str, problem: str
+) -> None:
+    """No waiting for a URL no wait can mend: the service exits 1 with one line naming the problem and the
+    setting, the password masked, no traceback."""
+    import subprocess
+    import sys
+
+    env = h.subprocess_env(zonda_home, url)
+    result = subprocess.run(
+        [sys.executable, "-m", "zonda", service],
+        env=env,
+        cwd=zonda_home,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and problem in errors[0] and "sql_alchemy_conn" in errors[0], output
+    assert "Traceback" not in output and PASSWORD not in output, output

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, create_engine, make_url
 from sqlalchemy.engine.interfaces import ExceptionContext
+from sqlalchemy.exc import NoSuchModuleError
 
 from zonda.exceptions import MetastoreError
 
@@ -36,6 +37,13 @@ def normalize_url(url: str | URL) -> URL:
         raise MetastoreError(f"invalid metastore URL {redact_url(str(url))!r}: {SETTING_HINT}") from exc
     if parsed.drivername in DEFAULT_DRIVERS:
         parsed = parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
+    try:
+        parsed.get_dialect()  # imports SQLAlchemy's dialect module only, not the driver
+    except NoSuchModuleError:
+        raise MetastoreError(
+            f"unknown database {parsed.drivername!r} in the metastore URL {redact_url(parsed)!r}: use "
+            f"postgresql://, mysql://, mariadb:// or sqlite:///; {SETTING_HINT}"
+        ) from None
     if parsed.get_backend_name() in ("mysql", "mariadb") and "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     return parsed

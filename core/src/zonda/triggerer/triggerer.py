@@ -207,9 +207,11 @@ class Triggerer:
         log.info("triggerer started (job %s, capacity %s, %s)", self.job_id, self.capacity, self.metastore)
 
     def run(self, stop: threading.Event) -> None:
-        """Run until ``stop`` is set (the caller sets it on SIGTERM / SIGINT)."""
-        self.start()
+        """Run until ``stop`` is set (the caller sets it on SIGTERM / SIGINT). Started while the metastore is
+        down, it waits for the metastore first."""
         self.outage.stop = stop
+        url = self._metastore.url if self._metastore is not None else self.settings.sql_alchemy_conn
+        self.outage.until_available(self.start, url=url)
         try:
             while not stop.is_set():
                 due = self._last_sync + self.poll_interval - time.monotonic()
