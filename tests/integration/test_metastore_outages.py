@@ -487,3 +487,57 @@ def test_a_metastore_url_that_can_never_work_fails_at_once_with_one_line(
     errors = [line for line in output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and problem in errors[0] and "sql_alchemy_conn" in errors[0], output
     assert "Traceback" not in output and PASSWORD not in output, output
+
+
+# --- 6. the server stops for 10 s while a task is deferred ---------------------------------------------------------------
+
+
+def test_server_stopped_for_10_s_while_a_task_is_deferred_it_resumes_once_in_its_first_try(
+    zonda_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trigger fires while the server is down: the triggerer keeps running, keeps the event, and writes it
+    once the server is back; the task resumes in try 1 and ends once."""
+    from sqlalchemy import select
+
+    from zonda.metastore import tables as t
+
+    with pg.private_postgres() as cluster:
+        url = cluster.create_database("zonda_deferred")
+        setup = Setup(zonda_home, url, monkeypatch, {("core", "parallelism"): 2})
+        setup.dag("deferring.py", "DELAY = 6\n" + DEFERRING)
+        h.store_dags(setup.settings, setup.metastore)
+        run = setup.trigger("deferring", run_id="outage")
+        with h.scheduler_processes() as started:
+            scheduler = setup.start_scheduler(started, "scheduler")
+            triggerer = setup.start_command(started, "triggerer", "triggerer")
+
+            def claimed() -> bool:
+                with setup.engine.connect() as conn:
+                    return bool(
+                        conn.execute(
+                            select(t.trigger.c.id)
+                            .join(t.task_instance, t.task_instance.c.trigger_id == t.trigger.c.id)
+                            .where(t.task_instance.c.dag_run_id == run, t.trigger.c.triggerer_id.is_not(None))
+                        ).first()
+                    )
+
+            h.wait_for(claimed, 90, what="the triggerer to run the deferred task's trigger")
+            setup.metastore.dispose()
+            cluster.stop("fast")
+            stopped_at = time.time()
+            time.sleep(10)
+            for process in (scheduler, triggerer):
+                assert process.proc.poll() is None, process.output()[-5000:]
+            restarted_at = time.time()
+            cluster.start()
+            print(f"server down for {time.time() - stopped_at:.1f} s")
+            assert setup.wait_runs([run], 120, scheduler) == {run: "success"}, triggerer.output()[-3000:]
+            _stop_scheduler(scheduler)
+            _stop_scheduler(triggerer)
+        setup.assert_each_task_ran_once([run], scheduler)
+        (start,) = [e for e in setup.entries() if e.event == "start"]
+        assert stopped_at < start.at + 6 < restarted_at, "the trigger should fire while the server is down"
+        log = triggerer.output()
+        assert log.count("triggerer: metastore unavailable") == 1, log[-5000:]
+        assert log.count("triggerer: metastore available again") == 1, log[-5000:]
+        setup.metastore.dispose()
