@@ -234,25 +234,6 @@ def test_kill_9_task_process_is_detected_and_retried(make_setup: Any) -> None:
     _assert_retried(setup, run)
 
 
-def test_kill_9_task_process_and_its_worker_is_found_by_heartbeat_timeout(make_setup: Any) -> None:
-    """Nothing reports this death: only the missing heartbeats show it (a lost machine looks the same)."""
-    setup = make_setup({("core", "parallelism"): 2})
-    setup.dag("victim.py", VICTIM)
-    h.store_dags(setup.settings, setup.metastore)
-    run = setup.trigger("victim")
-    with h.scheduler_processes() as started:
-        scheduler = setup.start_scheduler(started, "scheduler")
-        pid = _first_try_pid(setup, run)
-        worker = _parent_pid(pid)
-        assert worker != scheduler.pid and _parent_pid(worker) == scheduler.pid
-        killed_at = time.monotonic()
-        os.kill(worker, signal.SIGKILL)
-        os.kill(pid, signal.SIGKILL)
-        assert setup.wait_runs([run], 90, started) == {run: "success"}
-        print(f"found and retried {time.monotonic() - killed_at:.1f} s after the kill (task_heartbeat_timeout 2 s)")
-    _assert_retried(setup, run)
-
-
 def _wait_gone(pid: int) -> None:
     def gone() -> bool:
         try:
@@ -263,10 +244,13 @@ def _wait_gone(pid: int) -> None:
     h.wait_for(gone, 60, what=f"process {pid} to end")
 
 
-def test_kill_9_worker_of_a_running_task_ends_the_try_and_a_new_worker_runs_the_retry(make_setup: Any) -> None:
-    """Only the worker dies; its task process must not run on unwatched (nobody would heartbeat it or report its
-    end): it is stopped, the try ends up_for_retry, and a replacement worker runs try 2 (parallelism 1: without a
-    replacement nothing could)."""
+@pytest.mark.parametrize("task_too", [False, True], ids=["worker", "worker-and-task-process"])
+def test_kill_9_worker_of_a_running_task_ends_the_try_and_a_new_worker_runs_the_retry(
+    make_setup: Any, task_too: bool
+) -> None:
+    """The worker dies (and its task process, or not). A task process must not run on unwatched (nobody would
+    heartbeat it or report its end): it is stopped, the executor reports the workload ended, the try ends
+    up_for_retry, and a replacement worker runs try 2 (parallelism 1: without a replacement nothing could)."""
     setup = make_setup({("core", "parallelism"): 1})
     setup.dag("victim.py", VICTIM)
     h.store_dags(setup.settings, setup.metastore)
@@ -278,6 +262,8 @@ def test_kill_9_worker_of_a_running_task_ends_the_try_and_a_new_worker_runs_the_
         assert worker != scheduler.pid and _parent_pid(worker) == scheduler.pid
         killed_at = time.monotonic()
         os.kill(worker, signal.SIGKILL)
+        if task_too:
+            os.kill(pid, signal.SIGKILL)
         _wait_gone(pid)
         assert setup.wait_runs([run], 90, started) == {run: "success"}
         print(f"retried and done {time.monotonic() - killed_at:.1f} s after the kill (task_heartbeat_timeout 2 s)")
