@@ -416,11 +416,17 @@ with DAG("deferring", schedule=None, start_date=datetime(2024, 1, 1)):
 PASSWORD = "not-to-be-printed-7f3a"
 
 
+@pytest.mark.parametrize(
+    "commands",
+    [{"scheduler": ["scheduler"], "triggerer": ["triggerer"]}, {"standalone": ["standalone", "--port", "FREE"]}],
+    ids=["scheduler-and-triggerer", "standalone"],
+)
 def test_services_started_while_the_server_is_down_wait_for_it_then_run_the_dag(
-    zonda_home: Path, monkeypatch: pytest.MonkeyPatch
+    zonda_home: Path, monkeypatch: pytest.MonkeyPatch, commands: dict[str, list[str]]
 ) -> None:
-    """`zonda scheduler` and `zonda triggerer` started against a stopped server say once that it is unreachable
-    (its URL without the password) and wait; once it is up, a run with a deferred task completes, once."""
+    """`zonda scheduler` and `zonda triggerer` (or `zonda standalone`) started against a stopped server say once
+    that it is unreachable (its URL without the password) and wait; once it is up, a run with a deferred task
+    completes, once."""
     with pg.private_postgres() as cluster:
         url = cluster.create_database("zonda_late").replace("postgres@", f"postgres:{PASSWORD}@")
         setup = Setup(zonda_home, url, monkeypatch, {("core", "parallelism"): 2})
@@ -430,25 +436,31 @@ def test_services_started_while_the_server_is_down_wait_for_it_then_run_the_dag(
         setup.metastore.dispose()
         cluster.stop("fast")
         with h.scheduler_processes() as started:
-            scheduler = setup.start_command(started, "scheduler", "scheduler")
-            triggerer = setup.start_command(started, "triggerer", "triggerer")
-            for process in (scheduler, triggerer):
+            processes = {
+                name: setup.start_command(
+                    started, name, *[str(pg.free_port()) if arg == "FREE" else arg for arg in argv]
+                )
+                for name, argv in commands.items()
+            }
+            for process in processes.values():
                 h.wait_for(
                     lambda process=process: "metastore unreachable at" in process.output() or process.proc.poll(),
                     120,
                     what="the services to say the metastore is unreachable",
                 )
             time.sleep(3)  # a few backoff rounds
-            for process in (scheduler, triggerer):
+            for process in processes.values():
                 assert process.proc.poll() is None, process.output()[-5000:]
             cluster.start()
             setup.engine.dispose()
-            assert setup.wait_runs([run], 120, scheduler) == {run: "success"}, triggerer.output()[-3000:]
-            _stop_scheduler(scheduler)
-            _stop_scheduler(triggerer)
-        setup.assert_each_task_ran_once([run], scheduler)
+            first = next(iter(processes.values()))
+            logs = "\n".join(p.output()[-3000:] for p in processes.values())
+            assert setup.wait_runs([run], 120, first) == {run: "success"}, logs
+            for process in processes.values():
+                _stop_scheduler(process)
+        setup.assert_each_task_ran_once([run], first)
         masked = f"metastore unreachable at postgresql://postgres:***@127.0.0.1:{cluster.port}/zonda_late; retrying"
-        for name, process in (("scheduler", scheduler), ("triggerer", triggerer)):
+        for name, process in processes.items():
             log = process.output()
             assert PASSWORD not in log
             assert log.count(f"{name}: {masked}") == 1, log[-5000:]
@@ -541,3 +553,42 @@ def test_server_stopped_for_10_s_while_a_task_is_deferred_it_resumes_once_in_its
         assert log.count("triggerer: metastore unavailable") == 1, log[-5000:]
         assert log.count("triggerer: metastore available again") == 1, log[-5000:]
         setup.metastore.dispose()
+
+
+def test_until_available_waits_through_unreachable_starts_and_raises_what_no_wait_mends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from zonda.exceptions import MetastoreError
+    from zonda.metastore.engine import MetastoreUnreachable
+    from zonda.metastore.retry import OutageGuard
+
+    url = f"postgresql://zonda:{PASSWORD}@127.0.0.1:5/zonda"
+    attempts = []
+
+    def start() -> int:
+        attempts.append(1)
+        if len(attempts) < 4:
+            raise MetastoreUnreachable("cannot connect to the metastore at ...", reason="Connection refused")
+        return 42
+
+    guard = OutageGuard("svc", max_delay=0.02, first_delay=0.001)
+    with caplog.at_level(logging.WARNING, logger="zonda.metastore"):
+        assert guard.until_available(start, url=url) == 42
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(attempts) == 4 and len(lines) == 2, lines
+    assert lines[0] == (
+        "svc: metastore unreachable at postgresql://zonda:***@127.0.0.1:5/zonda; retrying every 0.02 s at most "
+        "until it answers (Connection refused)"
+    )
+    assert lines[1].startswith("svc: metastore available again")
+
+    def bad_url() -> None:
+        attempts.append(1)
+        raise MetastoreError("invalid metastore URL")
+
+    attempts.clear()
+    with pytest.raises(MetastoreError, match="invalid"):
+        guard.until_available(bad_url, url=url)
+    assert len(attempts) == 1
+    guard.stop.set()
+    assert guard.until_available(start, url=url) is None

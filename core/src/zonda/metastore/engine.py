@@ -80,7 +80,12 @@ def _short_reason(exc: BaseException, password: str | None) -> str:
 
 class MetastoreUnreachable(MetastoreError):
     """The metastore could not be connected to (stopped, restarting, unreachable, refusing us). A daemon treats
-    it as an outage and retries (:mod:`zonda.metastore.retry`); a command reports its one line."""
+    it as an outage and retries (:mod:`zonda.metastore.retry`); a command reports its one line. ``reason``: the
+    driver's own first line (password masked), for a log line that names the URL already."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def connection_error(url: str | URL, exc: BaseException) -> MetastoreUnreachable:
@@ -90,7 +95,9 @@ def connection_error(url: str | URL, exc: BaseException) -> MetastoreUnreachable
     except Exception:
         password = None
     reason = _short_reason(exc, password)
-    return MetastoreUnreachable(f"cannot connect to the metastore at {redact_url(url)}: {reason}; {SETTING_HINT}")
+    return MetastoreUnreachable(
+        f"cannot connect to the metastore at {redact_url(url)}: {reason}; {SETTING_HINT}", reason=reason
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -187,7 +187,7 @@ class OutageGuard:
                         self.name,
                         redact_url(url),
                         self.backoff.max_delay,
-                        short_error(exc),
+                        getattr(exc, "reason", None) or short_error(exc),
                     )
                 self.failed(exc)
                 continue
