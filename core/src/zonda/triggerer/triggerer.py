@@ -223,6 +223,9 @@ class Triggerer:
                         self._cycle(sync=False, wait=min(due, 0.25))
                 except Exception as exc:
                     self.outage.failed(exc)  # waits out a metastore outage; anything else is raised again
+                    # The next cycle syncs, so it reaches the database: a cycle that only waited for events
+                    # must not pass for the end of the outage (and a second outage logged right after).
+                    self._last_sync = 0.0
                     continue
                 self.outage.succeeded()
         finally:
