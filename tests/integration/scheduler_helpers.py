@@ -431,10 +431,15 @@ def start_scheduler(
     """A scheduler (and, when asked, the DAG processor, or the DAG processor and the triggerer) in a subprocess
     of its own session."""
     mode = "all" if triggerer else "with-dag-processor" if dag_processor else "scheduler-only"
+    return start_process([sys.executable, "-c", SCHEDULER_CODE, mode], env, log, cwd=cwd)
+
+
+def start_process(argv: list[str], env: dict[str, str], log: Path, *, cwd: Path | None = None) -> SchedulerProcess:
+    """``argv`` in a subprocess of its own session, its output appended to ``log``."""
     handle = log.open("ab")
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-c", SCHEDULER_CODE, mode],
+            argv,
             env=env,
             cwd=cwd,
             stdout=handle,
@@ -534,6 +539,14 @@ class LedgerSetup:
     def start_scheduler(self, started: list[SchedulerProcess], name: str, **kwargs: Any) -> SchedulerProcess:
         env = subprocess_env(self.home, self.url, self.options)
         process = start_scheduler(env, self.home / f"{name}.log", cwd=self.home, **kwargs)
+        started.append(process)
+        return process
+
+    def start_command(self, started: list[SchedulerProcess], name: str, *args: str) -> SchedulerProcess:
+        """``zonda ARGS`` (the installed command, as a user runs it) against this set-up."""
+        env = subprocess_env(self.home, self.url, self.options)
+        argv = [sys.executable, "-m", "zonda", *args]
+        process = start_process(argv, env, self.home / f"{name}.log", cwd=self.home)
         started.append(process)
         return process
 
