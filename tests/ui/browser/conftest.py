@@ -96,8 +96,10 @@ class BrowserSite:
 
 
 def _keep_error(page: Any, message: Any) -> None:
+    """Keep the console's errors, each with the address it came from ("Failed to load resource" names none)."""
     if message.type == "error":
-        page.console_errors.append(message.text)
+        where = (message.location or {}).get("url")
+        page.console_errors.append(f"{message.text} ({where})" if where else message.text)
 
 
 @pytest.fixture
