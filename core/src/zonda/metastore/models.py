@@ -41,6 +41,7 @@ class DagModel(Base):
     next_dagrun_data_interval_start: Mapped[datetime | None]
     next_dagrun_data_interval_end: Mapped[datetime | None]
     scheduling_error: Mapped[str | None]
+    updated_at: Mapped[datetime | None]
 
     def __repr__(self) -> str:
         return f"<DagModel {self.dag_id}>"

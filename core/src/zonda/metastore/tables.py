@@ -61,6 +61,9 @@ dag = Table(
     Column("next_dagrun_data_interval_end", UtcDateTime),
     #: Why the scheduler cannot create or decide this DAG's runs (it goes on with the other DAGs); NULL when fine.
     Column("scheduling_error", Text),
+    #: When the row last changed (each parse touches it): the web server's change feed reads it (migration 0008).
+    Column("updated_at", UtcDateTime, default=utcnow, onupdate=utcnow),
+    Index("ix_dag_updated_at", "updated_at"),
 )
 
 #: The JSON form of a parsed DAG, so the scheduler and web server never import user code.
@@ -96,6 +99,7 @@ dag_run = Table(
     UniqueConstraint("dag_id", "run_id", name="uq_dag_run_dag_id_run_id"),
     Index("ix_dag_run_dag_id_state", "dag_id", "state"),
     Index("ix_dag_run_state", "state"),
+    Index("ix_dag_run_updated_at", "updated_at"),
 )
 
 #: One task (one map index) in one DAG run. ``state`` NULL means "none": not decided yet.
@@ -154,6 +158,7 @@ task_instance = Table(
     Index("ix_task_instance_dag_run_id", "dag_run_id"),
     Index("ix_task_instance_dag_id_state", "dag_id", "state"),
     Index("ix_task_instance_state", "state"),
+    Index("ix_task_instance_updated_at", "updated_at"),
 )
 
 #: One finished phase of a try, copied from ``task_instance`` by :mod:`zonda.operations.transitions` when the

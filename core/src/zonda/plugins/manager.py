@@ -272,6 +272,10 @@ class PluginManager:
 
     def call(self, hook_name: str, **kwargs: Any) -> list[Any]:
         """Call every implementation of ``hook_name`` (pluggy's order); one that raises is logged and skipped."""
+        return [result for _plugin, result in self.call_by_plugin(hook_name, **kwargs)]
+
+    def call_by_plugin(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """As :meth:`call`, each result paired with the name of the plugin that gave it (for errors naming it)."""
         if self._only_builtin() and hook_name not in BUILTIN_HOOKS:
             return []
         self.load()
@@ -286,7 +290,7 @@ class PluginManager:
                 log.error("plugin %r raised in hook %s; ignoring it:\n%s", impl.plugin_name, hook_name, text)
                 continue
             if result is not None:
-                results.append(result)
+                results.append((impl.plugin_name, result))
         return results
 
     def call_first(self, hook_name: str, **kwargs: Any) -> Any:
