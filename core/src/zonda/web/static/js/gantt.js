@@ -1,6 +1,6 @@
 // The Gantt view of a run: fetches the run's gantt.json and draws one row per task instance, bars for each
 // try's queued, running and deferred time, the critical path marked. A bar links to its task instance page.
-// Redrawn when the live stream reports a change in the run (window.zondaLive, when present).
+// Redrawn, with the run's state, when the live stream reports a change in the run (window.zondaLive, when present).
 (function () {
   "use strict";
   var SVG = "http://www.w3.org/2000/svg";
@@ -20,7 +20,16 @@
     return s < 60 ? s.toFixed(1) + " s" : s < 3600 ? (s / 60).toFixed(1) + " min" : (s / 3600).toFixed(1) + " h";
   }
 
+  // The run's state in the page's summary follows each redraw (the page itself is not reloaded).
+  function showRunState(state) {
+    var badge = document.querySelector(".run-summary .run-state");
+    if (!badge || !state) return;
+    badge.textContent = state;
+    badge.className = "state state-" + state + " run-state";
+  }
+
   function draw(section, data) {
+    showRunState(data.run_state);
     var chart = section.querySelector(".gantt-chart");
     var status = section.querySelector(".gantt-status");
     var now = Date.parse(data.now);
