@@ -63,12 +63,19 @@ def wait_on_gantt(page: Any, locator: Any) -> None:
     raise AssertionError(f"{locator} never showed on the run page")
 
 
+def gantt_of_a_finished_run(standalone: Any, site: Any, dag_id: str, state: str, critical: str) -> tuple[str, Any]:
+    """Trigger ``dag_id``, wait for its run to end in ``state``, open its Gantt view in a logged-in page, check
+    the critical path it names; (run id, page)."""
+    run_id = standalone.trigger(dag_id)
+    assert standalone.wait_for_run(dag_id, run_id) == state
+    page = site.logged_in_page("Admin")
+    open_gantt(page, dag_id, run_id)
+    assert f"critical path: {critical}" in page.locator(".gantt-status").inner_text()
+    return run_id, page
+
+
 def test_a_failed_tasks_log_is_one_click_from_its_runs_gantt(standalone, standalone_site) -> None:
-    run_id = standalone.trigger(FAILING_DAG)
-    assert standalone.wait_for_run(FAILING_DAG, run_id) == "failed"
-    page = standalone_site.logged_in_page("Admin")
-    open_gantt(page, FAILING_DAG, run_id)
-    assert "critical path: prepare → boom" in page.locator(".gantt-status").inner_text()
+    _, page = gantt_of_a_finished_run(standalone, standalone_site, FAILING_DAG, "failed", "prepare → boom")
     assert bars(page, "prepare", "[data-kind='running']").count() == 1
     assert outlines(page, "prepare") == outlines(page, "boom") == {CRITICAL_RED}
 
@@ -80,11 +87,7 @@ def test_a_failed_tasks_log_is_one_click_from_its_runs_gantt(standalone, standal
 
 
 def test_clear_with_downstream_runs_the_tasks_again(standalone, standalone_site) -> None:
-    run_id = standalone.trigger(CHAIN_DAG)
-    assert standalone.wait_for_run(CHAIN_DAG, run_id) == "success"
-    gantt = standalone_site.logged_in_page("Admin")
-    open_gantt(gantt, CHAIN_DAG, run_id)
-    assert "critical path: a → b → c" in gantt.locator(".gantt-status").inner_text()
+    run_id, gantt = gantt_of_a_finished_run(standalone, standalone_site, CHAIN_DAG, "success", "a → b → c")
     assert outlines(gantt, "b") == {CRITICAL_RED} and CRITICAL_RED not in outlines(gantt, "side")
     if os.environ.get("ZONDA_SCREENSHOTS") == "1":
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
