@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from task_views_seed import RUN_ID, seed_gantt_run
+from test_browser_accessibility import serious_violations
 
 from zonda.metastore import tables as t
 
@@ -153,4 +155,18 @@ def test_clear_with_downstream_previews_then_confirms(site) -> None:
     summary.get_by_text("Done: 2 changed.").wait_for()
     page.locator("h1 .state", has_text="none").wait_for()  # the page reloads with the cleared state
     assert states(site) == {"a": "success", "b": None, "c": None, "d": "success"}
+    assert page.console_errors == []
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_gantt_and_task_pages_have_no_serious_axe_violations(site, scheme) -> None:
+    seed_gantt_run(site.engine)
+    write_log(site, "b", 2, ["\x1b[31mred\x1b[0m and plain", "plain"])
+    page = site.logged_in_page("User", color_scheme=scheme)
+    page.goto(RUN_PAGE)
+    page.locator("svg.gantt-svg").wait_for()
+    assert serious_violations(page) == []  # links inside the chart: it is a group, not an image
+    page.goto(f"{RUN_PAGE}/tasks/b")
+    page.locator(".log-line", has_text="red and plain").wait_for()
+    assert serious_violations(page) == []
     assert page.console_errors == []

@@ -46,7 +46,7 @@
     var x = function (t) { return LABEL + ((t - t0) / span) * (WIDTH - LABEL - 10); };
     status.textContent = data.rows.length + " task instances · " + seconds(span) +
       (data.critical_path.length ? " · critical path: " + data.critical_path.join(" → ") : "");
-    var svg = el("svg", { width: WIDTH, height: AXIS + data.rows.length * ROW + 4, role: "img",
+    var svg = el("svg", { width: WIDTH, height: AXIS + data.rows.length * ROW + 4, role: "group",
       "aria-label": "Gantt chart of run " + data.run_id, "class": "gantt-svg" }, chart);
     for (var i = 0; i <= 4; i++) {
       var tx = x(t0 + (span * i) / 4);
