@@ -170,6 +170,8 @@ def test_the_log_opens_at_the_end_pages_searches_and_downloads_masked(web) -> No
     assert client.get(f"{BASE}/tasks/b/logs/3").status_code == 400  # b had 2 tries
     assert client.get(f"{BASE}/tasks/b/logs/2?start=abc").status_code == 400
     assert client.get(f"{BASE}/tasks/b/logs/1").status_code == 404  # no file for try 1
+    missing = client.get(f"{BASE}/tasks/b/logs/1", headers={"Accept": "application/json"})
+    assert missing.status_code == 404 and "no log for gantt.b" in missing.get_json()["detail"]  # the page's fetch
 
 
 def test_ansi_codes_become_classes_and_markup_stays_text() -> None:

@@ -61,6 +61,8 @@ class BrowserSite:
     """The app under test, served for real, and pages of a browser logged in to it."""
 
     def __init__(self, web: Any, url: str, browser: Any) -> None:
+        """``web`` has the logins (``users`` by role, ``password``) and the ``engine``: a ``WebApp`` of
+        ``tests/ui/conftest.py`` or a ``StandaloneInstallation``."""
         self.web = web
         self.url = url
         self._browser = browser
@@ -96,8 +98,10 @@ class BrowserSite:
 
 
 def _keep_error(page: Any, message: Any) -> None:
+    """Keep the console's errors, each with the address it came from ("Failed to load resource" names none)."""
     if message.type == "error":
-        page.console_errors.append(message.text)
+        where = (message.location or {}).get("url")
+        page.console_errors.append(f"{message.text} ({where})" if where else message.text)
 
 
 @pytest.fixture
@@ -106,6 +110,24 @@ def site(make_web_app: Callable[..., Any], serve: Callable[[Any], Any], browser:
     web = make_web_app()
     server = serve(web.app)
     running = BrowserSite(web, server.url, browser)
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+@pytest.fixture(scope="module")
+def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One ``zonda standalone`` per test module (starting one costs seconds), stopped with SIGTERM after it."""
+    from standalone_site import run_standalone
+
+    yield from run_standalone(tmp_path_factory.mktemp("standalone_home"))
+
+
+@pytest.fixture
+def standalone_site(standalone: Any, browser: Any) -> Iterator[BrowserSite]:
+    """The module's standalone installation, with fresh browser contexts for this test (log in as ``Admin``)."""
+    running = BrowserSite(standalone, standalone.url, browser)
     try:
         yield running
     finally:

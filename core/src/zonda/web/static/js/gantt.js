@@ -1,6 +1,6 @@
 // The Gantt view of a run: fetches the run's gantt.json and draws one row per task instance, bars for each
 // try's queued, running and deferred time, the critical path marked. A bar links to its task instance page.
-// Redrawn when the live stream reports a change in the run (window.zondaLive, when present).
+// Redrawn, with the run's state, when the live stream reports a change in the run (window.zondaLive, when present).
 (function () {
   "use strict";
   var SVG = "http://www.w3.org/2000/svg";
@@ -20,7 +20,16 @@
     return s < 60 ? s.toFixed(1) + " s" : s < 3600 ? (s / 60).toFixed(1) + " min" : (s / 3600).toFixed(1) + " h";
   }
 
+  // The run's state in the page's summary follows each redraw (the page itself is not reloaded).
+  function showRunState(state) {
+    var badge = document.querySelector(".run-summary .run-state");
+    if (!badge || !state) return;
+    badge.textContent = state;
+    badge.className = "state state-" + state + " run-state";
+  }
+
   function draw(section, data) {
+    showRunState(data.run_state);
     var chart = section.querySelector(".gantt-chart");
     var status = section.querySelector(".gantt-status");
     var now = Date.parse(data.now);
@@ -37,7 +46,7 @@
     var x = function (t) { return LABEL + ((t - t0) / span) * (WIDTH - LABEL - 10); };
     status.textContent = data.rows.length + " task instances · " + seconds(span) +
       (data.critical_path.length ? " · critical path: " + data.critical_path.join(" → ") : "");
-    var svg = el("svg", { width: WIDTH, height: AXIS + data.rows.length * ROW + 4, role: "img",
+    var svg = el("svg", { width: WIDTH, height: AXIS + data.rows.length * ROW + 4, role: "group",
       "aria-label": "Gantt chart of run " + data.run_id, "class": "gantt-svg" }, chart);
     for (var i = 0; i <= 4; i++) {
       var tx = x(t0 + (span * i) / 4);
