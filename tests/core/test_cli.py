@@ -8,10 +8,13 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+
+from scheduler_helpers import write_dag as add_dag
 
 from zonda.cli import main
 
@@ -65,19 +68,6 @@ raise RuntimeError("broken dag file")
 """
 
 RUN_ID = "test__2024-01-02T00:00:00+00:00"
-
-
-@pytest.fixture
-def home(zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ZONDA__CORE__LOAD_EXAMPLES", "false")
-    (zonda_home / "dags").mkdir()
-    return zonda_home
-
-
-def add_dag(home: Path, name: str, body: str) -> Path:
-    path = home / "dags" / name
-    path.write_text(textwrap.dedent(body).lstrip(), encoding="utf-8")
-    return path
 
 
 def rows(home: Path, sql: str) -> list[sqlite3.Row]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 import scheduler_helpers as h
+from scheduler_helpers import write_dag as add_dag
 
 from zonda.cli import main
 
@@ -78,19 +78,6 @@ with DAG("mapping", schedule=None, start_date=datetime(2024, 1, 1)):
 
     double.expand(n=numbers())
 """
-
-
-@pytest.fixture
-def home(zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ZONDA__CORE__LOAD_EXAMPLES", "false")
-    (zonda_home / "dags").mkdir()
-    return zonda_home
-
-
-def add_dag(home: Path, name: str, body: str) -> Path:
-    path = home / "dags" / name
-    path.write_text(textwrap.dedent(body).lstrip(), encoding="utf-8")
-    return path
 
 
 def run(capfd: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -349,6 +336,7 @@ def test_suggestions_helper():
     )
     assert close_matches("Extract", ["extract", "load"]) == ["extract"]  # case first
     assert did_you_mean("zzz", ["alpha"]) == ""
+    assert did_you_mean("load", ["load", "loads"]) == "did you mean 'loads'?"  # never the name itself
     assert unknown_name("no DAG 'x'", "x", [], "see the list") == "no DAG 'x'; see the list"
 
 

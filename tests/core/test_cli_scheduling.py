@@ -21,6 +21,10 @@ from typing import Any
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+
+from scheduler_helpers import write_dag as add_dag
+
 from zonda.cli import main
 
 PIPELINE = """
@@ -49,19 +53,6 @@ with DAG(
 
 RUN_FIELDS = {"run_id", "state", "logical_date", "queued_at", "start_date", "end_date"}
 TI_FIELDS = {"task_id", "map_index", "state", "try_number", "start_date", "end_date"}
-
-
-@pytest.fixture
-def home(zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ZONDA__CORE__LOAD_EXAMPLES", "false")
-    (zonda_home / "dags").mkdir()
-    return zonda_home
-
-
-def add_dag(home: Path, name: str, body: str) -> Path:
-    path = home / "dags" / name
-    path.write_text(textwrap.dedent(body).lstrip(), encoding="utf-8")
-    return path
 
 
 def store_dags(home: Path) -> None:

@@ -52,11 +52,10 @@ with DAG("mapped"):
 
 
 @pytest.fixture
-def home(zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ZONDA__CORE__LOAD_EXAMPLES", "false")
-    (zonda_home / "dags").mkdir()
-    (zonda_home / "dags" / "dags.py").write_text(textwrap.dedent(DAGS), encoding="utf-8")
-    return zonda_home
+def home(home: Path) -> Path:
+    """The shared home, with this module's DAGs."""
+    (home / "dags" / "dags.py").write_text(textwrap.dedent(DAGS), encoding="utf-8")
+    return home
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

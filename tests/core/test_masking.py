@@ -22,6 +22,16 @@ def masker() -> SecretsMasker:
 
 
 @pytest.fixture
+def process_masker(monkeypatch: pytest.MonkeyPatch) -> SecretsMasker:
+    """A fresh process masker for this test, the previous one back afterwards: what other tests registered
+    cannot change this test's outcome, and what this test registers does not leak into theirs."""
+    import zonda.masking
+
+    monkeypatch.setattr(zonda.masking, "_default_masker", None)
+    return get_masker()
+
+
+@pytest.fixture
 def logger(masker):
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -172,9 +182,10 @@ def test_filter_is_idempotent_across_handlers(masker):
     assert record.getMessage() == "100% ***"
 
 
-def test_process_masker_and_mask_secret():
+def test_process_masker_and_mask_secret(process_masker):
+    assert not process_masker
     mask_secret("registered-explicitly-42")
-    assert get_masker() is get_masker()
+    assert get_masker() is process_masker
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "value registered-explicitly-42", (), None)
     RedactingFilter().filter(record)
     assert record.getMessage() == "value ***"
@@ -219,7 +230,7 @@ def test_redacted_exceptions_hide_url_credentials_with_nothing_registered():
     assert str(error) == "postgresql://u:***@h/x?password=***"
 
 
-def test_loading_settings_teaches_the_masker_the_configuration(tmp_path, monkeypatch):
+def test_loading_settings_teaches_the_masker_the_configuration(tmp_path, monkeypatch, process_masker):
     from zonda.config import load_settings
 
     key_one, key_two = "Z" * 43 + "=", "Y" * 43 + "="
@@ -250,7 +261,7 @@ def test_loading_settings_teaches_the_masker_the_configuration(tmp_path, monkeyp
     assert get_masker().redact_text("postgresql://u:***@h/x and 127.0.0.1") == "postgresql://u:***@h/x and 127.0.0.1"
 
 
-def test_urls_without_password_in_configuration_stay_readable(tmp_path):
+def test_urls_without_password_in_configuration_stay_readable(tmp_path, process_masker):
     from zonda.config import load_settings
 
     settings = load_settings(tmp_path, {"ZONDA__CELERY__BROKER_URL": "redis://127.0.0.1:6379/0"})

@@ -14,7 +14,6 @@ import hashlib
 import logging
 import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,19 +30,8 @@ from zonda.exceptions import DagDefinitionError
 from zonda.schedule import DataInterval, Timetable
 
 
-@dataclass
-class Env:
-    home: Path
-    settings: Any
-    metastore: Any
-    ledger: Path
-
-    @property
-    def engine(self) -> Any:
-        return self.metastore.engine
-
-    def dag(self, name: str, body: str) -> Path:
-        return h.write_dag(self.home, name, body, ledger=self.ledger)
+class Env(h.LedgerSetup):
+    """The shared set-up, with one in-process scheduler that runs tasks in itself."""
 
     def scheduler(self) -> Any:
         from zonda.executors.local import SequentialExecutor
@@ -52,23 +40,17 @@ class Env:
         return Scheduler(self.settings, executor=SequentialExecutor(settings=self.settings), metastore=self.metastore)
 
 
-def _env(zonda_home: Path, monkeypatch: pytest.MonkeyPatch, url: str | None) -> Any:
-    settings, metastore = h.configure(zonda_home, monkeypatch, url)
-    try:
-        yield Env(zonda_home, settings, metastore, zonda_home / "ledger.txt")
-    finally:
-        metastore.dispose()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def env(request: pytest.FixtureRequest, zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     url = None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    yield from _env(zonda_home, monkeypatch, url)
+    with Env(zonda_home, url, monkeypatch) as setup:
+        yield setup
 
 
 @pytest.fixture
 def sqlite_env(zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    yield from _env(zonda_home, monkeypatch, None)
+    with Env(zonda_home, None, monkeypatch) as setup:
+        yield setup
 
 
 # --- refused at parse time -----------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,28 +26,8 @@ import scheduler_helpers as h
 from zonda.exceptions import ParamValidationError, ZondaException
 
 
-@dataclass
-class Env:
-    home: Path
-    settings: Any
-    metastore: Any
-    ledger: Path
-    url: str
-
-    @property
-    def engine(self) -> Any:
-        return self.metastore.engine
-
-    def dag(self, name: str, body: str) -> Path:
-        return h.write_dag(self.home, name, body, ledger=self.ledger)
-
-    def store(self) -> None:
-        h.store_dags(self.settings, self.metastore)
-
-    def trigger(self, dag_id: str, **kwargs: Any) -> int:
-        from zonda.scheduler.runs import trigger_dag
-
-        return int(trigger_dag(self.engine, dag_id, **kwargs)["id"])
+class Env(h.LedgerSetup):
+    """The shared set-up, with schedulers driven in this process."""
 
     def scheduler(
         self, executor: str = "local", parallelism: int = 4, overrides: dict[tuple[str, str], Any] | None = None
@@ -63,28 +42,19 @@ class Env:
             ex = SequentialExecutor(settings=settings)
         return Scheduler(settings, executor=ex, metastore=self.metastore)
 
-    def entries(self) -> list[h.Entry]:
-        return h.read_ledger(self.ledger)
-
-
-def _env(zonda_home: Path, monkeypatch: pytest.MonkeyPatch, url: str | None) -> Any:
-    settings, metastore = h.configure(zonda_home, monkeypatch, url)
-    try:
-        yield Env(zonda_home, settings, metastore, zonda_home / "ledger.txt", settings.sql_alchemy_conn)
-    finally:
-        metastore.dispose()
-
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def env(request: pytest.FixtureRequest, zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """A configured home on SQLite, then on PostgreSQL."""
     url = None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    yield from _env(zonda_home, monkeypatch, url)
+    with Env(zonda_home, url, monkeypatch) as setup:
+        yield setup
 
 
 @pytest.fixture
 def sqlite_env(zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    yield from _env(zonda_home, monkeypatch, None)
+    with Env(zonda_home, None, monkeypatch) as setup:
+        yield setup
 
 
 CHAIN = """
@@ -755,21 +725,17 @@ def test_instances_queued_by_a_dead_scheduler_are_rescheduled(
     from zonda.scheduler.scheduler import Scheduler
 
     options = {("scheduler", "task_heartbeat_timeout"): 2, ("scheduler", "scheduler_heartbeat_timeout"): 2}
-    settings, metastore = h.configure(zonda_home, monkeypatch, postgres_url, options)
-    env = Env(zonda_home, settings, metastore, zonda_home / "ledger.txt", postgres_url)
-    try:
+    with Env(zonda_home, postgres_url, monkeypatch, options) as env:
         env.dag("chain.py", CHAIN)
         env.store()
         run = env.trigger("chain5")
-        dead = Scheduler(settings, executor=_DeadExecutor(), metastore=metastore)  # type: ignore[arg-type]
+        dead = Scheduler(env.settings, executor=_DeadExecutor(), metastore=env.metastore)  # type: ignore[arg-type]
         dead.start()
         for _ in range(3):
             dead.run_once()
         assert h.states_by_task(env.engine, run)["t0"] == "queued"
         # "kill -9": no shutdown, its job row keeps a fresh heartbeat; a new scheduler starts at once.
         assert h.drive(env.scheduler(parallelism=2), [run], timeout=6) == {run: "success"}
-    finally:
-        metastore.dispose()
 
 
 RESCHEDULING = """

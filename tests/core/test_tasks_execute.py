@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,17 +77,8 @@ with DAG("exec_dag", schedule=None, start_date=datetime(2024, 1, 1)):
 """
 
 
-@dataclass
-class Env:
-    home: Path
-    settings: Any
-    metastore: Any
-    ledger: Path
-    url: str
-
-    @property
-    def engine(self) -> Any:
-        return self.metastore.engine
+class Env(h.LedgerSetup):
+    """The shared set-up, with ``exec_dag`` stored, and ``zonda tasks execute`` run as a process."""
 
     def queue_run(self) -> dict[str, Workload]:
         """Trigger a run and let the real scheduler queue its instances; the workloads by task id."""
@@ -144,14 +134,10 @@ class Env:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def env(request: pytest.FixtureRequest, zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     url = None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    settings, metastore = h.configure(zonda_home, monkeypatch, url)
-    ledger = zonda_home / "ledger.txt"
-    h.write_dag(zonda_home, "exec_dag.py", DAG, ledger=ledger)
-    h.store_dags(settings, metastore)
-    try:
-        yield Env(zonda_home, settings, metastore, ledger, settings.sql_alchemy_conn)
-    finally:
-        metastore.dispose()
+    with Env(zonda_home, url, monkeypatch) as setup:
+        setup.dag("exec_dag.py", DAG)
+        setup.store()
+        yield setup
 
 
 def _one_line(text: str) -> str:

@@ -302,6 +302,29 @@ def test_missing_key_in_cli(key, capsys) -> None:
     assert code == 1 and "no variable 'not_there' in the metastore" in err
 
 
+def open_files_of(path: Path) -> list[str]:
+    """This process's open file descriptors on ``path`` (what a pooled SQLite connection keeps open)."""
+    fds = Path("/proc/self/fd")
+    return [fd.name for fd in fds.iterdir() if os.path.realpath(fd) == os.path.realpath(path)]
+
+
+def test_every_command_closes_the_metastore_it_opens(key, zonda_home: Path, tmp_path: Path, capsys) -> None:
+    database = zonda_home / "zonda.db"
+    assert database.exists() and not open_files_of(database)
+    exported = tmp_path / "variables.json"
+    for argv in (
+        ("set", "bucket", "b"),
+        ("get", "bucket"),
+        ("list",),
+        ("export", str(exported)),
+        ("import", str(exported)),
+        ("delete", "bucket"),
+    ):
+        code, _, err = run(capsys, "variables", *argv)
+        assert code == 0, (argv, err)
+        assert not open_files_of(database), argv
+
+
 BAD_KEYS = ["has space", "a/b", "{{ 7 * 6 }}", ".hidden", "-dash", "é", "x" * 251, ""]
 
 

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     import pytest
@@ -431,10 +431,15 @@ def start_scheduler(
     """A scheduler (and, when asked, the DAG processor, or the DAG processor and the triggerer) in a subprocess
     of its own session."""
     mode = "all" if triggerer else "with-dag-processor" if dag_processor else "scheduler-only"
+    return start_process([sys.executable, "-c", SCHEDULER_CODE, mode], env, log, cwd=cwd)
+
+
+def start_process(argv: list[str], env: dict[str, str], log: Path, *, cwd: Path | None = None) -> SchedulerProcess:
+    """``argv`` in a subprocess of its own session, its output appended to ``log``."""
     handle = log.open("ab")
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-c", SCHEDULER_CODE, mode],
+            argv,
             env=env,
             cwd=cwd,
             stdout=handle,
@@ -500,13 +505,21 @@ def cpu_hogs(count: int = 2) -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 class LedgerSetup:
-    """A fault test's installation: a home on the database ``url``, configured with ``options``, whose DAG files
-    append to a ledger; scheduler processes are started from it. Each test module adds how it waits for runs."""
+    """A test's installation: a home on the database ``url`` (None: the home's SQLite file), configured with
+    ``options``, whose DAG files append to a ledger; scheduler processes are started from it, or schedulers
+    driven in this process. Each test module adds how it runs and waits for runs."""
 
-    def __init__(self, home: Path, url: str, monkeypatch: Any, options: dict[Any, Any]) -> None:
-        self.home, self.url, self.options = home, url, options
-        self.settings, self.metastore = configure(home, monkeypatch, url, options)
+    def __init__(self, home: Path, url: str | None, monkeypatch: Any, options: dict[Any, Any] | None = None) -> None:
+        self.home, self.options = home, options or {}
+        self.settings, self.metastore = configure(home, monkeypatch, url, self.options)
+        self.url: str = self.settings.sql_alchemy_conn
         self.ledger = home / "ledger.txt"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.metastore.dispose()
 
     @property
     def engine(self) -> Any:
@@ -514,6 +527,9 @@ class LedgerSetup:
 
     def dag(self, name: str, body: str) -> Path:
         return write_dag(self.home, name, body, ledger=self.ledger)
+
+    def store(self) -> Any:
+        return store_dags(self.settings, self.metastore)
 
     def trigger(self, dag_id: str, **kwargs: Any) -> int:
         from zonda.scheduler.runs import trigger_dag
@@ -523,6 +539,14 @@ class LedgerSetup:
     def start_scheduler(self, started: list[SchedulerProcess], name: str, **kwargs: Any) -> SchedulerProcess:
         env = subprocess_env(self.home, self.url, self.options)
         process = start_scheduler(env, self.home / f"{name}.log", cwd=self.home, **kwargs)
+        started.append(process)
+        return process
+
+    def start_command(self, started: list[SchedulerProcess], name: str, *args: str) -> SchedulerProcess:
+        """``zonda ARGS`` (the installed command, as a user runs it) against this set-up."""
+        env = subprocess_env(self.home, self.url, self.options)
+        argv = [sys.executable, "-m", "zonda", *args]
+        process = start_process(argv, env, self.home / f"{name}.log", cwd=self.home)
         started.append(process)
         return process
 

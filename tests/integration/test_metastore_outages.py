@@ -92,7 +92,10 @@ from zonda.operators import PythonOperator
 
 def work(**context):
     record(context, "start")
-    _time.sleep(1.5)
+    for _ in range(1200):  # until the test has stopped the server (at most 60 s): mid-run when it stops
+        if _os.path.exists(LEDGER + ".outage"):
+            break
+        _time.sleep(0.05)
     record(context)
 
 
@@ -129,6 +132,7 @@ def test_server_stopped_for_10_s_mid_run_every_run_succeeds_and_nothing_runs_twi
             h.wait_for(lambda: len([e for e in setup.entries() if e.event == "start"]) >= 3, 90, what="tasks running")
             cluster.stop("fast")  # every connection is terminated; new ones are refused
             stopped_at = time.time()
+            Path(f"{setup.ledger}.outage").touch()  # the running tasks end now, while the server is down
             entries = setup.entries()
             in_flight = len([e for e in entries if e.event == "start"]) - len([e for e in entries if e.event == "end"])
             time.sleep(10)
@@ -388,3 +392,207 @@ def test_the_outage_guard_logs_one_line_per_outage_and_raises_other_errors(caplo
     assert guard.outages == 2 and guard.quiet_for() < 60
     with pytest.raises(KeyError):
         guard.failed(KeyError("a bug is not an outage"))
+
+
+# --- 5. services started while the server is down ----------------------------------------------------------------------
+
+DEFERRING = """
+from datetime import datetime, timedelta
+from zonda import DAG
+from zonda.operators.base import BaseOperator
+from zonda.triggers import TimeDeltaTrigger
+
+
+class Deferring(BaseOperator):
+    def execute(self, context):
+        record(context, "start")
+        self.defer(trigger=TimeDeltaTrigger(DELAY), method_name="resume", timeout=timedelta(minutes=5))
+
+    def resume(self, context, event=None):
+        record(context)
+
+
+with DAG("deferring", schedule=None, start_date=datetime(2024, 1, 1)):
+    Deferring(task_id="wait", retries=2, retry_delay=timedelta(seconds=0))
+"""
+
+#: The private cluster trusts every local connection, so any password works; it must never be printed.
+PASSWORD = "not-to-be-printed-7f3a"
+
+
+@pytest.mark.parametrize(
+    "commands",
+    [{"scheduler": ["scheduler"], "triggerer": ["triggerer"]}, {"standalone": ["standalone", "--port", "FREE"]}],
+    ids=["scheduler-and-triggerer", "standalone"],
+)
+def test_services_started_while_the_server_is_down_wait_for_it_then_run_the_dag(
+    zonda_home: Path, monkeypatch: pytest.MonkeyPatch, commands: dict[str, list[str]]
+) -> None:
+    """`zonda scheduler` and `zonda triggerer` (or `zonda standalone`) started against a stopped server say once
+    that it is unreachable (its URL without the password) and wait; once it is up, a run with a deferred task
+    completes, once."""
+    with pg.private_postgres() as cluster:
+        url = cluster.create_database("zonda_late").replace("postgres@", f"postgres:{PASSWORD}@")
+        setup = Setup(zonda_home, url, monkeypatch, {("core", "parallelism"): 2})
+        setup.dag("deferring.py", "DELAY = 1\n" + DEFERRING)
+        h.store_dags(setup.settings, setup.metastore)
+        run = setup.trigger("deferring", run_id="late")
+        setup.metastore.dispose()
+        cluster.stop("fast")
+        with h.scheduler_processes() as started:
+            processes = {
+                name: setup.start_command(
+                    started, name, *[str(pg.free_port()) if arg == "FREE" else arg for arg in argv]
+                )
+                for name, argv in commands.items()
+            }
+            for process in processes.values():
+                h.wait_for(
+                    lambda process=process: "metastore unreachable at" in process.output() or process.proc.poll(),
+                    120,
+                    what="the services to say the metastore is unreachable",
+                )
+            time.sleep(3)  # a few backoff rounds
+            for process in processes.values():
+                assert process.proc.poll() is None, process.output()[-5000:]
+            cluster.start()
+            setup.engine.dispose()
+            first = next(iter(processes.values()))
+            logs = "\n".join(p.output()[-3000:] for p in processes.values())
+            assert setup.wait_runs([run], 120, first) == {run: "success"}, logs
+            for process in processes.values():
+                _stop_scheduler(process)
+        setup.assert_each_task_ran_once([run], first)
+        masked = f"metastore unreachable at postgresql://postgres:***@127.0.0.1:{cluster.port}/zonda_late; retrying"
+        for name, process in processes.items():
+            log = process.output()
+            assert PASSWORD not in log
+            assert log.count(f"{name}: {masked}") == 1, log[-5000:]
+            assert log.count(f"{name}: metastore available again") == 1, log[-5000:]
+        setup.metastore.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (f"nosuchdb://zonda:{PASSWORD}@127.0.0.1/zonda", "unknown database 'nosuchdb'"),
+        (f"postgresql://zonda:{PASSWORD}@127.0.0.1:54x32/zonda", "invalid metastore URL"),
+    ],
+)
+@pytest.mark.parametrize("service", ["scheduler", "triggerer", "standalone"])
+def test_a_metastore_url_that_can_never_work_fails_at_once_with_one_line(
+    zonda_home: Path, service: str, url: str, problem: str
+) -> None:
+    """No waiting for a URL no wait can mend: the service exits 1 with one line naming the problem and the
+    setting, the password masked, no traceback."""
+    import subprocess
+    import sys
+
+    env = h.subprocess_env(zonda_home, url)
+    result = subprocess.run(
+        [sys.executable, "-m", "zonda", service],
+        env=env,
+        cwd=zonda_home,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and problem in errors[0] and "sql_alchemy_conn" in errors[0], output
+    assert "Traceback" not in output and PASSWORD not in output, output
+
+
+# --- 6. the server stops for 10 s while a task is deferred ---------------------------------------------------------------
+
+
+def test_server_stopped_for_10_s_while_a_task_is_deferred_it_resumes_once_in_its_first_try(
+    zonda_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trigger fires while the server is down: the triggerer keeps running, keeps the event, and writes it
+    once the server is back; the task resumes in try 1 and ends once."""
+    from sqlalchemy import select
+
+    from zonda.metastore import tables as t
+
+    with pg.private_postgres() as cluster:
+        url = cluster.create_database("zonda_deferred")
+        setup = Setup(zonda_home, url, monkeypatch, {("core", "parallelism"): 2})
+        setup.dag("deferring.py", "DELAY = 6\n" + DEFERRING)
+        h.store_dags(setup.settings, setup.metastore)
+        run = setup.trigger("deferring", run_id="outage")
+        with h.scheduler_processes() as started:
+            scheduler = setup.start_scheduler(started, "scheduler")
+            triggerer = setup.start_command(started, "triggerer", "triggerer")
+
+            def claimed() -> bool:
+                with setup.engine.connect() as conn:
+                    return bool(
+                        conn.execute(
+                            select(t.trigger.c.id)
+                            .join(t.task_instance, t.task_instance.c.trigger_id == t.trigger.c.id)
+                            .where(t.task_instance.c.dag_run_id == run, t.trigger.c.triggerer_id.is_not(None))
+                        ).first()
+                    )
+
+            h.wait_for(claimed, 90, what="the triggerer to run the deferred task's trigger")
+            setup.metastore.dispose()
+            cluster.stop("fast")
+            stopped_at = time.time()
+            time.sleep(10)
+            for process in (scheduler, triggerer):
+                assert process.proc.poll() is None, process.output()[-5000:]
+            restarted_at = time.time()
+            cluster.start()
+            print(f"server down for {time.time() - stopped_at:.1f} s")
+            assert setup.wait_runs([run], 120, scheduler) == {run: "success"}, triggerer.output()[-3000:]
+            _stop_scheduler(scheduler)
+            _stop_scheduler(triggerer)
+        setup.assert_each_task_ran_once([run], scheduler)
+        (start,) = [e for e in setup.entries() if e.event == "start"]
+        assert stopped_at < start.at + 6 < restarted_at, "the trigger should fire while the server is down"
+        log = triggerer.output()
+        assert log.count("triggerer: metastore unavailable") == 1, log[-5000:]
+        assert log.count("triggerer: metastore available again") == 1, log[-5000:]
+        setup.metastore.dispose()
+
+
+def test_until_available_waits_through_unreachable_starts_and_raises_what_no_wait_mends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from zonda.exceptions import MetastoreError
+    from zonda.metastore.engine import MetastoreUnreachable
+    from zonda.metastore.retry import OutageGuard
+
+    url = f"postgresql://zonda:{PASSWORD}@127.0.0.1:5/zonda"
+    attempts = []
+
+    def start() -> int:
+        attempts.append(1)
+        if len(attempts) < 4:
+            raise MetastoreUnreachable("cannot connect to the metastore at ...", reason="Connection refused")
+        return 42
+
+    guard = OutageGuard("svc", max_delay=0.02, first_delay=0.001)
+    with caplog.at_level(logging.WARNING, logger="zonda.metastore"):
+        assert guard.until_available(start, url=url) == 42
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(attempts) == 4 and len(lines) == 2, lines
+    assert lines[0] == (
+        "svc: metastore unreachable at postgresql://zonda:***@127.0.0.1:5/zonda; retrying every 0.02 s at most "
+        "until it answers (Connection refused)"
+    )
+    assert lines[1].startswith("svc: metastore available again")
+
+    def bad_url() -> None:
+        attempts.append(1)
+        raise MetastoreError("invalid metastore URL")
+
+    attempts.clear()
+    with pytest.raises(MetastoreError, match="invalid"):
+        guard.until_available(bad_url, url=url)
+    assert len(attempts) == 1
+    guard.stop.set()
+    assert guard.until_available(start, url=url) is None

@@ -234,9 +234,24 @@ def test_kill_9_task_process_is_detected_and_retried(make_setup: Any) -> None:
     _assert_retried(setup, run)
 
 
-def test_kill_9_task_process_and_its_worker_is_found_by_heartbeat_timeout(make_setup: Any) -> None:
-    """Nothing reports this death: only the missing heartbeats show it (a lost machine looks the same)."""
-    setup = make_setup({("core", "parallelism"): 2})
+def _wait_gone(pid: int) -> None:
+    def gone() -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            return True
+
+    h.wait_for(gone, 60, what=f"process {pid} to end")
+
+
+@pytest.mark.parametrize("task_too", [False, True], ids=["worker", "worker-and-task-process"])
+def test_kill_9_worker_of_a_running_task_ends_the_try_and_a_new_worker_runs_the_retry(
+    make_setup: Any, task_too: bool
+) -> None:
+    """The worker dies (and its task process, or not). A task process must not run on unwatched (nobody would
+    heartbeat it or report its end): it is stopped, the executor reports the workload ended, the try ends
+    up_for_retry, and a replacement worker runs try 2 (parallelism 1: without a replacement nothing could)."""
+    setup = make_setup({("core", "parallelism"): 1})
     setup.dag("victim.py", VICTIM)
     h.store_dags(setup.settings, setup.metastore)
     run = setup.trigger("victim")
@@ -247,10 +262,61 @@ def test_kill_9_task_process_and_its_worker_is_found_by_heartbeat_timeout(make_s
         assert worker != scheduler.pid and _parent_pid(worker) == scheduler.pid
         killed_at = time.monotonic()
         os.kill(worker, signal.SIGKILL)
-        os.kill(pid, signal.SIGKILL)
+        if task_too:
+            os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid)
         assert setup.wait_runs([run], 90, started) == {run: "success"}
-        print(f"found and retried {time.monotonic() - killed_at:.1f} s after the kill (task_heartbeat_timeout 2 s)")
+        print(f"retried and done {time.monotonic() - killed_at:.1f} s after the kill (task_heartbeat_timeout 2 s)")
+        assert f"executor worker 0 (pid {worker}) died" in scheduler.output(), scheduler.output()[-4000:]
     _assert_retried(setup, run)
+
+
+SLOW_TO_LOAD = """
+import time
+from datetime import datetime, timedelta
+from zonda import DAG
+from zonda.operators import PythonOperator
+
+if _os.path.exists(LEDGER + ".slow"):  # the worker loading this file for a queued workload says who it is
+    with open(LEDGER + ".loading.tmp", "w") as f:
+        f.write(str(_os.getpid()))
+    _os.replace(LEDGER + ".loading.tmp", LEDGER + ".loading")
+    time.sleep(60)
+
+
+def work(**context):
+    record(context, "start")
+    record(context)
+
+
+with DAG("slow_to_load", schedule=None, start_date=datetime(2024, 1, 1)):
+    PythonOperator(task_id="only", python_callable=work, retries=1, retry_delay=timedelta(seconds=0))
+"""
+
+
+def test_kill_9_worker_holding_a_queued_workload_requeues_it_and_it_runs_once(make_setup: Any) -> None:
+    """The worker dies while it loads the DAG file for a workload whose instance is still queued: nothing ran,
+    so the instance is queued again (no try charged), and a replacement worker runs it, once, in try 1."""
+    setup = make_setup({("core", "parallelism"): 1})
+    setup.dag("slow_to_load.py", SLOW_TO_LOAD)
+    h.store_dags(setup.settings, setup.metastore)
+    slow = Path(f"{setup.ledger}.slow")
+    slow.touch()
+    run = setup.trigger("slow_to_load")
+    with h.scheduler_processes() as started:
+        scheduler = setup.start_scheduler(started, "scheduler")
+        loading = Path(f"{setup.ledger}.loading")
+        worker = int(h.wait_for(lambda: loading.exists() and loading.read_text(), 60, what="a worker to load"))
+        assert _parent_pid(worker) == scheduler.pid
+        (row,) = h.task_instances(setup.engine, run)
+        assert (row.state, row.try_number) == ("queued", 0)
+        slow.unlink()
+        os.kill(worker, signal.SIGKILL)
+        assert setup.wait_runs([run], 90, started) == {run: "success"}
+        assert f"executor worker 0 (pid {worker}) died" in scheduler.output(), scheduler.output()[-4000:]
+    (row,) = h.task_instances(setup.engine, run)
+    assert (row.state, row.try_number) == ("success", 1)
+    assert [(e.try_number, e.event) for e in sorted(setup.entries(), key=lambda e: e.at)] == [(1, "start"), (1, "end")]
 
 
 # --- 3. two schedulers, 500 task instances, a pool of 10 -----------------------------------------------------------

@@ -144,12 +144,13 @@ def web(make_web_app: Callable[..., WebApp]) -> WebApp:
 
 
 class RunningServer:
-    """The app served by the real WSGI server on a free loopback port, in a thread, stopped afterwards."""
+    """The app served by the real WSGI server on a free loopback port, in a thread, stopped afterwards. Enough
+    threads for a few browser pages: each open live-update stream holds one."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, threads: int = 16) -> None:
         from zonda.web.server import WebServer
 
-        self.server = WebServer(app, "127.0.0.1", 0, threads=4)
+        self.server = WebServer(app, "127.0.0.1", 0, threads=threads)
         self.url = self.server.url
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.server.serve, args=(self.stop,), daemon=True)
@@ -165,8 +166,8 @@ class RunningServer:
 def serve() -> Iterator[Callable[[Any], RunningServer]]:
     started: list[RunningServer] = []
 
-    def start(app: Any) -> RunningServer:
-        server = RunningServer(app)
+    def start(app: Any, threads: int = 16) -> RunningServer:
+        server = RunningServer(app, threads)
         started.append(server)
         return server
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from web_marks import SQLITE_ONLY
 
 from zonda.metastore import tables as t
 from zonda.operations.audit import list_entries
 from zonda.operations.dags import is_paused
-
-SQLITE_ONLY = pytest.mark.parametrize("web_db_url", ["sqlite"], indirect=True)
-"""For tests whose subject does not depend on the database: SQLite only (the others run on PostgreSQL too)."""
 
 
 def _insert_dag(engine: Any, dag_id: str) -> None:

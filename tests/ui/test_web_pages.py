@@ -10,8 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import update
+from web_marks import SQLITE_ONLY
 
 import zonda.web
 from zonda.metastore import tables as t
@@ -19,10 +19,6 @@ from zonda.scheduler import jobs
 from zonda.timezone import utcnow
 
 WEB_DIR = Path(zonda.web.__file__).parent
-
-
-SQLITE_ONLY = pytest.mark.parametrize("web_db_url", ["sqlite"], indirect=True)
-"""For tests whose subject does not depend on the database: SQLite only (the others run on PostgreSQL too)."""
 
 
 def _insert_dag(engine: Any, dag_id: str, **values: Any) -> None:

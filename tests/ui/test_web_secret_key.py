@@ -10,16 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from web_marks import SQLITE_ONLY
 
 from zonda.config import load_settings
 from zonda.exceptions import ZondaConfigError
 from zonda.web.secret_key import FILE_NAME, ensure_secret_key
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-SQLITE_ONLY = pytest.mark.parametrize("web_db_url", ["sqlite"], indirect=True)
-"""For tests whose subject does not depend on the database: SQLite only (the others run on PostgreSQL too)."""
 
 
 def test_the_key_is_made_once_private_and_random(zonda_home: Path) -> None:

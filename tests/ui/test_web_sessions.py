@@ -6,11 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from web_marks import SQLITE_ONLY
 
 from zonda.operations.audit import list_entries
-
-SQLITE_ONLY = pytest.mark.parametrize("web_db_url", ["sqlite"], indirect=True)
-"""For tests whose subject does not depend on the database: SQLite only (the others run on PostgreSQL too)."""
 
 
 def session_cookie_header(response: Any) -> str:

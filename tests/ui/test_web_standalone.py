@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import stat
-import subprocess
-import time
 from pathlib import Path
 
 import httpx
+from standalone_process import read_banner, start_standalone, stop_standalone
 
 from zonda.web.standalone_admin import FILE_NAME, ensure_standalone_admin
 
-ROOT = Path(__file__).resolve().parents[2]
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -45,73 +42,32 @@ def test_the_admin_is_made_once_with_a_private_password_file(metastore, zonda_ho
     assert not path.exists()  # an existing admin never gets a new, unrelated password file
 
 
-def _start(home: Path, out: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZONDA__", "VIRTUAL_ENV"))}
-    env.update(
-        ZONDA_HOME=str(home),
-        ZONDA__CORE__LOAD_EXAMPLES="false",
-        ZONDA__CORE__PARALLELISM="1",
-        ZONDA__SCHEDULER__SHUTDOWN_GRACE_PERIOD="1",
-        PYTHONUNBUFFERED="1",
-    )
-    with out.open("wb") as handle:
-        return subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "zonda"), "standalone", "--no-triggerer", "--port", "0"],
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _banner(proc: subprocess.Popen[bytes], out: Path) -> str:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        text = out.read_text()
-        if "Trigger a DAG from another terminal" in text or proc.poll() is not None:
-            return text
-        time.sleep(0.1)
-    return out.read_text()
-
-
-def _stop(proc: subprocess.Popen[bytes], out: Path) -> None:
-    try:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, out.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
-    assert "Zonda standalone stopped." in out.read_text()
-
-
 def test_standalone_serves_the_ui_and_prints_the_password_only_the_first_time(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     first_out = tmp_path / "first.out"
-    proc = _start(home, first_out)
+    proc = start_standalone(home, first_out)
     try:
-        text = _banner(proc, first_out)
-        url = re.search(r"web UI:\s+(http://127\.0\.0\.1:\d+)", text)
-        password = re.search(r"log in as admin, password (\S+) \(shown once; also in (\S+)\)", text)
-        assert url and password, text
+        banner = read_banner(proc, first_out)
+        url, password = banner.url, banner.password
+        assert url and password, banner.text
         assert password.group(2) == str(home / FILE_NAME)
         assert (home / FILE_NAME).read_text().strip() == password.group(1)
         assert stat.S_IMODE((home / FILE_NAME).stat().st_mode) == 0o600
-        with httpx.Client(base_url=url.group(1), timeout=10) as client:
+        with httpx.Client(base_url=url, timeout=10) as client:
             assert client.get("/health").json()["scheduler"]["status"] == "healthy"
             token = CSRF_FIELD.search(client.get("/login").text).group(1)
             form = {"username": "admin", "password": password.group(1), "csrf_token": token}
             assert client.post("/login", data=form).status_code == 303
             assert client.get("/dags").status_code == 200
     finally:
-        _stop(proc, first_out)
+        stop_standalone(proc, first_out)
 
     second_out = tmp_path / "second.out"
-    proc = _start(home, second_out)
+    proc = start_standalone(home, second_out)
     try:
-        text = _banner(proc, second_out)
+        text = read_banner(proc, second_out).text
         assert f"log in as admin; its password is in {home / FILE_NAME}" in text, text
         assert password.group(1) not in text
     finally:
-        _stop(proc, second_out)
+        stop_standalone(proc, second_out)

@@ -8,15 +8,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from web_marks import SQLITE_ONLY
 
 from zonda.cli import main
 from zonda.metastore import tables as t
 from zonda.metastore.db import Metastore
 from zonda.operations.audit import list_entries
 from zonda.operations.users import verify_password
-
-SQLITE_ONLY = pytest.mark.parametrize("web_db_url", ["sqlite"], indirect=True)
-"""For tests whose subject does not depend on the database: SQLite only (the others run on PostgreSQL too)."""
 
 
 @pytest.fixture

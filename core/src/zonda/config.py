@@ -275,7 +275,22 @@ def _options() -> list[Option]:
             "HTTP 429 until the window has passed.",
         ),
         Option("webserver", "login_failure_window", 60.0, float, "Seconds over which failed logins are counted."),
-        Option("webserver", "threads", 8, _to_int, "Threads of the web server answering requests."),
+        Option(
+            "webserver",
+            "threads",
+            32,
+            _to_int,
+            "Threads of the web server answering requests; each open live-update stream (one per browser tab) "
+            "holds one.",
+        ),
+        Option(
+            "webserver",
+            "event_streams",
+            24,
+            _to_int,
+            "Live-update streams (browser tabs) served at once; more get HTTP 503 with Retry-After and retry by "
+            "themselves. Keep it below threads, so pages still load.",
+        ),
     ]
 
 

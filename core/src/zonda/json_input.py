@@ -13,7 +13,7 @@ from typing import Any
 
 from zonda.exceptions import ZondaException
 
-__all__ = ["read_json_file"]
+__all__ = ["parse_json_object", "parse_json_text", "read_json_file"]
 
 
 def read_json_file(path: str, example: str) -> Any:
@@ -28,3 +28,21 @@ def read_json_file(path: str, example: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ZondaException(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def parse_json_text(text: str, what: str) -> Any:
+    """JSON typed into a form field; a one-line error naming ``what`` and where the JSON breaks."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ZondaException(f"{what}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+
+
+def parse_json_object(text: str | None, what: str, example: str) -> dict[str, Any]:
+    """A form field holding a JSON object (empty: ``{}``); ``example`` shows the expected shape in the error."""
+    if text is None or not text.strip():
+        return {}
+    value = parse_json_text(text, what)
+    if not isinstance(value, dict):
+        raise ZondaException(f"{what}: must be a JSON object, e.g. {example}")
+    return value

@@ -265,10 +265,12 @@ def run_scheduler(
         looping = False
         try:
             if processor_cls is not None:
-                from zonda.cli._loading import open_metastore
+                from zonda.metastore.db import Metastore
 
-                # Its own engine: the processor's writes never wait on the scheduler's connections.
-                processor = processor_cls(settings, open_metastore(settings), plugins=plugins)
+                # Its own engine: the processor's writes never wait on the scheduler's connections. Not
+                # connected here (the scheduler's start checked the schema): the processor's loop rides out a
+                # metastore that went away again meanwhile.
+                processor = processor_cls(settings, Metastore.from_settings(settings), plugins=plugins)
                 group.add("dag-processor", processor.run)
             if triggerer_cls is not None:
                 group.add("triggerer", triggerer_cls(settings).run)

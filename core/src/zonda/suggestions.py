@@ -7,15 +7,16 @@ argument checks all phrase a likely typo the same way.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 #: How similar a candidate must be (difflib ratio) to be offered; difflib's default.
 CUTOFF = 0.6
 
 
 def close_matches(word: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
-    """The candidates most like ``word``, best first (at most ``limit``); a case-only difference first of all."""
-    names = sorted(set(candidates))
+    """The candidates most like ``word``, best first (at most ``limit``); a case-only difference first of all.
+    ``word`` itself is never offered (suggesting the name the user already typed helps nobody)."""
+    names = sorted(set(candidates) - {word})
     same_but_case = [name for name in names if name.lower() == word.lower() and name != word]
     found = difflib.get_close_matches(word, names, n=limit, cutoff=CUTOFF)
     return (same_but_case + [name for name in found if name not in same_but_case])[:limit]
@@ -23,7 +24,12 @@ def close_matches(word: str, candidates: Iterable[str], limit: int = 3) -> list[
 
 def did_you_mean(word: str, candidates: Iterable[str], limit: int = 3) -> str:
     """``"did you mean 'a'?"`` or ``"did you mean 'a' or 'b'?"``; empty when nothing is close."""
-    found = close_matches(word, candidates, limit)
+    return suggest(close_matches(word, candidates, limit))
+
+
+def suggest(found: Sequence[str]) -> str:
+    """``"did you mean 'a'?"`` for names already chosen by :func:`close_matches` (a caller that also needs the
+    names themselves); empty when there are none."""
     if not found:
         return ""
     quoted = [repr(name) for name in found]

@@ -22,6 +22,7 @@ MODELS = [
     models.SerializedDagModel,
     models.DagRunModel,
     models.TaskInstanceModel,
+    models.TaskInstanceHistoryModel,
     models.JobModel,
     models.PoolModel,
     models.TriggerModel,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +94,17 @@ def open_metastore(settings: Settings) -> Metastore:
     from zonda.metastore.db import Metastore
 
     return Metastore.open(settings)
+
+
+@contextmanager
+def opened_metastore(settings: Settings) -> Iterator[Metastore]:
+    """:func:`open_metastore` for one command, its pooled connections closed when the command is done (a
+    command run in-process, as the tests do, must not leave open files or server connections behind)."""
+    metastore = open_metastore(settings)
+    try:
+        yield metastore
+    finally:
+        metastore.dispose()
 
 
 def parse_date(value: str | None) -> datetime | None:

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zonda.cli._common import add_output_argument, command, print_rows, settings, subcommands
+from zonda.cli._loading import opened_metastore
 from zonda.exceptions import ZondaException
 
 if TYPE_CHECKING:
-    from zonda.config import Settings
     from zonda.connection import Connection
-    from zonda.metastore.db import Metastore
     from zonda.operations.connections import ConnectionRecord
 
 COLUMNS = ["conn_id", "conn_type", "description", "host", "port", "schema", "login", "password", "extra"]
@@ -63,12 +62,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     imp = command(subs, "import", _import, "Add the connections of a JSON file written by `connections export`")
     imp.add_argument("file", metavar="FILE")
     imp.add_argument("--overwrite", action="store_true", help="Replace connections that already exist")
-
-
-def _metastore(current: Settings) -> Metastore:
-    from zonda.cli._loading import open_metastore
-
-    return open_metastore(current)
 
 
 def _row(record: ConnectionRecord) -> dict[str, Any]:
@@ -119,11 +112,8 @@ def _add(args: argparse.Namespace) -> int:
     validate_conn_id(args.conn_id)
     conn = _connection_from_args(args)
     current = settings()
-    metastore = _metastore(current)
-    try:
+    with opened_metastore(current) as metastore:
         add_connection(metastore, current, conn)
-    finally:
-        metastore.dispose()
     print(f"added connection {conn.conn_id} ({conn.conn_type})")
     return 0
 
@@ -135,11 +125,8 @@ def _list(args: argparse.Namespace) -> int:
     from zonda.operations.connections import list_connections
 
     current = settings()
-    metastore = _metastore(current)
-    try:
+    with opened_metastore(current) as metastore:
         records = list_connections(metastore, current)
-    finally:
-        metastore.dispose()
     _print([_row(r) for r in records], COLUMNS, args.output)
     return 0
 
@@ -148,11 +135,8 @@ def _get(args: argparse.Namespace) -> int:
     from zonda.operations.connections import get_connection
 
     current = settings()
-    metastore = _metastore(current)
-    try:
+    with opened_metastore(current) as metastore:
         record = get_connection(current, args.conn_id, metastore=metastore)
-    finally:
-        metastore.dispose()
     _print([_row(record)], [*COLUMNS, "source"], args.output)
     return 0
 
@@ -164,11 +148,8 @@ def _delete(args: argparse.Namespace) -> int:
     from zonda.operations.connections import delete_connection
 
     current = settings()
-    metastore = _metastore(current)
-    try:
+    with opened_metastore(current) as metastore:
         delete_connection(metastore, current, args.conn_id)
-    finally:
-        metastore.dispose()
     print(f"deleted connection {args.conn_id}")
     return 0
 
@@ -194,11 +175,8 @@ def _export(args: argparse.Namespace) -> int:
     from zonda.operations.connections import export_connections
 
     current = settings()
-    metastore = _metastore(current)
-    try:
+    with opened_metastore(current) as metastore:
         data = export_connections(metastore, current)
-    finally:
-        metastore.dispose()
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     if args.file == "-":
         sys.stdout.write(text)
@@ -234,11 +212,8 @@ def _import(args: argparse.Namespace) -> int:
 
     conns = _read_import_file(args.file)
     current = settings()
-    metastore = _metastore(current)
-    try:
+    with opened_metastore(current) as metastore:
         summary = import_connections(metastore, current, conns, overwrite=args.overwrite)
-    finally:
-        metastore.dispose()
     for conn_id in summary.skipped:
         print(f"skipped {conn_id}: it already exists (use --overwrite to replace it)")
     added, replaced, skipped = len(summary.added), len(summary.replaced), len(summary.skipped)

@@ -21,6 +21,7 @@ from zonda.cli._common import settings
 
 if TYPE_CHECKING:
     from zonda.config import Settings
+    from zonda.metastore.db import Metastore
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +64,16 @@ def start_provider_services(current: Settings, stack: contextlib.ExitStack) -> l
     return started
 
 
+def _initialise(metastore: Metastore) -> bool:
+    """Bring the metastore to the current schema (created when empty); whether it was empty."""
+    try:
+        fresh = metastore.current_revision() is None
+        metastore.ensure_ready(auto_init=True)
+    finally:
+        metastore.dispose()
+    return fresh
+
+
 def _standalone(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         return _run_standalone(args, stack)
@@ -71,16 +82,15 @@ def _standalone(args: argparse.Namespace) -> int:
 def _run_standalone(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     from zonda.cli._loading import plugin_manager
     from zonda.metastore.db import Metastore
+    from zonda.metastore.retry import OutageGuard
     from zonda.services import configure_logging, run_scheduler
 
     current = standalone_settings(settings())
     configure_logging(current)
     metastore = Metastore.from_settings(current)
-    try:
-        fresh = metastore.current_revision() is None
-        metastore.ensure_ready(auto_init=True)
-    finally:
-        metastore.dispose()
+    # Started while the metastore is down (a host booting): wait for it rather than fail.
+    guard = OutageGuard("standalone", max_delay=float(current.get("database", "outage_backoff_max")))
+    fresh = guard.until_available(lambda: _initialise(metastore), url=current.sql_alchemy_conn)
     if fresh:
         print(f"Initialized the metastore {metastore.redacted_url}.", flush=True)
     from zonda.fernet_bootstrap import ensure_fernet_key
@@ -92,7 +102,9 @@ def _run_standalone(args: argparse.Namespace, stack: contextlib.ExitStack) -> in
     ensure_secret_key(current)  # a refused key stops here, before anything starts
     metastore = Metastore.from_settings(current)
     try:
-        admin = ensure_standalone_admin(metastore.engine, current.home)
+        admin = guard.until_available(
+            lambda: ensure_standalone_admin(metastore.engine, current.home), url=current.sql_alchemy_conn
+        )
     finally:
         metastore.dispose()
     web: dict[str, Any] = {}

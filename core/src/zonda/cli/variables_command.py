@@ -10,14 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from zonda.cli._common import add_output_argument, command, print_rows, settings, subcommands
+from zonda.cli._loading import opened_metastore
 from zonda.exceptions import ZondaException
-
-if TYPE_CHECKING:
-    from zonda.config import Settings
-    from zonda.metastore.db import Metastore
 
 COLUMNS = ["key", "value", "description", "is_encrypted"]
 
@@ -55,12 +52,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     export.add_argument("file", metavar="FILE", help="Path of the file to write, or - for standard output")
 
 
-def _store(current: Settings) -> Metastore:
-    from zonda.cli._loading import open_metastore
-
-    return open_metastore(current)
-
-
 def _set(args: argparse.Namespace) -> int:
     from zonda.operations.variables import set_variable
 
@@ -74,9 +65,10 @@ def _set(args: argparse.Namespace) -> int:
                 "drop --json to store it as text"
             ) from None
     current = settings()
-    replaced = set_variable(
-        current, args.key, value, description=args.description, serialize_json=args.json, metastore=_store(current)
-    )
+    with opened_metastore(current) as metastore:
+        replaced = set_variable(
+            current, args.key, value, description=args.description, serialize_json=args.json, metastore=metastore
+        )
     print(f"{'updated' if replaced else 'added'} variable {args.key}")
     return 0
 
@@ -87,13 +79,14 @@ def _get(args: argparse.Namespace) -> int:
 
     current = settings()
     missing = object()
-    value = get_variable(
-        current,
-        args.key,
-        default=missing if args.default is not None else NOTSET,
-        deserialize_json=args.json,
-        metastore=_store(current),
-    )
+    with opened_metastore(current) as metastore:
+        value = get_variable(
+            current,
+            args.key,
+            default=missing if args.default is not None else NOTSET,
+            deserialize_json=args.json,
+            metastore=metastore,
+        )
     if value is missing:
         print(args.default)
     else:
@@ -107,7 +100,8 @@ def _list(args: argparse.Namespace) -> int:
     from zonda.operations.variables import list_variables
 
     current = settings()
-    rows = [asdict(row) for row in list_variables(current, metastore=_store(current))]
+    with opened_metastore(current) as metastore:
+        rows = [asdict(row) for row in list_variables(current, metastore=metastore)]
     if args.output == "table":
         rows = [{**row, "value": _one_line(row["value"])} for row in rows]
     print_rows(rows, COLUMNS, args.output)
@@ -128,7 +122,8 @@ def _delete(args: argparse.Namespace) -> int:
     from zonda.operations.variables import delete_variable
 
     current = settings()
-    delete_variable(current, args.key, metastore=_store(current))
+    with opened_metastore(current) as metastore:
+        delete_variable(current, args.key, metastore=metastore)
     print(f"deleted variable {args.key}")
     return 0
 
@@ -137,9 +132,10 @@ def _import(args: argparse.Namespace) -> int:
     from zonda.operations.variables import import_variables
 
     current = settings()
-    result = import_variables(
-        current, args.file, action_on_existing_key=args.action_on_existing_key, metastore=_store(current)
-    )
+    with opened_metastore(current) as metastore:
+        result = import_variables(
+            current, args.file, action_on_existing_key=args.action_on_existing_key, metastore=metastore
+        )
     for key in result.skipped:
         print(f"skipped {key}: it already exists (use --action-on-existing-key overwrite to replace it)")
     print(
@@ -153,7 +149,8 @@ def _export(args: argparse.Namespace) -> int:
     from zonda.operations.variables import export_variables
 
     current = settings()
-    count = export_variables(current, args.file, metastore=_store(current))
+    with opened_metastore(current) as metastore:
+        count = export_variables(current, args.file, metastore=metastore)
     where = "standard output" if args.file == "-" else args.file
     if args.file != "-":
         print(f"exported {count} variable(s) to {where}")

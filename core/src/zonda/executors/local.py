@@ -108,6 +108,7 @@ class LocalExecutor(BaseExecutor):
         #: What each busy worker runs, and the pid of each worker's current task process.
         self._busy: dict[int, Workload] = {}
         self._task_pids: dict[int, int] = {}
+        self._next_worker_check = 0.0
 
     def _preload(self) -> None:
         """Import here, once, what every worker would otherwise import after the fork (the task runner's
@@ -147,15 +148,8 @@ class LocalExecutor(BaseExecutor):
         # to wake per message as multiprocessing.Queue has.
         self._results = self._ctx.SimpleQueue()
         for index in range(self.worker_count):
-            tasks = self._ctx.SimpleQueue()
-            proc = self._ctx.Process(
-                target=_worker_main,
-                args=(index, tasks, self._results, self.settings, self._metastore, self._warmed, self._plugins),
-                name=f"zonda-worker-{index}",
-                daemon=True,
-            )
             try:
-                proc.start()
+                tasks, proc = self._start_worker(index)
             except BaseException:
                 gc.unfreeze()
                 raise
@@ -175,6 +169,18 @@ class LocalExecutor(BaseExecutor):
         if ready < self.worker_count:
             log.warning("only %s of %s executor workers reported ready", ready, self.worker_count)
 
+    def _start_worker(self, index: int) -> tuple[Any, Any]:
+        """Fork worker ``index`` with a task queue of its own: (that queue, the process)."""
+        tasks = self._ctx.SimpleQueue()
+        proc = self._ctx.Process(
+            target=_worker_main,
+            args=(index, tasks, self._results, self.settings, self._metastore, self._warmed, self._plugins),
+            name=f"zonda-worker-{index}",
+            daemon=True,
+        )
+        proc.start()
+        return tasks, proc
+
     def queue(self, workload: Workload) -> None:
         self.running[workload.key] = workload
         if self._idle:
@@ -187,6 +193,50 @@ class LocalExecutor(BaseExecutor):
         self._queues[index].put(workload.to_dict())
 
     def poll(self, timeout: float) -> list[TaskEvent]:
+        events = self._read_results(timeout)
+        now = time.monotonic()
+        if now >= self._next_worker_check:
+            self._next_worker_check = now + self.WORKER_CHECK_INTERVAL
+            dead = [index for index, proc in enumerate(self._workers) if proc.exitcode is not None]
+            if dead:
+                events.extend(self._read_results(0))  # what they said before dying comes first
+                events.extend(event for index in dead if (event := self._replace_worker(index)) is not None)
+        return events
+
+    #: How often :meth:`poll` looks for dead workers (seconds): a ``waitpid`` per worker.
+    WORKER_CHECK_INTERVAL = 0.5
+
+    def _replace_worker(self, index: int) -> TaskEvent | None:
+        """Worker ``index`` died (kill -9, the OOM killer): its workload, queued or running, is reported ended
+        with the worker's exit status (its task process ended with it, see the supervisor), and a fresh worker
+        takes its place, so the executor keeps its parallelism.
+
+        The new worker is forked from this process, which may run other threads by now (the DAG processor, the
+        triggerer): it only runs the worker loop, whose locks (logging, imports) Python makes safe across a fork."""
+        dead = self._workers[index]
+        workload = self._busy.pop(index, None)
+        task_pid = self._task_pids.pop(index, None)
+        log.error(
+            "executor worker %s (pid %s) died with exit status %s%s; starting a new one",
+            index,
+            dead.pid,
+            dead.exitcode,
+            f" while running {workload.label}" if workload is not None else "",
+        )
+        dead.join(0)
+        self._queues[index], self._workers[index] = self._start_worker(index)
+        if index not in self._idle:
+            if self._pending:
+                self._send(index, self._pending.pop(0))
+            else:
+                self._idle.append(index)
+        if workload is None:
+            return None
+        self.running.pop(workload.key, None)
+        return TaskEvent(workload, dead.exitcode, error="the executor worker died", pid=task_pid)
+
+    def _read_results(self, timeout: float) -> list[TaskEvent]:
+        """The workers' messages: the workloads that ended, waiting up to ``timeout`` seconds for the first."""
         events: list[TaskEvent] = []
         reader = self._results._reader
         deadline = time.monotonic() + max(timeout, 0.0)

@@ -17,6 +17,7 @@ import gc
 import logging
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,7 @@ WARM_MODULES = (
     "zonda.cli._loading",
     "zonda.operators.python",
     "zonda.operators.empty",
+    "ctypes",  # each task process asks the kernel to end it with its worker (_end_with_worker)
 )
 
 #: Seconds between two looks at the plugins folder by a worker (before a task; a few ``stat`` calls each). A
@@ -152,6 +154,7 @@ class Supervisor:
         self._store: Any = None
         self.tasks_per_process = max(1, int(self.settings.get("local_executor", "tasks_per_process")))
         self._idle_child: _TaskProcess | None = None
+        self._worker_pid = os.getpid()
         if not warmed:
             self._warm_up()
         # Everything loaded so far lives as long as the worker: keep it out of the collector's reach, so task
@@ -249,6 +252,7 @@ class Supervisor:
         try:
             signal.signal(signal.SIGTERM, _raise_terminated)
             signal.signal(signal.SIGINT, _ignore_interrupt)
+            _end_with_worker(self._worker_pid)
             # The worker's pooled connections are its own: forget them here without closing them (the
             # documented way for a forked child), then open this process's from the same engine.
             metastore = self.store.metastore
@@ -387,6 +391,20 @@ class _TaskProcess:
         self.runs = 0
         self.heartbeats = 0  # sent by the worker for the current workload
         self.beat_failing = False  # the last heartbeat failed (the metastore is unavailable)
+
+
+def _end_with_worker(worker: int) -> None:
+    """Have the kernel send this task process SIGTERM when its worker dies (Linux; elsewhere the heartbeat check
+    catches it). Nobody would heartbeat for it or report its exit any more: it stops the way a task is stopped
+    (``on_kill``, its end recorded), and the executor reports the workload ended and replaces the worker."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != worker:  # it died before the kernel was told
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 #: Set in a task process that received SIGTERM. The exception it raised may have interrupted anything, even a

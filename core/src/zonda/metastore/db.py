@@ -76,6 +76,14 @@ class Metastore:
         metastore.ensure_ready(auto_init=metastore.url.startswith("sqlite"))
         return metastore
 
+    @classmethod
+    def over_engine(cls, engine: Engine) -> Metastore:
+        """A Metastore using an engine made elsewhere (the web server's), so operations that take a Metastore
+        share its connection pool instead of opening a second one."""
+        metastore = cls(engine.url.render_as_string(hide_password=False))
+        metastore.__dict__["engine"] = engine  # fills the cached property
+        return metastore
+
     @property
     def supports_row_locks(self) -> bool:
         """Whether ``SELECT ... FOR UPDATE SKIP LOCKED`` coordinates several schedulers/triggerers here."""

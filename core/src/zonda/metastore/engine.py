@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, create_engine, make_url
 from sqlalchemy.engine.interfaces import ExceptionContext
+from sqlalchemy.exc import NoSuchModuleError
 
 from zonda.exceptions import MetastoreError
 
@@ -36,6 +37,13 @@ def normalize_url(url: str | URL) -> URL:
         raise MetastoreError(f"invalid metastore URL {redact_url(str(url))!r}: {SETTING_HINT}") from exc
     if parsed.drivername in DEFAULT_DRIVERS:
         parsed = parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
+    try:
+        parsed.get_dialect()  # imports SQLAlchemy's dialect module only, not the driver
+    except NoSuchModuleError:
+        raise MetastoreError(
+            f"unknown database {parsed.drivername!r} in the metastore URL {redact_url(parsed)!r}: use "
+            f"postgresql://, mysql://, mariadb:// or sqlite:///; {SETTING_HINT}"
+        ) from None
     if parsed.get_backend_name() in ("mysql", "mariadb") and "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     return parsed
@@ -72,7 +80,12 @@ def _short_reason(exc: BaseException, password: str | None) -> str:
 
 class MetastoreUnreachable(MetastoreError):
     """The metastore could not be connected to (stopped, restarting, unreachable, refusing us). A daemon treats
-    it as an outage and retries (:mod:`zonda.metastore.retry`); a command reports its one line."""
+    it as an outage and retries (:mod:`zonda.metastore.retry`); a command reports its one line. ``reason``: the
+    driver's own first line (password masked), for a log line that names the URL already."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def connection_error(url: str | URL, exc: BaseException) -> MetastoreUnreachable:
@@ -82,7 +95,9 @@ def connection_error(url: str | URL, exc: BaseException) -> MetastoreUnreachable
     except Exception:
         password = None
     reason = _short_reason(exc, password)
-    return MetastoreUnreachable(f"cannot connect to the metastore at {redact_url(url)}: {reason}; {SETTING_HINT}")
+    return MetastoreUnreachable(
+        f"cannot connect to the metastore at {redact_url(url)}: {reason}; {SETTING_HINT}", reason=reason
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

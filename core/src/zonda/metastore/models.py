@@ -41,6 +41,7 @@ class DagModel(Base):
     next_dagrun_data_interval_start: Mapped[datetime | None]
     next_dagrun_data_interval_end: Mapped[datetime | None]
     scheduling_error: Mapped[str | None]
+    updated_at: Mapped[datetime | None]
 
     def __repr__(self) -> str:
         return f"<DagModel {self.dag_id}>"
@@ -125,9 +126,32 @@ class TaskInstanceModel(Base):
     last_heartbeat_at: Mapped[datetime | None]
     trigger_id: Mapped[int | None]
     trigger_timeout: Mapped[datetime | None]
+    running_since: Mapped[datetime | None]
 
     def __repr__(self) -> str:
         return f"<TaskInstanceModel {self.dag_id} {self.run_id} {self.task_id}[{self.map_index}] {self.state}>"
+
+
+class TaskInstanceHistoryModel(Base):
+    """One finished phase of a try (see :data:`zonda.metastore.tables.task_instance_history`)."""
+
+    __table__ = tables.task_instance_history
+
+    id: Mapped[int]
+    dag_run_id: Mapped[int]
+    task_instance_id: Mapped[int]
+    task_id: Mapped[str]
+    map_index: Mapped[int]
+    try_number: Mapped[int]
+    state: Mapped[str | None]
+    queued_dttm: Mapped[datetime | None]
+    start_date: Mapped[datetime | None]
+    running_since: Mapped[datetime | None]
+    end_date: Mapped[datetime | None]
+    hostname: Mapped[str | None]
+
+    def __repr__(self) -> str:
+        return f"<TaskInstanceHistoryModel {self.task_id}[{self.map_index}] try {self.try_number} {self.state}>"
 
 
 class XComModel(Base):

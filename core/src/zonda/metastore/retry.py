@@ -154,15 +154,46 @@ class OutageGuard:
         if not is_transient(exc):
             raise exc
         if self.down_since is None:
-            self.down_since = time.monotonic()
-            self.outages += 1
-            self.log.warning(
+            self._outage_starts(
                 "%s: metastore unavailable (%s); retrying with backoff (up to %g s apart) until it is back",
                 self.name,
                 short_error(exc),
                 self.backoff.max_delay,
             )
         self.stop.wait(self.backoff.next_delay())
+
+    def _outage_starts(self, message: str, *args: object) -> None:
+        self.down_since = time.monotonic()
+        self.outages += 1
+        self.log.warning(message, *args)
+
+    def until_available(self, start: Callable[[], T], *, url: str) -> T | None:
+        """Run ``start`` (a service's first steps on the metastore at ``url``) until it works, and return what
+        it returns; None when ``stop`` is set first.
+
+        A service started while its database is down (a host booting, the server restarting) waits for it
+        instead of failing: one line names the (password-masked) URL, then the guard backs off as in an outage
+        and says when the database answered. An error that no wait can mend (a URL of an unknown dialect or bad
+        syntax, a schema that needs ``zonda db migrate``) is raised at once."""
+        from zonda.metastore.engine import redact_url
+
+        while not self.stop.is_set():
+            try:
+                result = start()
+            except Exception as exc:
+                if self.down_since is None and is_transient(exc):
+                    self._outage_starts(
+                        "%s: metastore unreachable at %s; retrying every %g s at most until it answers (%s)",
+                        self.name,
+                        redact_url(url),
+                        self.backoff.max_delay,
+                        getattr(exc, "reason", None) or short_error(exc),
+                    )
+                self.failed(exc)
+                continue
+            self.succeeded()
+            return result
+        return None
 
     def succeeded(self) -> None:
         if self.down_since is None:

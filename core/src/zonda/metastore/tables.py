@@ -61,6 +61,9 @@ dag = Table(
     Column("next_dagrun_data_interval_end", UtcDateTime),
     #: Why the scheduler cannot create or decide this DAG's runs (it goes on with the other DAGs); NULL when fine.
     Column("scheduling_error", Text),
+    #: When the row last changed (each parse touches it): the web server's change feed reads it (migration 0008).
+    Column("updated_at", UtcDateTime, default=utcnow, onupdate=utcnow),
+    Index("ix_dag_updated_at", "updated_at"),
 )
 
 #: The JSON form of a parsed DAG, so the scheduler and web server never import user code.
@@ -96,6 +99,7 @@ dag_run = Table(
     UniqueConstraint("dag_id", "run_id", name="uq_dag_run_dag_id_run_id"),
     Index("ix_dag_run_dag_id_state", "dag_id", "state"),
     Index("ix_dag_run_state", "state"),
+    Index("ix_dag_run_updated_at", "updated_at"),
 )
 
 #: One task (one map index) in one DAG run. ``state`` NULL means "none": not decided yet.
@@ -139,6 +143,10 @@ task_instance = Table(
     Column("last_heartbeat_at", UtcDateTime),
     Column("trigger_id", Integer, ForeignKey("trigger.id", ondelete="SET NULL")),
     Column("trigger_timeout", UtcDateTime),
+    # Migration 0007: when the current running phase began (the try's start, or its resumption after a
+    # deferral, whereas ``start_date`` keeps the try's first start for ``execution_timeout``); the Gantt view
+    # draws running bars from it.
+    Column("running_since", UtcDateTime),
     UniqueConstraint(
         "dag_id",
         "run_id",
@@ -150,6 +158,29 @@ task_instance = Table(
     Index("ix_task_instance_dag_run_id", "dag_run_id"),
     Index("ix_task_instance_dag_id_state", "dag_id", "state"),
     Index("ix_task_instance_state", "state"),
+    Index("ix_task_instance_updated_at", "updated_at"),
+)
+
+#: One finished phase of a try, copied from ``task_instance`` by :mod:`zonda.operations.transitions` when the
+#: phase ends (the try ends, defers, reschedules, or is cleared or marked while under way): the current row only
+#: holds the latest try, and the Gantt view draws every try's queued, running and deferred time. ``state`` is
+#: the state the phase ended in (``deferred`` and ``up_for_reschedule`` end a phase, not the try).
+task_instance_history = Table(
+    "task_instance_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dag_run_id", Integer, ForeignKey("dag_run.id", ondelete="CASCADE"), nullable=False),
+    Column("task_instance_id", Integer, nullable=False),
+    Column("task_id", String(ID_LENGTH), nullable=False),
+    Column("map_index", Integer, nullable=False),
+    Column("try_number", Integer, nullable=False),
+    Column("state", String(20)),
+    Column("queued_dttm", UtcDateTime),
+    Column("start_date", UtcDateTime),
+    Column("running_since", UtcDateTime),
+    Column("end_date", UtcDateTime),
+    Column("hostname", String(1000)),
+    Index("ix_task_instance_history_dag_run_id", "dag_run_id"),
 )
 
 #: A value one task instance shares with others, as JSON text. ``dag_id``/``run_id`` are denormalized.
@@ -323,6 +354,7 @@ __all__ = [
     "pool",
     "serialized_dag",
     "task_instance",
+    "task_instance_history",
     "trigger",
     "variable",
     "web_user",

@@ -15,7 +15,8 @@ from sqlalchemy import select, update
 
 from zonda.exceptions import NotFound, OperationError, ParamValidationError
 from zonda.metastore import tables as t
-from zonda.scheduler.runs import backfill_intervals, load_serialized, trigger_dag, unknown_dag
+from zonda.operations.dags import require_dag
+from zonda.scheduler.runs import backfill_intervals, load_serialized, trigger_dag
 from zonda.state import DagRunState
 
 RUN_STATES = tuple(s.value for s in DagRunState)
@@ -112,8 +113,7 @@ def find_run(conn: Any, dag_id: str, run_id: str) -> Any:
     run = conn.execute(select(t.dag_run).where(t.dag_run.c.dag_id == dag_id, t.dag_run.c.run_id == run_id)).first()
     if run is not None:
         return run
-    if conn.execute(select(t.dag.c.dag_id).where(t.dag.c.dag_id == dag_id)).first() is None:
-        raise unknown_dag(conn, dag_id)
+    require_dag(conn, dag_id)
     from zonda.suggestions import unknown_name
 
     recent = conn.execute(
@@ -169,13 +169,8 @@ def list_runs(
     with engine.connect() as conn:
         rows = conn.execute(query).all()
         if not rows and dag_id is not None:
-            require_known_dag(conn, dag_id)
+            require_dag(conn, dag_id)
     return [record(row) for row in rows]
-
-
-def require_known_dag(conn: Any, dag_id: str) -> None:
-    if conn.execute(select(t.dag.c.dag_id).where(t.dag.c.dag_id == dag_id)).first() is None:
-        raise unknown_dag(conn, dag_id)
 
 
 def _checked_states(states: Iterable[str] | None) -> list[str]:

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from zonda.exceptions import ZondaException
 from zonda.metastore import tables as t
 from zonda.operations import transitions
+from zonda.operations.dags import require_dag
 from zonda.operations.task_instances import IN_PROCESS_RUN_TYPE, hand_to_scheduler
 from zonda.operations.transitions import Seen
 from zonda.state import FINISHED_STATES, DagRunState, TaskInstanceState, one_of
@@ -131,8 +132,5 @@ def _check_found(conn: Any, dag_id: str, wanted: Sequence[str], found: set[str])
     missing = [run_id for run_id in wanted if run_id not in found]
     if not missing:
         return
-    if conn.execute(select(t.dag.c.dag_id).where(t.dag.c.dag_id == dag_id)).first() is None:
-        from zonda.scheduler.runs import unknown_dag
-
-        raise unknown_dag(conn, dag_id)
+    require_dag(conn, dag_id)
     raise ZondaException(f"DAG {dag_id!r} has no run {missing[0]!r}; `zonda dags list-runs {dag_id}` lists its runs")

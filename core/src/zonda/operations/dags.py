@@ -125,12 +125,17 @@ def list_dags(
     return [_record(row, states.get(row.dag_id, ())) for row in rows]
 
 
+def recent_run_states(engine: Any, dag_ids: list[str], *, recent: int = 5) -> dict[str, tuple[str, ...]]:
+    """The states of the ``recent`` newest runs of each of ``dag_ids`` (newest first; absent: no runs), for the
+    DAGs page's live refresh of the DAGs whose runs changed."""
+    with engine.connect() as conn:
+        return _recent_states(conn, dag_ids, recent)
+
+
 def get_dag(engine: Any, dag_id: str, *, recent: int = 5) -> DagRecord:
     """One stored DAG; :class:`~zonda.exceptions.DagNotFound` (with the closest ids) when the metastore has none."""
     with engine.connect() as conn:
-        row = conn.execute(select(t.dag).where(t.dag.c.dag_id == dag_id)).first()
-        if row is None:
-            raise unknown_dag(conn, dag_id)
+        row = require_dag(conn, dag_id)
         states = _recent_states(conn, [dag_id], recent)
     return _record(row, states.get(dag_id, ()))
 

@@ -88,3 +88,24 @@ def read_log(handler: TaskLogHandler, log_try: LogTry) -> TaskLog:
     """The try's log lines, in order, and where they came from (:class:`~zonda.exceptions.TaskLogNotFound` when
     the handler has none)."""
     return handler.read(log_try.key)
+
+
+#: States in which a try may still write to its log (queued: a resumed try's next phase is on its way).
+_LIVE_STATES = ("queued", "running", "deferred", "up_for_reschedule", "scheduled")
+
+
+def try_is_live(engine: Any, log_try: LogTry) -> bool:
+    """Whether the try may still write lines: the instance still holds it and is under way (one statement)."""
+    ti = t.task_instance
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(ti.c.state, ti.c.try_number)
+            .join(t.dag_run, t.dag_run.c.id == ti.c.dag_run_id)
+            .where(
+                t.dag_run.c.dag_id == log_try.dag_id,
+                t.dag_run.c.run_id == log_try.run_id,
+                ti.c.task_id == log_try.task_id,
+                ti.c.map_index == log_try.map_index,
+            )
+        ).first()
+    return row is not None and int(row.try_number or 0) == log_try.try_number and row.state in _LIVE_STATES

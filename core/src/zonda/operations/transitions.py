@@ -15,6 +15,11 @@ those INSERTs use the enums and are listed in :data:`BIRTH_STATES`.
 The statements a task process runs for every task (claim, end, heartbeat) are built once per shape with bound
 parameters and kept in :data:`_OWNED_STATEMENTS`, so a call costs one cached execution.
 
+Try history: ``task_instance`` holds only the latest try, so the transitions that end a phase of a try (it ends,
+defers, reschedules, or a person clears or marks it while under way) copy the row into
+``task_instance_history`` with one ``INSERT ... SELECT`` in the same transaction (:func:`_archive`); the claim
+stamps ``running_since``. The scheduler's batch transitions end no try and write no history.
+
 ``python -m zonda.operations.transitions --markdown docs/state_machine.md`` writes the table of the docs.
 """
 
@@ -27,10 +32,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, bindparam, or_, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from zonda.metastore import tables as t
+from zonda.metastore.types import UtcDateTime
 from zonda.state import ACTIVE_STATES, SKIPPABLE_STATES, DagRunState, TaskInstanceState
 from zonda.timezone import utcnow
 
@@ -197,6 +203,52 @@ def _update_one(
     return _rowcount(conn.execute(stmt, params))
 
 
+# --- try history -----------------------------------------------------------------------------------------------
+
+_HISTORY_COLUMNS = (
+    "dag_run_id",
+    "task_instance_id",
+    "task_id",
+    "map_index",
+    "try_number",
+    "state",
+    "queued_dttm",
+    "start_date",
+    "running_since",
+    "end_date",
+    "hostname",
+)
+
+#: The phases a person's clear or mark cuts short (a queued try has not started: nothing to keep).
+_UNDER_WAY = (TIS.RUNNING, TIS.DEFERRED, TIS.UP_FOR_RESCHEDULE)
+
+
+def _archive(conn: Connection, where: Sequence[ColumnElement[bool]], *, end: datetime | None = None) -> None:
+    """Copy the matching task instances' current phase into ``task_instance_history``: one INSERT ... SELECT.
+    ``end`` is when the phase ended (default: the row's ``end_date``, for a try that ended)."""
+    ti = t.task_instance
+    end_column = ti.c.end_date if end is None else bindparam("phase_end", end, type_=UtcDateTime())
+    rows = select(
+        ti.c.dag_run_id,
+        ti.c.id,
+        ti.c.task_id,
+        ti.c.map_index,
+        ti.c.try_number,
+        ti.c.state,
+        ti.c.queued_dttm,
+        ti.c.start_date,
+        ti.c.running_since,
+        end_column,
+        ti.c.hostname,
+    ).where(*where)
+    conn.execute(insert(t.task_instance_history).from_select(list(_HISTORY_COLUMNS), rows))
+
+
+def _by_key(dag_run_id: int, task_id: str, map_index: int) -> list[ColumnElement[bool]]:
+    ti = t.task_instance
+    return [ti.c.dag_run_id == dag_run_id, ti.c.task_id == task_id, ti.c.map_index == map_index]
+
+
 # --- task instances: the task process ---------------------------------------------------------------------------
 
 _RUNS_AGAIN = (TIS.NONE, TIS.SCHEDULED, TIS.QUEUED, TIS.UP_FOR_RETRY)
@@ -216,7 +268,8 @@ def start_ti(
     """Claim a queued instance for this task process: two processes can never both run one try. With
     ``try_number``, only while the row holds that try (a workload for an older try delivered late never takes a
     newer one)."""
-    return _update_one(conn, (TIS.QUEUED,), TIS.RUNNING, dag_run_id, task_id, map_index, values, try_number=try_number)
+    fields = {**values, "running_since": utcnow()}
+    return _update_one(conn, (TIS.QUEUED,), TIS.RUNNING, dag_run_id, task_id, map_index, fields, try_number=try_number)
 
 
 @_transition("task instance", _RUNS_AGAIN, [TIS.RUNNING], [Caller.IN_PROCESS])
@@ -224,7 +277,8 @@ def start_ti_in_process(
     conn: Connection, dag_run_id: int, task_id: str, map_index: int, values: Mapping[str, Any]
 ) -> int:
     """Start the next try of an instance of a run this process runs by itself (``dags test``)."""
-    return _update_one(conn, _RUNS_AGAIN, TIS.RUNNING, dag_run_id, task_id, map_index, values)
+    fields = {**values, "running_since": utcnow()}
+    return _update_one(conn, _RUNS_AGAIN, TIS.RUNNING, dag_run_id, task_id, map_index, fields)
 
 
 @_transition("task instance", [TIS.RUNNING], _ENDS, [Caller.WORKER, Caller.IN_PROCESS])
@@ -240,7 +294,10 @@ def finish_ti(
 ) -> int:
     """Record the end of a try, only while this process (``pid``) still owns the running row."""
     _check("finish_ti", state)
-    return _update_one(conn, (TIS.RUNNING,), state, dag_run_id, task_id, map_index, values, pid)
+    changed = _update_one(conn, (TIS.RUNNING,), state, dag_run_id, task_id, map_index, values, pid)
+    if changed:
+        _archive(conn, _by_key(dag_run_id, task_id, map_index))
+    return changed
 
 
 @_transition("task instance", [TIS.RUNNING], [TIS.RUNNING], [Caller.WORKER])
@@ -254,7 +311,10 @@ def reschedule_ti(
     conn: Connection, dag_run_id: int, task_id: str, map_index: int, values: Mapping[str, Any], *, pid: int | None
 ) -> int:
     """A reschedule-mode sensor hands its worker slot back until ``ready_at``, while it owns the row."""
-    return _update_one(conn, (TIS.RUNNING,), TIS.UP_FOR_RESCHEDULE, dag_run_id, task_id, map_index, values, pid)
+    changed = _update_one(conn, (TIS.RUNNING,), TIS.UP_FOR_RESCHEDULE, dag_run_id, task_id, map_index, values, pid)
+    if changed:
+        _archive(conn, _by_key(dag_run_id, task_id, map_index), end=utcnow())
+    return changed
 
 
 @_transition("task instance", [TIS.RUNNING], [TIS.DEFERRED], [Caller.WORKER])
@@ -270,7 +330,10 @@ def defer_ti(
 ) -> int:
     """Hand the task to the triggerer (its trigger row is inserted in the same transaction), while owned."""
     fields = {**values, "trigger_id": trigger_id}
-    return _update_one(conn, (TIS.RUNNING,), TIS.DEFERRED, dag_run_id, task_id, map_index, fields, pid)
+    changed = _update_one(conn, (TIS.RUNNING,), TIS.DEFERRED, dag_run_id, task_id, map_index, fields, pid)
+    if changed:
+        _archive(conn, _by_key(dag_run_id, task_id, map_index), end=utcnow())
+    return changed
 
 
 _NOT_STARTED = (TIS.NONE, *sorted(SKIPPABLE_STATES))
@@ -452,7 +515,10 @@ def fail_stale_ti(
     values: dict[str, Any] = {"state": state.value, "end_date": now, "pid": None, "updated_at": now}
     if state is TIS.UP_FOR_RETRY:
         values["ready_at"] = ready_at
-    return _rowcount(conn.execute(update(ti).where(ti.c.id == ti_id, ti.c.state == seen.value).values(**values)))
+    changed = _rowcount(conn.execute(update(ti).where(ti.c.id == ti_id, ti.c.state == seen.value).values(**values)))
+    if changed and seen is TIS.RUNNING:
+        _archive(conn, [ti.c.id == ti_id])
+    return changed
 
 
 _TIMED_OUT = (TIS.NONE, TIS.SCHEDULED, TIS.UP_FOR_RETRY, TIS.DEFERRED)
@@ -555,6 +621,8 @@ def clear_tis(conn: Connection, instances: Iterable[tuple[Seen, int]], *, now: d
     ti = t.task_instance
     changed = 0
     for seen, retries in instances:
+        if seen.state in _UNDER_WAY:
+            _archive(conn, [ti.c.id == seen.ti_id, state_in(ti.c.state, (seen.state,))], end=now)
         changed += _rowcount(
             conn.execute(
                 update(ti)
@@ -588,7 +656,7 @@ def mark_tis(conn: Connection, instances: Iterable[Seen], state: TaskInstanceSta
     ti = t.task_instance
     changed = 0
     for seen in instances:
-        changed += _rowcount(
+        marked = _rowcount(
             conn.execute(
                 update(ti)
                 .where(ti.c.id == seen.ti_id, state_in(ti.c.state, (seen.state,)))
@@ -604,6 +672,9 @@ def mark_tis(conn: Connection, instances: Iterable[Seen], state: TaskInstanceSta
                 )
             )
         )
+        if marked and seen.state in _UNDER_WAY:
+            _archive(conn, [ti.c.id == seen.ti_id])
+        changed += marked
     return changed
 
 

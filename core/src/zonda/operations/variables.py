@@ -33,12 +33,16 @@ __all__ = [
     "ImportResult",
     "VariableRow",
     "delete_variable",
+    "edit_variable",
+    "export_shown",
     "export_variables",
     "get_variable",
+    "import_variable_items",
     "import_variables",
     "list_variables",
     "read_import_file",
     "set_variable",
+    "variable_items",
 ]
 
 MASK = "***"
@@ -114,6 +118,22 @@ def set_variable(
     )
 
 
+def edit_variable(
+    settings: Settings, key: str, value: str | None, *, description: str | None, metastore: Metastore | None = None
+) -> bool:
+    """Store ``key`` with ``value``; ``value`` None keeps the stored value and changes only the description (a
+    form that never showed a secret value can still edit its description). Returns True when it replaced one."""
+    from zonda.identifiers import validate_variable_key
+
+    validate_variable_key(key)
+    if value is None:
+        stored = _backend(settings, metastore).get_variable(key)
+        if stored is None:
+            raise VariableNotFound(f"no variable {key!r} in the metastore; give it a value")
+        value = stored
+    return set_variable(settings, key, value, description=description, metastore=metastore)
+
+
 def delete_variable(settings: Settings, key: str, *, metastore: Metastore | None = None) -> None:
     """Delete ``key`` from the metastore; :class:`VariableNotFound` when it has none (saying so when the
     environment defines the key, which only that environment can change)."""
@@ -180,20 +200,26 @@ def _exported(value: str | None) -> Any:
 
 def read_import_file(path: str) -> list[tuple[str, str]]:
     """The ``(key, text)`` pairs of an import file, every key checked before anything is stored."""
-    from zonda.identifiers import InvalidIdentifier, validate_variable_key
     from zonda.json_input import read_json_file
 
-    data = read_json_file(path, '{"key": "value"}')
+    return variable_items(read_json_file(path, '{"key": "value"}'), path)
+
+
+def variable_items(data: Any, source: str) -> list[tuple[str, str]]:
+    """The ``(key, text)`` pairs of an import document (parsed JSON) from ``source`` (a path, an upload's name),
+    every key checked before anything is stored."""
+    from zonda.identifiers import InvalidIdentifier, validate_variable_key
+
     if not isinstance(data, dict):
-        raise ZondaException(f'{path} must hold one JSON object of key -> value, e.g. {{"bucket": "my-bucket"}}')
+        raise ZondaException(f'{source} must hold one JSON object of key -> value, e.g. {{"bucket": "my-bucket"}}')
     items = []
     for key, value in data.items():
         try:
             validate_variable_key(key)
         except InvalidIdentifier as exc:
-            raise InvalidIdentifier(f"{path}: {exc}; nothing was imported") from None
+            raise InvalidIdentifier(f"{source}: {exc}; nothing was imported") from None
         if value is None:
-            raise ZondaException(f"{path}: variable {key!r} has no value (null); nothing was imported")
+            raise ZondaException(f"{source}: variable {key!r} has no value (null); nothing was imported")
         items.append((key, value if isinstance(value, str) else json.dumps(value)))
     return items
 
@@ -208,16 +234,49 @@ def import_variables(
     """Store the variables of an import file in one transaction (all or none). Existing keys are replaced
     (``overwrite``, Airflow's default), left alone (``skip``) or stop the import before anything changes
     (``fail``)."""
-    items = read_import_file(path)
+    return import_variable_items(
+        settings,
+        read_import_file(path),
+        source=path,
+        action_on_existing_key=action_on_existing_key,
+        metastore=metastore,
+    )
+
+
+def import_variable_items(
+    settings: Settings,
+    items: list[tuple[str, str]],
+    *,
+    source: str,
+    action_on_existing_key: ExistingKeyAction = "overwrite",
+    metastore: Metastore | None = None,
+) -> ImportResult:
+    """Store ``(key, text)`` pairs (from :func:`variable_items`) as :func:`import_variables` does."""
     backend = _backend(settings, metastore)
     existing = {row.key for row in backend.variable_rows()}
     clashes = [key for key, _ in items if key in existing]
     if clashes and action_on_existing_key == "fail":
         raise ZondaException(
-            f"{path}: variable(s) {', '.join(map(repr, clashes))} already exist; nothing was imported "
+            f"{source}: variable(s) {', '.join(map(repr, clashes))} already exist; nothing was imported "
             "(use --action-on-existing-key overwrite or skip)"
         )
     skipped = clashes if action_on_existing_key == "skip" else []
     to_store = [(key, text, None) for key, text in items if key not in skipped]
     replaced, added = backend.save_variables(to_store)
     return ImportResult(added=added, replaced=replaced, skipped=skipped)
+
+
+def export_shown(settings: Settings, *, metastore: Metastore | None = None) -> tuple[dict[str, Any], list[str]]:
+    """The export document of the variables whose keys do not look sensitive, and the keys left out: what the
+    web server may hand out (``zonda variables export`` writes them all to an owner-only file)."""
+    from zonda.masking import is_sensitive_name
+
+    backend = _backend(settings, metastore)
+    shown: dict[str, Any] = {}
+    left_out = []
+    for row in backend.variable_rows():
+        if is_sensitive_name(row.key):
+            left_out.append(row.key)
+        else:
+            shown[row.key] = _exported(backend.variable_value(row))
+    return shown, left_out

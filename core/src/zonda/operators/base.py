@@ -193,7 +193,7 @@ def argument_error(cls: type, task_id: Any, given: Iterable[str], missing: Itera
     """One line naming the arguments ``cls`` does not take, the likely intended ones, and what is missing:
     ``BashOperator 'x' got an unexpected argument 'bash_comand'; did you mean 'bash_command'? (and
     'bash_command' is required)``. Valid names come from every ``__init__`` along the class's MRO."""
-    from zonda.suggestions import close_matches
+    from zonda.suggestions import close_matches, suggest
 
     accepted = _accepted_arguments(cls)
     unknown = sorted(name for name in given if name not in accepted and not name.startswith("_zonda"))
@@ -202,9 +202,9 @@ def argument_error(cls: type, task_id: Any, given: Iterable[str], missing: Itera
     if len(unknown) == 1:
         (name,) = unknown
         text = f"got an unexpected argument {name!r}"
-        text += f"; did you mean {guesses[name][0]!r}?" if guesses[name] else ""
+        text += f"; {suggest(guesses[name])}" if guesses[name] else ""
     elif unknown:
-        listed = [f"{n!r}" + (f" (did you mean {guesses[n][0]!r}?)" if guesses[n] else "") for n in unknown]
+        listed = [f"{n!r}" + (f" ({suggest(guesses[n])})" if guesses[n] else "") for n in unknown]
         text = f"got unexpected arguments {', '.join(listed)}"
     else:
         text = ""

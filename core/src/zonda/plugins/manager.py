@@ -236,16 +236,14 @@ class PluginManager:
                     problems.append(f"{caller.name!r}: hook wrappers are not supported")
         if problems:
             pm.unregister(plugin)
-            import difflib
-
             from zonda.plugins import hookspecs
+            from zonda.suggestions import did_you_mean
 
             known = [n for n in dir(hookspecs) if n.startswith(("on_", "zonda_")) or n.endswith(("policy", "mutation"))]
             hints = []
             for problem in problems:
-                bad = problem.split("'")[1]
-                close = difflib.get_close_matches(bad, known, n=1)
-                hints.append(problem + (f" (did you mean {close[0]!r}?)" if close else ""))
+                hint = did_you_mean(problem.split("'")[1], known, limit=1)
+                hints.append(problem + (f" ({hint})" if hint else ""))
             record.error = "invalid plugin: " + "; ".join(hints)
             log.error("plugin %r rejected: %s", name, record.error)
             return False
@@ -275,6 +273,10 @@ class PluginManager:
 
     def call(self, hook_name: str, **kwargs: Any) -> list[Any]:
         """Call every implementation of ``hook_name`` (pluggy's order); one that raises is logged and skipped."""
+        return [result for _plugin, result in self.call_by_plugin(hook_name, **kwargs)]
+
+    def call_by_plugin(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """As :meth:`call`, each result paired with the name of the plugin that gave it (for errors naming it)."""
         if self._only_builtin() and hook_name not in BUILTIN_HOOKS:
             return []
         self.load()
@@ -289,7 +291,7 @@ class PluginManager:
                 log.error("plugin %r raised in hook %s; ignoring it:\n%s", impl.plugin_name, hook_name, text)
                 continue
             if result is not None:
-                results.append(result)
+                results.append((impl.plugin_name, result))
         return results
 
     def call_first(self, hook_name: str, **kwargs: Any) -> Any:

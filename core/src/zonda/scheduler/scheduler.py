@@ -162,10 +162,12 @@ class Scheduler:
 
     def start(self) -> None:
         from zonda.executors.base import capabilities_of
+        from zonda.metastore.engine import normalize_url
 
         executor = self.executor
         # The URL, not a connection: nothing may connect before the executor forks its workers.
         url = self._metastore.url if self._metastore is not None else self.settings.sql_alchemy_conn
+        normalize_url(url)  # a URL no wait can mend (bad syntax, unknown database) fails before any fork
         if not capabilities_of(executor).supports_sqlite and url.startswith("sqlite"):
             raise ZondaConfigError(
                 f"the {type(executor).__name__} cannot use a SQLite metastore: its tasks may run on other machines, "
@@ -173,6 +175,12 @@ class Scheduler:
                 "the LocalExecutor ([core] executor)"
             )
         executor.start()  # fork workers before this process opens database connections
+        # Started while the metastore is down (a host booting): wait for it rather than fail.
+        self.outage.until_available(self._join_metastore, url=url)
+
+    def _join_metastore(self) -> None:
+        """The first steps on the metastore: register this scheduler's job, its default pool, orphans."""
+        executor = self.executor
         engine = self.engine
         if not self.locking:
             others = jobs.alive_jobs(
@@ -187,7 +195,8 @@ class Scheduler:
                     "MySQL/MariaDB ([database] sql_alchemy_conn) to run several schedulers"
                 )
         self._warn_about_connections()
-        self.job_id = jobs.start_job(engine, "scheduler", type(executor).__name__)
+        if self.job_id is None:  # an outage cut an earlier try short after this
+            self.job_id = jobs.start_job(engine, "scheduler", type(executor).__name__)
         self._ensure_default_pool()
         self.problems.load()
         self._reset_orphans()
@@ -262,10 +271,11 @@ class Scheduler:
             self._unrecorded.extend(self.executor.poll(0))
             self._during_shutdown(self._process_events, "recording ended tasks")
         finally:
-            self._during_shutdown(self.problems.flush, "recording DAG problems")
-            if self.job_id is not None:
-                self._during_shutdown(lambda: jobs.end_job(self.engine, self.job_id), "ending the scheduler job")
-            self.engine.dispose()
+            if self._metastore is not None:  # None: stopped before the metastore ever answered
+                self._during_shutdown(self.problems.flush, "recording DAG problems")
+                if self.job_id is not None:
+                    self._during_shutdown(lambda: jobs.end_job(self.engine, self.job_id), "ending the scheduler job")
+                self._metastore.engine.dispose()
 
     def _during_shutdown(self, step: Any, what: str) -> None:
         """A shutdown step that needs the metastore: during an outage it is skipped (logged), so the scheduler

@@ -86,20 +86,26 @@ class MetastoreBackend(SecretsBackend):
 
     # -- reading ----------------------------------------------------------------------------------------
 
-    def get_connection(self, conn_id: str) -> Connection | None:
+    def _stored_row(self, column: Any, value: str) -> Row[Any] | None:
+        """The row of ``column``'s table whose ``column`` is ``value``, or None when there is none or the
+        metastore has no such table yet (remembered for :meth:`describe`): a lookup that misses lets the next
+        secrets backend answer instead of failing on a metastore not yet initialized."""
         from sqlalchemy import inspect, select
         from sqlalchemy.exc import DBAPIError
 
-        from zonda.metastore.tables import connection as table
-
         with self.metastore.engine.connect() as db:
             try:
-                row = db.execute(select(table).where(table.c.conn_id == conn_id)).first()
+                return db.execute(select(column.table).where(column == value)).first()
             except DBAPIError:
-                if inspect(db).has_table(table.name):
+                if inspect(db).has_table(column.table.name):
                     raise
                 self._missing_table = True
                 return None
+
+    def get_connection(self, conn_id: str) -> Connection | None:
+        from zonda.metastore.tables import connection as table
+
+        row = self._stored_row(table.c.conn_id, conn_id)
         return None if row is None else self.to_connection(row)
 
     def rows(self) -> list[Row[Any]]:
@@ -148,19 +154,9 @@ class MetastoreBackend(SecretsBackend):
 
     def get_variable(self, key: str) -> str | None:
         """The decrypted value of variable ``key``, or None when the metastore has none (or no table yet)."""
-        from sqlalchemy import inspect, select
-        from sqlalchemy.exc import DBAPIError
-
         from zonda.metastore.tables import variable as table
 
-        with self.metastore.engine.connect() as db:
-            try:
-                row = db.execute(select(table).where(table.c.key == key)).first()
-            except DBAPIError:
-                if inspect(db).has_table(table.name):
-                    raise
-                self._missing_table = True
-                return None
+        row = self._stored_row(table.c.key, key)
         return None if row is None else self.variable_value(row)
 
     def variable_rows(self) -> list[Row[Any]]:

@@ -207,9 +207,11 @@ class Triggerer:
         log.info("triggerer started (job %s, capacity %s, %s)", self.job_id, self.capacity, self.metastore)
 
     def run(self, stop: threading.Event) -> None:
-        """Run until ``stop`` is set (the caller sets it on SIGTERM / SIGINT)."""
-        self.start()
+        """Run until ``stop`` is set (the caller sets it on SIGTERM / SIGINT). Started while the metastore is
+        down, it waits for the metastore first."""
         self.outage.stop = stop
+        url = self._metastore.url if self._metastore is not None else self.settings.sql_alchemy_conn
+        self.outage.until_available(self.start, url=url)
         try:
             while not stop.is_set():
                 due = self._last_sync + self.poll_interval - time.monotonic()
@@ -221,6 +223,9 @@ class Triggerer:
                         self._cycle(sync=False, wait=min(due, 0.25))
                 except Exception as exc:
                     self.outage.failed(exc)  # waits out a metastore outage; anything else is raised again
+                    # The next cycle syncs, so it reaches the database: a cycle that only waited for events
+                    # must not pass for the end of the outage (and a second outage logged right after).
+                    self._last_sync = 0.0
                     continue
                 self.outage.succeeded()
         finally:

@@ -44,15 +44,30 @@ def create_app(
     ``engine``: the metastore's SQLAlchemy engine (default: the configured metastore, which must be migrated);
     ``clock``: seconds since the epoch, for session timeouts and login rate limits.
     """
+    from zonda.plugins.manager import PluginManager
     from zonda.web.access import AccessControl, routes_without_permission
     from zonda.web.audit import AuditTrail
     from zonda.web.context import WebContext
     from zonda.web.csrf import CsrfProtection
+    from zonda.web.live.feed import ChangeFeed
+    from zonda.web.plugin_views import install_plugin_views
     from zonda.web.rate_limit import LoginRateLimiter
     from zonda.web.secret_key import ensure_secret_key
     from zonda.web.sessions import UserSessions
     from zonda.web.views.api_v1 import api_v1
+    from zonda.web.views.audit_log import audit_log_views
+    from zonda.web.views.catalog import catalog_views
+    from zonda.web.views.connections import connection_views
+    from zonda.web.views.dags_live import dags_live
+    from zonda.web.views.events import live
+    from zonda.web.views.pools import pool_views
+    from zonda.web.views.run_gantt import run_gantt
+    from zonda.web.views.task_actions import task_actions
+    from zonda.web.views.task_instance import task_instance
+    from zonda.web.views.trigger import trigger_views
     from zonda.web.views.ui import ui
+    from zonda.web.views.users import user_views
+    from zonda.web.views.variables import variable_views
 
     secret_key = ensure_secret_key(settings)
     if engine is None:
@@ -67,8 +82,25 @@ def create_app(
     CsrfProtection().init_app(app)
     LoginRateLimiter().init_app(app)
     AuditTrail().init_app(app)
+    ChangeFeed().init_app(app)
     app.register_blueprint(ui)
     app.register_blueprint(api_v1)
+    app.register_blueprint(live)
+    app.register_blueprint(dags_live)
+    app.register_blueprint(run_gantt)
+    app.register_blueprint(task_instance)
+    app.register_blueprint(task_actions)
+    app.register_blueprint(trigger_views)
+    app.register_blueprint(connection_views)
+    app.register_blueprint(variable_views)
+    app.register_blueprint(pool_views)
+    app.register_blueprint(catalog_views)
+    app.register_blueprint(audit_log_views)
+    app.register_blueprint(user_views)
+    plugins = PluginManager.from_settings(settings)
+    app.extensions["zonda_plugins"] = plugins
+    app.extensions["zonda_plugin_web"] = install_plugin_views(app, plugins)
+    app.jinja_env.globals["plugin_menu_links"] = lambda: app.extensions["zonda_plugin_web"].menu_links
     app.after_request(_security_headers)
     missing = routes_without_permission(app)
     if missing:

@@ -18,6 +18,12 @@ class WebContext:
     #: Seconds since the epoch; a test passes its own to age sessions without sleeping.
     clock: Callable[[], float]
 
+    def metastore(self) -> Any:
+        """The metastore over :attr:`engine`, for operations that take a ``Metastore`` (connections, variables)."""
+        from zonda.metastore.db import Metastore
+
+        return Metastore.over_engine(self.engine)
+
 
 def web_context() -> WebContext:
     from flask import current_app

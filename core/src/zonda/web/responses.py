@@ -1,5 +1,6 @@
-"""Error answers in the form the caller reads: JSON ``{"title", "detail", "status"}`` under ``/api/``, an HTML
-page elsewhere. One place, so every refusal (401, 403, 400 for CSRF, 429) looks the same."""
+"""Error answers in the form the caller reads: JSON ``{"title", "detail", "status"}`` under ``/api/`` and for a
+page's script that asks for JSON (``Accept: application/json``), an HTML page elsewhere. One place, so every
+refusal (401, 403, 400 for CSRF, 429) looks the same."""
 
 from __future__ import annotations
 
@@ -17,10 +18,19 @@ def is_api_request() -> bool:
     return request.path.startswith(API_PREFIX)
 
 
+def wants_json() -> bool:
+    """An API call, or a page's ``fetch`` of a JSON endpoint: it must get an error it can parse, not an HTML page."""
+    from flask import request
+
+    return is_api_request() or request.accept_mimetypes.best_match(("text/html", "application/json")) == (
+        "application/json"
+    )
+
+
 def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> Response:
     from flask import jsonify, make_response, render_template
 
-    if is_api_request():
+    if wants_json():
         response = make_response(jsonify(title=title, detail=detail, status=status), status)
     else:
         response = make_response(render_template("error.html", status=status, title=title, detail=detail), status)
@@ -29,4 +39,4 @@ def problem(status: int, title: str, detail: str, headers: dict[str, str] | None
     return response
 
 
-__all__ = ["API_PREFIX", "is_api_request", "problem"]
+__all__ = ["API_PREFIX", "is_api_request", "problem", "wants_json"]

@@ -31,6 +31,7 @@ class WebServer:
     def __init__(self, app: Flask, host: str, port: int, *, threads: int = 8) -> None:
         from waitress.server import create_server
 
+        self._app = app
         try:
             self._server: Any = create_server(
                 app,
@@ -64,6 +65,8 @@ class WebServer:
         """Answer requests until ``stop`` is set; then finish (or, after a few seconds, drop) those in progress."""
         from waitress import wasyncore
 
+        from zonda.web.live.feed import close_change_feed
+
         server = self._server
         socket_map = server.map if hasattr(server, "map") else server._map
         log.info("web server listening on %s", self.url)
@@ -71,6 +74,7 @@ class WebServer:
             while not stop.is_set():
                 wasyncore.loop(timeout=TURN_SECONDS, map=socket_map, use_poll=True, count=1)
         finally:
+            close_change_feed(self._app)  # ends the live streams, which would otherwise hold their threads
             server.task_dispatcher.shutdown(timeout=SHUTDOWN_SECONDS)
             wasyncore.close_all(socket_map)
             log.info("web server stopped")

@@ -16,8 +16,9 @@ copied it before logout: the cookie lives in the browser, not on the server.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask.sessions import SecureCookieSessionInterface
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from zonda.operations.users import UserRecord
 
 COOKIE_NAME = "zonda_session"
+_PASSIVE = "zonda_passive"
+F = TypeVar("F", bound=Callable[..., Any])
 #: Session key holding why the last session ended (shown, then dropped, by the login page).
 ENDED = "ended"
 
@@ -83,7 +86,8 @@ class UserSessions:
             self._end("your account changed")
             return
         g.user = user
-        session["seen_at"] = now
+        if not _is_passive():
+            session["seen_at"] = now
 
     @staticmethod
     def _end(reason: str) -> None:
@@ -92,6 +96,19 @@ class UserSessions:
 
         session.clear()
         session[ENDED] = reason
+
+
+def passive(view: F) -> F:
+    """Mark a view whose requests are not the user's activity: a page's live-update stream reconnects by itself,
+    and must not keep an unattended session alive past its idle timeout."""
+    setattr(view, _PASSIVE, True)
+    return view
+
+
+def _is_passive() -> bool:
+    from flask import current_app, request
+
+    return bool(getattr(current_app.view_functions.get(request.endpoint or ""), _PASSIVE, False))
 
 
 def login_user(user: UserRecord) -> None:

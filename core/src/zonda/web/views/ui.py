@@ -117,8 +117,9 @@ def index() -> Any:
 @requires(Permission.READ)
 def dags() -> Any:
     from zonda.operations.dags import list_dags
+    from zonda.web.views.dags_live import RECENT_RUNS
 
-    return render_template("dags.html", dags=list_dags(web_context().engine, recent=0))
+    return render_template("dags.html", dags=list_dags(web_context().engine, recent=RECENT_RUNS))
 
 
 @ui.post("/dags/<dag_id>/paused")
