@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from dag_fixtures import store_dag, wide_dag
 from flask import Blueprint
-
-from zonda.metastore import tables as t
 
 ACTORS = ("anonymous", "Viewer", "User", "Op", "Admin")
 LOGIN = "login"
@@ -41,6 +40,14 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, str], bool, dict[str, int | st
         False,
         {"anonymous": LOGIN, "Viewer": 403, "User": 303, "Op": 303, "Admin": 303},
     ),
+    ("GET", "/dags/<dag_id>"): ("/dags/table_dag", {}, False, everyone(200, anonymous=LOGIN)),
+    ("GET", "/dags/<dag_id>/grid.json"): ("/dags/table_dag/grid.json", {}, False, everyone(200, anonymous=401)),
+    ("GET", "/dags/<dag_id>/graph"): ("/dags/table_dag/graph", {}, False, everyone(200, anonymous=LOGIN)),
+    ("GET", "/dags/<dag_id>/graph.json"): ("/dags/table_dag/graph.json", {}, False, everyone(200, anonymous=401)),
+    ("GET", "/dags/<dag_id>/code"): ("/dags/table_dag/code", {}, False, everyone(200, anonymous=LOGIN)),
+    ("GET", "/dags/<dag_id>/details"): ("/dags/table_dag/details", {}, False, everyone(200, anonymous=LOGIN)),
+    ("GET", "/import-errors"): ("/import-errors", {}, False, everyone(200, anonymous=LOGIN)),
+    ("GET", "/plugin-errors"): ("/plugin-errors", {}, False, everyone(200, anonymous=LOGIN)),
     ("GET", "/api/v1/version"): ("/api/v1/version", {}, False, everyone(200, anonymous=401)),
 }
 
@@ -72,13 +79,8 @@ def test_every_route_is_in_the_table(web) -> None:
     assert TABLE.keys() - routes == set(), "rows of the table for routes that no longer exist"
 
 
-def _insert_dag(engine: Any, dag_id: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(t.dag.insert().values(dag_id=dag_id, is_paused=False, is_active=True, fileloc="/x.py"))
-
-
 def test_the_authorization_table(web) -> None:
-    _insert_dag(web.engine, "table_dag")
+    store_dag(web.store, wide_dag("table_dag", 2))
     clients = {role: web.logged_in(role) for role in ("Viewer", "User", "Op", "Admin")}
     clients["anonymous"] = web.client()
     seen: dict[tuple[str, str, str], int | str] = {}

@@ -44,6 +44,7 @@ def create_app(
     ``engine``: the metastore's SQLAlchemy engine (default: the configured metastore, which must be migrated);
     ``clock``: seconds since the epoch, for session timeouts and login rate limits.
     """
+    from zonda.plugins.manager import PluginManager
     from zonda.web.access import AccessControl, routes_without_permission
     from zonda.web.audit import AuditTrail
     from zonda.web.context import WebContext
@@ -52,6 +53,8 @@ def create_app(
     from zonda.web.secret_key import ensure_secret_key
     from zonda.web.sessions import UserSessions
     from zonda.web.views.api_v1 import api_v1
+    from zonda.web.views.dag import dag_pages
+    from zonda.web.views.load_errors import PLUGIN_MANAGER_KEY, load_errors
     from zonda.web.views.ui import ui
 
     secret_key = ensure_secret_key(settings)
@@ -62,6 +65,7 @@ def create_app(
     app = Flask("zonda.web", static_folder=None, template_folder="templates")
     app.config.update(SECRET_KEY=secret_key, MAX_CONTENT_LENGTH=16 * 1024 * 1024, TEMPLATES_AUTO_RELOAD=False)
     app.extensions["zonda"] = WebContext(settings=settings, engine=engine, clock=clock)
+    app.extensions[PLUGIN_MANAGER_KEY] = PluginManager.from_settings(settings)
     UserSessions().init_app(app)
     AccessControl().init_app(app)
     CsrfProtection().init_app(app)
@@ -69,6 +73,8 @@ def create_app(
     AuditTrail().init_app(app)
     app.register_blueprint(ui)
     app.register_blueprint(api_v1)
+    app.register_blueprint(dag_pages)
+    app.register_blueprint(load_errors)
     app.after_request(_security_headers)
     missing = routes_without_permission(app)
     if missing:

@@ -1,5 +1,6 @@
-"""Error answers in the form the caller reads: JSON ``{"title", "detail", "status"}`` under ``/api/``, an HTML
-page elsewhere. One place, so every refusal (401, 403, 400 for CSRF, 429) looks the same."""
+"""Error answers in the form the caller reads: JSON ``{"title", "detail", "status"}`` under ``/api/`` and from
+``.json`` endpoints, an HTML page elsewhere. One place, so every refusal (401, 403, 400 for CSRF, 429) looks
+the same."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ API_PREFIX = "/api/"
 def is_api_request() -> bool:
     from flask import request
 
-    return request.path.startswith(API_PREFIX)
+    return request.path.startswith(API_PREFIX) or request.path.endswith(".json")
 
 
 def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> Response:
