@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "ui"))  # dag_fixtures: DAGs and runs in bulk
 
 from _venv import reexec_in_venv
 

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "ui"))  # dag_fixtures: DAGs and runs in bulk
 
 from _venv import reexec_in_venv
 
@@ -30,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from dag_fixtures import add_runs, store_dag, wide_dag
-    from web_bench_app import make_app, report, time_request, timed  # also puts tests/ui on the path
+    from web_bench_app import make_app, report, time_request, timed
 
     with tempfile.TemporaryDirectory(prefix="zonda-bench-grid-") as tmp:
         _app, store, client = make_app(Path(tmp))

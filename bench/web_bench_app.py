@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "ui"))  # dag_fixtures: DAGs, runs and task instances written in bulk
 
 
 def make_app(home: Path) -> tuple[Any, Any, Any]:
