@@ -102,3 +102,18 @@ def add_runs(
         for start in range(0, len(rows), 5000):
             conn.execute(t.task_instance.insert(), rows[start : start + 5000])
     return run_ids
+
+
+def grouped_dag(dag_id: str) -> Any:
+    """start >> [work.one, work.two] >> end, the middle two in the task group ``work``."""
+    from zonda import DAG, TaskGroup
+    from zonda.operators import EmptyOperator
+
+    with DAG(dag_id, schedule=None, start_date=START) as dag:
+        start = EmptyOperator(task_id="start")
+        with TaskGroup("work"):
+            one = EmptyOperator(task_id="one")
+            two = EmptyOperator(task_id="two")
+        end = EmptyOperator(task_id="end")
+        start >> [one, two] >> end
+    return dag

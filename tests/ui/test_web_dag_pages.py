@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dag_fixtures import add_runs, store_dag, wide_dag
+from dag_fixtures import add_runs, grouped_dag, store_dag, wide_dag
 
 from zonda.metastore import tables as t
 
@@ -201,25 +201,18 @@ def test_the_grid_page_passes_its_data_by_attributes_and_loads_scripts_from_file
 
 
 def test_the_graph_json_has_edges_groups_and_the_latest_runs_states(web) -> None:
-    from zonda import DAG, TaskGroup
-    from zonda.operators import EmptyOperator
-
-    with DAG("graph_dag", schedule=None, start_date=wide_dag("x", 0).start_date) as dag:
-        start = EmptyOperator(task_id="start")
-        with TaskGroup("work"):
-            one = EmptyOperator(task_id="one")
-        end = EmptyOperator(task_id="end")
-        start >> one >> end
-    store_dag(web.store, dag)
+    store_dag(web.store, grouped_dag("graph_dag"))
     client = web.logged_in("Viewer")
     body = client.get("/dags/graph_dag/graph.json").json
     ids = [task[0] for task in body["tasks"]]
-    assert ids == ["start", "work.one", "end"] and body["latest_run"] is None
-    assert sorted((ids[a], ids[b]) for a, b in body["edges"]) == [("start", "work.one"), ("work.one", "end")]
-    assert body["groups"] == [["work", -1]] and body["tasks"][1][1] == 0
+    assert ids == ["start", "work.one", "work.two", "end"] and body["latest_run"] is None
+    edges = sorted((ids[a], ids[b]) for a, b in body["edges"])
+    assert edges == [("start", "work.one"), ("start", "work.two"), ("work.one", "end"), ("work.two", "end")]
+    assert body["groups"] == [["work", -1]] and [task[1] for task in body["tasks"]] == [-1, 0, 0, -1]
+    assert body["tasks"][0][3] == "EmptyOperator"
     add_runs(web.engine, "graph_dag", 2, task_ids=ids, state_of=lambda run, task: ("failed" if run else "success",))
     latest = client.get("/dags/graph_dag/graph.json").json["latest_run"]
-    assert latest == {"run_id": "scheduled__2025-01-02", "state": "success", "states": "fff"}
+    assert latest == {"run_id": "scheduled__2025-01-02", "state": "success", "states": "ffff"}
     assert "/static/js/graph.js" in client.get("/dags/graph_dag/graph").text
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dag_fixtures import add_runs, store_dag, wide_dag
+from dag_fixtures import add_runs, grouped_dag, store_dag, wide_dag
 
 PAYLOAD = '<img src=x onerror="window.__pwned=1">'
 
@@ -73,16 +73,7 @@ def test_a_grid_cell_opens_its_task_instance_and_older_runs_page(site) -> None:
 
 
 def test_the_graph_is_laid_out_with_groups_and_coloured_by_the_latest_run(site) -> None:
-    from zonda import DAG, TaskGroup
-    from zonda.operators import EmptyOperator
-
-    with DAG("graph_dag", schedule=None, start_date=wide_dag("x", 0).start_date) as dag:
-        start = EmptyOperator(task_id="start")
-        with TaskGroup("work"):
-            one = EmptyOperator(task_id="one")
-            two = EmptyOperator(task_id="two")
-        end = EmptyOperator(task_id="end")
-        start >> [one, two] >> end
+    dag = grouped_dag("graph_dag")
     store_dag(site.web.store, dag)
     ids = ["start", "work.one", "work.two", "end"]
     add_runs(

@@ -8,7 +8,7 @@ with ``textContent`` only.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, jsonify, render_template, request
 
@@ -16,6 +16,12 @@ from zonda.exceptions import DagNotFound
 from zonda.web.context import web_context
 from zonda.web.permissions import Permission, requires
 from zonda.web.responses import problem
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from zonda.operations.dags import DagRecord
+    from zonda.operations.grid import GridGroup, GridTask
 
 dag_pages = Blueprint("dag_pages", __name__)
 
@@ -41,14 +47,31 @@ def _limit() -> int:
     return int(raw)
 
 
-def _tab(template: str, dag_id: str, tab: str, **values: Any) -> Any:
+def _tab(template: str, dag_id: str, tab: str, extra: Callable[[DagRecord], dict[str, Any]] | None = None) -> Any:
+    """A tab that needs the DAG's stored row (and what ``extra`` makes of it)."""
     from zonda.operations.dags import get_dag
 
     try:
         dag = get_dag(web_context().engine, dag_id, recent=0)
     except DagNotFound as exc:
         return _not_found(exc)
-    return render_template(template, dag=dag, tab=tab, **values)
+    return render_template(template, dag=dag, tab=tab, **(extra(dag) if extra else {}))
+
+
+def _structure(groups: list[GridGroup], tasks: list[GridTask], *, operators: bool = False) -> dict[str, Any]:
+    """The state letters, groups and tasks as the grid and graph scripts read them: a group or task refers to
+    its (parent) group by index, -1 at the top level."""
+    from zonda.operations.grid import STATE_CODES
+
+    group_index = {g.group_id: i for i, g in enumerate(groups)}
+    return {
+        "codes": {letter: state for state, letter in STATE_CODES.items()},
+        "groups": [[g.group_id, group_index.get(g.parent or "", -1)] for g in groups],
+        "tasks": [
+            [t.task_id, group_index.get(t.group or "", -1), int(t.is_mapped), *([t.operator] if operators else [])]
+            for t in tasks
+        ],
+    }
 
 
 @dag_pages.get("/dags/<dag_id>")
@@ -58,7 +81,7 @@ def grid(dag_id: str) -> Any:
         before = _before_cursor()
     except ValueError as exc:
         return problem(400, "Bad request", str(exc))
-    return _tab("dag_grid.html", dag_id, "grid", before=before)
+    return _tab("dag_grid.html", dag_id, "grid", lambda dag: {"before": before})
 
 
 @dag_pages.get("/dags/<dag_id>/grid.json")
@@ -107,23 +130,17 @@ def graph(dag_id: str) -> Any:
 @requires(Permission.READ)
 def graph_json(dag_id: str) -> Any:
     from zonda.operations.dag_graph import dag_graph
-    from zonda.operations.grid import STATE_CODES
 
     try:
         found = dag_graph(web_context().engine, dag_id)
     except DagNotFound as exc:
         return _not_found(exc)
-    group_index = {g.group_id: i for i, g in enumerate(found.groups)}
     task_index = {task.task_id: i for i, task in enumerate(found.tasks)}
     run = found.latest_run
     return jsonify(
         {
             "dag_id": found.dag_id,
-            "codes": {letter: state for state, letter in STATE_CODES.items()},
-            "groups": [[g.group_id, group_index.get(g.parent or "", -1)] for g in found.groups],
-            "tasks": [
-                [t.task_id, group_index.get(t.group or "", -1), int(t.is_mapped), t.operator] for t in found.tasks
-            ],
+            **_structure(found.groups, found.tasks, operators=True),
             "edges": [[task_index[up], task_index[down]] for up, down in found.edges if up in task_index],
             "latest_run": None if run is None else {"run_id": run.run_id, "state": run.state, "states": run.states},
         }
@@ -134,15 +151,9 @@ def graph_json(dag_id: str) -> Any:
 @requires(Permission.READ)
 def code(dag_id: str) -> Any:
     from zonda.operations.dag_source import read_dag_source
-    from zonda.operations.dags import get_dag
 
-    context = web_context()
-    try:
-        dag = get_dag(context.engine, dag_id, recent=0)
-    except DagNotFound as exc:
-        return _not_found(exc)
-    source = read_dag_source(context.settings.dags_folder, dag.fileloc)
-    return render_template("dag_code.html", dag=dag, tab="code", source=source)
+    dags_folder = web_context().settings.dags_folder
+    return _tab("dag_code.html", dag_id, "code", lambda dag: {"source": read_dag_source(dags_folder, dag.fileloc)})
 
 
 @dag_pages.get("/dags/<dag_id>/details")

@@ -7,21 +7,13 @@
   const SVG = "http://www.w3.org/2000/svg";
   const CHAR_WIDTH = 7.2;
 
-  function enc(value) { return encodeURIComponent(value); }
+  const { debounce, fetchJson, enc } = window.zondaFetch;
 
   function svg(tag, attributes, text) {
     const node = document.createElementNS(SVG, tag);
     for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, String(value));
     if (text !== undefined) node.textContent = text;
     return node;
-  }
-
-  function debounce(fn, wait) {
-    let timer = null;
-    return function () {
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(function () { timer = null; fn(); }, wait);
-    };
   }
 
   function shortName(name, groups, groupIndex) {
@@ -41,14 +33,8 @@
       this.nodes = [];
     }
 
-    async fetchData() {
-      const response = await fetch("/dags/" + enc(this.dagId) + "/graph.json", { credentials: "same-origin" });
-      if (!response.ok) {
-        let detail = response.statusText;
-        try { detail = (await response.json()).detail || detail; } catch (ignored) { /* not JSON */ }
-        throw new Error(detail);
-      }
-      return response.json();
+    fetchData() {
+      return fetchJson("/dags/" + enc(this.dagId) + "/graph.json");
     }
 
     async load() {

@@ -15,21 +15,13 @@
     "queued", "scheduled", "none", "success", "skipped", "removed"];
   const ABSENT = ".";
 
-  function enc(value) { return encodeURIComponent(value); }
+  const { debounce, fetchJson, enc } = window.zondaFetch;
 
   function element(tag, className, text) {
     const node = document.createElement(tag);
     if (className) node.className = className;
     if (text !== undefined) node.textContent = text;
     return node;
-  }
-
-  function debounce(fn, wait) {
-    let timer = null;
-    return function () {
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(function () { timer = null; fn(); }, wait);
-    };
   }
 
   class Grid {
@@ -58,20 +50,15 @@
     }
 
     async load() {
-      let response;
+      let data;
       try {
-        response = await fetch(this.url(), { credentials: "same-origin", headers: { Accept: "application/json" } });
+        data = await fetchJson(this.url());
       } catch (error) {
-        this.status.textContent = "The grid could not be loaded: " + error;
+        this.status.hidden = false;
+        this.status.textContent = "The grid could not be loaded: " + error.message;
         return;
       }
-      if (!response.ok) {
-        let detail = response.statusText;
-        try { detail = (await response.json()).detail || detail; } catch (ignored) { /* not JSON */ }
-        this.status.textContent = "The grid could not be loaded: " + detail;
-        return;
-      }
-      this.setData(await response.json());
+      this.setData(data);
     }
 
     setData(data) {
