@@ -31,23 +31,13 @@ def main() -> None:
     args = parser.parse_args()
 
     from dag_fixtures import add_runs, store_dag, wide_dag
-    from web_bench_app import make_app, report, time_request, timed
+    from web_bench_app import make_app, report, store_grid_dag, time_request, timed
 
     with tempfile.TemporaryDirectory(prefix="zonda-bench-grid-") as tmp:
         _app, store, client = make_app(Path(tmp))
-        dag = wide_dag("bench_grid", args.tasks, group_size=50, mapped_every=100)
-        task_ids = [task.task_id for task in dag.tasks]
-        mapped = {task.task_id for task in dag.tasks if getattr(task, "is_mapped", False)}
-        store_dag(store, dag)
-
-        def states(run: int, task_id: str) -> tuple[str, ...]:
-            if task_id in mapped:
-                return ("success", "failed", "success")
-            return ("failed",) if (run + len(task_id)) % 17 == 0 else ("success",)
-
         timed(
             f"{args.tasks} tasks x {args.runs} runs",
-            lambda: add_runs(store.engine, "bench_grid", args.runs, task_ids=task_ids, state_of=states),
+            lambda: store_grid_dag(store, "bench_grid", args.tasks, args.runs),
         )
         timings, response = time_request(client, "/dags/bench_grid/grid.json", args.repeat)
         size = len(response.data)

@@ -34,16 +34,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
 
-    from dag_fixtures import add_runs, store_dag, wide_dag
-    from web_bench_app import make_app
+    from web_bench_app import make_app, store_grid_dag
 
     from zonda.web.server import WebServer
 
     with tempfile.TemporaryDirectory(prefix="zonda-bench-grid-browser-") as tmp:
         app, store, _client = make_app(Path(tmp))
-        dag = wide_dag("bench_grid", args.tasks, group_size=50, mapped_every=100)
-        store_dag(store, dag)
-        add_runs(store.engine, "bench_grid", args.runs, task_ids=[task.task_id for task in dag.tasks])
+        store_grid_dag(store, "bench_grid", args.tasks, args.runs)
         server = WebServer(app, "127.0.0.1", 0, threads=4)
         stop = threading.Event()
         thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)

@@ -55,3 +55,20 @@ def timed(step: str, action: Callable[[], Any]) -> Any:
     result = action()
     print(f"  ({step}: {time.perf_counter() - started:.1f} s)")
     return result
+
+
+def store_grid_dag(store: Any, dag_id: str, tasks: int, runs: int) -> None:
+    """A DAG of ``tasks`` tasks (task groups of 50, every 100th task mapped over 3, its instances half failed)
+    with ``runs`` runs of mostly successful instances: the grid the issue's goals are about."""
+    from dag_fixtures import add_runs, store_dag, wide_dag
+
+    dag = wide_dag(dag_id, tasks, group_size=50, mapped_every=100)
+    mapped = {task.task_id for task in dag.tasks if getattr(task, "is_mapped", False)}
+    store_dag(store, dag)
+
+    def states(run: int, task_id: str) -> tuple[str, ...]:
+        if task_id in mapped:
+            return ("success", "failed", "success")
+        return ("failed",) if (run + len(task_id)) % 17 == 0 else ("success",)
+
+    add_runs(store.engine, dag_id, runs, task_ids=[task.task_id for task in dag.tasks], state_of=states)
