@@ -3,12 +3,28 @@ its cells open the task instance; the graph is laid out by dagre in a worker; ma
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 from dag_fixtures import add_runs, grouped_dag, store_dag, wide_dag
 
 PAYLOAD = '<img src=x onerror="window.__pwned=1">'
+
+
+def _some_state(run: int, task_id: str) -> str:
+    """Mostly green, with the odd failure, retry and skip: a grid that shows its colours."""
+    turn = (run * 7 + int(task_id[-4:])) % 23
+    return {0: "failed", 1: "upstream_failed", 2: "up_for_retry", 3: "skipped"}.get(turn, "success")
+
+
+def save_screenshot(page: Any, name: str) -> None:
+    """With ZONDA_SCREENSHOTS set to a folder, save the page there (the README's pictures come from here)."""
+    folder = os.environ.get("ZONDA_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name))
 
 
 def _script_errors(page: Any) -> list[str]:
@@ -25,11 +41,13 @@ def test_the_grid_of_1000_tasks_keeps_only_visible_rows_and_folds_groups(site) -
         "big_grid",
         25,
         task_ids=[task.task_id for task in dag.tasks],
-        state_of=lambda run, task: ("success", "failed") if task in mapped else ("success",),
+        state_of=lambda run, task: ("success", "failed") if task in mapped else (_some_state(run, task),),
     )
     page = site.logged_in_page("Viewer")
+    page.set_viewport_size({"width": 1280, "height": 800})
     page.goto("/dags/big_grid")
     page.wait_for_selector(".grid-row a.cell")
+    save_screenshot(page, "grid.png")
     assert page.locator(".grid-head a.run").count() == 25
     drawn = page.locator(".grid-row").count()
     assert 0 < drawn < 120, drawn  # 1,020 rows (1,000 tasks, 20 groups), only those in view (+ a margin) exist
@@ -41,7 +59,7 @@ def test_the_grid_of_1000_tasks_keeps_only_visible_rows_and_folds_groups(site) -
     assert (
         cell.get_attribute("href") == "/dags/big_grid/runs/scheduled__2025-01-25/tasks/group_0.task_0001?map_index=-1"
     )
-    mapped_cell = page.locator('a.cell[data-task-id="group_0.task_0009"]').last
+    mapped_cell = page.locator('a.cell[data-task-id="group_0.task_0009"]').last  # mapped: 2 instances
     assert mapped_cell.get_attribute("data-map-count") == "2" and "st-failed" in mapped_cell.get_attribute("class")
 
     page.locator(".grid-body").evaluate("body => { body.scrollTop = body.scrollHeight; }")
@@ -86,6 +104,7 @@ def test_the_graph_is_laid_out_with_groups_and_coloured_by_the_latest_run(site) 
     page = site.logged_in_page("Viewer")
     page.goto("/dags/graph_dag/graph")
     page.wait_for_selector(".graph-canvas svg a.node")
+    save_screenshot(page, "graph.png")
     assert page.locator(".graph-canvas a.node").count() == 4
     assert page.locator(".graph-canvas .cluster").count() == 1
     assert page.locator(".graph-canvas path.edge").count() == 4
