@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from zonda.operations.grid import GridGroup, GridRun, GridTask, runs_of
-from zonda.scheduler.runs import load_serialized
+from zonda.operations.grid import GridGroup, GridRun, GridTask, runs_of, serialized_data
 
 
 @dataclass(frozen=True)
@@ -27,9 +26,9 @@ class DagGraph:
 def dag_graph(engine: Any, dag_id: str) -> DagGraph:
     """The graph of ``dag_id``; :class:`~zonda.exceptions.DagNotFound` when it has not been serialized."""
     with engine.connect() as conn:
-        sdag = load_serialized(conn, dag_id)
-        page = runs_of(conn, sdag, before=None, limit=1)
-    edges = sorted((up, task.task_id) for task in sdag.tasks.values() for up in task.upstream)
+        data = serialized_data(conn, dag_id)
+        page = runs_of(conn, dag_id, data, before=None, limit=1)
+    edges = sorted((up, raw["task_id"]) for raw in data["tasks"] for up in raw.get("upstream", ()))
     return DagGraph(dag_id, page.tasks, page.groups, edges, page.runs[0] if page.runs else None)
 
 

@@ -1,9 +1,9 @@
 """The grid of one DAG: its runs (newest first, a page at a time) against its tasks, as compact data.
 
 Called by the web server's grid and graph endpoints. A page costs three statements whatever the number of tasks
-or runs: the serialized DAG, one page of runs (keyset on logical date then id, so page 400 costs what page 1
-does), and the task-instance states of those runs counted per task and state (a mapped task's thousand
-instances arrive as a few counts, not a thousand rows).
+or runs: the serialized DAG (decoded, its tasks not built), one page of runs (keyset on logical date then id, so
+page 400 costs what page 1 does), and the task-instance states of those runs counted per task and state (a
+mapped task's thousand instances arrive as a few counts, not a thousand rows).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 
 from zonda.metastore import tables as t
-from zonda.scheduler.runs import load_serialized
-from zonda.scheduler.serialized import SerializedDag
+from zonda.scheduler.runs import unknown_dag
+from zonda.scheduler.serialized import decode_serialized
 
 #: One letter per task-instance state: a run's states travel as one short string, one letter per task.
 STATE_CODES: dict[str, str] = {
@@ -102,10 +102,10 @@ def summary_state(counts: dict[str, int]) -> str:
     return next(iter(counts), "none")
 
 
-def tree_order(sdag: SerializedDag) -> tuple[list[GridTask], list[GridGroup]]:
+def tree_order(data: dict[str, Any]) -> tuple[list[GridTask], list[GridGroup]]:
     """Tasks ordered so that every group's members are adjacent (nested groups inside their parent), each
     group placed where its first task comes in dependency order; and the groups, parents first."""
-    raw_groups = sdag.data.get("task_groups") or {}
+    raw_groups = data.get("task_groups") or {}
     groups = [
         GridGroup(gid, (g or {}).get("parent"), str((g or {}).get("tooltip") or "")) for gid, g in raw_groups.items()
     ]
@@ -113,7 +113,7 @@ def tree_order(sdag: SerializedDag) -> tuple[list[GridTask], list[GridGroup]]:
     children: dict[str | None, list[tuple[str, str]]] = {}
     placed: set[str] = set()
     tasks: dict[str, GridTask] = {}
-    for raw in sdag.data["tasks"]:
+    for raw in data["tasks"]:
         group = raw.get("task_group") if raw.get("task_group") in known else None
         task = GridTask(raw["task_id"], group, bool(raw.get("expand")) or bool(raw.get("is_mapped")), raw["operator"])
         tasks[task.task_id] = task
@@ -151,22 +151,30 @@ def grid_page(engine: Any, dag_id: str, *, before: int | None = None, limit: int
     """One page of the grid: at most ``limit`` runs older than run ``before`` (the page's cursor), newest
     first. :class:`~zonda.exceptions.DagNotFound` when the DAG has not been serialized."""
     with engine.connect() as conn:
-        sdag = load_serialized(conn, dag_id)
-        return runs_of(conn, sdag, before=before, limit=limit)
+        return runs_of(conn, dag_id, serialized_data(conn, dag_id), before=before, limit=limit)
 
 
-def runs_of(conn: Any, sdag: SerializedDag, *, before: int | None, limit: int) -> GridPage:
-    """:func:`grid_page` for a DAG already loaded, on the caller's connection (two statements)."""
+def serialized_data(conn: Any, dag_id: str) -> dict[str, Any]:
+    """The stored structure of ``dag_id`` as plain data (tasks are not built: the grid reads ids and groups)."""
+    text = conn.execute(select(t.serialized_dag.c.data).where(t.serialized_dag.c.dag_id == dag_id)).scalar()
+    if text is None:
+        raise unknown_dag(conn, dag_id)
+    return decode_serialized(text)
+
+
+def runs_of(conn: Any, dag_id: str, data: dict[str, Any], *, before: int | None, limit: int) -> GridPage:
+    """:func:`grid_page` for a DAG whose stored ``data`` is already read, on the caller's connection (two
+    statements)."""
     limit = max(1, min(int(limit), MAX_PAGE))
     dr, ti = t.dag_run, t.task_instance
-    query = select(dr.c.id, dr.c.run_id, dr.c.logical_date, dr.c.state, dr.c.run_type).where(dr.c.dag_id == sdag.dag_id)
+    query = select(dr.c.id, dr.c.run_id, dr.c.logical_date, dr.c.state, dr.c.run_type).where(dr.c.dag_id == dag_id)
     if before is not None:
-        anchor = select(dr.c.logical_date).where(dr.c.id == before, dr.c.dag_id == sdag.dag_id).scalar_subquery()
+        anchor = select(dr.c.logical_date).where(dr.c.id == before, dr.c.dag_id == dag_id).scalar_subquery()
         query = query.where(or_(dr.c.logical_date < anchor, and_(dr.c.logical_date == anchor, dr.c.id < before)))
     runs = conn.execute(query.order_by(dr.c.logical_date.desc(), dr.c.id.desc()).limit(limit + 1)).all()
     more = len(runs) > limit
     runs = runs[:limit]
-    tasks, groups = tree_order(sdag)
+    tasks, groups = tree_order(data)
     rows = []
     if runs:
         rows = conn.execute(
@@ -174,7 +182,7 @@ def runs_of(conn: Any, sdag: SerializedDag, *, before: int | None, limit: int) -
             .where(ti.c.dag_run_id.in_([run.id for run in runs]))
             .group_by(ti.c.dag_run_id, ti.c.task_id, ti.c.state)
         ).all()
-    return GridPage(sdag.dag_id, tasks, groups, _grid_runs(runs, tasks, rows), runs[-1].id if more else None)
+    return GridPage(dag_id, tasks, groups, _grid_runs(runs, tasks, rows), runs[-1].id if more else None)
 
 
 def _grid_runs(runs: list[Any], tasks: list[GridTask], rows: list[Any]) -> list[GridRun]:
@@ -223,6 +231,7 @@ __all__ = [
     "GridTask",
     "grid_page",
     "runs_of",
+    "serialized_data",
     "summary_state",
     "tree_order",
 ]

@@ -65,7 +65,8 @@ def create_app(
     app = Flask("zonda.web", static_folder=None, template_folder="templates")
     app.config.update(SECRET_KEY=secret_key, MAX_CONTENT_LENGTH=16 * 1024 * 1024, TEMPLATES_AUTO_RELOAD=False)
     app.extensions["zonda"] = WebContext(settings=settings, engine=engine, clock=clock)
-    app.extensions[PLUGIN_MANAGER_KEY] = PluginManager.from_settings(settings)
+    # Plugins are imported now, once, not by whichever request first asks (waitress serves in threads).
+    app.extensions[PLUGIN_MANAGER_KEY] = PluginManager.from_settings(settings).load()
     UserSessions().init_app(app)
     AccessControl().init_app(app)
     CsrfProtection().init_app(app)

@@ -12,7 +12,7 @@ from zonda.web.permissions import Permission, requires
 
 load_errors = Blueprint("load_errors", __name__)
 
-#: Where create_app keeps the app's plugin manager (plugins are imported once per app, on first need).
+#: Where create_app keeps the app's plugin manager (its plugins imported once, when the app is made).
 PLUGIN_MANAGER_KEY = "zonda_plugin_manager"
 
 
