@@ -80,7 +80,11 @@ def test_a_grid_cell_opens_its_task_instance_and_older_runs_page(site) -> None:
     store_dag(site.web.store, wide_dag("paged", 2))
     add_runs(site.engine, "paged", 30, task_ids=["task_0000", "task_0001"])
     page = site.logged_in_page("Viewer")
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if "grid.json" in request.url else None)
     page.goto("/dags/paged")
+    page.wait_for_selector(".grid-head a.run")
+    assert len(asked) == 1, asked  # the preload's answer is the one grid.js uses
     page.get_by_role("link", name="Older runs").click()
     page.wait_for_url("**/dags/paged?before=*")
     page.wait_for_selector(".grid-head a.run")
