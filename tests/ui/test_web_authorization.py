@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from dag_fixtures import store_dag, wide_dag
 from flask import Blueprint
 from web_marks import SQLITE_ONLY
-
-from zonda.metastore import tables as t
 
 ACTORS = ("anonymous", "Viewer", "User", "Op", "Admin")
 LOGIN = "login"
@@ -111,6 +110,14 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, str], bool, dict[str, int | st
         False,
         {"anonymous": LOGIN, "Viewer": 403, "User": 303, "Op": 303, "Admin": 303},
     ),
+    ("GET", "/dags/<dag_id>"): ("/dags/table_dag", {}, False, everyone(200, anonymous=LOGIN)),
+    ("GET", "/dags/<dag_id>/grid.json"): ("/dags/table_dag/grid.json", {}, False, everyone(200, anonymous=401)),
+    ("GET", "/dags/<dag_id>/graph"): ("/dags/table_dag/graph", {}, False, everyone(200, anonymous=LOGIN)),
+    ("GET", "/dags/<dag_id>/graph.json"): ("/dags/table_dag/graph.json", {}, False, everyone(200, anonymous=401)),
+    ("GET", "/dags/<dag_id>/code"): ("/dags/table_dag/code", {}, False, everyone(200, anonymous=LOGIN)),
+    ("GET", "/dags/<dag_id>/details"): ("/dags/table_dag/details", {}, False, everyone(200, anonymous=LOGIN)),
+    ("GET", "/import-errors"): ("/import-errors", {}, False, everyone(200, anonymous=LOGIN)),
+    ("GET", "/plugin-errors"): ("/plugin-errors", {}, False, everyone(200, anonymous=LOGIN)),
     ("GET", "/api/v1/version"): ("/api/v1/version", {}, False, everyone(200, anonymous=401)),
     # The live stream, asked for too many DAGs: a 400 shows the request passed authorization without opening a
     # stream (tests/ui/test_web_live.py opens real ones).
@@ -201,15 +208,10 @@ def test_every_route_is_in_the_table(web) -> None:
     assert TABLE.keys() - routes == set(), "rows of the table for routes that no longer exist"
 
 
-def _insert_dag(engine: Any, dag_id: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(t.dag.insert().values(dag_id=dag_id, is_paused=False, is_active=True, fileloc="/x.py"))
-
-
 def test_the_authorization_table(web) -> None:
     from admin_helpers import store_admin_fixtures
 
-    _insert_dag(web.engine, "table_dag")
+    store_dag(web.store, wide_dag("table_dag", 2))
     store_admin_fixtures(web)
     clients = {role: web.logged_in(role) for role in ("Viewer", "User", "Op", "Admin")}
     clients["anonymous"] = web.client()

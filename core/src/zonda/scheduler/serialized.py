@@ -16,6 +16,14 @@ if TYPE_CHECKING:
     from zonda.decision_engine import DagShape
 
 
+def decode_serialized(text: str) -> dict[str, Any]:
+    """The stored JSON of a DAG as plain data, without building its tasks (what a reader of a big DAG's
+    structure alone wants: building 1,000 tasks costs more than parsing them)."""
+    from zonda import serde
+
+    return serde.loads(text) if "__zonda__" in text else json.loads(text)
+
+
 @dataclass(frozen=True)
 class SerializedTask:
     task_id: str
@@ -51,9 +59,7 @@ class SerializedDag:
 
     @classmethod
     def from_json(cls, text: str) -> SerializedDag:
-        from zonda import serde
-
-        data = serde.loads(text) if "__zonda__" in text else json.loads(text)
+        data = decode_serialized(text)
         dag = cls(dag_id=data["dag_id"], fileloc=data.get("fileloc") or "", data=data)
         for raw in data["tasks"]:
             dag.tasks[raw["task_id"]] = SerializedTask(

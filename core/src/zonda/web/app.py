@@ -58,8 +58,10 @@ def create_app(
     from zonda.web.views.audit_log import audit_log_views
     from zonda.web.views.catalog import catalog_views
     from zonda.web.views.connections import connection_views
+    from zonda.web.views.dag import dag_pages
     from zonda.web.views.dags_live import dags_live
     from zonda.web.views.events import live
+    from zonda.web.views.load_errors import PLUGIN_MANAGER_KEY, load_errors
     from zonda.web.views.pools import pool_views
     from zonda.web.views.run_gantt import run_gantt
     from zonda.web.views.task_actions import task_actions
@@ -85,6 +87,8 @@ def create_app(
     ChangeFeed().init_app(app)
     app.register_blueprint(ui)
     app.register_blueprint(api_v1)
+    app.register_blueprint(dag_pages)
+    app.register_blueprint(load_errors)
     app.register_blueprint(live)
     app.register_blueprint(dags_live)
     app.register_blueprint(run_gantt)
@@ -97,8 +101,8 @@ def create_app(
     app.register_blueprint(catalog_views)
     app.register_blueprint(audit_log_views)
     app.register_blueprint(user_views)
-    plugins = PluginManager.from_settings(settings)
-    app.extensions["zonda_plugins"] = plugins
+    # Plugins are imported now, once, not by whichever request first asks (waitress serves in threads).
+    plugins = app.extensions[PLUGIN_MANAGER_KEY] = PluginManager.from_settings(settings).load()
     app.extensions["zonda_plugin_web"] = install_plugin_views(app, plugins)
     app.jinja_env.globals["plugin_menu_links"] = lambda: app.extensions["zonda_plugin_web"].menu_links
     app.after_request(_security_headers)

@@ -1,6 +1,6 @@
-"""Error answers in the form the caller reads: JSON ``{"title", "detail", "status"}`` under ``/api/`` and for a
-page's script that asks for JSON (``Accept: application/json``), an HTML page elsewhere. One place, so every
-refusal (401, 403, 400 for CSRF, 429) looks the same."""
+"""Error answers in the form the caller reads: JSON ``{"title", "detail", "status"}`` under ``/api/``, from
+``.json`` endpoints and for a page's script that asks for JSON (``Accept: application/json``), an HTML page
+elsewhere. One place, so every refusal (401, 403, 400 for CSRF, 429) looks the same."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ API_PREFIX = "/api/"
 def is_api_request() -> bool:
     from flask import request
 
-    return request.path.startswith(API_PREFIX)
+    return request.path.startswith(API_PREFIX) or request.path.endswith(".json")
 
 
 def wants_json() -> bool:

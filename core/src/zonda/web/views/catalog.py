@@ -25,10 +25,11 @@ def provider_list() -> Any:
 @requires(Permission.READ)
 def plugin_list() -> Any:
     from zonda.operations.extensions import plugin_rows
+    from zonda.web.views.load_errors import plugin_manager
 
     context = web_context()
     rows = plugin_rows(
-        current_app.extensions["zonda_plugins"],
+        plugin_manager(),
         context.settings,
         metastore=context.metastore(),
         refused=current_app.extensions["zonda_plugin_web"].errors,

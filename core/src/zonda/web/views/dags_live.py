@@ -13,10 +13,10 @@ from flask import Blueprint, jsonify, request
 from zonda.web.context import web_context
 from zonda.web.permissions import Permission, requires
 from zonda.web.responses import problem
+from zonda.web.views.ui import RECENT_RUNS
 
 #: Most DAGs one refresh asks for (the page asks for those on screen at most).
 MAX_DAGS = 2_000
-RECENT_RUNS = 5
 
 dags_live = Blueprint("dags_live", __name__)
 

@@ -21,6 +21,9 @@ STATIC_FOLDER = Path(__file__).resolve().parent.parent / "static"
 
 ui = Blueprint("ui", __name__)
 
+#: How many of each DAG's newest runs the DAGs page shows as coloured dots.
+RECENT_RUNS = 5
+
 
 @ui.app_context_processor
 def _template_helpers() -> dict[str, Any]:
@@ -116,10 +119,20 @@ def index() -> Any:
 @ui.get("/dags")
 @requires(Permission.READ)
 def dags() -> Any:
-    from zonda.operations.dags import list_dags
-    from zonda.web.views.dags_live import RECENT_RUNS
+    from zonda.operations.dag_list import DagFilter, browse_dags
+    from zonda.operations.plugin_errors import plugin_load_errors
+    from zonda.web.views.load_errors import plugin_manager
 
-    return render_template("dags.html", dags=list_dags(web_context().engine, recent=RECENT_RUNS))
+    paused = request.args.get("paused", "")
+    wanted = DagFilter(
+        search=request.args.get("search", "").strip()[:250],
+        tags=tuple(tag for tag in request.args.getlist("tag") if tag)[:20],
+        owner=request.args.get("owner", "").strip()[:250],
+        paused={"true": True, "false": False}.get(paused),
+    )
+    listing = browse_dags(web_context().engine, wanted, recent=RECENT_RUNS)
+    failed_plugins = plugin_load_errors(plugin_manager(), masked=False)
+    return render_template("dags.html", listing=listing, wanted=wanted, failed_plugins=failed_plugins)
 
 
 @ui.post("/dags/<dag_id>/paused")

@@ -1,0 +1,38 @@
+"""What went wrong loading DAG files and plugins, with the tracebacks (masked): the pages the DAGs page's banners
+link to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, render_template
+
+from zonda.web.context import web_context
+from zonda.web.permissions import Permission, requires
+
+load_errors = Blueprint("load_errors", __name__)
+
+#: Where create_app keeps the app's plugin manager (its plugins imported once, when the app is made).
+PLUGIN_MANAGER_KEY = "zonda_plugin_manager"
+
+
+def plugin_manager() -> Any:
+    return current_app.extensions[PLUGIN_MANAGER_KEY]
+
+
+@load_errors.get("/import-errors")
+@requires(Permission.READ)
+def import_errors() -> Any:
+    from zonda.operations.import_errors import list_import_errors
+
+    context = web_context()
+    return render_template("import_errors.html", errors=list_import_errors(context.engine, settings=context.settings))
+
+
+@load_errors.get("/plugin-errors")
+@requires(Permission.READ)
+def plugin_errors() -> Any:
+    from zonda.operations.plugin_errors import plugin_load_errors
+
+    errors = plugin_load_errors(plugin_manager(), settings=web_context().settings)
+    return render_template("plugin_errors.html", errors=errors)
