@@ -131,7 +131,7 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, str], bool, dict[str, int | st
         "/dags/recent-runs.json?dag_id=table_dag",
         {},
         False,
-        everyone(200, anonymous=LOGIN),
+        everyone(200, anonymous=401),
     ),
     # The run and task views on a DAG with no such run: the readers pass the check and get a 404.
     ("GET", "/dags/<dag_id>/runs/<run_id>"): ("/dags/table_dag/runs/r1", {}, False, everyone(404, anonymous=LOGIN)),
@@ -139,7 +139,7 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, str], bool, dict[str, int | st
         "/dags/table_dag/runs/r1/gantt.json",
         {},
         False,
-        everyone(404, anonymous=LOGIN),
+        everyone(404, anonymous=401),
     ),
     ("GET", "/dags/<dag_id>/runs/<run_id>/tasks/<task_id>"): (
         "/dags/table_dag/runs/r1/tasks/t1",
@@ -169,13 +169,13 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, str], bool, dict[str, int | st
         "/dags/table_dag/task_instances/clear",
         {},
         False,
-        {"anonymous": LOGIN, "Viewer": 403, "User": 404, "Op": 404, "Admin": 404},
+        {"anonymous": LOGIN, "Viewer": 403, "User": 200, "Op": 200, "Admin": 200},
     ),
     ("POST", "/dags/<dag_id>/task_instances/mark"): (
         "/dags/table_dag/task_instances/mark",
         {"state": "success"},
         False,
-        {"anonymous": LOGIN, "Viewer": 403, "User": 404, "Op": 404, "Admin": 404},
+        {"anonymous": LOGIN, "Viewer": 403, "User": 200, "Op": 200, "Admin": 200},
     ),
     **ADMIN_ROWS,
 }

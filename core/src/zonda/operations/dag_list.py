@@ -59,7 +59,7 @@ def browse_dags(engine: Any, wanted: DagFilter, *, recent: int = 5) -> DagListin
     """The DAGs page's data for ``wanted``."""
     everything = list_dags(engine, recent=0)
     chosen = [dag for dag in everything if wanted.matches(dag)]
-    states = recent_run_states(engine, [dag.dag_id for dag in chosen], recent)
+    states = recent_run_states(engine, [dag.dag_id for dag in chosen], recent=recent)
     return DagListing(
         dags=[dataclasses.replace(dag, recent_run_states=states.get(dag.dag_id, ())) for dag in chosen],
         total=len(everything),

@@ -109,12 +109,6 @@ def _recent_states(conn: Any, dag_ids: list[str], recent: int) -> dict[str, tupl
     return {dag_id: tuple(states) for dag_id, states in found.items()}
 
 
-def recent_run_states(engine: Any, dag_ids: list[str], recent: int) -> dict[str, tuple[str, ...]]:
-    """dag id -> the states of its ``recent`` newest runs, newest first (DAGs without runs are left out)."""
-    with engine.connect() as conn:
-        return _recent_states(conn, dag_ids, recent)
-
-
 def list_dags(
     engine: Any, *, include_inactive: bool = False, paused: bool | None = None, recent: int = 5
 ) -> list[DagRecord]:
