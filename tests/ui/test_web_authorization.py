@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from flask import Blueprint
+from api_table import API_ROWS, store_api_fixtures
 from web_marks import SQLITE_ONLY
 
 from zonda.metastore import tables as t
@@ -171,6 +172,7 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, str], bool, dict[str, int | st
         {"anonymous": LOGIN, "Viewer": 403, "User": 404, "Op": 404, "Admin": 404},
     ),
     **ADMIN_ROWS,
+    **API_ROWS,
 }
 
 
@@ -211,6 +213,7 @@ def test_the_authorization_table(web) -> None:
 
     _insert_dag(web.engine, "table_dag")
     store_admin_fixtures(web)
+    store_api_fixtures(web)
     clients = {role: web.logged_in(role) for role in ("Viewer", "User", "Op", "Admin")}
     clients["anonymous"] = web.client()
     seen: dict[tuple[str, str, str], int | str] = {}
@@ -221,9 +224,13 @@ def test_the_authorization_table(web) -> None:
             else:
                 client = clients[actor]
             data = {k: (web.password if v == "PASSWORD" else v) for k, v in form.items()}
-            if method == "POST":
-                data["csrf_token"] = web.token(client)
-            response = client.open(path, method=method, data=data if method == "POST" else None)
+            if path.startswith("/api/"):
+                token = {"X-CSRF-Token": web.token(client)} if method != "GET" else {}
+                response = client.open(path, method=method, json=data if data else None, headers=token)
+            else:
+                if method == "POST":
+                    data["csrf_token"] = web.token(client)
+                response = client.open(path, method=method, data=data if method == "POST" else None)
             got: int | str = response.status_code
             if got == 302 and response.headers["Location"].startswith("/login?next="):
                 got = LOGIN
