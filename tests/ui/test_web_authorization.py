@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from flask import Blueprint
 from api_table import API_ROWS, store_api_fixtures
+from flask import Blueprint
 from web_marks import SQLITE_ONLY
 
 from zonda.metastore import tables as t
