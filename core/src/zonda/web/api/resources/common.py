@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, BaseModel
 
 from zonda.web.api.models import ApiModel
 
@@ -38,8 +38,15 @@ def date_range(query: Any, name: str) -> Any:
     return DateRange(getattr(query, f"{name}_gte"), getattr(query, f"{name}_lte"))
 
 
-def timestamp(description: str) -> Any:
-    return Field(None, description=description)
+class DateFilters(BaseModel):
+    """The ``*_gte`` / ``*_lte`` query fields of the dates runs and task instances share (with a timezone)."""
+
+    start_date_gte: AwareDatetime | None = None
+    start_date_lte: AwareDatetime | None = None
+    end_date_gte: AwareDatetime | None = None
+    end_date_lte: AwareDatetime | None = None
+    updated_at_gte: AwareDatetime | None = None
+    updated_at_lte: AwareDatetime | None = None
 
 
 class ChangedInstance(ApiModel):
@@ -76,4 +83,4 @@ def changes(outcome: Any) -> TaskInstanceChanges:
     )
 
 
-__all__ = ["EVERY", "AwareDatetime", "TaskInstanceChanges", "changes", "concrete", "engine", "one_or_every"]
+__all__ = ["EVERY", "DateFilters", "TaskInstanceChanges", "changes", "concrete", "engine", "one_or_every"]

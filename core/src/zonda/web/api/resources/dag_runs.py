@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, Field
 from zonda.web.api.listing import CollectionInfo, ListQuery, collection, page_request
 from zonda.web.api.models import ApiModel
 from zonda.web.api.resources.common import (
+    DateFilters,
     TaskInstanceChanges,
     changes,
     concrete,
@@ -45,18 +46,12 @@ class DagRunCollection(CollectionInfo):
     dag_runs: list[DagRun]
 
 
-class DagRunListQuery(ListQuery):
+class DagRunListQuery(ListQuery, DateFilters):
     state: list[str] = Field(default_factory=list, description="Runs in any of these states.")
     run_type: list[str] = Field(default_factory=list)
     run_id_pattern: str | None = Field(None, max_length=250, description="SQL LIKE pattern (`%`, `_`).")
     logical_date_gte: AwareDatetime | None = None
     logical_date_lte: AwareDatetime | None = None
-    start_date_gte: AwareDatetime | None = None
-    start_date_lte: AwareDatetime | None = None
-    end_date_gte: AwareDatetime | None = None
-    end_date_lte: AwareDatetime | None = None
-    updated_at_gte: AwareDatetime | None = None
-    updated_at_lte: AwareDatetime | None = None
 
 
 class TriggerBody(ApiModel):

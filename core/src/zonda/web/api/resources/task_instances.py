@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, Field
 from zonda.web.api.listing import CollectionInfo, ListQuery, collection, page_request
 from zonda.web.api.models import ApiModel
 from zonda.web.api.resources.common import (
+    DateFilters,
     TaskInstanceChanges,
     changes,
     concrete,
@@ -51,17 +52,11 @@ class TaskInstanceCollection(CollectionInfo):
     task_instances: list[TaskInstance]
 
 
-class TaskInstanceListQuery(ListQuery):
+class TaskInstanceListQuery(ListQuery, DateFilters):
     state: list[str] = Field(default_factory=list, description="Instances in any of these states (`none`: undecided).")
     pool: list[str] = Field(default_factory=list)
     queue: list[str] = Field(default_factory=list)
     task_id_pattern: str | None = Field(None, max_length=250, description="SQL LIKE pattern (`%`, `_`).")
-    start_date_gte: AwareDatetime | None = None
-    start_date_lte: AwareDatetime | None = None
-    end_date_gte: AwareDatetime | None = None
-    end_date_lte: AwareDatetime | None = None
-    updated_at_gte: AwareDatetime | None = None
-    updated_at_lte: AwareDatetime | None = None
     duration_gte: float | None = Field(None, allow_inf_nan=False)
     duration_lte: float | None = Field(None, allow_inf_nan=False)
 
