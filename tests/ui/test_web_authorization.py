@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from api_table import API_ROWS, store_api_fixtures
 from dag_fixtures import store_dag, wide_dag
 from flask import Blueprint
 from web_marks import SQLITE_ONLY
@@ -178,6 +179,7 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, str], bool, dict[str, int | st
         {"anonymous": LOGIN, "Viewer": 403, "User": 200, "Op": 200, "Admin": 200},
     ),
     **ADMIN_ROWS,
+    **API_ROWS,
 }
 
 
@@ -213,6 +215,7 @@ def test_the_authorization_table(web) -> None:
 
     store_dag(web.store, wide_dag("table_dag", 2))
     store_admin_fixtures(web)
+    store_api_fixtures(web)
     clients = {role: web.logged_in(role) for role in ("Viewer", "User", "Op", "Admin")}
     clients["anonymous"] = web.client()
     seen: dict[tuple[str, str, str], int | str] = {}
@@ -223,9 +226,13 @@ def test_the_authorization_table(web) -> None:
             else:
                 client = clients[actor]
             data = {k: (web.password if v == "PASSWORD" else v) for k, v in form.items()}
-            if method == "POST":
-                data["csrf_token"] = web.token(client)
-            response = client.open(path, method=method, data=data if method == "POST" else None)
+            if path.startswith("/api/"):
+                token = {"X-CSRF-Token": web.token(client)} if method != "GET" else {}
+                response = client.open(path, method=method, json=data if data else None, headers=token)
+            else:
+                if method == "POST":
+                    data["csrf_token"] = web.token(client)
+                response = client.open(path, method=method, data=data if method == "POST" else None)
             got: int | str = response.status_code
             if got == 302 and response.headers["Location"].startswith("/login?next="):
                 got = LOGIN

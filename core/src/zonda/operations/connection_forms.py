@@ -299,3 +299,40 @@ __all__ = [
     "secret_extra_keys",
     "update_from_form",
 ]
+
+
+#: The fields of a connection a program may set (the API's body), besides its id.
+CONNECTION_FIELDS = ("conn_type", "description", "host", "port", "schema", "login", "password", "extra")
+
+
+def save_connection_fields(
+    metastore: Metastore, settings: Settings, conn_id: str, changes: Mapping[str, Any], *, create: bool
+) -> ConnectionRecord:
+    """Create a connection from ``changes`` (``create``), or change the fields named in ``changes`` of a stored
+    one: a field left out keeps its value, so a client that never saw the password (no answer carries it) can
+    edit the rest; an extra sent as ``***`` keeps its stored value. Conflict / ConnectionNotFound as for forms."""
+    from dataclasses import asdict
+
+    from zonda.connection import Connection, InvalidConnection
+    from zonda.operations.connections import add_connection, masked
+    from zonda.secrets.metastore import MetastoreBackend
+
+    unknown = sorted(set(changes) - set(CONNECTION_FIELDS))
+    if unknown:
+        raise OperationError(f"unknown connection field {unknown[0]!r}; the fields are {', '.join(CONNECTION_FIELDS)}")
+    try:
+        if create:
+            return add_connection(metastore, settings, Connection(conn_id=conn_id, **changes))
+        stored = _stored(metastore, settings, conn_id)
+        values = {name: value for name, value in asdict(stored).items() if name in CONNECTION_FIELDS}
+        values.update(changes)
+        if "extra" in changes and isinstance(changes["extra"], Mapping):
+            values["extra"] = {
+                key: (stored.extra[key] if item == MASK and key in stored.extra else item)
+                for key, item in changes["extra"].items()
+            }
+        conn = Connection(conn_id=conn_id, **values)
+    except InvalidConnection as exc:
+        raise OperationError(str(exc)) from None
+    MetastoreBackend(metastore, settings).save(conn, overwrite=True)
+    return masked(conn, extra=masked_extra(conn.conn_type, conn.extra))

@@ -73,7 +73,7 @@ def _tags(raw: Any) -> tuple[str, ...]:
     return tuple(str(tag) for tag in value) if isinstance(value, list | tuple) else (str(value),)
 
 
-def _record(row: Any, recent: tuple[str, ...] = ()) -> DagRecord:
+def dag_record(row: Any, recent: tuple[str, ...] = ()) -> DagRecord:
     return DagRecord(
         dag_id=row.dag_id,
         fileloc=row.fileloc,
@@ -122,7 +122,7 @@ def list_dags(
     with engine.connect() as conn:
         rows = conn.execute(query).all()
         states = _recent_states(conn, [r.dag_id for r in rows], recent)
-    return [_record(row, states.get(row.dag_id, ())) for row in rows]
+    return [dag_record(row, states.get(row.dag_id, ())) for row in rows]
 
 
 def recent_run_states(engine: Any, dag_ids: list[str], *, recent: int = 5) -> dict[str, tuple[str, ...]]:
@@ -137,7 +137,7 @@ def get_dag(engine: Any, dag_id: str, *, recent: int = 5) -> DagRecord:
     with engine.connect() as conn:
         row = require_dag(conn, dag_id)
         states = _recent_states(conn, [dag_id], recent)
-    return _record(row, states.get(dag_id, ()))
+    return dag_record(row, states.get(dag_id, ()))
 
 
 def require_dag(conn: Any, dag_id: str) -> Any:

@@ -30,7 +30,7 @@ class TaskInstanceDetails:
     rendered_fields: dict[str, Any]
 
 
-def _decoded(text: str | None) -> Any:
+def decoded(text: str | None) -> Any:
     if text is None:
         return None
     try:
@@ -56,8 +56,8 @@ def task_instance_details(
             .where(x.c.dag_run_id == run.id, x.c.task_id == task_id, x.c.map_index == map_index)
             .order_by(x.c.key)
         ).all()
-    fields = _decoded(rendered)
+    fields = decoded(rendered)
     return TaskInstanceDetails(
-        xcoms=tuple(XComEntry(r.key, redact(_decoded(r.value), r.key)) for r in rows),
+        xcoms=tuple(XComEntry(r.key, redact(decoded(r.value), r.key)) for r in rows),
         rendered_fields=redact(fields) if isinstance(fields, dict) else {},
     )

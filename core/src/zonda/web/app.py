@@ -46,6 +46,7 @@ def create_app(
     """
     from zonda.plugins.manager import PluginManager
     from zonda.web.access import AccessControl, routes_without_permission
+    from zonda.web.api.errors import install_api_errors
     from zonda.web.audit import AuditTrail
     from zonda.web.context import WebContext
     from zonda.web.csrf import CsrfProtection
@@ -105,6 +106,7 @@ def create_app(
     plugins = app.extensions[PLUGIN_MANAGER_KEY] = PluginManager.from_settings(settings).load()
     app.extensions["zonda_plugin_web"] = install_plugin_views(app, plugins)
     app.jinja_env.globals["plugin_menu_links"] = lambda: app.extensions["zonda_plugin_web"].menu_links
+    install_api_errors(app)
     app.after_request(_security_headers)
     missing = routes_without_permission(app)
     if missing:

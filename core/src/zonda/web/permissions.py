@@ -3,7 +3,8 @@
 Roles keep Airflow's meanings, each including everything of the roles before it:
 
 - **Viewer** reads: DAGs, runs, task instances, logs, XComs, code, import errors, providers, plugins, the audit log.
-- **User** also steers DAGs: pauses and unpauses them, triggers runs, clears task instances, marks states.
+- **User** also steers DAGs: pauses and unpauses them, deletes their history, triggers runs, clears task
+  instances, marks states.
 - **Op** also manages what DAGs use: connections, variables, pools; and reads the configuration.
 - **Admin** also manages users.
 
@@ -30,6 +31,7 @@ class Permission(enum.Enum):
     AUTHENTICATED = "authenticated"
     READ = "read"
     PAUSE_DAGS = "dags.pause"
+    DELETE_DAGS = "dags.delete"
     TRIGGER_DAG_RUNS = "dag_runs.trigger"
     CLEAR_TASK_INSTANCES = "task_instances.clear"
     MARK_STATES = "states.mark"
@@ -43,6 +45,7 @@ class Permission(enum.Enum):
 _VIEWER = frozenset({Permission.READ})
 _USER = _VIEWER | {
     Permission.PAUSE_DAGS,
+    Permission.DELETE_DAGS,
     Permission.TRIGGER_DAG_RUNS,
     Permission.CLEAR_TASK_INSTANCES,
     Permission.MARK_STATES,

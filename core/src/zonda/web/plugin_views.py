@@ -114,4 +114,22 @@ def install_plugin_views(app: Flask, plugins: PluginManager) -> PluginWebExtensi
     return added
 
 
-__all__ = ["MenuLink", "PluginWebExtensions", "install_plugin_views", "undeclared_routes"]
+def installed_plugin_rows() -> list[Any]:
+    """The app's plugins with their load errors (masked) and the views or links it refused, for the Plugins page
+    and ``/api/v1/plugins``."""
+    from flask import current_app
+
+    from zonda.operations.extensions import plugin_rows
+    from zonda.web.context import web_context
+    from zonda.web.views.load_errors import plugin_manager
+
+    context = web_context()
+    return plugin_rows(
+        plugin_manager(),
+        context.settings,
+        metastore=context.metastore(),
+        refused=current_app.extensions["zonda_plugin_web"].errors,
+    )
+
+
+__all__ = ["MenuLink", "PluginWebExtensions", "install_plugin_views", "installed_plugin_rows", "undeclared_routes"]

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, render_template
 
-from zonda.web.context import web_context
 from zonda.web.permissions import Permission, requires
 
 catalog_views = Blueprint("catalog", __name__)
@@ -24,14 +23,6 @@ def provider_list() -> Any:
 @catalog_views.get("/plugins")
 @requires(Permission.READ)
 def plugin_list() -> Any:
-    from zonda.operations.extensions import plugin_rows
-    from zonda.web.views.load_errors import plugin_manager
+    from zonda.web.plugin_views import installed_plugin_rows
 
-    context = web_context()
-    rows = plugin_rows(
-        plugin_manager(),
-        context.settings,
-        metastore=context.metastore(),
-        refused=current_app.extensions["zonda_plugin_web"].errors,
-    )
-    return render_template("admin/plugins.html", plugins=rows)
+    return render_template("admin/plugins.html", plugins=installed_plugin_rows())

@@ -151,14 +151,20 @@ def log_download(dag_id: str, run_id: str, task_id: str, try_number: int) -> Any
 @task_instance.get(f"{_BASE}/logs/<int:try_number>/stream")
 @requires(Permission.READ)
 def log_stream(dag_id: str, run_id: str, task_id: str, try_number: int) -> Any:
-    from zonda.operations.logs import try_is_live
-
     try:
         log_try = _locate(dag_id, run_id, task_id, try_number)
         resume = request.headers.get("Last-Event-ID") or None
         from_line = int(resume) if resume and resume.isdigit() else _int_arg("line", 0) or 0
     except OperationError as exc:
         return _refusal(exc)
+    return log_event_stream(log_try, from_line)
+
+
+def log_event_stream(log_try: Any, from_line: int) -> Response:
+    """Server-sent events following ``log_try``'s local log file from line ``from_line`` (the task page and the
+    API's ``.../logs/{try_number}`` with ``Accept: text/event-stream`` both answer with it)."""
+    from zonda.operations.logs import try_is_live
+
     engine = web_context().engine
     path = log_handler().local_path(log_try.key)
 

@@ -1,0 +1,85 @@
+"""``.../taskInstances/{task_id}/logs/{try_number}``: a try's log, masked, three ways.
+
+- JSON pages (the default): ``{total, start, lines, source, hits}``, ``count`` lines from ``start`` (default: the
+  last lines); ``q`` adds the numbers of the lines containing it.
+- ``Accept: text/plain``: the whole log as text.
+- ``Accept: text/event-stream``: the lines as the try writes them, as server-sent events (each event's data a
+  JSON list of lines, its id the count so far; event ``end`` when the try ends), from line ``start``.
+
+The same operations as the task page's log view (:mod:`zonda.operations.log_view`), and the same stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from zonda.operations.log_view import DEFAULT_WINDOW, MAX_WINDOW
+from zonda.web.api.models import ApiModel
+from zonda.web.api.routes import ApiRoute
+from zonda.web.permissions import Permission
+
+TAG = "TaskInstance"
+TEXT = "text/plain"
+EVENTS = "text/event-stream"
+
+
+class LogQuery(ApiModel):
+    map_index: int = Field(-1, ge=-1, le=2**31 - 1)
+    start: int | None = Field(None, ge=0, le=2**31 - 1, description="First line (0-based); default: the last lines.")
+    count: int = Field(DEFAULT_WINDOW, ge=1, le=MAX_WINDOW, description="Lines per page.")
+    q: str | None = Field(None, max_length=200, description="Also return the numbers of the lines containing this.")
+
+
+class LogPage(ApiModel):
+    total: int
+    start: int
+    lines: list[str]
+    source: str
+    hits: list[int] | None
+
+
+def _wanted() -> str:
+    from flask import request
+
+    best = request.accept_mimetypes.best_match(["application/json", TEXT, EVENTS], default="application/json")
+    return best or "application/json"
+
+
+def get_log(dag_id: str, run_id: str, task_id: str, try_number: int, query: LogQuery) -> Any:
+    """A try's log as a JSON page, as text (`Accept: text/plain`), or followed live (`Accept: text/event-stream`)."""
+    from flask import Response
+
+    from zonda.operations.log_view import log_window, masked, search_log
+    from zonda.operations.logs import locate_try, read_log
+    from zonda.web.api.resources.common import engine
+    from zonda.web.views.task_instance import log_event_stream, log_handler
+
+    log_try = locate_try(engine(), dag_id, task_id, run_id, map_index=query.map_index, try_number=try_number)
+    wanted = _wanted()
+    if wanted == EVENTS:
+        return log_event_stream(log_try, query.start or 0)
+    task_log = read_log(log_handler(), log_try)
+    if wanted == TEXT:
+        return Response("\n".join(masked(task_log.lines)) + "\n", mimetype="text/plain; charset=utf-8")
+    window = log_window(task_log.lines, task_log.source, start=query.start, count=query.count)
+    hits = search_log(task_log.lines, query.q) if query.q else None
+    return LogPage(total=window.total, start=window.start, lines=window.lines, source=window.source, hits=hits)
+
+
+def routes() -> list[ApiRoute]:
+    return [
+        ApiRoute(
+            "GET",
+            "/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            get_log,
+            Permission.READ,
+            "Get a try's log",
+            TAG,
+            query=LogQuery,
+            response=LogPage,
+            int_params=("try_number",),
+            alternatives=(TEXT, EVENTS),
+        ),
+    ]
