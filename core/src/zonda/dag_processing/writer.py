@@ -84,10 +84,8 @@ class DagWriter:
         now = utcnow()
         ids = [d.dag_id for d in result.dags]
         has_error = result.error is not None
-        existing = {
-            row.dag_id: row
-            for row in conn.execute(select(dag_t.c.dag_id, dag_t.c.is_active, dag_t.c.tags).where(dag_t.c.dag_id.in_(ids)))
-        }
+        known = select(dag_t.c.dag_id, dag_t.c.is_active, dag_t.c.tags).where(dag_t.c.dag_id.in_(ids))
+        existing = {row.dag_id: row for row in conn.execute(known)}
         hashes = {
             row.dag_id: row.dag_hash
             for row in conn.execute(select(ser_t.c.dag_id, ser_t.c.dag_hash).where(ser_t.c.dag_id.in_(ids)))

@@ -119,7 +119,8 @@ def dags() -> Any:
     from zonda.operations.dags import list_dags
     from zonda.web.views.dags_live import RECENT_RUNS
 
-    return render_template("dags.html", dags=list_dags(web_context().engine, recent=RECENT_RUNS))
+    listed = list_dags(web_context().engine, recent=RECENT_RUNS, visible_to=current_user())
+    return render_template("dags.html", dags=listed)
 
 
 @ui.post("/dags/<dag_id>/paused")
