@@ -1,4 +1,5 @@
-"""``zonda users create | list | delete`` (tokens and grants: :mod:`zonda.cli.users_access_command`): parse, call :mod:`zonda.operations.users`, print.
+"""``zonda users create | list | delete``: parse, call :mod:`zonda.operations.users`, print (tokens and grants:
+:mod:`zonda.cli.users_access_command`).
 
 ``create --random-password`` prints the generated password once; without ``--password`` or
 ``--random-password`` the password is asked for on the terminal (never echoed), so it stays out of the shell's
