@@ -134,7 +134,7 @@ def create_token(
                 expires_at=now + timedelta(days=days),
             )
         )
-        record_in(conn, actor, "token.create", username, {"token_id": token_id, "name": name})
+        record_in(conn, actor, "token.create", username, {"id": token_id, "name": name})
         row = conn.execute(_listing().where(a.c.id == token_id)).one()
     return NewToken(_record(row), token)
 
@@ -166,7 +166,7 @@ def revoke_token(engine: Any, token_id: str, *, actor: str | None = CLI_ACTOR) -
             raise NotFound(f"no API token {token_id!r}; see `zonda users list-tokens`")
         if row.revoked_at is None:
             conn.execute(update(a).where(a.c.id == token_id).values(revoked_at=utcnow()))
-            record_in(conn, actor, "token.revoke", row.username, {"token_id": token_id})
+            record_in(conn, actor, "token.revoke", row.username, {"id": token_id})
         row = conn.execute(_listing().where(a.c.id == token_id)).one()
     return _record(row)
 

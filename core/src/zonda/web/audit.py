@@ -2,7 +2,7 @@
 
 Views call it after a change succeeds; the entry names the user (None for an anonymous request, as a failed
 login), the action, its target, and details that include the client address and, for a request authenticated by
-an API token, the token's id. It writes through
+an API token, ``"auth": "token <id>"``. It writes through
 :func:`zonda.operations.audit.record` with the app's engine.
 """
 
@@ -28,7 +28,8 @@ class AuditTrail:
         extra: dict[str, Any] = {"address": request.remote_addr}
         token_id = request_token_id()
         if token_id is not None:
-            extra["token_id"] = token_id
+            # Not under a key named like a secret ("token_id"): the masker would hide the id, which is public.
+            extra["auth"] = f"token {token_id}"
         record(self._engine, user, action, target, {**(details or {}), **extra})
 
 
