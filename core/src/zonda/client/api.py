@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from http import HTTPStatus
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -243,7 +244,11 @@ class ZondaClient:
 
 def _problem(response: httpx.Response) -> ZondaApiError:
     """The server's problem document as an exception (a one-line fallback when the body is not one)."""
-    title, detail = response.reason_phrase or "Error", ""
+    try:
+        title = HTTPStatus(response.status_code).phrase
+    except ValueError:
+        title = "Error"
+    detail = ""
     try:
         body = response.json()
     except ValueError:
@@ -251,8 +256,10 @@ def _problem(response: httpx.Response) -> ZondaApiError:
     if isinstance(body, dict):
         title = str(body.get("title") or title)
         detail = str(body.get("detail") or "")
-    if not detail:
-        detail = " ".join(response.text.split())[:200] or f"{response.request.method} {response.request.url.path}"
+    if not detail and "html" not in response.headers.get("Content-Type", ""):
+        detail = " ".join(response.text.split())[:200]
+    if not detail:  # an HTML error page (a proxy, or a path the server does not have): say what was asked
+        detail = f"{response.request.method} {response.request.url.path}"
     retry_after: float | None = None
     raw_retry = response.headers.get("Retry-After")
     if raw_retry is not None:
