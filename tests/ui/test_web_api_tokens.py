@@ -197,3 +197,30 @@ def test_deleting_the_user_deletes_their_tokens(web) -> None:
     with pytest.raises(TokenRejected):
         authenticate_token(web.engine, made.token)
     assert list_tokens(web.engine) == []
+
+
+def test_the_cli_prints_the_token_once_lists_without_it_and_revokes(
+    web, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zonda.cli import main
+
+    monkeypatch.setenv("ZONDA__DATABASE__SQL_ALCHEMY_CONN", web.store.url)
+    assert main(["users", "create-token", "op", "--name", "deploy", "--expires-in", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    token = out[1]
+    token_id = token[len("zonda_") :][:12]
+    assert out[0].startswith(f"created API token {token_id} (deploy) for op")
+    assert authenticate_token(web.engine, token).user.username == "op"
+    assert main(["users", "list-tokens", "op", "--output", "json"]) == 0
+    listing = capsys.readouterr().out
+    assert token[len(f"zonda_{token_id}_") :] not in listing
+    [row] = json.loads(listing)
+    assert (row["id"], row["name"], row["status"]) == (token_id, "deploy", "active")
+    assert main(["users", "revoke-token", token_id]) == 0
+    assert capsys.readouterr().out.startswith(f"revoked API token {token_id} (deploy) of op")
+    assert main(["users", "list-tokens", "--output", "json"]) == 0
+    assert [row["status"] for row in json.loads(capsys.readouterr().out)] == ["revoked"]
+    with pytest.raises(TokenRejected, match="revoked"):
+        authenticate_token(web.engine, token)
+    assert main(["users", "create-token", "op", "--expires-in", "9999"]) == 1
+    assert "token_max_expiry_days" in capsys.readouterr().err

@@ -176,3 +176,20 @@ def test_the_dag_processor_keeps_dag_tag_rows_equal_to_the_tags(web) -> None:
     assert parse(["ops"]) == ["ops"]
     add_grant(web.engine, "viewer", "tag", "ops", actor="(test)")
     assert _visible(web, _user(web, "Viewer")) == ["tagged"]
+
+
+def test_the_migration_copies_existing_tags_into_dag_tag(web_store) -> None:
+    from alembic import command
+
+    from zonda import serde
+
+    with web_store.engine.begin() as conn:
+        command.downgrade(web_store.alembic_config(conn), "0008")
+    with web_store.engine.begin() as conn:
+        conn.execute(insert(t.dag).values(dag_id="old", is_active=True, is_paused=False, tags=serde.dumps(["a", "b"])))
+        conn.execute(insert(t.dag).values(dag_id="untagged", is_active=True, is_paused=False, tags=None))
+    with web_store.engine.begin() as conn:
+        command.upgrade(web_store.alembic_config(conn), "head")
+    with web_store.engine.connect() as conn:
+        rows = conn.execute(select(t.dag_tag.c.dag_id, t.dag_tag.c.name).order_by(t.dag_tag.c.name)).all()
+    assert [tuple(r) for r in rows] == [("old", "a"), ("old", "b")]
