@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import os
 import time
-from http import HTTPStatus
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 

@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-T = TypeVar("T")
+from zonda.state import FINISHED_RUN_STATES
 
-#: Run states after which a run never changes again by itself.
-FINISHED_RUN_STATES = frozenset({"success", "failed"})
+T = TypeVar("T")
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -121,4 +120,4 @@ class Page(Generic[T]):
     total_entries: int | None
 
 
-__all__ = ["FINISHED_RUN_STATES", "Dag", "DagRun", "Page", "TaskInstance", "parse_time"]
+__all__ = ["Dag", "DagRun", "Page", "TaskInstance", "parse_time"]
