@@ -122,13 +122,8 @@ class ZondaClient:
         paused: bool | None = None,
         dag_id_pattern: str | None = None,
     ) -> Page[Dag]:
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        if tags:
-            params["tags"] = tags
-        if paused is not None:
-            params["paused"] = "true" if paused else "false"
-        if dag_id_pattern:
-            params["dag_id_pattern"] = dag_id_pattern
+        flag = None if paused is None else ("true" if paused else "false")
+        params = _query(limit=limit, offset=offset, tags=tags, paused=flag, dag_id_pattern=dag_id_pattern)
         data = self._api("GET", "/dags", params=params)
         return Page([Dag.from_json(d) for d in data.get("dags", [])], data.get("total_entries"))
 
@@ -180,15 +175,14 @@ class ZondaClient:
         logical_date_gte: datetime | None = None,
         logical_date_lte: datetime | None = None,
     ) -> Page[DagRun]:
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        if state:
-            params["state"] = state
-        if order_by:
-            params["order_by"] = order_by
-        if logical_date_gte is not None:
-            params["logical_date_gte"] = logical_date_gte.isoformat()
-        if logical_date_lte is not None:
-            params["logical_date_lte"] = logical_date_lte.isoformat()
+        params = _query(
+            limit=limit,
+            offset=offset,
+            state=state,
+            order_by=order_by,
+            logical_date_gte=logical_date_gte,
+            logical_date_lte=logical_date_lte,
+        )
         data = self._api("GET", f"/dags/{_segment(dag_id)}/dagRuns", params=params)
         return Page([DagRun.from_json(r) for r in data.get("dag_runs", [])], data.get("total_entries"))
 
@@ -223,9 +217,7 @@ class ZondaClient:
     def list_task_instances(
         self, dag_id: str, dag_run_id: str, *, limit: int = 100, offset: int = 0, state: list[str] | None = None
     ) -> Page[TaskInstance]:
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        if state:
-            params["state"] = state
+        params = _query(limit=limit, offset=offset, state=state)
         path = f"/dags/{_segment(dag_id)}/dagRuns/{_segment(dag_run_id)}/taskInstances"
         data = self._api("GET", path, params=params)
         return Page([TaskInstance.from_json(t) for t in data.get("task_instances", [])], data.get("total_entries"))
@@ -240,6 +232,15 @@ class ZondaClient:
         if map_index >= 0:
             params["map_index"] = map_index
         return self._request("GET", path, params=params, headers={"Accept": "text/plain"}).text
+
+
+def _query(**values: Any) -> dict[str, Any]:
+    """Query parameters without the filters left out (None or empty); datetimes in ISO 8601."""
+    return {
+        name: value.isoformat() if isinstance(value, datetime) else value
+        for name, value in values.items()
+        if value is not None and value not in ([], "")
+    }
 
 
 def _problem(response: httpx.Response) -> ZondaApiError:
