@@ -291,6 +291,16 @@ def _options() -> list[Option]:
             "Live-update streams (browser tabs) served at once; more get HTTP 503 with Retry-After and retry by "
             "themselves. Keep it below threads, so pages still load.",
         ),
+        Option(
+            "api",
+            "rate_limit_per_minute",
+            600,
+            _to_int,
+            "Requests one API token may make per minute (a burst of that many, refilled evenly); more get HTTP 429 "
+            "with Retry-After. 0: no limit. Counted per web server process.",
+        ),
+        Option("api", "token_expiry_days", 30.0, float, "Days a new API token lasts unless --expires-in says."),
+        Option("api", "token_max_expiry_days", 365.0, float, "Longest lifetime --expires-in may give an API token."),
     ]
 
 

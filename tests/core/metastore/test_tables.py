@@ -33,6 +33,9 @@ MODELS = [
     models.CallbackRequestModel,
     models.UserModel,
     models.AuditLogModel,
+    models.ApiTokenModel,
+    models.DagGrantModel,
+    models.DagTagModel,
 ]
 
 

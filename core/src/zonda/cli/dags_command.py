@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from zonda.cli._common import add_output_argument, command, print_rows, settings, subcommands
+from zonda.cli.dags_remote import add_api_url_argument
 
 RUN_STATES = ("queued", "running", "success", "failed")
 #: ``dags list-runs --output json`` fields (the first six are the contract).
@@ -49,6 +50,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     runs.add_argument("--state", choices=RUN_STATES, help="Only runs in this state")
     runs.add_argument("--start-date", "-s", help="Only runs with a logical date on or after this (ISO)")
     runs.add_argument("--end-date", "-e", help="Only runs with a logical date on or before this (ISO)")
+    add_api_url_argument(runs)
     add_output_argument(runs)
 
     trigger = command(subs, "trigger", _trigger, "Queue a manual DAG run; a running scheduler runs it")
@@ -56,6 +58,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     trigger.add_argument("--conf", "-c", help="JSON object of params / run conf, validated against the params")
     trigger.add_argument("--logical-date", "-l", help="Logical date (ISO), default now")
     trigger.add_argument("--run-id", "-r", help="Run id, default manual__<logical date>")
+    add_api_url_argument(trigger)
     add_output_argument(trigger)
 
     pause = command(subs, "pause", _pause, "Pause a DAG: the scheduler creates no new runs for it")
@@ -273,6 +276,12 @@ def _list_runs(args: argparse.Namespace) -> int:
     from zonda.cli._loading import open_metastore
     from zonda.operations import dag_runs
 
+    if args.api_url:
+        from zonda.cli import dags_remote
+
+        rows = dags_remote.list_runs(args, _date(args.start_date), _date(args.end_date))
+        print_rows(rows, RUN_FIELDS if args.output == "json" else RUN_TABLE_COLUMNS, args.output)
+        return 0
     metastore = open_metastore(settings())
     try:
         runs = dag_runs.list_runs(
@@ -305,6 +314,10 @@ def _trigger(args: argparse.Namespace) -> int:
     current = settings()
     conf = parse_conf(args.conf)
     logical_date = parse_date(args.logical_date)
+    if args.api_url:
+        from zonda.cli import dags_remote
+
+        return dags_remote.trigger(args, conf, logical_date)
     metastore = open_metastore(current)
     try:
         engine = metastore.engine

@@ -1,4 +1,5 @@
-"""``zonda users create | list | delete``: parse, call :mod:`zonda.operations.users`, print.
+"""``zonda users create | list | delete``: parse, call :mod:`zonda.operations.users`, print (tokens and grants:
+:mod:`zonda.cli.users_access_command`).
 
 ``create --random-password`` prints the generated password once; without ``--password`` or
 ``--random-password`` the password is asked for on the terminal (never echoed), so it stays out of the shell's
@@ -12,6 +13,7 @@ import sys
 from typing import Any
 
 from zonda.cli._common import add_output_argument, command, print_rows, settings, subcommands
+from zonda.cli.users_access_command import register as register_access
 from zonda.exceptions import ZondaException
 
 COLUMNS = ["username", "role", "email", "created_at", "last_login_at"]
@@ -34,6 +36,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
     delete = command(subs, "delete", _delete, "Delete a web server user")
     delete.add_argument("username", metavar="USERNAME")
+    register_access(subs)
 
 
 def _engine() -> Any:

@@ -76,6 +76,7 @@ class DagWriter:
         from sqlalchemy import and_, insert, select, update
 
         from zonda import serde
+        from zonda.metastore.dag_tags import replace_dag_tags
         from zonda.timezone import utcnow
 
         dag_t, ser_t = self.t.dag, self.t.serialized_dag
@@ -83,10 +84,8 @@ class DagWriter:
         now = utcnow()
         ids = [d.dag_id for d in result.dags]
         has_error = result.error is not None
-        existing = {
-            row.dag_id: row
-            for row in conn.execute(select(dag_t.c.dag_id, dag_t.c.is_active).where(dag_t.c.dag_id.in_(ids)))
-        }
+        known = select(dag_t.c.dag_id, dag_t.c.is_active, dag_t.c.tags).where(dag_t.c.dag_id.in_(ids))
+        existing = {row.dag_id: row for row in conn.execute(known)}
         hashes = {
             row.dag_id: row.dag_hash
             for row in conn.execute(select(ser_t.c.dag_id, ser_t.c.dag_hash).where(ser_t.c.dag_id.in_(ids)))
@@ -104,6 +103,8 @@ class DagWriter:
                 conn.execute(update(dag_t).where(dag_t.c.dag_id == parsed.dag_id).values(**values))
                 if not row.is_active:
                     outcome.reactivated.append(parsed.dag_id)
+            if row is None or row.tags != values["tags"]:
+                replace_dag_tags(conn, parsed.dag_id, parsed.tags)
             current = hashes.get(parsed.dag_id)
             if current == parsed.dag_hash:
                 outcome.unchanged.append(parsed.dag_id)

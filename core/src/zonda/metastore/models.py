@@ -351,3 +351,50 @@ class AuditLogModel(Base):
 
     def __repr__(self) -> str:
         return f"<AuditLogModel {self.id} {self.action}>"
+
+
+class ApiTokenModel(Base):
+    """A user's API token: its public id and the SHA-256 of the token, never the token."""
+
+    __table__ = tables.api_token
+
+    id: Mapped[str]
+    user_id: Mapped[int]
+    name: Mapped[str]
+    token_hash: Mapped[str]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        # Never the hash: reprs end up in logs.
+        return f"<ApiTokenModel {self.id} {self.name}>"
+
+
+class DagGrantModel(Base):
+    """One grant narrowing a user to DAGs with a tag or an id matching a glob (:mod:`zonda.operations.dag_grants`)."""
+
+    __table__ = tables.dag_grant
+
+    id: Mapped[int]
+    user_id: Mapped[int]
+    kind: Mapped[str]
+    pattern: Mapped[str]
+    like_pattern: Mapped[str]
+    role: Mapped[str | None]
+
+    def __repr__(self) -> str:
+        return f"<DagGrantModel {self.user_id} {self.kind}:{self.pattern}>"
+
+
+class DagTagModel(Base):
+    """One tag of a DAG (``dag.tags`` as rows)."""
+
+    __table__ = tables.dag_tag
+
+    dag_id: Mapped[str]
+    name: Mapped[str]
+
+    def __repr__(self) -> str:
+        return f"<DagTagModel {self.dag_id} {self.name}>"

@@ -340,13 +340,60 @@ audit_log = Table(
 )
 
 
+#: A user's API token (``Authorization: Bearer <token>``): the token is ``zonda_<id>_<secret>``; only the SHA-256 of
+#: the whole token is stored, so the metastore never holds a usable token. ``expires_at`` is required; a revoked
+#: token keeps its row (``revoked_at``) so the audit log's token ids stay explainable. See
+#: :mod:`zonda.operations.api_tokens`.
+api_token = Table(
+    "api_token",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("web_user.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime),
+    Column("revoked_at", UtcDateTime),
+    Index("ix_api_token_user_id", "user_id"),
+)
+
+#: Narrows what a user sees: a user with no grants sees every DAG with their role; a user with grants sees only
+#: DAGs matching one (``kind`` ``tag``: a tag equal to ``pattern``; ``glob``: the DAG id matches ``pattern``,
+#: stored also as the SQL ``LIKE`` pattern ``like_pattern``), with ``role`` (NULL: the user's own role; never more).
+#: See :mod:`zonda.operations.dag_grants`.
+dag_grant = Table(
+    "dag_grant",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("web_user.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("pattern", String(ID_LENGTH), nullable=False),
+    Column("like_pattern", String(500), nullable=False),
+    Column("role", String(20)),
+    UniqueConstraint("user_id", "kind", "pattern"),
+)
+
+#: ``dag.tags`` one row per tag (written with it, :mod:`zonda.metastore.dag_tags`), for indexed tag lookups.
+dag_tag = Table(
+    "dag_tag",
+    metadata,
+    Column("dag_id", String(ID_LENGTH), ForeignKey("dag.dag_id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(ID_LENGTH), primary_key=True),
+    Index("ix_dag_tag_name", "name"),
+)
+
+
 __all__ = [
     "ID_LENGTH",
+    "api_token",
     "audit_log",
     "callback_request",
     "connection",
     "dag",
+    "dag_grant",
     "dag_run",
+    "dag_tag",
     "filename_hash",
     "import_error",
     "job",

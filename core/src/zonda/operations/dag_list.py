@@ -55,9 +55,9 @@ def owners_of(dag: DagRecord) -> list[str]:
     return [owner.strip() for owner in (dag.owners or "").split(",") if owner.strip()]
 
 
-def browse_dags(engine: Any, wanted: DagFilter, *, recent: int = 5) -> DagListing:
-    """The DAGs page's data for ``wanted``."""
-    everything = list_dags(engine, recent=0)
+def browse_dags(engine: Any, wanted: DagFilter, *, recent: int = 5, visible_to: Any = None) -> DagListing:
+    """The DAGs page's data for ``wanted``, among the DAGs ``visible_to`` (a user, when given) may see."""
+    everything = list_dags(engine, recent=0, visible_to=visible_to)
     chosen = [dag for dag in everything if wanted.matches(dag)]
     states = recent_run_states(engine, [dag.dag_id for dag in chosen], recent=recent)
     return DagListing(

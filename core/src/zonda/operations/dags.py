@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, select, update
 from zonda import serde
 from zonda.exceptions import Conflict
 from zonda.metastore import tables as t
+from zonda.operations.dag_grants import visible_dags_clause
 from zonda.scheduler.runs import load_serialized, unknown_dag
 from zonda.scheduler.serialized import SerializedDag
 from zonda.state import ACTIVE_STATES, TaskInstanceState, sql_values
@@ -90,8 +91,9 @@ def dag_record(row: Any, recent: tuple[str, ...] = ()) -> DagRecord:
     )
 
 
-def _recent_states(conn: Any, dag_ids: list[str], recent: int) -> dict[str, tuple[str, ...]]:
-    """The states of each DAG's ``recent`` newest runs, in one query per 500 DAGs."""
+def _recent_states(conn: Any, dag_ids: list[str], recent: int, visible: Any = None) -> dict[str, tuple[str, ...]]:
+    """The states of each DAG's ``recent`` newest runs, in one query per 500 DAGs (only runs ``visible``, a
+    clause over ``dag_run``, keeps)."""
     if recent <= 0 or not dag_ids:
         return {}
     dr = t.dag_run
@@ -100,7 +102,10 @@ def _recent_states(conn: Any, dag_ids: list[str], recent: int) -> dict[str, tupl
     )
     found: dict[str, list[str]] = {}
     for start in range(0, len(dag_ids), 500):
-        ranked = select(dr.c.dag_id, dr.c.state, newest).where(dr.c.dag_id.in_(dag_ids[start : start + 500])).subquery()
+        ranked = select(dr.c.dag_id, dr.c.state, newest).where(dr.c.dag_id.in_(dag_ids[start : start + 500]))
+        if visible is not None:
+            ranked = ranked.where(visible)
+        ranked = ranked.subquery()
         rows = conn.execute(
             select(ranked.c.dag_id, ranked.c.state).where(ranked.c.n <= recent).order_by(ranked.c.dag_id, ranked.c.n)
         )
@@ -110,11 +115,19 @@ def _recent_states(conn: Any, dag_ids: list[str], recent: int) -> dict[str, tupl
 
 
 def list_dags(
-    engine: Any, *, include_inactive: bool = False, paused: bool | None = None, recent: int = 5
+    engine: Any,
+    *,
+    include_inactive: bool = False,
+    paused: bool | None = None,
+    recent: int = 5,
+    visible_to: Any = None,
 ) -> list[DagRecord]:
     """Every stored DAG by id: active ones (their file is still in the folder) unless ``include_inactive``;
-    only paused or unpaused ones when ``paused`` is given; with the states of their ``recent`` newest runs."""
+    only paused or unpaused ones when ``paused`` is given; only those ``visible_to`` (a user) may see, when given
+    (:func:`~zonda.operations.dag_grants.visible_dags_clause`); with the states of their ``recent`` newest runs."""
     query = select(t.dag).order_by(t.dag.c.dag_id)
+    if visible_to is not None:
+        query = query.where(visible_dags_clause(visible_to))
     if not include_inactive:
         query = query.where(t.dag.c.is_active.is_(True))
     if paused is not None:
@@ -125,11 +138,14 @@ def list_dags(
     return [dag_record(row, states.get(row.dag_id, ())) for row in rows]
 
 
-def recent_run_states(engine: Any, dag_ids: list[str], *, recent: int = 5) -> dict[str, tuple[str, ...]]:
-    """The states of the ``recent`` newest runs of each of ``dag_ids`` (newest first; absent: no runs), for the
-    DAGs page's live refresh of the DAGs whose runs changed."""
+def recent_run_states(
+    engine: Any, dag_ids: list[str], *, recent: int = 5, visible_to: Any = None
+) -> dict[str, tuple[str, ...]]:
+    """The states of the ``recent`` newest runs of each of ``dag_ids`` (newest first; absent: no runs, or a DAG
+    ``visible_to``, when given, may not see), for the DAGs page's live refresh of the DAGs whose runs changed."""
+    visible = None if visible_to is None else visible_dags_clause(visible_to, t.dag_run.c.dag_id)
     with engine.connect() as conn:
-        return _recent_states(conn, dag_ids, recent)
+        return _recent_states(conn, dag_ids, recent, visible)
 
 
 def get_dag(engine: Any, dag_id: str, *, recent: int = 5) -> DagRecord:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, exists, func, insert, select, update
 
 from zonda.exceptions import Conflict, NotFound, OperationError
 from zonda.metastore import tables as t
@@ -51,6 +51,9 @@ class UserRecord:
     #: Changes whenever the password does (a digest of the hash, not the hash): sessions made before a password
     #: change carry the old value and are refused.
     credentials_version: str
+    #: Whether per-DAG grants narrow this user to some DAGs (:mod:`zonda.operations.dag_grants`); loaded with the
+    #: user in the same statement, so a user without grants costs no further query to authorize.
+    has_grants: bool = False
 
 
 @functools.cache
@@ -69,7 +72,8 @@ def _version(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
-def _record(row: Any) -> UserRecord:
+def user_record(row: Any) -> UserRecord:
+    """A ``web_user`` row (with an optional ``has_grants`` column) as a record."""
     return UserRecord(
         id=row.id,
         username=row.username,
@@ -78,6 +82,7 @@ def _record(row: Any) -> UserRecord:
         created_at=row.created_at,
         last_login_at=row.last_login_at,
         credentials_version=_version(row.password_hash),
+        has_grants=bool(row._mapping.get("has_grants", False)),
     )
 
 
@@ -139,14 +144,14 @@ def create_user(
         conn.execute(insert(u).values(username=username, email=email, role=role, password_hash=password_hash))
         record_in(conn, actor, "user.create", username, {"role": role})
         row = conn.execute(select(u).where(u.c.username == username)).one()
-    return _record(row)
+    return user_record(row)
 
 
 def list_users(engine: Any) -> list[UserRecord]:
     u = t.web_user
     with engine.connect() as conn:
         rows = conn.execute(select(u).order_by(u.c.username)).all()
-    return [_record(r) for r in rows]
+    return [user_record(r) for r in rows]
 
 
 def get_user(engine: Any, username: str) -> UserRecord:
@@ -155,15 +160,16 @@ def get_user(engine: Any, username: str) -> UserRecord:
         row = conn.execute(select(u).where(u.c.username == username)).first()
     if row is None:
         raise NotFound(f"no user {username!r}; see `zonda users list`")
-    return _record(row)
+    return user_record(row)
 
 
 def find_user_by_id(engine: Any, user_id: int) -> UserRecord | None:
     """The user with this id, or None (deleted meanwhile): what a session is checked against on every request."""
-    u = t.web_user
+    u, g = t.web_user, t.dag_grant
+    has_grants = exists(select(g.c.id).where(g.c.user_id == u.c.id)).label("has_grants")
     with engine.connect() as conn:
-        row = conn.execute(select(u).where(u.c.id == user_id)).first()
-    return None if row is None else _record(row)
+        row = conn.execute(select(u, has_grants).where(u.c.id == user_id)).first()
+    return None if row is None else user_record(row)
 
 
 def user_exists(engine: Any, username: str) -> bool:
@@ -209,7 +215,7 @@ def set_role(engine: Any, username: str, role: str, *, actor: str | None = CLI_A
         conn.execute(update(u).where(u.c.id == row.id).values(role=role))
         record_in(conn, actor, "user.set_role", username, {"from": row.role, "to": role})
         row = conn.execute(select(u).where(u.c.id == row.id)).one()
-    return _record(row)
+    return user_record(row)
 
 
 def set_password(engine: Any, username: str, password: str, *, actor: str | None = CLI_ACTOR) -> UserRecord:
@@ -222,7 +228,7 @@ def set_password(engine: Any, username: str, password: str, *, actor: str | None
         conn.execute(update(u).where(u.c.id == row.id).values(password_hash=password_hash))
         record_in(conn, actor, "user.set_password", username)
         row = conn.execute(select(u).where(u.c.id == row.id)).one()
-    return _record(row)
+    return user_record(row)
 
 
 def verify_password(engine: Any, username: str, password: str) -> UserRecord | None:
@@ -248,7 +254,7 @@ def verify_password(engine: Any, username: str, password: str) -> UserRecord | N
     with engine.begin() as conn:
         conn.execute(update(u).where(u.c.id == row.id).values(**values))
         row = conn.execute(select(u).where(u.c.id == row.id)).one()
-    return _record(row)
+    return user_record(row)
 
 
 __all__ = [
@@ -265,5 +271,6 @@ __all__ = [
     "set_password",
     "set_role",
     "user_exists",
+    "user_record",
     "verify_password",
 ]

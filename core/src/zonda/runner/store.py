@@ -182,6 +182,7 @@ class MetastoreRunStore:
         """Upsert the DAG row and its serialized structure (what the UI and scheduler read)."""
         from sqlalchemy import delete, insert, select, update
 
+        from zonda.metastore.dag_tags import replace_dag_tags
         from zonda.serialization import serialize_dag
         from zonda.timezone import utcnow
 
@@ -208,6 +209,7 @@ class MetastoreRunStore:
             else:
                 paused = bool(dag.is_paused_upon_creation) if dag.is_paused_upon_creation is not None else False
                 conn.execute(insert(dag_t).values(dag_id=dag.dag_id, is_paused=paused, **dag_values))
+            replace_dag_tags(conn, dag.dag_id, dag.tags or ())
             current = conn.execute(select(ser_t.c.dag_hash).where(ser_t.c.dag_id == dag.dag_id)).scalar()
             if current != digest:
                 conn.execute(delete(ser_t).where(ser_t.c.dag_id == dag.dag_id))

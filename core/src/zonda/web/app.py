@@ -2,8 +2,8 @@
 
 Everything the app needs hangs off the app itself (``app.extensions``), nothing is global, so a test builds as
 many apps as it likes side by side. Extensions attach through ``init_app`` in the order their ``before_request``
-hooks must run: the session (who is this?), then access control (may they?), then CSRF (is this request from
-our own page?). A route without a declared permission stops ``create_app`` with an error naming it.
+hooks must run: an API token, else the session (who is this?), then access control (may they?), then CSRF (is
+this request from our own page?). A route without a declared permission stops ``create_app`` with an error naming it.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def create_app(
     from zonda.plugins.manager import PluginManager
     from zonda.web.access import AccessControl, routes_without_permission
     from zonda.web.api.errors import install_api_errors
+    from zonda.web.api_auth import ApiTokenAuth
     from zonda.web.audit import AuditTrail
     from zonda.web.context import WebContext
     from zonda.web.csrf import CsrfProtection
@@ -80,6 +81,7 @@ def create_app(
     app = Flask("zonda.web", static_folder=None, template_folder="templates")
     app.config.update(SECRET_KEY=secret_key, MAX_CONTENT_LENGTH=16 * 1024 * 1024, TEMPLATES_AUTO_RELOAD=False)
     app.extensions["zonda"] = WebContext(settings=settings, engine=engine, clock=clock)
+    ApiTokenAuth().init_app(app)
     UserSessions().init_app(app)
     AccessControl().init_app(app)
     CsrfProtection().init_app(app)

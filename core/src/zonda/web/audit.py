@@ -1,7 +1,8 @@
 """The audit trail of web requests: :func:`audit` records an action as done by the logged-in user.
 
 Views call it after a change succeeds; the entry names the user (None for an anonymous request, as a failed
-login), the action, its target, and details that include the client address. It writes through
+login), the action, its target, and details that include the client address and, for a request authenticated by
+an API token, ``"auth": "token <id>"``. It writes through
 :func:`zonda.operations.audit.record` with the app's engine.
 """
 
@@ -22,8 +23,14 @@ class AuditTrail:
         from flask import request
 
         from zonda.operations.audit import record
+        from zonda.web.api_auth import request_token_id
 
-        record(self._engine, user, action, target, {**(details or {}), "address": request.remote_addr})
+        extra: dict[str, Any] = {"address": request.remote_addr}
+        token_id = request_token_id()
+        if token_id is not None:
+            # Not under a key named like a secret ("token_id"): the masker would hide the id, which is public.
+            extra["auth"] = f"token {token_id}"
+        record(self._engine, user, action, target, {**(details or {}), **extra})
 
 
 def audit(

@@ -3,7 +3,8 @@
 The token is random, kept in the signed session, and sent back by forms as the field ``csrf_token`` (templates
 call ``csrf_token()``) or by scripts as the header ``X-CSRF-Token``. A request without one is refused with 400,
 one with a wrong token with 403; the view never runs, so nothing changes. GET never changes state, so it needs
-none. ``SameSite=Lax`` cookies are a second line of defence, not the only one.
+none, and neither does a request authenticated by an API token (:mod:`zonda.web.api_auth`). ``SameSite=Lax``
+cookies are a second line of defence, not the only one.
 """
 
 from __future__ import annotations
@@ -41,10 +42,13 @@ class CsrfProtection:
     def _check() -> Any:
         from flask import request, session
 
+        from zonda.web.api_auth import request_token_id
         from zonda.web.responses import problem
 
         if request.method not in UNSAFE_METHODS or request.endpoint is None:
             return None
+        if request_token_id() is not None:
+            return None  # a Bearer request: no browser sends that header on another site's behalf
         sent = request.headers.get(HEADER) or request.form.get(FIELD)
         if not sent:
             return problem(400, "Bad request", "The CSRF token is missing; reload the page and try again.")

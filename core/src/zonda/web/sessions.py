@@ -67,6 +67,10 @@ class UserSessions:
     def _load_user(self) -> None:
         from flask import g, session
 
+        from zonda.web.api_auth import request_token_id
+
+        if request_token_id() is not None:
+            return  # an API token authenticated this request: the session is neither read nor renewed
         g.user = None
         if "uid" not in session:
             return

@@ -130,7 +130,7 @@ def dags() -> Any:
         owner=request.args.get("owner", "").strip()[:250],
         paused={"true": True, "false": False}.get(paused),
     )
-    listing = browse_dags(web_context().engine, wanted, recent=RECENT_RUNS)
+    listing = browse_dags(web_context().engine, wanted, recent=RECENT_RUNS, visible_to=current_user())
     failed_plugins = plugin_load_errors(plugin_manager(), masked=False)
     return render_template("dags.html", listing=listing, wanted=wanted, failed_plugins=failed_plugins)
 
