@@ -30,6 +30,9 @@ class LogQuery(ApiModel):
     start: int | None = Field(None, ge=0, le=2**31 - 1, description="First line (0-based); default: the last lines.")
     count: int = Field(DEFAULT_WINDOW, ge=1, le=MAX_WINDOW, description="Lines per page.")
     q: str | None = Field(None, max_length=200, description="Also return the numbers of the lines containing this.")
+    full_content: bool = Field(
+        False, description="From the first line, as many as one page holds (Airflow clients send it); text/plain: all."
+    )
 
 
 class LogPage(ApiModel):
@@ -63,7 +66,10 @@ def get_log(dag_id: str, run_id: str, task_id: str, try_number: int, query: LogQ
     task_log = read_log(log_handler(), log_try)
     if wanted == TEXT:
         return Response("\n".join(masked(task_log.lines)) + "\n", mimetype="text/plain; charset=utf-8")
-    window = log_window(task_log.lines, task_log.source, start=query.start, count=query.count)
+    if query.full_content:
+        window = log_window(task_log.lines, task_log.source, start=0, count=max(1, len(task_log.lines)))
+    else:
+        window = log_window(task_log.lines, task_log.source, start=query.start, count=query.count)
     hits = search_log(task_log.lines, query.q) if query.q else None
     return LogPage(total=window.total, start=window.start, lines=window.lines, source=window.source, hits=hits)
 
