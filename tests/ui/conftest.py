@@ -54,7 +54,10 @@ def web_store(web_db_url: str) -> Iterator[Metastore]:
 
 @pytest.fixture
 def web_settings(zonda_home: Path, web_store: Metastore) -> Settings:
-    return load_settings(zonda_home).with_overrides({("database", "sql_alchemy_conn"): web_store.url})
+    # The user is read on every request (no session_user_cache): tests change users and look at once.
+    return load_settings(zonda_home).with_overrides(
+        {("database", "sql_alchemy_conn"): web_store.url, ("webserver", "session_user_cache"): 0.0}
+    )
 
 
 @pytest.fixture

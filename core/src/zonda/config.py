@@ -260,6 +260,14 @@ def _options() -> list[Option]:
         ),
         Option(
             "webserver",
+            "session_user_cache",
+            1.0,
+            float,
+            "Seconds a session's user (role, password version, grants) is reused without reading it again; a "
+            "password change, deletion or new role takes effect within this time. 0 reads it on every request.",
+        ),
+        Option(
+            "webserver",
             "cookie_secure",
             False,
             _to_bool,

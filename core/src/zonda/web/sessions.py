@@ -2,7 +2,8 @@
 
 The session is Flask's signed cookie (signed with the installation's secret key, so it cannot be forged or
 altered), holding the user's id, a digest of their password hash, the login time and the time of the last
-request. On every request the user is read again from the metastore, and the session ends when:
+request. The user is read again from the metastore (at most once per ``[webserver] session_user_cache``
+seconds, :mod:`zonda.web.user_cache`), and the session ends when:
 
 - the user was deleted, or their password changed since the login (the digest differs);
 - no request came for ``[webserver] session_idle_timeout`` seconds;
@@ -12,6 +13,9 @@ The cookie is ``HttpOnly`` (scripts cannot read it), ``SameSite=Lax`` (other sit
 ``Secure`` on requests that came over TLS, or always with ``[webserver] cookie_secure``. Logging in starts a
 new session (no fixation); logging out clears it. A session's cookie stays valid until a timeout for whoever
 copied it before logout: the cookie lives in the browser, not on the server.
+
+The time of the last request is written back at most once every :data:`SEEN_AT_STEP` seconds, and the cookie is
+sent only when it changed: a client polling many times a second neither re-signs nor re-receives it each time.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ _PASSIVE = "zonda_passive"
 F = TypeVar("F", bound=Callable[..., Any])
 #: Session key holding why the last session ended (shown, then dropped, by the login page).
 ENDED = "ended"
+#: The last-request time is renewed when it is this many seconds old (the idle timeout is minutes long).
+SEEN_AT_STEP = 1.0
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -48,8 +54,10 @@ class UserSessions:
 
     def init_app(self, app: Flask) -> None:
         from zonda.web.context import web_context
+        from zonda.web.user_cache import UserCache
 
         settings = app.extensions["zonda"].settings
+        self.users = UserCache(float(settings.get("webserver", "session_user_cache")))
         self.idle_timeout = float(settings.get("webserver", "session_idle_timeout"))
         self.max_age = float(settings.get("webserver", "session_max_age"))
         app.session_interface = _SessionInterface()
@@ -59,6 +67,7 @@ class UserSessions:
             SESSION_COOKIE_SAMESITE="Lax",
             SESSION_COOKIE_SECURE=bool(settings.get("webserver", "cookie_secure")),
             PERMANENT_SESSION_LIFETIME=timedelta(seconds=self.max_age),
+            SESSION_REFRESH_EACH_REQUEST=False,
         )
         app.extensions["zonda_sessions"] = self
         app.before_request(self._load_user)
@@ -85,12 +94,13 @@ class UserSessions:
             return
         from zonda.operations.users import find_user_by_id
 
-        user = find_user_by_id(self._context().engine, int(session["uid"]))
+        engine, uid = self._context().engine, int(session["uid"])
+        user = self.users.get((uid, session.get("cv")), lambda: find_user_by_id(engine, uid))
         if user is None or user.credentials_version != session.get("cv"):
             self._end("your account changed")
             return
         g.user = user
-        if not _is_passive():
+        if now - seen_at >= SEEN_AT_STEP and not _is_passive():
             session["seen_at"] = now
 
     @staticmethod
