@@ -159,6 +159,9 @@ task_instance = Table(
     Index("ix_task_instance_dag_id_state", "dag_id", "state"),
     Index("ix_task_instance_state", "state"),
     Index("ix_task_instance_updated_at", "updated_at"),
+    # Migration 0010: the API's ``order_by=start_date`` / ``-start_date`` pages walk this index instead of
+    # sorting every instance.
+    Index("ix_task_instance_start_date", "start_date", "id"),
 )
 
 #: One finished phase of a try, copied from ``task_instance`` by :mod:`zonda.operations.transitions` when the

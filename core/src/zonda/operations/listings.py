@@ -18,7 +18,8 @@ from zonda.metastore import tables as t
 from zonda.operations.dag_runs import DagRunRecord
 from zonda.operations.dag_runs import record as run_record
 from zonda.operations.dags import DagRecord, dag_record, require_dag
-from zonda.operations.paging import EARLIEST, Listing, Page, PageRequest, SortColumn, fetch_page, pattern_filter
+from zonda.operations.paging import Listing, Page, PageRequest, SortColumn, fetch_page, pattern_filter
+from zonda.operations.task_instances_read import RECORD_COLUMNS as TI_COLUMNS
 from zonda.operations.task_instances_read import TaskInstanceRecord
 from zonda.operations.task_instances_read import record as ti_record
 
@@ -39,12 +40,8 @@ class DateRange:
         return found
 
 
-def _date(column: Any) -> SortColumn:
-    return SortColumn(column, nullable=True, null_as=EARLIEST)
-
-
-def _text(column: Any) -> SortColumn:
-    return SortColumn(column, nullable=True, null_as="")
+def _nullable(column: Any) -> SortColumn:
+    return SortColumn(column, nullable=True)
 
 
 # --- DAGs -----------------------------------------------------------------------------------------------------
@@ -52,8 +49,8 @@ def _text(column: Any) -> SortColumn:
 DAG_LISTING = Listing(
     sortable={
         "dag_id": SortColumn(t.dag.c.dag_id),
-        "next_dagrun": _date(t.dag.c.next_dagrun),
-        "last_parsed_time": _date(t.dag.c.last_parsed_time),
+        "next_dagrun": _nullable(t.dag.c.next_dagrun),
+        "last_parsed_time": _nullable(t.dag.c.last_parsed_time),
         "is_paused": SortColumn(t.dag.c.is_paused),
     },
     default_order="dag_id",
@@ -100,9 +97,9 @@ RUN_LISTING = Listing(
         "run_id": SortColumn(t.dag_run.c.run_id),
         "dag_id": SortColumn(t.dag_run.c.dag_id),
         "state": SortColumn(t.dag_run.c.state),
-        "logical_date": _date(t.dag_run.c.logical_date),
-        "start_date": _date(t.dag_run.c.start_date),
-        "end_date": _date(t.dag_run.c.end_date),
+        "logical_date": _nullable(t.dag_run.c.logical_date),
+        "start_date": _nullable(t.dag_run.c.start_date),
+        "end_date": _nullable(t.dag_run.c.end_date),
         "updated_at": SortColumn(t.dag_run.c.updated_at),
     },
     default_order="id",
@@ -164,11 +161,11 @@ TASK_INSTANCE_LISTING = Listing(
         "run_id": SortColumn(_ti.c.run_id),
         "dag_id": SortColumn(_ti.c.dag_id),
         "map_index": SortColumn(_ti.c.map_index),
-        "state": _text(_ti.c.state),
-        "start_date": _date(_ti.c.start_date),
-        "end_date": _date(_ti.c.end_date),
-        "duration": SortColumn(_ti.c.duration, nullable=True, null_as=-1.0),
-        "priority_weight": SortColumn(_ti.c.priority_weight, nullable=True, null_as=-(2**31)),
+        "state": _nullable(_ti.c.state),
+        "start_date": _nullable(_ti.c.start_date),
+        "end_date": _nullable(_ti.c.end_date),
+        "duration": _nullable(_ti.c.duration),
+        "priority_weight": _nullable(_ti.c.priority_weight),
         "updated_at": SortColumn(_ti.c.updated_at),
     },
     default_order="id",
@@ -205,7 +202,7 @@ def task_instance_states() -> tuple[str, ...]:
 def page_task_instances(engine: Any, request: PageRequest, where: TaskInstanceFilter) -> Page[TaskInstanceRecord]:
     ti = _ti
     _known_states(where.states, task_instance_states(), "task instance")
-    query = select(ti)
+    query = select(*TI_COLUMNS)
     for name in ("dag_id", "run_id", "task_id", "map_index"):
         if getattr(where, name) is not None:
             query = query.where(ti.c[name] == getattr(where, name))

@@ -54,6 +54,11 @@ class TaskInstanceRecord:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
+#: The columns :func:`record` reads: a listing selects these, not the wide text columns (rendered fields, executor
+#: config) it would throw away.
+RECORD_COLUMNS = tuple(t.task_instance.c[name] for name in TaskInstanceRecord.__dataclass_fields__)
+
+
 def record(row: Any) -> TaskInstanceRecord:
     return TaskInstanceRecord(
         id=row.id,
