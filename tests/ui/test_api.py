@@ -45,6 +45,37 @@ def test_keyset_pages_cover_every_row_once_in_order(seeded: Any) -> None:
     assert run_order == sorted(run_order, key=lambda r: -int(r.split("__")[1]))
 
 
+@pytest.mark.parametrize("order", ["start_date", "-start_date", "duration", "-end_date"])
+def test_keyset_pages_over_a_nullable_column_with_nulls_cover_every_row_once(seeded: Any, order: str) -> None:
+    """NULLs sort where the database puts them (so an index serves the order); a cursor that lands on a NULL
+    still leads to every remaining row exactly once, in either direction."""
+    from sqlalchemy import update
+
+    from zonda.metastore import tables as t
+
+    ti = t.task_instance
+    with seeded.engine.begin() as conn:  # a mapped task's instances have not started: no dates, no duration
+        conn.execute(update(ti).where(ti.c.task_id == "m").values(start_date=None, end_date=None, duration=None))
+    client = seeded.logged_in("Viewer")
+    seen: list[tuple[str, str, int]] = []
+    values: list[Any] = []
+    cursor = None
+    for _ in range(50):
+        query = {"limit": 4, "order_by": order, "count": "none", **({"cursor": cursor} if cursor else {})}
+        body = client.get(f"{V}/dags/api_dag/dagRuns/~/taskInstances", query_string=query).json
+        seen += [(ti["dag_run_id"], ti["task_id"], ti["map_index"]) for ti in body["task_instances"]]
+        values += [ti[order.lstrip("-")] for ti in body["task_instances"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == RUNS * 5 and len(set(seen)) == RUNS * 5
+    nulls = [i for i, value in enumerate(values) if value is None]
+    assert len(nulls) == RUNS * 3
+    assert nulls in (list(range(RUNS * 3)), list(range(RUNS * 2, RUNS * 5)))  # all together, at one end
+    present = [value for value in values if value is not None]
+    assert present == sorted(present, reverse=order.startswith("-"))
+
+
 def test_offset_count_modes_and_filters(seeded: Any) -> None:
     client = seeded.logged_in("Viewer")
     base = f"{V}/dags/~/dagRuns"
