@@ -96,16 +96,11 @@ def trigger(
     """Queue a manual run; a running scheduler starts it. ``conf`` must match the DAG's params
     (:class:`~zonda.exceptions.ParamValidationError` otherwise), ``run_id`` the identifier rules, and the run id
     must be new (:class:`~zonda.exceptions.Conflict`). Called by ``zonda dags trigger`` and the API."""
+    from types import SimpleNamespace
+
     created = trigger_dag(engine, dag_id, conf=conf, logical_date=logical_date, run_id=run_id)
-    return get_run_by_id(engine, int(created["id"]))
-
-
-def get_run_by_id(engine: Any, dag_run_id: int) -> DagRunRecord:
-    with engine.connect() as conn:
-        row = conn.execute(select(t.dag_run).where(t.dag_run.c.id == dag_run_id)).first()
-    if row is None:
-        raise NotFound(f"there is no DAG run with id {dag_run_id}")
-    return record(row)
+    # The new run is what was inserted (not started, so no start or end): no second read.
+    return record(SimpleNamespace(**created, start_date=None, end_date=None))
 
 
 def find_run(conn: Any, dag_id: str, run_id: str) -> Any:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from zonda.exceptions import Conflict, DagNotFound, ParamValidationError, ZondaException
 from zonda.metastore import tables as t
@@ -64,10 +65,6 @@ def trigger_dag(
         when = logical_date or utcnow()
         interval = sdag.timetable.infer_data_interval(when)
         run_id = run_id or f"{run_type}__{when.isoformat()}"
-        if conn.execute(
-            select(t.dag_run.c.id).where(t.dag_run.c.dag_id == dag_id, t.dag_run.c.run_id == run_id)
-        ).first():
-            raise Conflict(f"DAG {dag_id!r} already has a run {run_id!r}; pass another --run-id")
         values = {
             "dag_id": dag_id,
             "run_id": run_id,
@@ -80,7 +77,12 @@ def trigger_dag(
             "queued_at": utcnow(),
             "external_trigger": run_type == "manual",
         }
-        result = conn.execute(insert(t.dag_run).values(**values))
+        # The unique (dag_id, run_id) constraint tells a clash: no statement to look first (a trigger is three
+        # statements: read the serialized DAG, insert, commit).
+        try:
+            result = conn.execute(insert(t.dag_run).values(**values))
+        except IntegrityError:
+            raise Conflict(f"DAG {dag_id!r} already has a run {run_id!r}; pass another --run-id") from None
         values["id"] = int(result.inserted_primary_key[0])
     return values
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -50,38 +50,44 @@ class SerializedTask:
         return self.expand is not None
 
 
+def _task(raw: dict[str, Any]) -> SerializedTask:
+    return SerializedTask(
+        task_id=raw["task_id"],
+        operator=raw.get("operator", ""),
+        upstream=frozenset(raw.get("upstream", ())),
+        downstream=frozenset(raw.get("downstream", ())),
+        trigger_rule=TriggerRule.parse(raw.get("trigger_rule", "all_success")),
+        retries=int(raw.get("retries") or 0),
+        retry_delay=float(raw.get("retry_delay") or 0.0),
+        retry_exponential_backoff=bool(raw.get("retry_exponential_backoff")),
+        max_retry_delay=raw.get("max_retry_delay"),
+        execution_timeout=raw.get("execution_timeout"),
+        pool=raw.get("pool") or "default_pool",
+        pool_slots=int(raw.get("pool_slots") or 1),
+        queue=raw.get("queue") or "default",
+        priority_weight=int(raw.get("priority_weight_total") or raw.get("priority_weight") or 1),
+        depends_on_past=bool(raw.get("depends_on_past")),
+        expand=raw.get("expand"),
+        callbacks=frozenset(raw.get("callbacks") or ()),
+    )
+
+
 @dataclass
 class SerializedDag:
     dag_id: str
     fileloc: str
     data: dict[str, Any]
-    tasks: dict[str, SerializedTask] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, text: str) -> SerializedDag:
         data = decode_serialized(text)
-        dag = cls(dag_id=data["dag_id"], fileloc=data.get("fileloc") or "", data=data)
-        for raw in data["tasks"]:
-            dag.tasks[raw["task_id"]] = SerializedTask(
-                task_id=raw["task_id"],
-                operator=raw.get("operator", ""),
-                upstream=frozenset(raw.get("upstream", ())),
-                downstream=frozenset(raw.get("downstream", ())),
-                trigger_rule=TriggerRule.parse(raw.get("trigger_rule", "all_success")),
-                retries=int(raw.get("retries") or 0),
-                retry_delay=float(raw.get("retry_delay") or 0.0),
-                retry_exponential_backoff=bool(raw.get("retry_exponential_backoff")),
-                max_retry_delay=raw.get("max_retry_delay"),
-                execution_timeout=raw.get("execution_timeout"),
-                pool=raw.get("pool") or "default_pool",
-                pool_slots=int(raw.get("pool_slots") or 1),
-                queue=raw.get("queue") or "default",
-                priority_weight=int(raw.get("priority_weight_total") or raw.get("priority_weight") or 1),
-                depends_on_past=bool(raw.get("depends_on_past")),
-                expand=raw.get("expand"),
-                callbacks=frozenset(raw.get("callbacks") or ()),
-            )
-        return dag
+        return cls(dag_id=data["dag_id"], fileloc=data.get("fileloc") or "", data=data)
+
+    @cached_property
+    def tasks(self) -> dict[str, SerializedTask]:
+        """The tasks, built on first use: triggering a run reads only the params and the schedule, and building
+        a big DAG's tasks costs more than parsing its JSON."""
+        return {raw["task_id"]: _task(raw) for raw in self.data["tasks"]}
 
     @property
     def callbacks(self) -> frozenset[str]:
