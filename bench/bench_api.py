@@ -5,7 +5,7 @@
 Loads ``1,000,000 x scale`` task instances over ``20,000 x scale`` runs (50 per run) of one DAG with bulk INSERTs,
 then serves the app with the real WSGI server (waitress) on loopback and has ``--clients`` threads, each logged
 in with its own session, request each list endpoint ``--requests`` times. PostgreSQL uses a database of its own
-(``zonda_bench_api``, dropped and made again). Prints figures only (goals: p99 <= 20 ms, >= 200 runs/s).
+(``zonda_bench_api_<pid>``, made and dropped). Prints figures only (goals: p99 <= 20 ms, >= 200 runs/s).
 """
 
 from __future__ import annotations
@@ -161,15 +161,23 @@ def triggers(clients: list[Any], seconds: float) -> float:
     return made[0] / (time.perf_counter() - started)
 
 
-def postgres_url() -> str:
+#: A database of this run's own (two benchmarks at once must not drop each other's), dropped at the end.
+PG_DATABASE = f"zonda_bench_api_{os.getpid()}"
+
+
+def _pg_admin(statement: str) -> None:
     from sqlalchemy import create_engine
 
     admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql("DROP DATABASE IF EXISTS zonda_bench_api")
-        conn.exec_driver_sql("CREATE DATABASE zonda_bench_api")
+        conn.exec_driver_sql(statement)
     admin.dispose()
-    return "postgresql+psycopg://postgres@127.0.0.1:5432/zonda_bench_api"
+
+
+def postgres_url() -> str:
+    _pg_admin(f"DROP DATABASE IF EXISTS {PG_DATABASE}")
+    _pg_admin(f"CREATE DATABASE {PG_DATABASE}")
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DATABASE}"
 
 
 def bench(database: str, home: str, args: argparse.Namespace) -> None:
@@ -211,6 +219,8 @@ def bench(database: str, home: str, args: argparse.Namespace) -> None:
     stop.set()
     serving.join(10)
     store.dispose()
+    if database == "postgres":
+        _pg_admin(f"DROP DATABASE IF EXISTS {PG_DATABASE}")
 
 
 def main() -> int:
