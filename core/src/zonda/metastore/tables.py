@@ -100,6 +100,8 @@ dag_run = Table(
     Index("ix_dag_run_dag_id_state", "dag_id", "state"),
     Index("ix_dag_run_state", "state"),
     Index("ix_dag_run_updated_at", "updated_at"),
+    # Migration 0010: a DAG's runs in the API's default order (id) without sorting them all.
+    Index("ix_dag_run_dag_id_id", "dag_id", "id"),
 )
 
 #: One task (one map index) in one DAG run. ``state`` NULL means "none": not decided yet.
@@ -159,9 +161,11 @@ task_instance = Table(
     Index("ix_task_instance_dag_id_state", "dag_id", "state"),
     Index("ix_task_instance_state", "state"),
     Index("ix_task_instance_updated_at", "updated_at"),
-    # Migration 0010: the API's ``order_by=start_date`` / ``-start_date`` pages walk this index instead of
-    # sorting every instance.
+    # Migration 0010: the API's pages of one DAG's instances in the default order (id) or by start date, and of
+    # every DAG's by start date, walk these indexes instead of sorting every instance.
+    Index("ix_task_instance_dag_id_id", "dag_id", "id"),
     Index("ix_task_instance_start_date", "start_date", "id"),
+    Index("ix_task_instance_dag_id_start_date", "dag_id", "start_date", "id"),
 )
 
 #: One finished phase of a try, copied from ``task_instance`` by :mod:`zonda.operations.transitions` when the
