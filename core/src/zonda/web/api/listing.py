@@ -30,8 +30,18 @@ class ListQuery(BaseModel):
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Rows per page.")
     offset: int = Field(0, ge=0, le=2**31 - 1, description="Rows to skip (prefer `cursor`).")
     cursor: str | None = Field(None, max_length=2000, description="`next_cursor` of the previous page.")
-    order_by: str | None = Field(None, max_length=100, description="A column name; prefix `-` for descending.")
-    count: CountMode = Field(CountMode.EXACT, description="How `total_entries` is counted.")
+    order_by: str | None = Field(
+        None,
+        max_length=100,
+        description="A column name; prefix `-` for descending. Rows without a value (null) come where the "
+        "database sorts null: first ascending on SQLite and MySQL, last ascending on PostgreSQL.",
+    )
+    count: CountMode = Field(
+        CountMode.EXACT,
+        description="How `total_entries` is counted: `exact` (the default, as Airflow's API; it reads every "
+        "matching row, tens of milliseconds per million), `estimate` (PostgreSQL's planner; elsewhere exact up to "
+        "10,000) or `none` (null; pollers rarely need it).",
+    )
 
 
 def _serializer() -> Any:
