@@ -161,9 +161,10 @@ task_instance = Table(
     Index("ix_task_instance_dag_id_state", "dag_id", "state"),
     Index("ix_task_instance_state", "state"),
     Index("ix_task_instance_updated_at", "updated_at"),
-    # Migration 0010: the API's pages of one DAG's instances in the default order (id) or by start date, and of
-    # every DAG's by start date, walk these indexes instead of sorting every instance.
+    # Migration 0010: the API's pages of one DAG's (or one run's) instances in the default order (id) or by start
+    # date, and of every DAG's by start date, walk these indexes instead of sorting every instance.
     Index("ix_task_instance_dag_id_id", "dag_id", "id"),
+    Index("ix_task_instance_dag_id_run_id_id", "dag_id", "run_id", "id"),
     Index("ix_task_instance_start_date", "start_date", "id"),
     Index("ix_task_instance_dag_id_start_date", "dag_id", "start_date", "id"),
 )

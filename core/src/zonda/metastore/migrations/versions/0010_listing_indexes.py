@@ -1,5 +1,5 @@
-"""Indexes for the API's listings: a DAG's runs and task instances in the default order (id), and task instances
-by start date, of every DAG or of one.
+"""Indexes for the API's listings: a DAG's runs, and a DAG's or a run's task instances, in the default order (id);
+task instances by start date, of every DAG or of one.
 
 Without them, ``GET /dags/x/dagRuns/~/taskInstances`` sorted every instance of the DAG to return the first
 hundred, and ``order_by=-start_date`` every instance of the installation (the listings order by the bare column,
@@ -25,6 +25,8 @@ depends_on: str | Sequence[str] | None = None
 INDEXES = {
     "ix_dag_run_dag_id_id": ("dag_run", ["dag_id", "id"]),
     "ix_task_instance_dag_id_id": ("task_instance", ["dag_id", "id"]),
+    # With only the one above, SQLite walked a DAG's every instance in id order to find one run's fifty.
+    "ix_task_instance_dag_id_run_id_id": ("task_instance", ["dag_id", "run_id", "id"]),
     "ix_task_instance_start_date": ("task_instance", ["start_date", "id"]),
     "ix_task_instance_dag_id_start_date": ("task_instance", ["dag_id", "start_date", "id"]),
 }
