@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy import and_, false, func, literal_column, or_, select
 
 from zonda.exceptions import OperationError
 
@@ -171,7 +171,8 @@ def count_rows(conn: Any, query: Any, mode: CountMode) -> int | None:
         return None
     if mode is CountMode.ESTIMATE and conn.dialect.name == "postgresql":
         return _planner_estimate(conn, query)
-    counted = query.order_by(None)
+    # Counted over a constant, not the listing's columns: a capped count then reads no row's values at all.
+    counted = query.order_by(None).with_only_columns(literal_column("1"), maintain_column_froms=True)
     if mode is CountMode.ESTIMATE:
         counted = counted.limit(ESTIMATE_CAP)
     return int(conn.execute(select(func.count()).select_from(counted.subquery())).scalar() or 0)
