@@ -176,7 +176,10 @@ def test_queues_route_tasks_to_the_worker_listening_on_them(env: Env, workers: l
     one = env.start_worker(workers, "w-one", env.q1)
     two = env.start_worker(workers, "w-two", env.q2)
     env.run_dag()
-    for process, mine, theirs in ((one, ("first", "left"), ("right", "last")), (two, ("right", "last"), ("first", "left"))):
+    for process, mine, theirs in (
+        (one, ("first", "left"), ("right", "last")),
+        (two, ("right", "last"), ("first", "left")),
+    ):
         log = process.output()
         for task_id in mine:
             assert f"Executing celery_dag.{task_id} " in log, log
@@ -211,9 +214,7 @@ def test_pickle_malformed_and_invalid_messages_are_rejected_and_nothing_runs(env
     with Connection(env.broker, connect_timeout=5) as conn:
         producer = Producer(conn.default_channel, exchange=Exchange(""))
         headers = {"lang": "py", "task": "zonda.execute_workload", "id": str(uuid.uuid4()), "argsrepr": "pickle"}
-        producer.publish(
-            ((valid,), {}, {}), routing_key=env.q1, serializer="pickle", headers=headers, declare=[]
-        )
+        producer.publish(((valid,), {}, {}), routing_key=env.q1, serializer="pickle", headers=headers, declare=[])
     worker = env.start_worker(workers, "w-reject", env.q1)
     h.wait_for(lambda: worker.output().count("rejected a message") >= 4, 60, what="the four bad workloads rejected")
     h.wait_for(lambda: "disallowed" in worker.output().lower(), 30, what="the pickle message refused")
