@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration"))
 
 import scheduler_helpers as h
 
-from zonda.executors.base import BaseExecutor, Workload
+from zonda.executors.base import Workload
 from zonda.executors.workload_schema import encode_workload
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -53,23 +53,6 @@ with DAG("celery_dag", schedule=None, start_date=datetime(2024, 1, 1)):
     last = PythonOperator(task_id="last", python_callable=work, queue={q2!r})
     first >> [left, right] >> last
 """
-
-
-class KeepingExecutor(BaseExecutor):
-    """Keeps what the scheduler queues and sends nothing: the test sends the workloads itself."""
-
-    name = "KeepingExecutor"
-
-    def __init__(self, parallelism: int = 16, settings: Any = None) -> None:
-        super().__init__(parallelism, settings)
-        self.sent: list[Workload] = []
-
-    def queue(self, workload: Workload) -> None:
-        self.running[workload.key] = workload
-        self.sent.append(workload)
-
-    def poll(self, timeout: float) -> list:
-        return []
 
 
 class Env(h.LedgerSetup):
@@ -112,7 +95,7 @@ class Env(h.LedgerSetup):
         from zonda.scheduler.scheduler import Scheduler
 
         self.trigger("celery_dag")
-        executor = KeepingExecutor(settings=self.settings)
+        executor = h.KeepingExecutor(settings=self.settings)
         scheduler = Scheduler(self.settings, executor=executor, metastore=self.metastore)
         scheduler.start()
         try:
