@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from dag_fixtures import add_runs, grouped_dag, store_dag
+from test_browser_accessibility import serious_violations
 
 TASKS = ["start", "work.one", "work.two", "end"]
 
 
-def _grid(site: Any, role: str) -> tuple[Any, list[str]]:
+def _grid(site: Any, role: str, *, color_scheme: str = "light") -> tuple[Any, list[str]]:
     store_dag(site.web.store, grouped_dag("menu_dag"))
     runs = add_runs(site.engine, "menu_dag", 3, task_ids=TASKS)
-    page = site.logged_in_page(role)
+    page = site.logged_in_page(role, color_scheme=color_scheme)
     page.goto("/dags/menu_dag")
     page.wait_for_selector(".grid-row a.cell")
     return page, runs
@@ -87,3 +89,13 @@ def test_a_viewer_gets_no_menu_and_a_right_click_stays_the_browsers(site) -> Non
     page.locator(f'a.cell[data-run-id="{runs[0]}"][data-task-id="start"]').click(button="right")
     assert not page.evaluate("document.querySelector('dialog[open]')")
     assert page.console_errors == []
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_grid_with_its_menu_open_has_no_serious_axe_violations(site, theme) -> None:
+    page, _ = _grid(site, "User", color_scheme=theme)
+    assert serious_violations(page) == []
+    page.get_by_role("button", name="Clear or mark group work in the runs shown").click()
+    page.get_by_role("dialog").get_by_role("button", name="Clear…").click()
+    page.locator("#grid-actions .preview-list li").first.wait_for()
+    assert serious_violations(page) == []

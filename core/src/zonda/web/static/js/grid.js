@@ -156,7 +156,6 @@
 
     drawRow(row) {
       const line = element("div", "grid-row");
-      line.setAttribute("role", "row");
       if (row.group !== undefined) {
         line.appendChild(this.groupLabel(row.group, row.depth));
         this.runs.forEach((run, r) => line.appendChild(this.groupCell(row.group, run, r)));
