@@ -76,6 +76,21 @@ def gantt_of_a_finished_run(standalone: Any, site: Any, dag_id: str, state: str,
     return run_id, page
 
 
+#: The chain's instances after b was cleared with downstream: b and c ran again, a and side did not.
+RAN_AGAIN_FROM_B = {"a": ("success", 1), "b": ("success", 2), "c": ("success", 2), "side": ("success", 1)}
+
+
+def clear_b_with_downstream(form: Any) -> None:
+    """In ``form`` (the task page of b, or the grid's menu opened on b): tick downstream, Clear…, check the
+    preview names b and c, Confirm."""
+    form.get_by_label("downstream").check()
+    form.get_by_role("button", name="Clear…").click()
+    form.locator(".preview-summary", has_text="This will clear 2 task instance(s)").wait_for()
+    assert [item.split(" in ")[0] for item in form.locator(".preview-list li").all_inner_texts()] == ["b", "c"]
+    form.get_by_role("button", name="Confirm").click()
+    form.locator(".preview-summary", has_text="Done: 2 changed.").wait_for()
+
+
 def test_a_failed_tasks_log_is_one_click_from_its_runs_gantt(standalone, standalone_site) -> None:
     _, page = gantt_of_a_finished_run(standalone, standalone_site, FAILING_DAG, "failed", "prepare → boom")
     assert bars(page, "prepare", "[data-kind='running']").count() == 1
@@ -98,12 +113,7 @@ def test_clear_with_downstream_runs_the_tasks_again(standalone, standalone_site)
 
     task = standalone_site.logged_in_page("Admin")  # a second tab: the Gantt stays open beside it
     task.goto(f"{run_page(CHAIN_DAG, run_id)}/tasks/b")
-    task.get_by_label("downstream").check()
-    task.get_by_role("button", name="Clear…").click()
-    task.locator(".preview-summary", has_text="This will clear 2 task instance(s)").wait_for()
-    assert [item.split(" in ")[0] for item in task.locator(".preview-list li").all_inner_texts()] == ["b", "c"]
-    task.get_by_role("button", name="Confirm").click()
-    task.locator(".preview-summary", has_text="Done: 2 changed.").wait_for()
+    clear_b_with_downstream(task)
 
     wait_on_gantt(gantt, bars(gantt, "c", "[data-try='2'][data-kind='running']:not(.bar-live)"))
     wait_on_gantt(gantt, gantt.locator(".run-summary .run-state.state-success"))
@@ -113,12 +123,7 @@ def test_clear_with_downstream_runs_the_tasks_again(standalone, standalone_site)
         seen = gantt.evaluate("window.__runStates")
         assert seen[-1] == "success" and {"queued", "running"} & set(seen), seen
     assert standalone.wait_for_run(CHAIN_DAG, run_id) == "success"
-    assert standalone.task_states(CHAIN_DAG, run_id) == {
-        "a": ("success", 1),
-        "b": ("success", 2),
-        "c": ("success", 2),
-        "side": ("success", 1),
-    }
+    assert standalone.task_states(CHAIN_DAG, run_id) == RAN_AGAIN_FROM_B
     assert gantt.console_errors == [] and task.console_errors == []
 
 
@@ -150,9 +155,15 @@ def cell(page: Any, run_id: str, task_id: str, state: str = "") -> Any:
     return page.locator(f'a.cell{in_state}[data-run-id="{run_id}"][data-task-id="{task_id}"]')
 
 
-def open_grid(page: Any, dag_id: str) -> None:
+def grid_of_a_finished_run(standalone: Any, site: Any, dag_id: str, state: str) -> tuple[str, Any]:
+    """Trigger ``dag_id``, wait for its run to end in ``state``, open the DAG's grid in a logged-in page;
+    (run id, page)."""
+    run_id = standalone.trigger(dag_id)
+    assert standalone.wait_for_run(dag_id, run_id) == state
+    page = site.logged_in_page("Admin")
     page.goto(grid_page(dag_id))
-    page.locator(".grid-head a.run").first.wait_for()
+    page.locator(f'.grid-head a.run[data-run-id="{run_id}"]').wait_for()
+    return run_id, page
 
 
 def test_a_run_triggered_from_the_form_turns_green_live_in_the_grid(standalone, standalone_site) -> None:
@@ -193,10 +204,7 @@ def test_a_run_triggered_from_the_form_turns_green_live_in_the_grid(standalone, 
 
 
 def test_a_failed_tasks_log_is_one_click_from_the_grid(standalone, standalone_site) -> None:
-    run_id = standalone.trigger(FAILING_DAG)
-    assert standalone.wait_for_run(FAILING_DAG, run_id) == "failed"
-    page = standalone_site.logged_in_page("Admin")
-    open_grid(page, FAILING_DAG)
+    run_id, page = grid_of_a_finished_run(standalone, standalone_site, FAILING_DAG, "failed")
     cell(page, run_id, "boom", "failed").click()
     page.wait_for_url(f"**/runs/{quote(run_id, safe='')}/tasks/boom?map_index=-1")
     assert page.locator("h1 .state").inner_text() == "failed"
@@ -205,22 +213,14 @@ def test_a_failed_tasks_log_is_one_click_from_the_grid(standalone, standalone_si
 
 
 def test_a_clear_with_downstream_from_the_grids_menu_runs_the_tasks_again_live(standalone, standalone_site) -> None:
-    run_id = standalone.trigger(CHAIN_DAG)
-    assert standalone.wait_for_run(CHAIN_DAG, run_id) == "success"
-    page = standalone_site.logged_in_page("Admin")
-    open_grid(page, CHAIN_DAG)
+    run_id, page = grid_of_a_finished_run(standalone, standalone_site, CHAIN_DAG, "success")
     cell(page, run_id, "c", "success").wait_for()
     page.evaluate(MARK_DOCUMENT)
 
     cell(page, run_id, "b").click(button="right")
     dialog = page.get_by_role("dialog")
     assert dialog.locator("h2").inner_text() == f"Task b in run {run_id}"
-    dialog.get_by_label("downstream").check()
-    dialog.get_by_role("button", name="Clear…").click()
-    dialog.locator(".preview-summary", has_text="This will clear 2 task instance(s)").wait_for()
-    assert [line.split(" in ")[0] for line in dialog.locator(".preview-list li").all_inner_texts()] == ["b", "c"]
-    dialog.get_by_role("button", name="Confirm").click()
-    dialog.locator(".preview-summary", has_text="Done: 2 changed.").wait_for()
+    clear_b_with_downstream(dialog)
     page.keyboard.press("Escape")
 
     page.locator(f'a.cell[data-run-id="{run_id}"][data-task-id="c"]:not(.st-success)').wait_for()
@@ -228,10 +228,5 @@ def test_a_clear_with_downstream_from_the_grids_menu_runs_the_tasks_again_live(s
     assert "st-success" in cell(page, run_id, "b").get_attribute("class")
     assert page.evaluate(SAME_DOCUMENT)
     assert standalone.wait_for_run(CHAIN_DAG, run_id) == "success"
-    assert standalone.task_states(CHAIN_DAG, run_id) == {
-        "a": ("success", 1),
-        "b": ("success", 2),
-        "c": ("success", 2),
-        "side": ("success", 1),
-    }
+    assert standalone.task_states(CHAIN_DAG, run_id) == RAN_AGAIN_FROM_B
     assert page.console_errors == []
