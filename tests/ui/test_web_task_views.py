@@ -169,9 +169,14 @@ def test_the_log_opens_at_the_end_pages_searches_and_downloads_masked(web) -> No
     assert secret not in download.text and download.text.count("\n") == 1200
     assert client.get(f"{BASE}/tasks/b/logs/3").status_code == 400  # b had 2 tries
     assert client.get(f"{BASE}/tasks/b/logs/2?start=abc").status_code == 400
-    assert client.get(f"{BASE}/tasks/b/logs/1").status_code == 404  # no file for try 1
-    missing = client.get(f"{BASE}/tasks/b/logs/1", headers={"Accept": "application/json"})
-    assert missing.status_code == 404 and "no log for gantt.b" in missing.get_json()["detail"]  # the page's fetch
+    # No file for try 1: the page's fetch gets "no log yet" (no console error), never the server's log folder.
+    missing = client.get(f"{BASE}/tasks/b/logs/1", headers={"Accept": "application/json"}).get_json()
+    assert missing["total"] == 0 and missing["lines"] == [] and "no log for gantt.b" in missing["missing"]
+    assert str(web.settings.log_folder) not in missing["missing"] and "does not exist" in missing["missing"]
+    gone = client.get(f"{BASE}/tasks/b/logs/1/download")
+    assert gone.status_code == 404 and "does not exist" in gone.text and str(web.settings.log_folder) not in gone.text
+    assert str(web.settings.log_folder) not in json.dumps(last) and last["source"].startswith("local file ")
+    assert last["missing"] is None
 
 
 def test_ansi_codes_become_classes_and_markup_stays_text() -> None:
