@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from task_views_seed import RUN_ID, at, seed_gantt_run
+from task_views_seed import RUN_ID, add_xcom, at, seed_gantt_run
 
 from zonda.metastore import tables as t
 from zonda.operations.gantt import critical_path
@@ -116,18 +116,8 @@ def _write_log(web, task_id: str, try_number: int, lines: list[str]) -> Path:
 def test_the_task_page_shows_tries_xcoms_rendered_fields_and_why_as_text(web) -> None:
     run_id = seed_gantt_run(web.engine)
     payload = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    add_xcom(web.engine, run_id, "b", {"html": payload})
     with web.engine.begin() as conn:
-        conn.execute(
-            t.xcom.insert().values(
-                dag_run_id=run_id,
-                task_id="b",
-                map_index=-1,
-                key="return_value",
-                dag_id="gantt",
-                run_id=RUN_ID,
-                value=json.dumps({"html": payload}),
-            )
-        )
         ti = t.task_instance
         conn.execute(
             ti.update().where(ti.c.task_id == "b").values(rendered_fields=json.dumps({"bash_command": payload}))

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import update
-from task_views_seed import RUN_ID, seed_gantt_run
+from task_views_seed import RUN_ID, add_xcom, seed_gantt_run
 from test_browser_accessibility import choose_dark_theme, serious_violations
 from test_browser_task_views import write_log
 
@@ -99,17 +99,7 @@ def seed_payloads(site: Any) -> None:
     write_log(site, "b", 2, ["before", f"\x1b[31m{SCRIPT}\x1b[0m {IMG}", "after"])
     with web.engine.begin() as conn:
         conn.execute(update(t.dag_run).where(t.dag_run.c.id == run_id).values(conf=json.dumps({"note": SCRIPT})))
-        conn.execute(
-            t.xcom.insert().values(
-                dag_run_id=run_id,
-                task_id="b",
-                map_index=-1,
-                key="return_value",
-                dag_id="gantt",
-                run_id=RUN_ID,
-                value=json.dumps({"html": IMG}),
-            )
-        )
+    add_xcom(web.engine, run_id, "b", {"html": IMG})
     add_connection(
         web.store, web.settings, Connection(conn_id="sweep_conn", conn_type="generic", description=IMG, password="pw")
     )

@@ -17,12 +17,18 @@ from zonda.operations.task_instances import Selection, clear_task_instances, mar
 TASK_PAGE = f"/dags/gantt/runs/{RUN_ID}/tasks/b"
 
 
-def test_try_tabs_switch_logs_and_a_try_without_a_log_says_so(site) -> None:
+def open_task_page(site: Any, role: str, log_line: str) -> Any:
+    """The seeded run, b's second try logging ``log_line``, and b's page as ``role`` once that line shows."""
     seed_gantt_run(site.engine)
-    write_log(site, "b", 2, ["second try's line"])
-    page = site.logged_in_page("Viewer")
+    write_log(site, "b", 2, [log_line])
+    page = site.logged_in_page(role)
     page.goto(TASK_PAGE)
-    page.locator(".log-line", has_text="second try's line").wait_for()
+    page.locator(".log-line", has_text=log_line).wait_for()
+    return page
+
+
+def test_try_tabs_switch_logs_and_a_try_without_a_log_says_so(site) -> None:
+    page = open_task_page(site, "Viewer", "second try's line")
     tabs = page.get_by_role("tab")
     assert tabs.all_inner_texts() == ["Try 1", "Try 2"]
     assert page.get_by_role("tab", name="Try 2").get_attribute("aria-selected") == "true"
@@ -50,10 +56,7 @@ def confirm(page: Any, button: str, expected_summary: str) -> None:
 
 
 def test_mark_failed_then_success_through_the_preview(site) -> None:
-    seed_gantt_run(site.engine)
-    write_log(site, "b", 2, ["b ran"])
-    page = site.logged_in_page("User")
-    page.goto(TASK_PAGE)
+    page = open_task_page(site, "User", "b ran")
     badge = page.locator("h1 .ti-state")
     assert badge.inner_text() == "success"
 
@@ -68,11 +71,7 @@ def test_mark_failed_then_success_through_the_preview(site) -> None:
 
 
 def test_state_and_new_tries_arrive_live_without_a_reload(site) -> None:
-    seed_gantt_run(site.engine)
-    write_log(site, "b", 2, ["b ran"])
-    page = site.logged_in_page("Viewer")
-    page.goto(TASK_PAGE)
-    page.locator(".log-line", has_text="b ran").wait_for()
+    page = open_task_page(site, "Viewer", "b ran")
     page.evaluate("window.__same_page = true")
     selection = Selection("gantt", task_ids=["b"], run_ids=[RUN_ID])
 
