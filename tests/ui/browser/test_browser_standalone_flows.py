@@ -116,7 +116,7 @@ def test_clear_with_downstream_runs_the_tasks_again(standalone, standalone_site)
     clear_b_with_downstream(task)
 
     wait_on_gantt(gantt, bars(gantt, "c", "[data-try='2'][data-kind='running']:not(.bar-live)"))
-    wait_on_gantt(gantt, gantt.locator(".run-summary .run-state.state-success"))
+    wait_on_gantt(gantt, gantt.locator(".run-summary .run-state[data-state=success]"))
     assert bars(gantt, "b", "[data-try='2'][data-kind='running']").count() == 1
     assert bars(gantt, "a", "[data-try='2']").count() == 0  # upstream of the cleared task: left alone
     if live:  # the same document all along, its run state passing through the re-run

@@ -55,15 +55,15 @@ def get_log(dag_id: str, run_id: str, task_id: str, try_number: int, query: LogQ
     from flask import Response
 
     from zonda.operations.log_view import log_window, masked, search_log
-    from zonda.operations.logs import locate_try, read_log
+    from zonda.operations.logs import locate_try
     from zonda.web.api.resources.common import engine
-    from zonda.web.views.task_instance import log_event_stream, log_handler
+    from zonda.web.views.task_instance import log_event_stream, read_shown_log
 
     log_try = locate_try(engine(), dag_id, task_id, run_id, map_index=query.map_index, try_number=try_number)
     wanted = _wanted()
     if wanted == EVENTS:
         return log_event_stream(log_try, query.start or 0)
-    task_log = read_log(log_handler(), log_try)
+    task_log = read_shown_log(log_try)
     if wanted == TEXT:
         return Response("\n".join(masked(task_log.lines)) + "\n", mimetype="text/plain; charset=utf-8")
     if query.full_content:
