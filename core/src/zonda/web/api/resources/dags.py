@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 
 from zonda.web.api.listing import CollectionInfo, ListQuery, collection, page_request
 from zonda.web.api.models import ApiModel
+from zonda.web.api.resources.common import viewer
 from zonda.web.api.routes import ApiRoute
 from zonda.web.permissions import Permission
 
@@ -78,7 +79,8 @@ def list_dags(query: DagListQuery) -> Any:
     from zonda.operations.listings import DagFilter, page_dags
 
     where = DagFilter(query.dag_id_pattern, tuple(query.tags), query.paused, query.only_active)
-    return collection(page_dags(_engine(), page_request(query), where), "dags")
+    page = page_dags(_engine(), page_request(query), where, visible_to=viewer())
+    return collection(page, "dags")
 
 
 def get_dag(dag_id: str) -> Any:
