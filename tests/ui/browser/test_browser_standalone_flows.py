@@ -19,7 +19,7 @@ from urllib.parse import quote
 from screenshots import save_screenshot
 from standalone_site import CHAIN_DAG, FAILING_DAG, FAILURE_LINE, GRID_DAG, RUN_TIMEOUT_SECONDS
 
-CRITICAL_RED = "rgb(208, 2, 27)"
+CRITICAL_RED = "rgb(179, 38, 30)"  # the light theme's --danger, which outlines the critical path
 #: Reloads of the run page while waiting for the scheduler, when no live stream redraws it.
 MAX_RELOADS = RUN_TIMEOUT_SECONDS
 
