@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 import scheduler_helpers as h
 
-from zonda.executors.base import BaseExecutor, ExecutorCapabilities, Workload
+from zonda.executors.base import Workload
 from zonda.executors.workload_schema import (
     EXIT_INVALID_WORKLOAD,
     EXIT_NOT_CLAIMED,
@@ -33,25 +33,6 @@ from zonda.executors.workload_schema import (
     json_schema,
     parse_workload,
 )
-
-
-class KeepingExecutor(BaseExecutor):
-    """Keeps what the scheduler queues and runs nothing: the workloads go to `zonda tasks execute` by hand."""
-
-    name = "KeepingExecutor"
-    capabilities = ExecutorCapabilities(supports_sqlite=True)
-
-    def __init__(self, parallelism: int = 16, settings: Any = None) -> None:
-        super().__init__(parallelism, settings)
-        self.sent: list[Workload] = []
-
-    def queue(self, workload: Workload) -> None:
-        self.running[workload.key] = workload
-        self.sent.append(workload)
-
-    def poll(self, timeout: float) -> list:
-        return []
-
 
 DAG = """
 import time
@@ -86,7 +67,7 @@ class Env(h.LedgerSetup):
         from zonda.scheduler.scheduler import Scheduler
 
         trigger_dag(self.engine, "exec_dag")
-        executor = KeepingExecutor(settings=self.settings)
+        executor = h.KeepingExecutor(settings=self.settings)
         scheduler = Scheduler(self.settings, executor=executor, metastore=self.metastore)
         scheduler.start()
         try:

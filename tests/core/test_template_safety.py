@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import re
 import sys
+import textwrap
 import types
 from collections import deque
 from datetime import date, datetime, time, timedelta
@@ -602,7 +603,10 @@ def _example_sources() -> list[tuple[str, str]]:
         [REPO / "README.md", *(REPO / "providers").glob("*/README.md"), *(REPO / "plugins").glob("*/README.md")]
     ):
         blocks = re.findall(r"```python\n(.*?)```", readme.read_text(encoding="utf-8"), re.DOTALL)
-        sources += [(f"{readme.relative_to(REPO)} (block {i + 1})", block) for i, block in enumerate(blocks)]
+        # A block inside a list item is indented as a whole.
+        sources += [
+            (f"{readme.relative_to(REPO)} (block {i + 1})", textwrap.dedent(block)) for i, block in enumerate(blocks)
+        ]
     return sources
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from zonda.executors.base import BaseExecutor, ExecutorCapabilities
+
 if TYPE_CHECKING:
     import pytest
 
@@ -556,3 +558,25 @@ class LedgerSetup:
     def unsuccessful(self, run_ids: list[int], processes: list[SchedulerProcess]) -> str:
         """Each instance of ``run_ids`` that did not succeed, with its try logs and what the schedulers said."""
         return unsuccessful_report(self.engine, self.home, run_ids, [p.output() for p in processes])
+
+
+# --- executors ----------------------------------------------------------------------------------------------
+
+
+class KeepingExecutor(BaseExecutor):
+    """Keeps what the scheduler queues and runs nothing, as a remote executor hands workloads to its broker: the
+    test sends or runs the workloads itself."""
+
+    name = "KeepingExecutor"
+    capabilities = ExecutorCapabilities(supports_sqlite=True)
+
+    def __init__(self, parallelism: int = 16, settings: Any = None) -> None:
+        super().__init__(parallelism, settings)
+        self.sent: list[Any] = []
+
+    def queue(self, workload: Any) -> None:
+        self.running[workload.key] = workload
+        self.sent.append(workload)
+
+    def poll(self, timeout: float) -> list:
+        return []

@@ -44,7 +44,7 @@ API_ROWS: dict[tuple[str, str], tuple[str, dict[str, Any], bool, Expected]] = {
     ("GET", f"{V}/dags"): (f"{V}/dags", {}, False, readers()),
     ("GET", f"{V}/dags/<dag_id>"): (f"{V}/dags/table_dag", {}, False, readers()),
     ("PATCH", f"{V}/dags/<dag_id>"): (f"{V}/dags/table_dag", {"is_paused": True}, False, api_roles(200)),
-    ("DELETE", f"{V}/dags/<dag_id>"): (f"{V}/dags/api_dag_del", {}, False, api_roles(200, first="User", then=404)),
+    ("DELETE", f"{V}/dags/<dag_id>"): (f"{V}/dags/api_dag_del", {}, False, api_roles(204, first="User", then=404)),
     ("GET", f"{V}/dags/<dag_id>/dagRuns"): (f"{V}/dags/~/dagRuns", {}, False, readers()),
     ("POST", f"{V}/dags/<dag_id>/dagRuns"): (
         f"{V}/dags/params_dag/dagRuns",

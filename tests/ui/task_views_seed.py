@@ -88,3 +88,21 @@ def seed_gantt_run(engine: Any, dag_id: str = "gantt", *, c_state: str = "succes
         d_id = ti("d", "success", 1, 10, 11, 11, 30)
         history(d_id, "d", 1, "success", 10, 11, 11, 30)
     return int(run_id)
+
+
+def add_xcom(engine: Any, run_id: int, task_id: str, value: Any, dag_id: str = "gantt") -> None:
+    """Store ``value`` (JSON) as ``task_id``'s return value in the seeded run (its primary key ``run_id``)."""
+    import json
+
+    with engine.begin() as conn:
+        conn.execute(
+            t.xcom.insert().values(
+                dag_run_id=run_id,
+                task_id=task_id,
+                map_index=-1,
+                key="return_value",
+                dag_id=dag_id,
+                run_id=RUN_ID,
+                value=json.dumps(value),
+            )
+        )

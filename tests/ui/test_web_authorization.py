@@ -210,12 +210,25 @@ def test_every_route_is_in_the_table(web) -> None:
     assert TABLE.keys() - routes == set(), "rows of the table for routes that no longer exist"
 
 
-def test_the_authorization_table(web) -> None:
+def _store_table_fixtures(web: Any) -> None:
     from admin_helpers import store_admin_fixtures
 
     store_dag(web.store, wide_dag("table_dag", 2))
     store_admin_fixtures(web)
     store_api_fixtures(web)
+
+
+def _wrong_answers(seen: dict[tuple[str, str, str], int | str]) -> dict[tuple[str, str, str], tuple[Any, Any]]:
+    """(method, rule, actor): (got, expected) for every answer the table did not expect."""
+    return {
+        key: (got, TABLE[(key[0], key[1])][3][key[2]])
+        for key, got in seen.items()
+        if got != TABLE[(key[0], key[1])][3][key[2]]
+    }
+
+
+def test_the_authorization_table(web) -> None:
+    _store_table_fixtures(web)
     clients = {role: web.logged_in(role) for role in ("Viewer", "User", "Op", "Admin")}
     clients["anonymous"] = web.client()
     seen: dict[tuple[str, str, str], int | str] = {}
@@ -237,12 +250,26 @@ def test_the_authorization_table(web) -> None:
             if got == 302 and response.headers["Location"].startswith("/login?next="):
                 got = LOGIN
             seen[(method, rule, actor)] = got
-    wrong = {
-        key: (got, TABLE[(key[0], key[1])][3][key[2]])
-        for key, got in seen.items()
-        if got != TABLE[(key[0], key[1])][3][key[2]]
-    }
-    assert wrong == {}, "(method, rule, actor): (got, expected)"
+    assert _wrong_answers(seen) == {}, "(method, rule, actor): (got, expected)"
+
+
+def test_the_api_rows_answer_a_bearer_token_as_they_answer_the_session(web) -> None:
+    """The same API rows, each role sending its API token instead of a session cookie, and no CSRF token on
+    writes (a browser never adds an Authorization header by itself). Anonymous sends no header: 401."""
+    from api_token_helpers import bearer, token_for
+
+    _store_table_fixtures(web)
+    # The test clock runs ahead of the date tokens are made on: give them a year.
+    headers = {role: bearer(token_for(web, role, days=365)) for role in ("Viewer", "User", "Op", "Admin")}
+    headers["anonymous"] = {}
+    seen: dict[tuple[str, str, str], int | str] = {}
+    for (method, rule), (path, form, _ends_session, _expected) in API_ROWS.items():
+        for actor in ACTORS:
+            client = web.client()
+            response = client.open(path, method=method, json=form or None, headers=headers[actor])
+            assert "Set-Cookie" not in response.headers, (method, rule, actor)
+            seen[(method, rule, actor)] = response.status_code
+    assert _wrong_answers(seen) == {}, "(method, rule, actor): (got, expected)"
 
 
 @SQLITE_ONLY

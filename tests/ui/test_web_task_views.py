@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from task_views_seed import RUN_ID, at, seed_gantt_run
+from task_views_seed import RUN_ID, add_xcom, at, seed_gantt_run
 
 from zonda.metastore import tables as t
 from zonda.operations.gantt import critical_path
@@ -116,18 +116,8 @@ def _write_log(web, task_id: str, try_number: int, lines: list[str]) -> Path:
 def test_the_task_page_shows_tries_xcoms_rendered_fields_and_why_as_text(web) -> None:
     run_id = seed_gantt_run(web.engine)
     payload = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    add_xcom(web.engine, run_id, "b", {"html": payload})
     with web.engine.begin() as conn:
-        conn.execute(
-            t.xcom.insert().values(
-                dag_run_id=run_id,
-                task_id="b",
-                map_index=-1,
-                key="return_value",
-                dag_id="gantt",
-                run_id=RUN_ID,
-                value=json.dumps({"html": payload}),
-            )
-        )
         ti = t.task_instance
         conn.execute(
             ti.update().where(ti.c.task_id == "b").values(rendered_fields=json.dumps({"bash_command": payload}))
@@ -169,9 +159,14 @@ def test_the_log_opens_at_the_end_pages_searches_and_downloads_masked(web) -> No
     assert secret not in download.text and download.text.count("\n") == 1200
     assert client.get(f"{BASE}/tasks/b/logs/3").status_code == 400  # b had 2 tries
     assert client.get(f"{BASE}/tasks/b/logs/2?start=abc").status_code == 400
-    assert client.get(f"{BASE}/tasks/b/logs/1").status_code == 404  # no file for try 1
-    missing = client.get(f"{BASE}/tasks/b/logs/1", headers={"Accept": "application/json"})
-    assert missing.status_code == 404 and "no log for gantt.b" in missing.get_json()["detail"]  # the page's fetch
+    # No file for try 1: the page's fetch gets "no log yet" (no console error), never the server's log folder.
+    missing = client.get(f"{BASE}/tasks/b/logs/1", headers={"Accept": "application/json"}).get_json()
+    assert missing["total"] == 0 and missing["lines"] == [] and "no log for gantt.b" in missing["missing"]
+    assert str(web.settings.log_folder) not in missing["missing"] and "does not exist" in missing["missing"]
+    gone = client.get(f"{BASE}/tasks/b/logs/1/download")
+    assert gone.status_code == 404 and "does not exist" in gone.text and str(web.settings.log_folder) not in gone.text
+    assert str(web.settings.log_folder) not in json.dumps(last) and last["source"].startswith("local file ")
+    assert last["missing"] is None
 
 
 def test_ansi_codes_become_classes_and_markup_stays_text() -> None:

@@ -59,3 +59,23 @@ def test_static_theme_script_is_served_as_javascript(web) -> None:
     assert response.status_code == 200
     assert response.mimetype in ("text/javascript", "application/javascript")
     assert "localStorage" in response.text and "prefers-color-scheme" in response.text
+
+
+#: Fixed colours a page stylesheet may keep: the log view is a terminal (light on near-black) in both themes,
+#: and its ANSI palette is the terminal's.
+TERMINAL_RULES = (".log-view", ".log-number", ".log-hit", ".ansi-")
+
+
+def test_page_stylesheets_take_every_colour_from_the_theme() -> None:
+    """One set of state colours for every page: a page stylesheet that defines its own (a fixed hex colour, a
+    copy of the state variables) would break the dark theme or drift from the others."""
+    for sheet in sorted((WEB_DIR / "static" / "css").glob("*.css")):
+        css = re.sub(r"/\*.*?\*/", "", sheet.read_text(encoding="utf-8"), flags=re.DOTALL)
+        for rule in re.findall(r"[^{}]+\{[^}]*\}", css):
+            selector = rule.split("{", 1)[0].strip()
+            if selector.startswith(TERMINAL_RULES):
+                continue
+            fixed = re.findall(r"#[0-9a-fA-F]{3,8}\b(?![^(]*\))|\brgb\(", rule)
+            assert not fixed, f"{sheet.name}: {selector} has fixed colours {fixed}; use zonda.css's variables"
+        assert not re.search(r"--st-\w+\s*:", css), f"{sheet.name} defines its own state colours"
+        assert "prefers-color-scheme" not in css, f"{sheet.name}: use light-dark() so the theme toggle applies"

@@ -3,7 +3,8 @@ process on a temporary home, with the example DAGs off and a small DAG folder of
 
 The DAGs are quick on purpose: ``browser_fails`` (``prepare >> boom``, boom exits 1 with no retry) and
 ``browser_chain`` (``a >> b >> c`` and ``a >> side``; b sleeps longest and side ends before it, so the critical
-path is a → b → c and ``side`` lies beside it). Runs are triggered through the operations layer, as ``zonda dags trigger`` does.
+path is a → b → c and ``side`` lies beside it), and ``browser_grid`` (``extract >> transform.[clean, join] >> load``
+with the integer param ``rows``; a negative ``rows`` fails ``load``). Runs are triggered through the operations layer, as ``zonda dags trigger`` does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ RUN_TIMEOUT_SECONDS = 180
 POLL_SECONDS = 0.25
 FAILING_DAG = "browser_fails"
 CHAIN_DAG = "browser_chain"
+GRID_DAG = "browser_grid"
 FAILURE_LINE = "boom: the input file is missing"
 
 DAG_FILES = {
@@ -48,6 +50,21 @@ with DAG("{CHAIN_DAG}", schedule=None, start_date=datetime(2024, 1, 1)):
     a >> b >> c
     a >> side
 ''',
+    f"{GRID_DAG}.py": f'''
+from datetime import datetime
+
+from zonda import DAG, Param, TaskGroup
+from zonda.operators import BashOperator
+
+rows = Param(3, type="integer", description="Rows to load; a negative number fails the load")
+with DAG("{GRID_DAG}", schedule=None, start_date=datetime(2024, 1, 1), params={{"rows": rows}}):
+    extract = BashOperator(task_id="extract", bash_command="sleep 1; echo extract {{{{ params.rows }}}}")
+    with TaskGroup("transform"):
+        clean = BashOperator(task_id="clean", bash_command="sleep 0.5; echo clean")
+        join = BashOperator(task_id="join", bash_command="sleep 0.5; echo join")
+    load = BashOperator(task_id="load", bash_command="test {{{{ params.rows }}}} -ge 0", retries=0)
+    extract >> [clean, join] >> load
+''',
 }
 
 
@@ -67,12 +84,17 @@ class StandaloneInstallation:
 
         self._wait(lambda: dag_id in {d.dag_id for d in list_dags(self.engine)}, f"the DAG {dag_id} to be parsed")
 
-    def trigger(self, dag_id: str) -> str:
-        """Queue a run as ``zonda dags trigger`` does; its run id."""
+    def trigger(self, dag_id: str, **conf: Any) -> str:
+        """Queue a run (with ``conf``) as ``zonda dags trigger`` does; its run id."""
         from zonda.operations.dag_runs import trigger
 
         self.wait_for_dag(dag_id)
-        return trigger(self.engine, dag_id).run_id
+        return trigger(self.engine, dag_id, conf=conf or None).run_id
+
+    def run_conf(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        from zonda.operations.dag_runs import get_run
+
+        return dict(get_run(self.engine, dag_id, run_id).conf)
 
     def wait_for_run(self, dag_id: str, run_id: str, states: tuple[str, ...] = ("success", "failed")) -> str:
         """Wait until the run is in one of ``states``; its state."""

@@ -3,12 +3,11 @@ its cells open the task instance; the graph is laid out by dagre in a worker; ma
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 from dag_fixtures import add_runs, grouped_dag, store_dag, wide_dag
+from screenshots import save_screenshot
 
 PAYLOAD = '<img src=x onerror="window.__pwned=1">'
 
@@ -17,14 +16,6 @@ def _some_state(run: int, task_id: str) -> str:
     """Mostly green, with the odd failure, retry and skip: a grid that shows its colours."""
     turn = (run * 7 + int(task_id[-4:])) % 23
     return {0: "failed", 1: "upstream_failed", 2: "up_for_retry", 3: "skipped"}.get(turn, "success")
-
-
-def save_screenshot(page: Any, name: str) -> None:
-    """With ZONDA_SCREENSHOTS set to a folder, save the page there (the README's pictures come from here)."""
-    folder = os.environ.get("ZONDA_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / name))
 
 
 def _script_errors(page: Any) -> list[str]:
@@ -47,7 +38,6 @@ def test_the_grid_of_1000_tasks_keeps_only_visible_rows_and_folds_groups(site) -
     page.set_viewport_size({"width": 1280, "height": 800})
     page.goto("/dags/big_grid")
     page.wait_for_selector(".grid-row a.cell")
-    save_screenshot(page, "grid.png")
     assert page.locator(".grid-head a.run").count() == 25
     drawn = page.locator(".grid-row").count()
     assert 0 < drawn < 120, drawn  # 1,020 rows (1,000 tasks, 20 groups), only those in view (+ a margin) exist

@@ -61,7 +61,7 @@ def test_the_gantt_draws_each_try_marks_the_critical_path_and_a_bar_opens_its_ta
         bars = page.locator(f"a.gantt-row[href$='/tasks/{task_id}'] rect.bar")
         return {b.evaluate("node => getComputedStyle(node).stroke") for b in bars.all()}
 
-    critical_red = "rgb(208, 2, 27)"
+    critical_red = "rgb(179, 38, 30)"  # the light theme's --danger
     assert outline("a") == outline("b") == outline("c") == {critical_red}
     assert critical_red not in outline("d")  # beside the path: not marked
     swatch = page.locator(".legend-critical").evaluate("node => getComputedStyle(node).borderLeftColor")

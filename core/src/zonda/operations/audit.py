@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, not_, or_, select
 
 from zonda.metastore import tables as t
 
 MAX_TARGET = 1000
 MAX_ACTION = 100
 MAX_USERNAME = 256
+#: Actions about one DAG: their ``target`` is the DAG id, so per-DAG grants decide who may read the entry.
+DAG_ACTION_PREFIXES = ("dag.", "dag_run.", "task_instances.", "task_instance.")
 
 
 @dataclass(frozen=True)
@@ -82,10 +84,18 @@ def list_entries(
     user: str | None = None,
     action: str | None = None,
     target: str | None = None,
+    visible_to: Any = None,
 ) -> list[AuditEntry]:
-    """The newest entries first, optionally only one user's, one action's or one target's."""
+    """The newest entries first, optionally only one user's, one action's or one target's; for ``visible_to`` (a
+    user with per-DAG grants) without the entries about DAGs their grants hide (in the same statement)."""
     log = t.audit_log
     query = select(log).order_by(log.c.at.desc(), log.c.id.desc()).limit(max(1, min(limit, 10_000))).offset(offset)
+    if getattr(visible_to, "has_grants", False):
+        # Imported here: dag_grants records its changes through this module.
+        from zonda.operations.dag_grants import visible_dags_clause
+
+        about_a_dag = or_(*(log.c.action.startswith(prefix, autoescape=True) for prefix in DAG_ACTION_PREFIXES))
+        query = query.where(or_(not_(about_a_dag), visible_dags_clause(visible_to, log.c.target)))
     if user is not None:
         query = query.where(log.c.username == user)
     if action is not None:
@@ -97,4 +107,4 @@ def list_entries(
     return [AuditEntry(r.id, r.at, r.username, r.action, r.target, _decoded(r.details)) for r in rows]
 
 
-__all__ = ["AuditEntry", "list_entries", "record", "record_in"]
+__all__ = ["DAG_ACTION_PREFIXES", "AuditEntry", "list_entries", "record", "record_in"]

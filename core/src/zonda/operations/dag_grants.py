@@ -171,6 +171,15 @@ def visible_dags_clause(user: Any, dag_id_column: Any = None) -> ColumnElement[b
     return exists(_matching_grants(user.id, column))
 
 
+def visible_dag_ids(engine: Any, user: Any) -> frozenset[str] | None:
+    """The ids of the stored DAGs ``user`` may see (one query), or None for a user without grants (every DAG, no
+    query). For a filter held in memory over a while, like a live stream's: DAGs stored later are not in it."""
+    if user is not None and not getattr(user, "has_grants", False):
+        return None
+    with engine.connect() as conn:
+        return frozenset(conn.execute(select(t.dag.c.dag_id).where(visible_dags_clause(user))).scalars())
+
+
 def dag_role(engine: Any, user: Any, dag_id: str) -> str | None:
     """``user``'s role on ``dag_id``: their own role without grants (no query), else the highest role of the
     grants matching it, never above their own (one query); None when no grant matches (the DAG is hidden)."""
@@ -195,5 +204,6 @@ __all__ = [
     "glob_to_like",
     "list_grants",
     "remove_grant",
+    "visible_dag_ids",
     "visible_dags_clause",
 ]

@@ -65,7 +65,7 @@ def browse_dags(engine: Any, wanted: DagFilter, *, recent: int = 5, visible_to: 
         total=len(everything),
         tags=sorted({tag for dag in everything for tag in dag.tags}),
         owners=sorted({owner for dag in everything for owner in owners_of(dag)}),
-        import_errors=import_error_files(engine),
+        import_errors=import_error_files(engine, visible_to=visible_to),
     )
 
 

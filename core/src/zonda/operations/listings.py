@@ -2,7 +2,10 @@
 
 Each listing is one statement for the page and at most one for its count (:mod:`zonda.operations.paging`), and
 one more only when a page is empty, to tell "no rows" from "no such DAG" (404 with suggestions). Filters are
-applied in SQL: the database returns only the rows of the page.
+applied in SQL: the database returns only the rows of the page. Each listing takes ``visible_to`` (the user
+asking): with per-DAG grants their clause (:func:`~zonda.operations.dag_grants.visible_dags_clause`, a correlated
+``EXISTS``) joins the page's statement, so a user never sees a row of a DAG their grants hide; without grants it
+adds nothing, not even a statement.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from sqlalchemy import String, cast, or_, select
 
 from zonda.metastore import tables as t
+from zonda.operations.dag_grants import visible_dags_clause
 from zonda.operations.dag_runs import DagRunRecord
 from zonda.operations.dag_runs import record as run_record
 from zonda.operations.dags import DagRecord, dag_record, require_dag
@@ -71,9 +75,14 @@ def _literal_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def page_dags(engine: Any, request: PageRequest, where: DagFilter) -> Page[DagRecord]:
+def _visible(query: Any, visible_to: Any, dag_id_column: Any) -> Any:
+    """``query`` narrowed to the DAGs ``visible_to`` may see (None: nobody is asking, e.g. the CLI: every DAG)."""
+    return query if visible_to is None else query.where(visible_dags_clause(visible_to, dag_id_column))
+
+
+def page_dags(engine: Any, request: PageRequest, where: DagFilter, *, visible_to: Any = None) -> Page[DagRecord]:
     dag = t.dag
-    query = select(dag)
+    query = _visible(select(dag), visible_to, dag.c.dag_id)
     if where.only_active:
         query = query.where(dag.c.is_active.is_(True))
     if where.paused is not None:
@@ -120,12 +129,12 @@ class RunFilter:
     updated_at: DateRange = field(default_factory=DateRange)
 
 
-def page_runs(engine: Any, request: PageRequest, where: RunFilter) -> Page[DagRunRecord]:
+def page_runs(engine: Any, request: PageRequest, where: RunFilter, *, visible_to: Any = None) -> Page[DagRunRecord]:
     from zonda.operations.dag_runs import RUN_STATES
 
     dr = t.dag_run
     _known_states(where.states, RUN_STATES, "run")
-    query = select(dr)
+    query = _visible(select(dr), visible_to, dr.c.dag_id)
     if where.dag_id is not None:
         query = query.where(dr.c.dag_id == where.dag_id)
     if where.states:
@@ -199,10 +208,12 @@ def task_instance_states() -> tuple[str, ...]:
     return (*(s.value for s in TaskInstanceState), "none")
 
 
-def page_task_instances(engine: Any, request: PageRequest, where: TaskInstanceFilter) -> Page[TaskInstanceRecord]:
+def page_task_instances(
+    engine: Any, request: PageRequest, where: TaskInstanceFilter, *, visible_to: Any = None
+) -> Page[TaskInstanceRecord]:
     ti = _ti
     _known_states(where.states, task_instance_states(), "task instance")
-    query = select(*TI_COLUMNS)
+    query = _visible(select(*TI_COLUMNS), visible_to, ti.c.dag_id)
     for name in ("dag_id", "run_id", "task_id", "map_index"):
         if getattr(where, name) is not None:
             query = query.where(ti.c[name] == getattr(where, name))
@@ -288,10 +299,11 @@ def _xcom_record(row: Any) -> XComRecord:
     return XComRecord(row.dag_id, row.run_id, row.task_id, row.map_index, row.key, row.timestamp)
 
 
-def page_xcoms(engine: Any, request: PageRequest, where: XComFilter) -> Page[XComRecord]:
+def page_xcoms(engine: Any, request: PageRequest, where: XComFilter, *, visible_to: Any = None) -> Page[XComRecord]:
     """XCom entries without their values (a listing may span thousands; :func:`get_xcom` reads one value)."""
     x = _xcom
     query = select(x.c.dag_id, x.c.run_id, x.c.task_id, x.c.map_index, x.c.key, x.c.timestamp)
+    query = _visible(query, visible_to, x.c.dag_id)
     for name in ("dag_id", "run_id", "task_id", "map_index", "key"):
         if getattr(where, name) is not None:
             query = query.where(x.c[name] == getattr(where, name))

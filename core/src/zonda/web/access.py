@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: ``~`` in an API path: every DAG (Airflow's convention).
+EVERY_DAG = "~"
+
 
 def routes_without_permission(app: Flask) -> list[str]:
     """Every URL rule whose view declares no permission (``endpoint rule`` strings)."""
@@ -63,7 +66,7 @@ class AccessControl:
 def _check_dag_scope(user: Any, permission: Any) -> Any:
     """For a route about one DAG (``<dag_id>`` in its path), the user's per-DAG grants: 404 when they hide the
     DAG (its existence is not confirmed), 403 when the grant's role there does not allow ``permission``. A user
-    without grants passes without a query."""
+    without grants passes without a query; so does ``~`` (every DAG), whose listings apply the grants in SQL."""
     from dataclasses import replace
 
     from flask import request
@@ -75,6 +78,8 @@ def _check_dag_scope(user: Any, permission: Any) -> Any:
 
     dag_id = (request.view_args or {}).get("dag_id")
     if dag_id is None or user is None or not getattr(user, "has_grants", False):
+        return None
+    if dag_id == EVERY_DAG:  # a list over every DAG: its statement filters by the grants (writes refuse ``~``)
         return None
     role = dag_role(web_context().engine, user, str(dag_id))
     if role is None:

@@ -22,9 +22,14 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def csrf_token() -> str:
-    """The current session's token, made on first use."""
+    """The current session's token, made on first use; empty for a request an API token authenticated (it needs
+    none, and making one would write a session and set a cookie the token's client never asked for)."""
     from flask import session
 
+    from zonda.web.api_auth import request_token_id
+
+    if request_token_id() is not None:
+        return ""
     token = session.get(FIELD)
     if not isinstance(token, str) or not token:
         token = secrets.token_urlsafe(32)

@@ -84,6 +84,10 @@ def _responses(route: ApiRoute, refs: dict[Any, Any]) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     if route.response is None:
         responses["204"] = {"description": _STATUS_TEXT[204]}
+        if route.count_headers:
+            responses["204"]["headers"] = {
+                name: {"description": text, "schema": {"type": "integer"}} for name, text in route.count_headers
+            }
     else:
         content = _json(_schema_of(refs, route.response, "serialization"))
         for media in route.alternatives:

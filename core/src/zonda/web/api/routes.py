@@ -45,6 +45,8 @@ class ApiRoute:
     int_params: tuple[str, ...] = ()
     #: Other media types the success answer may come in (``text/plain``, ``text/event-stream``).
     alternatives: tuple[str, ...] = ()
+    #: Headers the success answer carries: (name, description), integers (the deleted rows' counts).
+    count_headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def endpoint(self) -> str:

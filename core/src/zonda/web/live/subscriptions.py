@@ -20,15 +20,18 @@ BACKLOG = 1_000
 @dataclass(frozen=True)
 class ChangeFilter:
     """Which changes a tab gets: those of any of ``dag_ids``, of any of ``run_ids`` and of any of ``kinds``
-    (``ti``, ``run``, ``dag``); an empty set does not narrow."""
+    (``ti``, ``run``, ``dag``); an empty set does not narrow. ``visible`` is what the user's per-DAG grants let
+    them see, computed once when the tab subscribes (None: every DAG); it always narrows, whatever the tab asks."""
 
     dag_ids: frozenset[str] = frozenset()
     run_ids: frozenset[str] = frozenset()
     kinds: frozenset[str] = frozenset()
+    visible: frozenset[str] | None = None
 
     def matches(self, change: Change) -> bool:
         return (
-            (not self.dag_ids or change.dag_id in self.dag_ids)
+            (self.visible is None or change.dag_id in self.visible)
+            and (not self.dag_ids or change.dag_id in self.dag_ids)
             and (not self.run_ids or change.run_id in self.run_ids)
             and (not self.kinds or change.kind in self.kinds)
         )

@@ -11,6 +11,7 @@ from flask import Blueprint, render_template, request
 
 from zonda.web.context import web_context
 from zonda.web.permissions import Permission, requires
+from zonda.web.sessions import current_user
 
 audit_log_views = Blueprint("audit_log", __name__)
 
@@ -32,7 +33,13 @@ def audit_log() -> Any:
     filters = {name: request.args.get(name, "").strip() or None for name in ("user", "action", "target")}
     page_text = request.args.get("page", "1")
     page = min(int(page_text), MAX_PAGE) if page_text.isdigit() and int(page_text) > 0 else 1
-    entries = list_entries(web_context().engine, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE, **filters)
+    entries = list_entries(
+        web_context().engine,
+        limit=PAGE_SIZE + 1,
+        offset=(page - 1) * PAGE_SIZE,
+        visible_to=current_user(),
+        **filters,
+    )
     query = {k: v for k, v in filters.items() if v}
 
     def page_link(number: int) -> str:

@@ -1,7 +1,8 @@
 """``GET /events``: one tab's server-sent-events stream of state changes (see :mod:`zonda.web.live`).
 
 ``?dag_id=``, ``?run_id=`` and ``?kind=`` (each may repeat) narrow the stream to what the tab shows, on the
-server, so a tab watching one run is not sent the rest of the installation's changes.
+server, so a tab watching one run is not sent the rest of the installation's changes. A user with per-DAG grants
+is sent only the changes of the DAGs they may see.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from flask import Blueprint, Response, current_app, request
 
 from zonda.web.permissions import Permission, requires
 from zonda.web.responses import problem
-from zonda.web.sessions import passive
+from zonda.web.sessions import current_user, passive
 
 #: Most values of one filter parameter (one tab watches a few DAGs or runs, never thousands).
 MAX_FILTER_VALUES = 100
@@ -27,6 +28,8 @@ live = Blueprint("live", __name__)
 @requires(Permission.READ)
 @passive
 def events() -> Any:
+    from zonda.operations.dag_grants import visible_dag_ids
+    from zonda.web.context import web_context
     from zonda.web.live.feed import FeedClosed, TooManyStreams, change_feed
     from zonda.web.live.sse import event_stream
     from zonda.web.live.subscriptions import ChangeFilter
@@ -38,7 +41,9 @@ def events() -> Any:
     unknown = sorted(values["kind"] - KINDS)
     if unknown:
         return problem(400, "Bad request", f"unknown kind {unknown[0]!r}; use one of {', '.join(sorted(KINDS))}")
-    watching = ChangeFilter(dag_ids=values["dag_id"], run_ids=values["run_id"], kinds=values["kind"])
+    # The user's grants, once per tab (DAGs stored later show after the tab reconnects); no query without grants.
+    visible = visible_dag_ids(web_context().engine, current_user())
+    watching = ChangeFilter(dag_ids=values["dag_id"], run_ids=values["run_id"], kinds=values["kind"], visible=visible)
     feed = change_feed(current_app)
     try:
         subscription = feed.subscribe(watching)

@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, render_template
 
 from zonda.web.context import web_context
 from zonda.web.permissions import Permission, requires
+from zonda.web.sessions import current_user
 
 load_errors = Blueprint("load_errors", __name__)
 
@@ -26,7 +27,8 @@ def import_errors() -> Any:
     from zonda.operations.import_errors import list_import_errors
 
     context = web_context()
-    return render_template("import_errors.html", errors=list_import_errors(context.engine, settings=context.settings))
+    errors = list_import_errors(context.engine, settings=context.settings, visible_to=current_user())
+    return render_template("import_errors.html", errors=errors)
 
 
 @load_errors.get("/plugin-errors")

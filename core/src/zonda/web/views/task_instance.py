@@ -5,9 +5,10 @@ Routes (``?map_index=N`` on each, -1 by default):
 - ``GET /dags/<dag_id>/runs/<run_id>/tasks/<task_id>``: the page: state, "why isn't it running?"
   (:mod:`zonda.operations.why`), XComs, rendered template fields, a log tab per try, and the clear / mark forms
   (see :mod:`zonda.web.views.task_actions`).
-- ``GET .../tasks/<task_id>/logs/<try>?start=&count=&q=``: JSON ``{total, start, lines, source, hits}``: a
-  window of the try's log (default: the last lines) read through the configured task-log handler, masked;
-  ``q`` adds the numbers of the lines containing it.
+- ``GET .../tasks/<task_id>/logs/<try>?start=&count=&q=``: JSON ``{total, start, lines, source, hits, missing}``:
+  a window of the try's log (default: the last lines) read through the configured task-log handler, masked;
+  ``q`` adds the numbers of the lines containing it; ``missing`` says why there is no log yet (else null).
+  No answer names a path outside the logs folder.
 - ``GET .../logs/<try>/download``: the whole log as plain text (an attachment).
 - ``GET .../logs/<try>/stream?line=N``: server-sent events following the try's local log file from line ``N``
   (or the ``Last-Event-ID`` a reconnecting browser sends): each event's data is a JSON list of new lines and
@@ -21,7 +22,9 @@ colours into spans; every line is set with ``textContent``.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
@@ -107,16 +110,19 @@ def _pretty(value: Any) -> str:
 @task_instance.get(f"{_BASE}/logs/<int:try_number>")
 @requires(Permission.READ)
 def log_json(dag_id: str, run_id: str, task_id: str, try_number: int) -> Any:
+    """A window of the try's log; a try whose log does not exist yet (queued, or started on a worker that has not
+    written) answers 200 with no lines and ``missing`` saying so: the page shows "no log yet", not an error."""
     from zonda.operations.log_view import DEFAULT_WINDOW, log_window, search_log
-    from zonda.operations.logs import read_log
 
     try:
         log_try = _locate(dag_id, run_id, task_id, try_number)
         start = _int_arg("start", None)
         count = _int_arg("count", DEFAULT_WINDOW)
         assert count is not None
-        task_log = read_log(log_handler(), log_try)
-    except (OperationError, TaskLogNotFound) as exc:
+        task_log = read_shown_log(log_try)
+    except TaskLogNotFound as exc:
+        return jsonify(total=0, start=0, lines=[], source="", hits=None, missing=str(exc))
+    except OperationError as exc:
         return _refusal(exc)
     window = log_window(task_log.lines, task_log.source, start=start, count=count)
     query = request.args.get("q", "")
@@ -126,18 +132,38 @@ def log_json(dag_id: str, run_id: str, task_id: str, try_number: int) -> Any:
         lines=window.lines,
         source=window.source,
         hits=search_log(task_log.lines, query) if query else None,
+        missing=None,
     )
+
+
+def read_shown_log(log_try: Any) -> Any:
+    """The try's log as the browser may see it: read through the configured handler, with the server's log
+    folder cut from where it came from (and from the "not found" message), so no absolute path of the server
+    reaches a page or a response; a path inside the logs folder is kept (it names the try)."""
+    from zonda.operations.logs import read_log
+
+    handler = log_handler()
+    try:
+        task_log = read_log(handler, log_try)
+    except TaskLogNotFound as exc:
+        raise TaskLogNotFound(_without_log_folder(str(exc), handler.log_folder)) from None
+    return task_log._replace(source=_without_log_folder(task_log.source, handler.log_folder))
+
+
+def _without_log_folder(text: str, log_folder: Path) -> str:
+    for folder in {str(log_folder.resolve()), str(log_folder)}:
+        text = text.replace(folder.rstrip(os.sep) + os.sep, "")
+    return text
 
 
 @task_instance.get(f"{_BASE}/logs/<int:try_number>/download")
 @requires(Permission.READ)
 def log_download(dag_id: str, run_id: str, task_id: str, try_number: int) -> Any:
     from zonda.operations.log_view import masked
-    from zonda.operations.logs import read_log
 
     try:
         log_try = _locate(dag_id, run_id, task_id, try_number)
-        task_log = read_log(log_handler(), log_try)
+        task_log = read_shown_log(log_try)
     except (OperationError, TaskLogNotFound) as exc:
         return _refusal(exc)
     name = f"{dag_id}.{task_id}.{run_id}.{log_try.map_index}.{try_number}.log"

@@ -19,6 +19,13 @@ def engine() -> Any:
     return web_context().engine
 
 
+def viewer() -> Any:
+    """The user asking: list operations take them as ``visible_to``, so per-DAG grants filter in SQL."""
+    from zonda.web.sessions import current_user
+
+    return current_user()
+
+
 def one_or_every(value: str) -> str | None:
     return None if value == EVERY else value
 
@@ -83,4 +90,4 @@ def changes(outcome: Any) -> TaskInstanceChanges:
     )
 
 
-__all__ = ["EVERY", "DateFilters", "TaskInstanceChanges", "changes", "concrete", "engine", "one_or_every"]
+__all__ = ["EVERY", "DateFilters", "TaskInstanceChanges", "changes", "concrete", "engine", "one_or_every", "viewer"]

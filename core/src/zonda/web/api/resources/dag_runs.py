@@ -18,6 +18,7 @@ from zonda.web.api.resources.common import (
     date_range,
     engine,
     one_or_every,
+    viewer,
 )
 from zonda.web.api.routes import ApiRoute
 from zonda.web.permissions import Permission
@@ -80,7 +81,7 @@ def list_dag_runs(dag_id: str, query: DagRunListQuery) -> Any:
         run_id_pattern=query.run_id_pattern,
         **{name: date_range(query, name) for name in ("logical_date", "start_date", "end_date", "updated_at")},
     )
-    return collection(page_runs(engine(), page_request(query), where), "dag_runs")
+    return collection(page_runs(engine(), page_request(query), where, visible_to=viewer()), "dag_runs")
 
 
 def get_dag_run(dag_id: str, run_id: str) -> Any:

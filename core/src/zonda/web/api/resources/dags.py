@@ -1,5 +1,6 @@
 """``/dags``: list (filters: ``dag_id_pattern``, ``tags``, ``paused``, ``only_active``), get, pause or unpause
-(``PATCH`` with ``{"is_paused": ...}``), and delete a DAG's history."""
+(``PATCH`` with ``{"is_paused": ...}``), and delete a DAG's history (``204`` as Airflow answers, the deleted rows
+counted in the ``X-Deleted-Dag-Runs`` and ``X-Deleted-Task-Instances`` headers)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import Field, field_validator
 
 from zonda.web.api.listing import CollectionInfo, ListQuery, collection, page_request
 from zonda.web.api.models import ApiModel
+from zonda.web.api.resources.common import viewer
 from zonda.web.api.routes import ApiRoute
 from zonda.web.permissions import Permission
 
@@ -61,12 +63,6 @@ class DagPatch(ApiModel):
     is_paused: bool
 
 
-class DagDeleted(ApiModel):
-    dag_id: str
-    dag_runs: int
-    task_instances: int
-
-
 def _engine() -> Any:
     from zonda.web.context import web_context
 
@@ -78,7 +74,8 @@ def list_dags(query: DagListQuery) -> Any:
     from zonda.operations.listings import DagFilter, page_dags
 
     where = DagFilter(query.dag_id_pattern, tuple(query.tags), query.paused, query.only_active)
-    return collection(page_dags(_engine(), page_request(query), where), "dags")
+    page = page_dags(_engine(), page_request(query), where, visible_to=viewer())
+    return collection(page, "dags")
 
 
 def get_dag(dag_id: str) -> Any:
@@ -100,13 +97,17 @@ def patch_dag(dag_id: str, body: DagPatch) -> Any:
 
 def delete_dag(dag_id: str) -> Any:
     """Delete a DAG's history (runs, task instances, XComs); its file brings the DAG back at the next parse.
-    Refused (409) while any of its task instances is queued, running or deferred."""
+    Refused (409) while any of its task instances is queued, running or deferred. 204, the counts in the
+    `X-Deleted-Dag-Runs` and `X-Deleted-Task-Instances` headers."""
+    from flask import Response
+
     from zonda.operations.dags import delete_dag as delete
     from zonda.web.audit import audit
 
     deletion = delete(_engine(), dag_id)
     audit("dag.delete", dag_id, {"dag_runs": deletion.dag_runs, "task_instances": deletion.task_instances})
-    return deletion
+    counts = {"X-Deleted-Dag-Runs": str(deletion.dag_runs), "X-Deleted-Task-Instances": str(deletion.task_instances)}
+    return Response(status=204, headers=counts)
 
 
 def routes() -> list[ApiRoute]:
@@ -124,6 +125,10 @@ def routes() -> list[ApiRoute]:
             Permission.DELETE_DAGS,
             "Delete a DAG's history",
             TAG,
-            response=DagDeleted,
+            status=204,
+            count_headers=(
+                ("X-Deleted-Dag-Runs", "How many runs were deleted."),
+                ("X-Deleted-Task-Instances", "How many task instances were deleted."),
+            ),
         ),
     ]

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from zonda.web.api.listing import CollectionInfo, ListQuery, collection, page_request
 from zonda.web.api.models import ApiModel
-from zonda.web.api.resources.common import engine
+from zonda.web.api.resources.common import engine, viewer
 from zonda.web.api.routes import ApiRoute
 from zonda.web.permissions import Permission
 
@@ -84,7 +84,7 @@ def list_import_errors(query: ListQuery) -> Any:
     from zonda.operations.import_errors import list_import_errors as errors
     from zonda.operations.paging import page_of
 
-    rows = sorted(errors(engine(), settings=_settings()), key=lambda e: e.id)
+    rows = sorted(errors(engine(), settings=_settings(), visible_to=viewer()), key=lambda e: e.id)
     return collection(page_of(rows, page_request(query), lambda e: e.id, "import_error_id"), "import_errors")
 
 
@@ -93,7 +93,7 @@ def get_import_error(import_error_id: int) -> Any:
     from zonda.exceptions import NotFound
     from zonda.operations.import_errors import list_import_errors as errors
 
-    found = [e for e in errors(engine(), settings=_settings()) if e.id == import_error_id]
+    found = [e for e in errors(engine(), settings=_settings(), visible_to=viewer()) if e.id == import_error_id]
     if not found:
         raise NotFound(f"there is no import error {import_error_id}; GET /api/v1/importErrors lists them")
     return found[0]

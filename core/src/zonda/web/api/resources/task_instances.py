@@ -19,6 +19,7 @@ from zonda.web.api.resources.common import (
     date_range,
     engine,
     one_or_every,
+    viewer,
 )
 from zonda.web.api.routes import ApiRoute
 from zonda.web.permissions import Permission
@@ -103,7 +104,7 @@ def list_task_instances(dag_id: str, run_id: str, query: TaskInstanceListQuery) 
     """The instances of a run (`~` for the DAG or the run: of every one), mapped ones included."""
     from zonda.operations.listings import page_task_instances
 
-    page = page_task_instances(engine(), page_request(query), _filter(dag_id, run_id, query))
+    page = page_task_instances(engine(), page_request(query), _filter(dag_id, run_id, query), visible_to=viewer())
     return collection(page, "task_instances")
 
 
@@ -112,7 +113,8 @@ def list_mapped_task_instances(dag_id: str, run_id: str, task_id: str, query: Ta
     from zonda.operations.listings import page_task_instances
 
     where = _filter(concrete(dag_id, "DAG"), concrete(run_id, "run"), query, task_id=task_id, mapped_only=True)
-    return collection(page_task_instances(engine(), page_request(query), where), "task_instances")
+    page = page_task_instances(engine(), page_request(query), where, visible_to=viewer())
+    return collection(page, "task_instances")
 
 
 def get_task_instance(dag_id: str, run_id: str, task_id: str) -> Any:

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from zonda.web.api.listing import CollectionInfo, ListQuery, collection, page_request
 from zonda.web.api.models import ApiModel
-from zonda.web.api.resources.common import engine, one_or_every
+from zonda.web.api.resources.common import engine, one_or_every, viewer
 from zonda.web.api.routes import ApiRoute
 from zonda.web.permissions import Permission
 
@@ -52,7 +52,7 @@ def list_xcom_entries(dag_id: str, run_id: str, task_id: str, query: XComListQue
     where = XComFilter(
         one_or_every(dag_id), one_or_every(run_id), one_or_every(task_id), query.map_index, query.xcom_key
     )
-    return collection(page_xcoms(engine(), page_request(query), where), "xcom_entries")
+    return collection(page_xcoms(engine(), page_request(query), where, visible_to=viewer()), "xcom_entries")
 
 
 def get_xcom_entry(dag_id: str, run_id: str, task_id: str, xcom_key: str, query: XComGetQuery) -> Any:

@@ -25,7 +25,7 @@
     var badge = document.querySelector(".run-summary .run-state");
     if (!badge || !state) return;
     badge.textContent = state;
-    badge.className = "state state-" + state + " run-state";
+    badge.dataset.state = state;
   }
 
   function draw(section, data) {

@@ -83,7 +83,8 @@
 
     draw(layout) {
       const data = this.data;
-      const root = svg("svg", { width: Math.ceil(layout.width), height: Math.ceil(layout.height), role: "img" });
+      // A group, not an image: its nodes are focusable links (controls nested in an image are hidden from readers).
+      const root = svg("svg", { width: Math.ceil(layout.width), height: Math.ceil(layout.height), role: "group" });
       root.setAttribute("aria-label", "Graph of " + this.dagId);
       layout.groups.forEach((box, index) => {
         if (!box) return;

@@ -4,7 +4,9 @@
 // a folded group's row shows, per run, the most urgent state of its tasks. A mapped task is one row whose cell
 // shows the summary of its instances. Every value from the DAG is inserted with textContent or as an attribute
 // value, never as markup. Cells carry data-dag-id, data-run-id, data-task-id and data-map-index (group cells
-// data-group-id) for menus other scripts attach.
+// data-group-id) for menus other scripts attach. With data-actions="on" on the grid (roles that may clear and
+// mark), each task and group label also gets a "⋯" button (class row-menu) that grid_actions.js answers, and
+// group cells take the keyboard focus.
 (function () {
   "use strict";
 
@@ -34,6 +36,7 @@
       this.head = root.querySelector(".grid-head");
       this.body = root.querySelector(".grid-body");
       this.spacer = root.querySelector(".grid-spacer");
+      this.actions = root.dataset.actions === "on";
       this.collapsed = new Set();
       this.data = null;
       this.rows = [];
@@ -153,7 +156,6 @@
 
     drawRow(row) {
       const line = element("div", "grid-row");
-      line.setAttribute("role", "row");
       if (row.group !== undefined) {
         line.appendChild(this.groupLabel(row.group, row.depth));
         this.runs.forEach((run, r) => line.appendChild(this.groupCell(row.group, run, r)));
@@ -182,6 +184,7 @@
       label.appendChild(element("strong", "", this.shortName(this.groups[g][0], this.groups[g][1])));
       label.appendChild(element("span", "count", "(" + this.members[g].length + " tasks)"));
       label.title = this.groups[g][0];
+      if (this.actions) label.appendChild(this.rowMenu("groupId", this.groups[g][0], "group "));
       return label;
     }
 
@@ -191,7 +194,18 @@
       label.style.setProperty("--depth", String(depth));
       label.title = task[0];
       if (task[2]) label.appendChild(element("span", "count", "[" + (this.mappedMax.get(index) || 0) + "]"));
+      if (this.actions) label.appendChild(this.rowMenu("taskId", task[0], ""));
       return label;
+    }
+
+    // The "⋯" button of a label: clear or mark this task (or group) in every run shown.
+    rowMenu(key, id, kind) {
+      const button = element("button", "row-menu", "⋯");
+      button.type = "button";
+      button.dataset[key] = id;
+      button.setAttribute("aria-haspopup", "dialog");
+      button.setAttribute("aria-label", "Clear or mark " + kind + id + " in the runs shown");
+      return button;
     }
 
     taskCell(index, run) {
@@ -245,6 +259,7 @@
       cell.dataset.runId = run.run_id;
       cell.dataset.groupId = this.groups[g][0];
       cell.dataset.state = state;
+      if (this.actions) cell.tabIndex = 0;
       cell.title = this.groups[g][0] + " · " + run.run_id + ": " + state;
       return cell;
     }

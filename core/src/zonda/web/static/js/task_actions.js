@@ -1,13 +1,19 @@
-// Clear / mark a task instance: the first POST asks for a preview (nothing changes), the list of what would
+// Clear / mark task instances: the first POST asks for a preview (nothing changes), the list of what would
 // change is shown, and "Confirm" sends the same form with confirm=true. Values are shown as text.
+//
+// `window.zondaTaskActions` (send, describe, showInstances) is shared with the grid's bulk menu
+// (grid_actions.js); the task page's own form is wired below.
 (function () {
   "use strict";
 
-  function post(form, action, extra) {
-    var body = new URLSearchParams(new FormData(form));
+  //: Most preview lines drawn; the rest is counted ("…and N more"), so clearing a 1,000-task run stays light.
+  var MAX_LISTED = 100;
+
+  // POST `body` (URLSearchParams with csrf_token) to the clear or mark endpoint; the JSON answer, or an Error
+  // carrying the server's one-line detail.
+  function send(dagId, action, body) {
     if (action === "mark") body.delete("only_failed");
-    for (var key in extra) body.set(key, extra[key]);
-    return fetch("/dags/" + encodeURIComponent(form.dataset.dag) + "/task_instances/" + action, {
+    return fetch("/dags/" + encodeURIComponent(dagId) + "/task_instances/" + action, {
       method: "POST", credentials: "same-origin", body: body,
       headers: { Accept: "application/json", "X-CSRF-Token": body.get("csrf_token") }
     }).then(function (r) {
@@ -15,13 +21,37 @@
     });
   }
 
-  function describe(action, extra, data) {
-    var verb = action === "clear" ? "clear" : "mark " + extra.state;
+  function describe(action, state, data) {
+    var verb = action === "clear" ? "clear" : "mark " + state;
     if (!data.dry_run) return "Done: " + data.changed + " changed" +
       (data.changed_meanwhile ? ", " + data.changed_meanwhile + " changed meanwhile and left alone" : "") + ".";
     if (!data.instances.length) return "Nothing to " + verb + ".";
     return "This will " + verb + " " + data.instances.length + " task instance(s)" +
       (data.runs.length ? " and queue " + data.runs.length + " run(s) again" : "") + ":";
+  }
+
+  // Fill `list` (a <ul>) with one line per instance of the answer, as text.
+  function showInstances(list, data) {
+    list.textContent = "";
+    data.instances.slice(0, MAX_LISTED).forEach(function (ti) {
+      var item = document.createElement("li");
+      item.textContent = ti.task_id + (ti.map_index >= 0 ? " [" + ti.map_index + "]" : "") + " in " + ti.run_id +
+        " (" + ti.state + ")";
+      list.appendChild(item);
+    });
+    if (data.instances.length > MAX_LISTED) {
+      var more = document.createElement("li");
+      more.textContent = "…and " + (data.instances.length - MAX_LISTED) + " more";
+      list.appendChild(more);
+    }
+  }
+
+  window.zondaTaskActions = Object.freeze({ send: send, describe: describe, showInstances: showInstances });
+
+  function formBody(form, extra) {
+    var body = new URLSearchParams(new FormData(form));
+    for (var key in extra) body.set(key, extra[key]);
+    return body;
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -35,14 +65,8 @@
 
     function show(action, extra, data) {
       preview.hidden = false;
-      summary.textContent = describe(action, extra, data);
-      list.textContent = "";
-      data.instances.forEach(function (ti) {
-        var item = document.createElement("li");
-        item.textContent = ti.task_id + (ti.map_index >= 0 ? " [" + ti.map_index + "]" : "") + " in " + ti.run_id +
-          " (" + ti.state + ")";
-        list.appendChild(item);
-      });
+      summary.textContent = describe(action, extra.state, data);
+      showInstances(list, data);
       confirm.hidden = !data.dry_run || !data.instances.length;
     }
 
@@ -50,14 +74,14 @@
       button.addEventListener("click", function () {
         var extra = button.dataset.state ? { state: button.dataset.state } : {};
         chosen = { action: button.dataset.action, extra: extra };
-        post(form, chosen.action, extra).then(function (data) { show(chosen.action, extra, data); })
+        send(form.dataset.dag, chosen.action, formBody(form, extra)).then(function (data) { show(chosen.action, extra, data); })
           .catch(function (e) { preview.hidden = false; summary.textContent = e.message; list.textContent = ""; confirm.hidden = true; });
       });
     });
     confirm.addEventListener("click", function () {
       if (!chosen) return;
       var extra = Object.assign({ confirm: "true" }, chosen.extra);
-      post(form, chosen.action, extra).then(function (data) {
+      send(form.dataset.dag, chosen.action, formBody(form, extra)).then(function (data) {
         show(chosen.action, chosen.extra, data);
         setTimeout(function () { window.location.reload(); }, 800);
       }).catch(function (e) { summary.textContent = e.message; });

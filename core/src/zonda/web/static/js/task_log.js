@@ -1,6 +1,7 @@
 // A task instance's log, one tab per try: opens at the end, virtualized (only the lines in view are in the DOM,
 // fetched by windows of 500 as the reader scrolls), searchable, downloadable, ANSI colours via zondaAnsi, and
-// followed live over server-sent events while the try runs. Lines are set as text, never as HTML.
+// followed live over server-sent events while the try runs. Lines are set as text, never as HTML. A try whose
+// log does not exist yet says so ("no log yet"): the JSON answers 200 with `missing`, so no console error.
 (function () {
   "use strict";
   var LINE = 18, BLOCK = 500, OVERSCAN = 20;
@@ -20,14 +21,45 @@
     this.stream = null;
     var self = this;
     this.view.addEventListener("scroll", function () { self.paint(); });
-    section.querySelectorAll(".log-tab").forEach(function (tab) {
-      tab.addEventListener("click", function () { self.open(parseInt(tab.dataset.try, 10)); });
-    });
+    section.querySelectorAll(".log-tab").forEach(function (tab) { self.bindTab(tab); });
+    // task_live.js announces new tries (and whether the newest may still write) as the instance changes.
+    section.addEventListener("zonda:tries", function (event) { self.tries(event.detail.tries, event.detail.live); });
     var search = section.querySelector(".log-search");
     search.addEventListener("change", function () { self.search(search.value); });
     section.querySelector(".log-next").addEventListener("click", function () { self.jump(1); });
     section.querySelector(".log-prev").addEventListener("click", function () { self.jump(-1); });
   }
+
+  LogView.prototype.bindTab = function (tab) {
+    var self = this;
+    tab.addEventListener("click", function () { self.open(parseInt(tab.dataset.try, 10)); });
+  };
+
+  // The instance now has `count` tries: add the missing tabs; a reader who was on the newest try (or on none)
+  // moves to the new newest one, which is followed live when `live`.
+  LogView.prototype.tries = function (count, live) {
+    var list = this.section.querySelector(".log-tabs");
+    var had = list.querySelectorAll(".log-tab").length;
+    var onNewest = this.tryNumber === null || this.isLast();
+    this.section.dataset.live = String(live);
+    for (var n = had + 1; n <= count; n++) {
+      var tab = document.createElement("button");
+      tab.type = "button";
+      tab.className = "log-tab";
+      tab.setAttribute("role", "tab");
+      tab.setAttribute("aria-selected", "false");
+      tab.dataset.try = String(n);
+      tab.textContent = "Try " + n;
+      list.appendChild(tab);
+      this.bindTab(tab);
+    }
+    if (count > 0) {
+      this.section.querySelector(".log-none").hidden = true;
+      this.section.querySelector(".log-body").hidden = false;
+    }
+    if (count > had && onNewest) this.open(count);
+    else if (live && this.isLast() && !this.stream) this.follow();
+  };
 
   LogView.prototype.url = function (suffix, params) {
     var query = new URLSearchParams(params || {});
@@ -54,13 +86,15 @@
     this.section.querySelectorAll(".log-tab").forEach(function (tab) {
       tab.setAttribute("aria-selected", String(parseInt(tab.dataset.try, 10) === tryNumber));
     });
-    this.section.querySelector(".log-download").setAttribute("href", this.url("/download"));
+    var download = this.section.querySelector(".log-download");
+    download.setAttribute("href", this.url("/download"));
     this.status.textContent = "Loading…";
     this.fetchJson({ count: BLOCK }).then(function (page) {
       self.total = page.total;
       self.store(page.start, page.lines);
       self.section.querySelector(".log-source").textContent = page.source;
-      self.status.textContent = page.total + " lines";
+      download.hidden = Boolean(page.missing);
+      self.status.textContent = page.missing ? "No log yet for try " + tryNumber + "." : page.total + " lines";
       self.resize(true);
       if (self.isLast() && self.section.dataset.live === "true") self.follow();
     }).catch(function (e) {
@@ -159,6 +193,6 @@
     if (!section || !section.querySelector(".log-view")) return;
     var view = new LogView(section);
     var tabs = section.querySelectorAll(".log-tab");
-    view.open(parseInt(tabs[tabs.length - 1].dataset.try, 10));
+    if (tabs.length) view.open(parseInt(tabs[tabs.length - 1].dataset.try, 10));
   });
 })();
