@@ -41,7 +41,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="zonda-bench-grid-browser-") as tmp:
         app, store, _client = make_app(Path(tmp))
         store_grid_dag(store, "bench_grid", args.tasks, args.runs)
-        server = WebServer(app, "127.0.0.1", 0, threads=4)
+        server = WebServer(app, "127.0.0.1", 0, threads=32)  # the default: each page holds one /events stream
         stop = threading.Event()
         thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
         thread.start()
