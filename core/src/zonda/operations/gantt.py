@@ -25,16 +25,17 @@ from sqlalchemy import select
 
 from zonda.metastore import tables as t
 from zonda.operations.dag_runs import find_run
+from zonda.state import ACTIVE_STATES, TaskInstanceState
 from zonda.timezone import utcnow
 
-QUEUED = "queued"
-RUNNING = "running"
-DEFERRED = "deferred"
-RESCHEDULED = "up_for_reschedule"
+#: A bar's phase is named after the state the try was in during it.
+QUEUED = TaskInstanceState.QUEUED.value
+RUNNING = TaskInstanceState.RUNNING.value
+DEFERRED = TaskInstanceState.DEFERRED.value
+RESCHEDULED = TaskInstanceState.UP_FOR_RESCHEDULE.value
 
 #: Phases that pause a try rather than end it: the next phase of the same try follows.
 _PAUSES = {DEFERRED: DEFERRED, RESCHEDULED: RESCHEDULED}
-_ACTIVE = ("queued", "running")
 
 
 @dataclass(frozen=True)
@@ -186,10 +187,10 @@ def run_gantt(engine: Any, dag_id: str, run_id: str, *, now: datetime | None = N
 
 def _current_phase(row: Any, archived: list[_Phase]) -> _Phase | None:
     """The phase the current row holds that the history does not (yet) have, if any."""
-    if row.state in _ACTIVE:
+    if row.state in ACTIVE_STATES:
         # A queued row still holds the previous try's number; the claim counts the new try (not a resumed one).
-        number = int(row.try_number or 0) + (1 if row.state == "queued" and not row.next_method else 0)
-        running = row.running_since or row.start_date if row.state == "running" else None
+        number = int(row.try_number or 0) + (1 if row.state == QUEUED and not row.next_method else 0)
+        running = row.running_since or row.start_date if row.state == RUNNING else None
         return _Phase(number, row.state, row.queued_dttm, running, None)
     if row.state in _PAUSES or not row.try_number or row.start_date is None:
         return None
