@@ -53,6 +53,38 @@ def test_the_dags_page_filters_by_search_tag_owner_and_paused(web) -> None:
         assert choice in page
 
 
+@SQLITE_ONLY
+def test_the_dags_page_pages_through_many_dags_keeping_the_filters(web) -> None:
+    with web.engine.begin() as conn:
+        conn.execute(
+            t.dag.insert(),
+            [
+                {
+                    "dag_id": f"dag_{n:04d}",
+                    "is_paused": False,
+                    "is_active": True,
+                    "fileloc": "/x.py",
+                    "tags": '["even"]' if n % 2 == 0 else '["odd"]',
+                }
+                for n in range(250)
+            ],
+        )
+    client = web.logged_in("Viewer")
+    first = client.get("/dags").text
+    assert _dag_ids_on(first) == [f"dag_{n:04d}" for n in range(100)]
+    assert "1&ndash;100 of 250 matching, 250 DAGs" in first and "Page 1 of 3" in first
+    assert 'rel="next" href="/dags?page=2"' in first and 'rel="prev"' not in first
+    last = client.get("/dags?page=3").text
+    assert _dag_ids_on(last) == [f"dag_{n:04d}" for n in range(200, 250)] and 'rel="next"' not in last
+    # a page past the last shows the last; the filters stay in the links
+    assert _dag_ids_on(client.get("/dags?page=99").text) == _dag_ids_on(last)
+    odd = client.get("/dags?tag=odd&page=2").text
+    assert _dag_ids_on(odd) == [f"dag_{n:04d}" for n in range(201, 250, 2)]
+    assert 'rel="prev" href="/dags?tag=odd&amp;page=1"' in odd and "101&ndash;125 of 125 matching" in odd
+    bad = client.get("/dags?page=two")
+    assert bad.status_code == 400 and "page must be a whole number" in bad.text
+
+
 def test_the_dags_page_shows_the_newest_runs_states_as_dots(web) -> None:
     store_dag(web.store, wide_dag("with_runs", 1))
     add_runs(web.engine, "with_runs", 7)

@@ -130,9 +130,22 @@ def dags() -> Any:
         owner=request.args.get("owner", "").strip()[:250],
         paused={"true": True, "false": False}.get(paused),
     )
-    listing = browse_dags(web_context().engine, wanted, recent=RECENT_RUNS, visible_to=current_user())
+    page = request.args.get("page", "1")
+    if not page.isdigit():
+        return problem(400, "Bad request", f"page must be a whole number of 1 or more, got {page[:20]!r}")
+    listing = browse_dags(web_context().engine, wanted, recent=RECENT_RUNS, visible_to=current_user(), page=int(page))
     failed_plugins = plugin_load_errors(plugin_manager(), masked=False)
-    return render_template("dags.html", listing=listing, wanted=wanted, failed_plugins=failed_plugins)
+    return render_template(
+        "dags.html", listing=listing, wanted=wanted, failed_plugins=failed_plugins, page_link=dags_page_link
+    )
+
+
+def dags_page_link(page: int) -> str:
+    """The DAGs page's URL for ``page``, keeping the filters the user chose."""
+    from urllib.parse import urlencode
+
+    kept = [(key, value) for key, value in request.args.items(multi=True) if key != "page" and value]
+    return "/dags?" + urlencode([*kept, ("page", str(page))])
 
 
 @ui.post("/dags/<dag_id>/paused")
