@@ -118,7 +118,6 @@ TABLE: dict[tuple[str, str], tuple[str, dict[str, str], bool, dict[str, int | st
     ("GET", "/dags/<dag_id>/code"): ("/dags/table_dag/code", {}, False, everyone(200, anonymous=LOGIN)),
     ("GET", "/dags/<dag_id>/details"): ("/dags/table_dag/details", {}, False, everyone(200, anonymous=LOGIN)),
     ("GET", "/import-errors"): ("/import-errors", {}, False, everyone(200, anonymous=LOGIN)),
-    ("GET", "/plugin-errors"): ("/plugin-errors", {}, False, everyone(200, anonymous=LOGIN)),
     ("GET", "/api/v1/version"): ("/api/v1/version", {}, False, everyone(200, anonymous=401)),
     # The live stream, asked for too many DAGs: a 400 shows the request passed authorization without opening a
     # stream (tests/ui/test_web_live.py opens real ones).

@@ -117,11 +117,16 @@ def test_import_and_plugin_errors_show_as_banners_linking_to_masked_tracebacks(
     page = client.get("/dags").text
     assert "1 DAG file failed to import" in page and "&lt;b&gt;bad&lt;/b&gt;.py" in page
     assert 'href="/import-errors#import-error-' in page
-    assert "1 plugin failed to load" in page and 'href="/plugin-errors#plugin-1">broken_plugin</a>' in page
+    assert "1 plugin failed to load" in page and 'href="/plugins#plugin-error-broken_plugin">broken_plugin</a>' in page
     errors = client.get("/import-errors").text
     assert "password *** was wrong" in errors and "hunter2-secret" not in errors and "<b>bad" not in errors
-    plugins = client.get("/plugin-errors").text
-    assert "RuntimeError" in plugins and "cannot start with ***" in plugins and "hunter2-secret" not in plugins
+    plugins = client.get("/plugins").text  # the banner's link: the traceback beside the plugins that loaded
+    assert (
+        'id="plugin-error-broken_plugin"' in plugins
+        and "RuntimeError" in plugins
+        and "cannot start with ***" in plugins
+        and "hunter2-secret" not in plugins
+    )
 
 
 # --- the grid -------------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""What went wrong loading DAG files and plugins, with the tracebacks (masked): the pages the DAGs page's banners
-link to."""
+"""What went wrong loading DAG files, with the tracebacks (masked): the page the DAGs page's import-error banner
+links to. Plugin load errors have no page of their own: the Plugins page shows them beside the plugins that loaded."""
 
 from __future__ import annotations
 
@@ -29,12 +29,3 @@ def import_errors() -> Any:
     context = web_context()
     errors = list_import_errors(context.engine, settings=context.settings, visible_to=current_user())
     return render_template("import_errors.html", errors=errors)
-
-
-@load_errors.get("/plugin-errors")
-@requires(Permission.READ)
-def plugin_errors() -> Any:
-    from zonda.operations.plugin_errors import plugin_load_errors
-
-    errors = plugin_load_errors(plugin_manager(), settings=web_context().settings)
-    return render_template("plugin_errors.html", errors=errors)
