@@ -328,3 +328,53 @@ def test_tasks_test_ships_nothing(home: Path, es: Elasticsearch, es_index: str, 
     assert main(["tasks", "test", "es_logs", "chatty", "2024-01-02"]) == 0
     assert "line 2499" in capfd.readouterr().out
     assert not es.indices.exists(index=es_index)
+
+
+def test_the_web_task_page_and_the_api_read_a_try_from_the_index(home: Path, es_index: str, capsys) -> None:
+    """With the local files gone, the task page's log window, its search, the download and the REST API's log
+    endpoint all come from the index, masked, through the same handler the CLI uses."""
+    import re as regex
+
+    from zonda.metastore import Metastore
+    from zonda.operations.users import create_user
+    from zonda.web import create_app
+
+    assert run(capsys, "dags", "test", "es_logs", "2024-01-02")[0] == 0
+    expected = {attempt: log_file(home, "talk", attempt).read_text().splitlines() for attempt in (1, 2)}
+    for attempt in (1, 2):
+        log_file(home, "talk", attempt).unlink()
+    log_file(home, "chatty", 1).unlink()
+
+    settings = load_settings(home)
+    store = Metastore(settings.get("database", "sql_alchemy_conn"))
+    try:
+        create_user(store.engine, "reader", "Viewer", "a-long-test-password", actor="(test)")
+        app = create_app(settings, engine=store.engine)
+        client = app.test_client()
+        login_page = client.get("/login").text
+        csrf = regex.search(r'name="csrf_token" value="([^"]+)"', login_page).group(1)
+        form = {"username": "reader", "password": "a-long-test-password", "csrf_token": csrf}
+        assert client.post("/login", data=form).status_code == 303
+
+        base = f"/dags/es_logs/runs/{RUN_ID}/tasks/talk/logs"
+        for attempt in (1, 2):
+            window = client.get(f"{base}/{attempt}?start=0&count=5000").get_json()
+            assert window["missing"] is None and window["lines"] == expected[attempt]
+            assert es_index in window["source"]
+        found = client.get(f"{base}/2?q=done").get_json()
+        assert found["hits"] and all("done" in expected[2][number] for number in found["hits"])
+        download = client.get(f"{base}/1/download")
+        assert download.status_code == 200 and download.get_data(as_text=True).splitlines() == expected[1]
+        assert SECRET not in download.get_data(as_text=True) and "connecting with ***" in download.get_data(
+            as_text=True
+        )
+
+        chatty = client.get(f"/dags/es_logs/runs/{RUN_ID}/tasks/chatty/logs/1").get_json()  # the last screenful
+        assert chatty["total"] == CHATTY_LINES + 2 and chatty["lines"][-2].endswith(f"line {CHATTY_LINES - 1:04d}")
+
+        api = client.get(
+            f"/api/v1/dags/es_logs/dagRuns/{RUN_ID}/taskInstances/talk/logs/2", headers={"Accept": "text/plain"}
+        )
+        assert api.status_code == 200 and api.get_data(as_text=True).splitlines() == expected[2]
+    finally:
+        store.dispose()
