@@ -385,10 +385,13 @@ def test_public_names():
 
     assert sorted(zonda.sensors.__all__) == [
         "BaseSensor",
+        "BashSensor",
+        "DateTimeSensor",
         "FileSensor",
         "PokeReturnValue",
         "PythonSensor",
         "TimeDeltaSensor",
+        "TimeSensor",
     ]
     with pytest.raises(AttributeError):
         zonda.sensors.NoSuchSensor  # noqa: B018

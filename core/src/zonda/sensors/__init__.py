@@ -8,16 +8,21 @@ from zonda._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from zonda.sensors.base import BaseSensor, PokeReturnValue
+    from zonda.sensors.bash import BashSensor
+    from zonda.sensors.date_time import DateTimeSensor, TimeSensor
     from zonda.sensors.filesystem import FileSensor
     from zonda.sensors.python import PythonSensor
     from zonda.sensors.time_delta import TimeDeltaSensor
 
 __all__ = [
     "BaseSensor",
+    "BashSensor",
+    "DateTimeSensor",
     "FileSensor",
     "PokeReturnValue",
     "PythonSensor",
     "TimeDeltaSensor",
+    "TimeSensor",
 ]
 
 _LAZY = {
@@ -26,6 +31,9 @@ _LAZY = {
     "FileSensor": "zonda.sensors.filesystem",
     "PythonSensor": "zonda.sensors.python",
     "TimeDeltaSensor": "zonda.sensors.time_delta",
+    "BashSensor": "zonda.sensors.bash",
+    "DateTimeSensor": "zonda.sensors.date_time",
+    "TimeSensor": "zonda.sensors.date_time",
 }
 
 
