@@ -104,6 +104,8 @@ def test_values_that_need_a_query_are_read_once_and_only_when_used() -> None:
     run = SimpleNamespace(run_id="r", logical_date=START, data_interval_start=START, data_interval_end=START)
     context = build_context(dag=None, task=None, dag_run=run, ti=ti, params={})
     assert store.calls == []
+    kept = context.copy()  # what PythonOperator hands its callable: still nothing read
+    assert store.calls == [] and kept["try_number"] == 1 and store.calls == []
     assert context["prev_start_date_success"] == START
     assert context["prev_end_date_success"] == START
     assert context.get("prev_data_interval_start_success") == START

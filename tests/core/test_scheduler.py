@@ -429,13 +429,16 @@ def test_scheduled_runs_with_and_without_catchup(sqlite_env: Env) -> None:
     (only,) = latest
     assert only.data_interval_end - only.data_interval_start == timedelta(minutes=1)
     assert start + timedelta(minutes=3) <= only.data_interval_end <= datetime.now(UTC)
-    # Cron intervals end on whole minutes: three, or four if a minute turned since the file was written.
+    # A cron string is a trigger schedule (Airflow 3): a run fires at every whole minute from cron_start on, the
+    # first at cron_start itself, so three minutes later there are four runs (five if a minute turned since the
+    # file was written), each dated by its minute with an empty data interval.
     due = {
-        int((moment.replace(second=0, microsecond=0) - cron_start).total_seconds() // 60)
+        int((moment.replace(second=0, microsecond=0) - cron_start).total_seconds() // 60) + 1
         for moment in (now, before, after)
     }
     assert len(cron) in due
     assert [r.data_interval_start for r in cron] == [cron_start + timedelta(minutes=i) for i in range(len(cron))]
+    assert all(r.logical_date == r.data_interval_start == r.data_interval_end for r in cron)
     assert {r.state for r in h.dag_runs(env.engine, "every_minute_catchup")} == {"success"}
     # The next run is announced in the dag row.
     from sqlalchemy import select
