@@ -14,8 +14,8 @@ from zonda.exceptions import (
     ParamValidationError,
 )
 from zonda.operators import BashOperator, EmptyOperator, PythonOperator
-from zonda.schedule import DeltaTimetable, NullTimetable, OnceTimetable
-from zonda.timetables import CronTriggerTimetable
+from zonda.schedule import NullTimetable, OnceTimetable
+from zonda.timetables import CronTriggerTimetable, DeltaTriggerTimetable
 from zonda.trigger_rule import TriggerRule
 
 # --- schedules ----------------------------------------------------------------------------------------------
@@ -63,7 +63,7 @@ def test_unknown_preset_lists_the_valid_ones():
         ("@annually", CronTriggerTimetable),  # Airflow 3: a cron string is a trigger schedule
         ("@midnight", CronTriggerTimetable),  # Airflow 3: a cron string is a trigger schedule
         ("*/15 6-18 * * 1-5", CronTriggerTimetable),  # Airflow 3: a cron string is a trigger schedule
-        (timedelta(hours=6), DeltaTimetable),
+        (timedelta(hours=6), DeltaTriggerTimetable),  # Airflow 3: a timedelta is a trigger schedule too
     ],
 )
 def test_valid_schedules_are_accepted(schedule, kind):

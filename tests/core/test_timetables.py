@@ -3,7 +3,9 @@ CronTriggerTimetable, MultipleCronTriggerTimetable, DeltaTriggerTimetable, Event
 
 The expectations are Airflow 3.3's documented behaviour ("Differences between trigger and data interval
 timetables", https://airflow.apache.org/docs/apache-airflow/stable/authoring-and-scheduling/timetable.html, and
-``[scheduler] create_cron_data_intervals`` in the configuration reference): a trigger run's logical date is the
+``[scheduler] create_cron_data_intervals`` / ``create_delta_data_intervals`` in the configuration reference),
+and the runs computed here were compared side by side with Airflow 3.3.2's own timetables (installed as a peer,
+never a test dependency): a trigger run's logical date is the
 time it fires and its data interval is ``[t - interval, t]``; a data-interval run's logical date is the start of
 the interval and it fires at the interval's end.
 """
@@ -72,6 +74,18 @@ def test_a_cron_string_is_a_trigger_schedule_by_default(zonda_home, monkeypatch)
         DataInterval(datetime(2024, 1, 1, 6, tzinfo=UTC), datetime(2024, 1, 2, 6, tzinfo=UTC))
     ]
     assert isinstance(parse_schedule("@hourly", dag_id="x", cron_data_intervals=False), CronTriggerTimetable)
+
+
+def test_a_timedelta_is_a_trigger_schedule_by_default(zonda_home, monkeypatch) -> None:
+    from zonda.schedule import DeltaDataIntervalTimetable
+
+    dag = DAG("delta", schedule=timedelta(hours=6), start_date=JAN1)
+    assert isinstance(dag.timetable, DeltaTriggerTimetable)
+    assert [r.start for r in _runs(dag.timetable, JAN1, 2)] == [JAN1, JAN1 + timedelta(hours=6)]
+    monkeypatch.setenv("ZONDA__SCHEDULER__CREATE_DELTA_DATA_INTERVALS", "true")
+    old_meaning = DAG("delta_old", schedule=timedelta(hours=6), start_date=JAN1).timetable
+    assert isinstance(old_meaning, DeltaDataIntervalTimetable)
+    assert _runs(old_meaning, JAN1, 1) == [DataInterval(JAN1, JAN1 + timedelta(hours=6))]
 
 
 def test_cron_trigger_timetable_with_a_timezone_and_an_interval() -> None:

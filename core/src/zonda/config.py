@@ -201,6 +201,15 @@ def _options() -> list[Option]:
         ),
         Option(
             "scheduler",
+            "create_delta_data_intervals",
+            False,
+            _to_bool,
+            "What a timedelta schedule means, as in Airflow 3. False: a run fires every delta from start_date and "
+            "is dated by when it fires (DeltaTriggerTimetable). True: runs cover back-to-back delta-long "
+            "intervals and fire at their end (DeltaDataIntervalTimetable).",
+        ),
+        Option(
+            "scheduler",
             "task_heartbeat_timeout",
             30.0,
             float,

@@ -7,7 +7,9 @@ ends, as in Airflow. A cron string or a preset means what it means in Airflow 3:
 (:class:`~zonda.timetables.CronTriggerTimetable`: the run fires at the cron time, its logical date is that
 time and its data interval is empty), unless ``[scheduler] create_cron_data_intervals`` is true, which gives
 the Airflow 2 meaning (:class:`CronDataIntervalTimetable`: runs cover the interval between two cron times).
-The other schedules live in :mod:`zonda.timetables`.
+A ``timedelta`` likewise means :class:`~zonda.timetables.DeltaTriggerTimetable` (a run every ``delta`` from
+``start_date``, each dated by when it fires) unless ``[scheduler] create_delta_data_intervals`` is true. The
+other schedules live in :mod:`zonda.timetables`.
 """
 
 from __future__ import annotations
@@ -285,6 +287,13 @@ def cron_data_intervals_wanted() -> bool:
     return bool(load_settings().get("scheduler", "create_cron_data_intervals"))
 
 
+def delta_data_intervals_wanted() -> bool:
+    """``[scheduler] create_delta_data_intervals``: the same choice for a ``timedelta`` schedule."""
+    from zonda.config import load_settings
+
+    return bool(load_settings().get("scheduler", "create_delta_data_intervals"))
+
+
 def _cron_timetable(expression: str, data_intervals: bool | None) -> Timetable:
     if data_intervals is None:
         data_intervals = cron_data_intervals_wanted()
@@ -306,7 +315,11 @@ def parse_schedule(schedule: Any, *, dag_id: str, cron_data_intervals: bool | No
     if isinstance(schedule, timedelta):
         if schedule <= timedelta(0):
             raise DagDefinitionError(f"DAG {dag_id!r}: schedule timedelta must be positive, got {schedule}")
-        return DeltaTimetable(schedule)
+        if delta_data_intervals_wanted():
+            return DeltaDataIntervalTimetable(schedule)
+        from zonda.timetables.trigger import DeltaTriggerTimetable
+
+        return DeltaTriggerTimetable(schedule)
     if isinstance(schedule, str):
         text = schedule.strip()
         if text == "@once":
