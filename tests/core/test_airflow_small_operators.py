@@ -254,10 +254,11 @@ DEFER_DAG = """
 from datetime import UTC, datetime, timedelta
 
 from zonda import DAG
-from zonda.sensors import DateTimeSensor, TimeSensor
+from zonda.sensors import DateTimeSensorAsync, TimeSensor
 
 with DAG("deferring_time", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=UTC)):
-    DateTimeSensor(task_id="moment", target_time="{{ dag_run.conf['at'] }}", deferrable=True)
+    # Airflow's DateTimeSensorAsync is DateTimeSensor(deferrable=True).
+    DateTimeSensorAsync(task_id="moment", target_time="{{ dag_run.conf['at'] }}")
     TimeSensor(task_id="clock", target_time=(datetime.now(UTC) + timedelta(seconds=2)).time(), deferrable=True)
 """
 

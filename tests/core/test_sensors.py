@@ -387,11 +387,13 @@ def test_public_names():
         "BaseSensor",
         "BashSensor",
         "DateTimeSensor",
+        "DateTimeSensorAsync",
         "FileSensor",
         "PokeReturnValue",
         "PythonSensor",
         "TimeDeltaSensor",
         "TimeSensor",
+        "TimeSensorAsync",
     ]
     with pytest.raises(AttributeError):
         zonda.sensors.NoSuchSensor  # noqa: B018

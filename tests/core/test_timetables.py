@@ -170,6 +170,17 @@ def test_every_timetable_survives_serialization(table: Any) -> None:
     assert rebuilt.first_start(now) == table.first_start(now)
 
 
+def test_backfill_of_a_trigger_schedule_runs_each_fire_time_in_the_range() -> None:
+    from types import SimpleNamespace
+
+    from zonda.scheduler.runs import backfill_intervals
+
+    sdag = SimpleNamespace(dag_id="d", timetable=CronTriggerTimetable("0 0 * * *"))
+    intervals = backfill_intervals(sdag, JAN1, JAN1 + timedelta(days=2))  # type: ignore[arg-type]
+    assert [iv.start for iv in intervals] == [JAN1 + timedelta(days=d) for d in range(3)]
+    assert all(iv.start == iv.end for iv in intervals)
+
+
 def test_continuous_needs_max_active_runs_one() -> None:
     with pytest.raises(DagDefinitionError, match=r"allows at most 1 active run\(s\), so max_active_runs must be set"):
         DAG("cont", schedule="@continuous", start_date=JAN1)

@@ -9,7 +9,7 @@ from zonda._lazy import lazy_exports
 if TYPE_CHECKING:
     from zonda.sensors.base import BaseSensor, PokeReturnValue
     from zonda.sensors.bash import BashSensor
-    from zonda.sensors.date_time import DateTimeSensor, TimeSensor
+    from zonda.sensors.date_time import DateTimeSensor, DateTimeSensorAsync, TimeSensor, TimeSensorAsync
     from zonda.sensors.filesystem import FileSensor
     from zonda.sensors.python import PythonSensor
     from zonda.sensors.time_delta import TimeDeltaSensor
@@ -18,11 +18,13 @@ __all__ = [
     "BaseSensor",
     "BashSensor",
     "DateTimeSensor",
+    "DateTimeSensorAsync",
     "FileSensor",
     "PokeReturnValue",
     "PythonSensor",
     "TimeDeltaSensor",
     "TimeSensor",
+    "TimeSensorAsync",
 ]
 
 _LAZY = {
@@ -34,6 +36,8 @@ _LAZY = {
     "BashSensor": "zonda.sensors.bash",
     "DateTimeSensor": "zonda.sensors.date_time",
     "TimeSensor": "zonda.sensors.date_time",
+    "DateTimeSensorAsync": "zonda.sensors.date_time",
+    "TimeSensorAsync": "zonda.sensors.date_time",
 }
 
 

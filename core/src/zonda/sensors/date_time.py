@@ -65,3 +65,19 @@ class TimeSensor(MomentSensor):
         zone = self.target_time.tzinfo or UTC
         today = utcnow().astimezone(zone).date()
         return datetime.combine(today, self.target_time.replace(tzinfo=None), zone).astimezone(UTC)
+
+
+class DateTimeSensorAsync(DateTimeSensor):
+    """Airflow's name for a :class:`DateTimeSensor` that always waits in the triggerer."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("deferrable", True)
+        super().__init__(**kwargs)
+
+
+class TimeSensorAsync(TimeSensor):
+    """Airflow's (deprecated) name for a :class:`TimeSensor` that always waits in the triggerer."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("deferrable", True)
+        super().__init__(**kwargs)
