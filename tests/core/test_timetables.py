@@ -258,3 +258,14 @@ def test_the_scheduler_creates_trigger_runs_and_one_continuous_run_at_a_time(sch
         assert len(runs) == 2 and runs[1].data_interval_start == runs[0].data_interval_end
     finally:
         scheduler.shutdown()
+
+
+def test_public_names_resolve() -> None:
+    import zonda.timetables
+
+    for name in zonda.timetables.__all__:
+        assert getattr(zonda.timetables, name) is not None, name
+    assert zonda.timetables.built_in_timetable("CronTriggerTimetable") is CronTriggerTimetable
+    assert zonda.timetables.built_in_timetable("NoSuchTimetable") is None
+    with pytest.raises(AttributeError):
+        zonda.timetables.NoSuchTimetable  # noqa: B018
