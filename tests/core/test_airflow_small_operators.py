@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import textwrap
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -202,18 +202,20 @@ def test_date_time_sensor_waits_for_a_templated_moment(zonda_home) -> None:
     assert time.monotonic() - started < 30
 
 
+def _noon_zone(now: datetime) -> timezone:
+    """A fixed-offset zone where ``now`` is around noon, so times a few hours either side stay on one day."""
+    return timezone(timedelta(hours=12 - now.hour))
+
+
 def test_time_sensor_waits_for_todays_time_of_day(zonda_home) -> None:
-    now = datetime.now(UTC)
-    earlier = (now - timedelta(seconds=5)).time()
+    local_now = datetime.now(UTC).astimezone(_noon_zone(datetime.now(UTC)))
     with DAG("ts", start_date=START, schedule=None) as dag:
         # A backfill of an old date still waits for today's time (Airflow's rule): 5 s ago has passed.
-        TimeSensor(task_id="passed", target_time=earlier, poke_interval=0.05)
-        TimeSensor(task_id="later", target_time=(now + timedelta(hours=2)).time(), poke_interval=0.05, timeout=0.2)
-    states = run_dag(dag, START).states()
-    if (now + timedelta(hours=2)).date() == now.date():
-        assert states == {"passed": "success", "later": "failed"}
-    else:  # two hours from now is tomorrow: today's time of day has passed
-        assert states == {"passed": "success", "later": "success"}
+        TimeSensor(task_id="passed", target_time=(local_now - timedelta(seconds=5)).timetz(), poke_interval=0.05)
+        TimeSensor(
+            task_id="later", target_time=(local_now + timedelta(hours=2)).timetz(), poke_interval=0.05, timeout=0.2
+        )
+    assert run_dag(dag, START).states() == {"passed": "success", "later": "failed"}
     with pytest.raises(DagDefinitionError, match=r"target_time must be a datetime\.time"):
         TimeSensor(task_id="bad", target_time="06:00")
 
@@ -251,15 +253,18 @@ def test_bash_sensor_exit_codes(zonda_home, tmp_path: Path) -> None:
 # --- deferrable: through the triggerer ---------------------------------------------------------------------
 
 DEFER_DAG = """
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from zonda import DAG
 from zonda.sensors import DateTimeSensorAsync, TimeSensor
 
+# A zone where it is about noon now, so "two seconds from now" is today there, whatever the hour in UTC.
+ZONE = timezone(timedelta(hours=12 - datetime.now(UTC).hour))
+
 with DAG("deferring_time", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=UTC)):
     # Airflow's DateTimeSensorAsync is DateTimeSensor(deferrable=True).
     DateTimeSensorAsync(task_id="moment", target_time="{{ dag_run.conf['at'] }}")
-    TimeSensor(task_id="clock", target_time=(datetime.now(UTC) + timedelta(seconds=2)).time(), deferrable=True)
+    TimeSensor(task_id="clock", target_time=(datetime.now(ZONE) + timedelta(seconds=2)).timetz(), deferrable=True)
 """
 
 
