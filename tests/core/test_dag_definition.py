@@ -14,7 +14,8 @@ from zonda.exceptions import (
     ParamValidationError,
 )
 from zonda.operators import BashOperator, EmptyOperator, PythonOperator
-from zonda.schedule import CronTimetable, DeltaTimetable, NullTimetable, OnceTimetable
+from zonda.schedule import NullTimetable, OnceTimetable
+from zonda.timetables import CronTriggerTimetable, DeltaTriggerTimetable
 from zonda.trigger_rule import TriggerRule
 
 # --- schedules ----------------------------------------------------------------------------------------------
@@ -54,15 +55,15 @@ def test_unknown_preset_lists_the_valid_ones():
     [
         (None, NullTimetable),
         ("@once", OnceTimetable),
-        ("@hourly", CronTimetable),
-        ("@daily", CronTimetable),
-        ("@weekly", CronTimetable),
-        ("@monthly", CronTimetable),
-        ("@yearly", CronTimetable),
-        ("@annually", CronTimetable),
-        ("@midnight", CronTimetable),
-        ("*/15 6-18 * * 1-5", CronTimetable),
-        (timedelta(hours=6), DeltaTimetable),
+        ("@hourly", CronTriggerTimetable),  # Airflow 3: a cron string is a trigger schedule
+        ("@daily", CronTriggerTimetable),  # Airflow 3: a cron string is a trigger schedule
+        ("@weekly", CronTriggerTimetable),  # Airflow 3: a cron string is a trigger schedule
+        ("@monthly", CronTriggerTimetable),  # Airflow 3: a cron string is a trigger schedule
+        ("@yearly", CronTriggerTimetable),  # Airflow 3: a cron string is a trigger schedule
+        ("@annually", CronTriggerTimetable),  # Airflow 3: a cron string is a trigger schedule
+        ("@midnight", CronTriggerTimetable),  # Airflow 3: a cron string is a trigger schedule
+        ("*/15 6-18 * * 1-5", CronTriggerTimetable),  # Airflow 3: a cron string is a trigger schedule
+        (timedelta(hours=6), DeltaTriggerTimetable),  # Airflow 3: a timedelta is a trigger schedule too
     ],
 )
 def test_valid_schedules_are_accepted(schedule, kind):
@@ -70,7 +71,13 @@ def test_valid_schedules_are_accepted(schedule, kind):
     assert isinstance(dag.timetable, kind)
 
 
-def test_daily_preset_intervals():
+def test_daily_preset_intervals(monkeypatch):
+    # Airflow 3: @daily fires at midnight with an empty data interval; with create_cron_data_intervals a run
+    # covers the day.
+    dag = DAG("daily", schedule="@daily", start_date=datetime(2024, 1, 1))
+    interval = dag.timetable.infer_data_interval(dag.start_date)
+    assert interval.start == interval.end == dag.start_date
+    monkeypatch.setenv("ZONDA__SCHEDULER__CREATE_CRON_DATA_INTERVALS", "true")
     dag = DAG("daily", schedule="@daily", start_date=datetime(2024, 1, 1))
     interval = dag.timetable.infer_data_interval(dag.start_date)
     assert interval.start == dag.start_date

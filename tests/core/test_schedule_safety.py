@@ -382,25 +382,29 @@ def test_a_scheduled_dag_without_start_date_starts_when_first_seen(env: Env) -> 
     try:
         _pass_with_run_creation(scheduler)
         first_pass_done = datetime.now(UTC)
-        assert h.dag_runs(env.engine, "every_second") == []  # its first interval has not ended yet
         assert h.dag_runs(env.engine, "daily_from_now") == []
         (once,) = h.dag_runs(env.engine, "once_now")
         assert seen <= once.logical_date <= first_pass_done
+        # A timedelta schedule is a trigger schedule (Airflow 3's DeltaTriggerTimetable): its first run fires the
+        # moment the scheduler first sees it, dated by that moment, never earlier.
+        (first,) = h.dag_runs(env.engine, "every_second")
+        assert seen <= first.logical_date == first.data_interval_start == first.data_interval_end <= first_pass_done
         with env.engine.connect() as conn:
             next_runs = dict(conn.execute(select(t.dag.c.dag_id, t.dag.c.next_dagrun)).all())
-        # Where each DAG starts is fixed on first sight (kept on its row, so a restart does not move it): the
-        # interval that is running now. For @daily that is today's (it runs at the next midnight).
-        assert seen <= next_runs["every_second"] <= first_pass_done
-        midnights = {when.replace(hour=0, minute=0, second=0, microsecond=0) for when in (seen, first_pass_done)}
+        # Where each DAG goes next is kept on its row (so a restart does not move it). @daily is a trigger schedule
+        # too: its first run fires at the next midnight and that midnight is its logical date.
+        assert next_runs["every_second"] == first.logical_date + timedelta(seconds=1)
+        midnights = {
+            when.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+            for when in (seen, first_pass_done)
+        }
         assert next_runs["daily_from_now"] in midnights
         deadline = time.monotonic() + 15
-        while not h.dag_runs(env.engine, "every_second"):
-            assert time.monotonic() < deadline, "no run for a DAG without start_date"
+        while len(h.dag_runs(env.engine, "every_second")) < 2:
+            assert time.monotonic() < deadline, "no second run for a DAG without start_date"
             time.sleep(0.2)
             _pass_with_run_creation(scheduler)
     finally:
         scheduler.shutdown()
-    first = h.dag_runs(env.engine, "every_second")[0]
-    # Nothing from before the DAG was seen (catchup=False: the latest complete interval, ending when created).
-    assert seen <= first.data_interval_start
-    assert first.data_interval_end - first.data_interval_start == timedelta(seconds=1)
+    second = h.dag_runs(env.engine, "every_second")[1]
+    assert second.logical_date >= first.logical_date + timedelta(seconds=1)

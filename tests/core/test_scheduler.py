@@ -420,22 +420,27 @@ def test_scheduled_runs_with_and_without_catchup(sqlite_env: Env) -> None:
     except BaseException:
         scheduler.shutdown()
         raise
+    # A timedelta schedule fires at start_date and every delta after it, each run dated by when it fires with an
+    # empty data interval (Airflow 3's DeltaTriggerTimetable): start, +1, +2, +3 minutes.
     assert [(r.data_interval_start, r.data_interval_end) for r in catchup] == [
-        (start + timedelta(minutes=i), start + timedelta(minutes=i + 1)) for i in range(3)
+        (start + timedelta(minutes=i), start + timedelta(minutes=i)) for i in range(4)
     ]
     assert all(r.run_type == "scheduled" and r.logical_date == r.data_interval_start for r in catchup)
-    # catchup=False: one run, for the latest complete interval; for a timedelta schedule Airflow ends it
-    # "now" (DeltaDataIntervalTimetable skips to now - delta), not on the start_date's grid.
+    # catchup=False: one run, fired "now" (Airflow's DeltaTriggerTimetable takes now as the latest point), not on
+    # the start_date's grid.
     (only,) = latest
-    assert only.data_interval_end - only.data_interval_start == timedelta(minutes=1)
+    assert only.data_interval_end == only.data_interval_start == only.logical_date
     assert start + timedelta(minutes=3) <= only.data_interval_end <= datetime.now(UTC)
-    # Cron intervals end on whole minutes: three, or four if a minute turned since the file was written.
+    # A cron string is a trigger schedule (Airflow 3): a run fires at every whole minute from cron_start on, the
+    # first at cron_start itself, so three minutes later there are four runs (five if a minute turned since the
+    # file was written), each dated by its minute with an empty data interval.
     due = {
-        int((moment.replace(second=0, microsecond=0) - cron_start).total_seconds() // 60)
+        int((moment.replace(second=0, microsecond=0) - cron_start).total_seconds() // 60) + 1
         for moment in (now, before, after)
     }
     assert len(cron) in due
     assert [r.data_interval_start for r in cron] == [cron_start + timedelta(minutes=i) for i in range(len(cron))]
+    assert all(r.logical_date == r.data_interval_start == r.data_interval_end for r in cron)
     assert {r.state for r in h.dag_runs(env.engine, "every_minute_catchup")} == {"success"}
     # The next run is announced in the dag row.
     from sqlalchemy import select
@@ -444,7 +449,7 @@ def test_scheduled_runs_with_and_without_catchup(sqlite_env: Env) -> None:
 
     with env.engine.connect() as conn:
         nxt = conn.execute(select(t.dag.c.next_dagrun).where(t.dag.c.dag_id == "every_minute_catchup")).scalar()
-    assert nxt == start + timedelta(minutes=3)
+    assert nxt == start + timedelta(minutes=4)
 
 
 PAUSED = """
@@ -483,12 +488,14 @@ def test_paused_dag_creates_no_runs(sqlite_env: Env) -> None:
     try:
         scheduler.run_once()
         ids = [r.id for r in h.dag_runs(env.engine, "paused_dag")]
-        assert len(ids) == 3
+        # A timedelta schedule fires at start_date and every minute after (Airflow 3's DeltaTriggerTimetable):
+        # start, +1, +2 and +3 minutes have all come.
+        assert len(ids) == 4
         h.drive(scheduler, ids, timeout=30, start=False)
     except BaseException:
         scheduler.shutdown()
         raise
-    assert len(env.entries()) == 3
+    assert len(env.entries()) == 4
 
 
 PAUSED_MANUAL = """

@@ -385,10 +385,15 @@ def test_public_names():
 
     assert sorted(zonda.sensors.__all__) == [
         "BaseSensor",
+        "BashSensor",
+        "DateTimeSensor",
+        "DateTimeSensorAsync",
         "FileSensor",
         "PokeReturnValue",
         "PythonSensor",
         "TimeDeltaSensor",
+        "TimeSensor",
+        "TimeSensorAsync",
     ]
     with pytest.raises(AttributeError):
         zonda.sensors.NoSuchSensor  # noqa: B018

@@ -192,6 +192,24 @@ def _options() -> list[Option]:
         Option("scheduler", "task_heartbeat_interval", 2.0, float, "Seconds between a running task's heartbeats."),
         Option(
             "scheduler",
+            "create_cron_data_intervals",
+            False,
+            _to_bool,
+            "What a cron string or preset schedule means, as in Airflow 3. False: a run fires at each cron time, "
+            "its logical date is that time and its data interval is empty (CronTriggerTimetable). True: runs "
+            "cover the interval between two cron times and fire at its end (CronDataIntervalTimetable).",
+        ),
+        Option(
+            "scheduler",
+            "create_delta_data_intervals",
+            False,
+            _to_bool,
+            "What a timedelta schedule means, as in Airflow 3. False: a run fires every delta from start_date and "
+            "is dated by when it fires (DeltaTriggerTimetable). True: runs cover back-to-back delta-long "
+            "intervals and fire at their end (DeltaDataIntervalTimetable).",
+        ),
+        Option(
+            "scheduler",
             "task_heartbeat_timeout",
             30.0,
             float,

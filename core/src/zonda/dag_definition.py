@@ -81,6 +81,12 @@ class DAG:
         except Exception as exc:
             raise DagDefinitionError(f"DAG {dag_id!r}: {exc}") from None
         self.max_active_runs = max_active_runs
+        limit = self.timetable.active_runs_limit
+        if limit is not None and (max_active_runs is None or max_active_runs > limit):
+            raise DagDefinitionError(
+                f"DAG {dag_id!r}: schedule {self.timetable.summary!r} allows at most {limit} active run(s), so "
+                f"max_active_runs must be set to {limit} (it is {max_active_runs}); add max_active_runs={limit}"
+            )
         self.max_active_tasks = max_active_tasks
         self.dagrun_timeout = dagrun_timeout
         self.tags = sorted(set(tags or []))

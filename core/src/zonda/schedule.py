@@ -1,9 +1,15 @@
 """Schedules (timetables): when a DAG runs and which data interval each run covers.
 
-``schedule`` accepts ``None``, a preset (``@once``, ``@hourly``, ...), a cron string, a ``timedelta`` or a
-:class:`Timetable`. Everything is validated when the DAG is defined. Cron parsing is croniter's; Zonda only
-adds the data-interval rules, which follow Airflow's: a scheduled run's logical date is the start of its
-interval, and it runs when the interval ends.
+``schedule`` accepts ``None``, a preset (``@once``, ``@continuous``, ``@hourly``, ...), a cron string, a
+``timedelta`` or a :class:`Timetable`. Everything is validated when the DAG is defined. Cron parsing is
+croniter's. A scheduled run's logical date is the start of its data interval and it runs when the interval
+ends, as in Airflow. A cron string or a preset means what it means in Airflow 3: a trigger-style schedule
+(:class:`~zonda.timetables.CronTriggerTimetable`: the run fires at the cron time, its logical date is that
+time and its data interval is empty), unless ``[scheduler] create_cron_data_intervals`` is true, which gives
+the Airflow 2 meaning (:class:`CronDataIntervalTimetable`: runs cover the interval between two cron times).
+A ``timedelta`` likewise means :class:`~zonda.timetables.DeltaTriggerTimetable` (a run every ``delta`` from
+``start_date``, each dated by when it fires) unless ``[scheduler] create_delta_data_intervals`` is true. The
+other schedules live in :mod:`zonda.timetables`.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ class Timetable:
     #: Whether the scheduler creates runs for this timetable at all.
     periodic: bool = True
     summary: str = ""
+    #: Most runs of the DAG active at once that this schedule allows (``@continuous``: 1); None: no own limit.
+    active_runs_limit: int | None = None
 
     def infer_data_interval(self, logical_date: datetime) -> DataInterval:
         """The interval of a run given only its logical date (manual runs, ``dags test``)."""
@@ -49,6 +57,23 @@ class Timetable:
     def latest_complete_interval(self, now: datetime) -> DataInterval | None:
         """The most recent interval that has ended by ``now`` (what ``catchup=False`` runs next)."""
         return None
+
+    def next_run(
+        self, last_end: datetime | None, start: datetime, *, now: datetime | None = None
+    ) -> DataInterval | None:
+        """The next scheduled run's interval: the first after the latest scheduled run, whose interval ended
+        at ``last_end``, or the first at or after ``start`` when there is none yet. ``now`` is the scheduler's
+        clock, for schedules that depend on it (``@continuous``).
+
+        Interval schedules start the next interval where the last one ended, which is this default. Trigger
+        schedules override it: their runs are points in time, so the next one is strictly later."""
+        return self.next_interval(last_end if last_end is not None else start)
+
+    def first_start(self, now: datetime) -> datetime:
+        """Where a DAG without ``start_date`` starts when the scheduler first sees it: by default at the end of
+        the latest complete interval, so its first run is the next whole interval."""
+        latest = self.latest_complete_interval(now)
+        return latest.end if latest is not None else now
 
     def serialize(self) -> dict[str, Any]:
         return {"type": type(self).__name__, "summary": self.summary}
@@ -66,7 +91,12 @@ class OnceTimetable(Timetable):
     summary = "@once"
 
 
-class CronTimetable(Timetable):
+class CronDataIntervalTimetable(Timetable):
+    """Runs cover the interval between two cron times and run at its end (Airflow 2's meaning of a cron
+    string; Airflow 3's with ``[scheduler] create_cron_data_intervals = true``)."""
+
+    fires_forever = True
+
     def __init__(self, expression: str, timezone: str = "UTC") -> None:
         self.expression = PRESETS.get(expression, expression)
         self.summary = expression
@@ -94,10 +124,18 @@ class CronTimetable(Timetable):
         return DataInterval(self._iter(end, forward=False), end)
 
     def serialize(self) -> dict[str, Any]:
-        return {"type": "CronTimetable", "summary": self.summary, "expression": self.expression}
+        return {"type": "CronDataIntervalTimetable", "summary": self.summary, "expression": self.expression}
 
 
-class DeltaTimetable(Timetable):
+#: The old name, kept for code and stored DAGs that use it.
+CronTimetable = CronDataIntervalTimetable
+
+
+class DeltaDataIntervalTimetable(Timetable):
+    """Runs cover ``delta``-long intervals back to back and run at each one's end."""
+
+    fires_forever = True
+
     def __init__(self, delta: timedelta) -> None:
         self.delta = delta
         self.summary = str(delta)
@@ -112,7 +150,11 @@ class DeltaTimetable(Timetable):
         return DataInterval(now - self.delta, now)
 
     def serialize(self) -> dict[str, Any]:
-        return {"type": "DeltaTimetable", "summary": self.summary, "seconds": self.delta.total_seconds()}
+        return {"type": "DeltaDataIntervalTimetable", "summary": self.summary, "seconds": self.delta.total_seconds()}
+
+
+#: The old name, kept for code and stored DAGs that use it.
+DeltaTimetable = DeltaDataIntervalTimetable
 
 
 def timetable_from_dict(data: dict[str, Any] | None, extra: dict[str, type] | None = None) -> Timetable:
@@ -123,12 +165,17 @@ def timetable_from_dict(data: dict[str, Any] | None, extra: dict[str, type] | No
     """
     data = data or {}
     kind = data.get("type", "NullTimetable")
-    if kind == "CronTimetable":
-        table = CronTimetable(data["expression"])
+    if kind in ("CronDataIntervalTimetable", "CronTimetable"):
+        table = CronDataIntervalTimetable(data["expression"])
         table.summary = data.get("summary", data["expression"])
         return table
-    if kind == "DeltaTimetable":
-        return DeltaTimetable(timedelta(seconds=float(data["seconds"])))
+    if kind in ("DeltaDataIntervalTimetable", "DeltaTimetable"):
+        return DeltaDataIntervalTimetable(timedelta(seconds=float(data["seconds"])))
+    from zonda.timetables import built_in_timetable
+
+    built_in = built_in_timetable(kind)
+    if built_in is not None:
+        return built_in.deserialize(data)  # type: ignore[no-any-return]
     if kind == "OnceTimetable":
         return OnceTimetable()
     if kind == "NullTimetable":
@@ -226,14 +273,41 @@ def check_timetable_fires(timetable: Timetable, start_date: datetime | None, *, 
             f"DAG {dag_id!r}: schedule {timetable.summary or type(timetable).__name__!r} cannot compute its next "
             f"run ({type(exc).__name__}: {exc}); fix the schedule or the timetable"
         ) from None
-    if first is None and isinstance(timetable, CronTimetable | DeltaTimetable):
+    if first is None and getattr(timetable, "fires_forever", False):
         raise DagDefinitionError(
             f"DAG {dag_id!r}: schedule {timetable.summary!r} never fires after {reference}; fix the schedule"
         )
 
 
-def parse_schedule(schedule: Any, *, dag_id: str) -> Timetable:
-    """Turn a DAG's ``schedule`` argument into a Timetable, or raise an error naming the DAG and the fix."""
+def cron_data_intervals_wanted() -> bool:
+    """``[scheduler] create_cron_data_intervals``: whether a cron string means Airflow 2's data-interval
+    schedule (read when a DAG with a cron string is defined, as Airflow reads it)."""
+    from zonda.config import load_settings
+
+    return bool(load_settings().get("scheduler", "create_cron_data_intervals"))
+
+
+def delta_data_intervals_wanted() -> bool:
+    """``[scheduler] create_delta_data_intervals``: the same choice for a ``timedelta`` schedule."""
+    from zonda.config import load_settings
+
+    return bool(load_settings().get("scheduler", "create_delta_data_intervals"))
+
+
+def _cron_timetable(expression: str, data_intervals: bool | None) -> Timetable:
+    if data_intervals is None:
+        data_intervals = cron_data_intervals_wanted()
+    if data_intervals:
+        return CronDataIntervalTimetable(expression)
+    from zonda.timetables.trigger import CronTriggerTimetable
+
+    return CronTriggerTimetable(expression, timezone="UTC")
+
+
+def parse_schedule(schedule: Any, *, dag_id: str, cron_data_intervals: bool | None = None) -> Timetable:
+    """Turn a DAG's ``schedule`` argument into a Timetable, or raise an error naming the DAG and the fix.
+
+    ``cron_data_intervals`` chooses the meaning of a cron string (None: the setting decides)."""
     if schedule is None:
         return NullTimetable()
     if isinstance(schedule, Timetable):
@@ -241,17 +315,26 @@ def parse_schedule(schedule: Any, *, dag_id: str) -> Timetable:
     if isinstance(schedule, timedelta):
         if schedule <= timedelta(0):
             raise DagDefinitionError(f"DAG {dag_id!r}: schedule timedelta must be positive, got {schedule}")
-        return DeltaTimetable(schedule)
+        if delta_data_intervals_wanted():
+            return DeltaDataIntervalTimetable(schedule)
+        from zonda.timetables.trigger import DeltaTriggerTimetable
+
+        return DeltaTriggerTimetable(schedule)
     if isinstance(schedule, str):
         text = schedule.strip()
         if text == "@once":
             return OnceTimetable()
+        if text == "@continuous":
+            from zonda.timetables.continuous import ContinuousTimetable
+
+            return ContinuousTimetable()
         if text.startswith("@"):
             if text not in PRESETS:
                 raise DagDefinitionError(
-                    f"DAG {dag_id!r}: unknown schedule preset {text!r}; use one of @once, " + ", ".join(PRESETS)
+                    f"DAG {dag_id!r}: unknown schedule preset {text!r}; use one of @once, @continuous, "
+                    + ", ".join(PRESETS)
                 )
-            return CronTimetable(text)
+            return _cron_timetable(text, cron_data_intervals)
         problem = cron_problem(text)
         if problem:
             raise DagDefinitionError(
@@ -264,7 +347,7 @@ def parse_schedule(schedule: Any, *, dag_id: str) -> Timetable:
                 f"DAG {dag_id!r}: schedule {text!r} never fires: {never}; fix the cron expression "
                 "(for the last day of a month write 'L' as the day, e.g. '0 0 L 2 *')"
             )
-        return CronTimetable(text)
+        return _cron_timetable(text, cron_data_intervals)
     raise DagDefinitionError(
         f"DAG {dag_id!r}: schedule must be None, a preset, a cron string, a timedelta or a Timetable, "
         f"not {type(schedule).__name__}"

@@ -9,23 +9,30 @@ from zonda._lazy import lazy_exports
 if TYPE_CHECKING:
     from zonda.operators.base import BaseOperator, MappedOperator
     from zonda.operators.bash import BashOperator
+    from zonda.operators.branch_datetime import BranchDateTimeOperator
     from zonda.operators.empty import EmptyOperator
+    from zonda.operators.latest_only import LatestOnlyOperator
     from zonda.operators.python import (
         BaseBranchOperator,
         BranchPythonOperator,
         PythonOperator,
         ShortCircuitOperator,
     )
+    from zonda.operators.weekday import BranchDayOfWeekOperator, WeekDay
 
 __all__ = [
     "BaseBranchOperator",
     "BaseOperator",
     "BashOperator",
+    "BranchDateTimeOperator",
+    "BranchDayOfWeekOperator",
     "BranchPythonOperator",
     "EmptyOperator",
+    "LatestOnlyOperator",
     "MappedOperator",
     "PythonOperator",
     "ShortCircuitOperator",
+    "WeekDay",
 ]
 
 _LAZY = {
@@ -37,6 +44,10 @@ _LAZY = {
     "BranchPythonOperator": "zonda.operators.python",
     "ShortCircuitOperator": "zonda.operators.python",
     "BaseBranchOperator": "zonda.operators.python",
+    "LatestOnlyOperator": "zonda.operators.latest_only",
+    "BranchDayOfWeekOperator": "zonda.operators.weekday",
+    "WeekDay": "zonda.operators.weekday",
+    "BranchDateTimeOperator": "zonda.operators.branch_datetime",
 }
 
 

@@ -298,6 +298,8 @@ class BaseOperator(Node):
         email_on_failure: bool = False,
         email_on_retry: bool = False,
         map_index_template: str | None = None,
+        inlets: Any = None,
+        outlets: Any = None,
         _zonda_detached: bool = False,
         **unknown: Any,
     ) -> None:
@@ -342,6 +344,9 @@ class BaseOperator(Node):
         self.email_on_failure = email_on_failure
         self.email_on_retry = email_on_retry
         self.map_index_template = map_index_template
+        # Airflow's lineage / asset lists: kept and shown to the task (``inlets``, ``outlets`` in the context).
+        self.inlets = list(inlets) if isinstance(inlets, list | tuple) else [] if inlets is None else [inlets]
+        self.outlets = list(outlets) if isinstance(outlets, list | tuple) else [] if outlets is None else [outlets]
         from zonda.params import ParamsDict
 
         self.params = ParamsDict(params)

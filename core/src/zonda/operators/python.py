@@ -88,7 +88,7 @@ class PythonOperator(BaseOperator):
         self.show_return_value_in_logs = show_return_value_in_logs
 
     def execute(self, context: Context) -> Any:
-        context_for_call = dict(context)
+        context_for_call = context.copy()  # values needing a query stay unread unless asked for
         context_for_call["templates_dict"] = self.templates_dict
         result = self.execute_callable(context_for_call)
         if self.show_return_value_in_logs and result is not None:

@@ -93,6 +93,14 @@ class RunStore(Protocol):
 
     def clear_xcoms(self, run: DagRunInfo, task_id: str, map_index: int) -> None: ...
 
+    # What the task context reads lazily (``prev_*_success``, ``expanded_ti_count``, ``task_reschedule_count``).
+
+    def previous_successful_run(self, run: DagRunInfo) -> DagRunInfo | None: ...
+
+    def mapped_instance_count(self, run: DagRunInfo, task_id: str) -> int: ...
+
+    def reschedule_count(self, run: DagRunInfo, task_id: str, map_index: int, try_number: int) -> int: ...
+
 
 class MemoryRunStore:
     """Keeps everything in dicts; nothing outlives the process."""
@@ -161,6 +169,21 @@ class MemoryRunStore:
     def clear_xcoms(self, run: DagRunInfo, task_id: str, map_index: int) -> None:
         for item in [k for k in self.xcoms if k[0] == run.id and k[1] == task_id and k[2] == map_index]:
             del self.xcoms[item]
+
+    def previous_successful_run(self, run: DagRunInfo) -> DagRunInfo | None:
+        before = run.logical_date
+        earlier = [
+            r
+            for r in self.runs.values()
+            if r.dag_id == run.dag_id and r.state == "success" and before and r.logical_date and r.logical_date < before
+        ]
+        return max(earlier, key=lambda r: r.logical_date, default=None)  # type: ignore[arg-type,return-value]
+
+    def mapped_instance_count(self, run: DagRunInfo, task_id: str) -> int:
+        return sum(1 for (rid, tid, index) in self.task_instances if rid == run.id and tid == task_id and index >= 0)
+
+    def reschedule_count(self, run: DagRunInfo, task_id: str, map_index: int, try_number: int) -> int:
+        return 0  # nothing reschedules without a scheduler
 
 
 class MetastoreRunStore:
@@ -556,6 +579,58 @@ class MetastoreRunStore:
         ).first()
         conn.rollback()
         return dict(row._mapping) if row is not None else None
+
+    def previous_successful_run(self, run: DagRunInfo) -> DagRunInfo | None:
+        """The DAG's latest successful run with an earlier logical date (None for a run without one)."""
+        from sqlalchemy import select
+
+        dr = self.t.dag_run
+        if run.logical_date is None:
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(dr)
+                .where(dr.c.dag_id == run.dag_id, dr.c.state == "success", dr.c.logical_date < run.logical_date)
+                .order_by(dr.c.logical_date.desc())
+                .limit(1)
+            ).first()
+        return DagRunInfo.from_row(row) if row is not None else None
+
+    def mapped_instance_count(self, run: DagRunInfo, task_id: str) -> int:
+        """How many instances a mapped task expanded into in this run."""
+        from sqlalchemy import func, select
+
+        ti = self.t.task_instance
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(ti)
+                    .where(ti.c.dag_run_id == run.id, ti.c.task_id == task_id, ti.c.map_index >= 0)
+                ).scalar()
+                or 0
+            )
+
+    def reschedule_count(self, run: DagRunInfo, task_id: str, map_index: int, try_number: int) -> int:
+        """How many times this try handed its slot back (``up_for_reschedule`` phases in the history)."""
+        from sqlalchemy import func, select
+
+        h = self.t.task_instance_history
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(h)
+                    .where(
+                        h.c.dag_run_id == run.id,
+                        h.c.task_id == task_id,
+                        h.c.map_index == map_index,
+                        h.c.try_number == try_number,
+                        h.c.state == "up_for_reschedule",
+                    )
+                ).scalar()
+                or 0
+            )
 
     def previous_task_states(self, dag_id: str, task_id: str, before: datetime | None) -> Iterable[str | None]:
         """States of ``task_id`` in the latest earlier run (for ``depends_on_past``)."""

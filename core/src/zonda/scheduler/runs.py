@@ -93,11 +93,11 @@ def backfill_intervals(sdag: SerializedDag, start: datetime, end: datetime) -> l
     if not timetable.periodic:
         raise ZondaException(f"DAG {sdag.dag_id!r} has no periodic schedule, so there is nothing to backfill")
     intervals = []
-    cursor = start
+    last_end = None
     for _ in range(100_000):
-        interval = timetable.next_interval(cursor)
+        interval = timetable.next_run(last_end, start)
         if interval is None or interval.start > end:
             break
         intervals.append(interval)
-        cursor = interval.end
+        last_end = interval.end
     return intervals

@@ -419,10 +419,12 @@ class Scheduler:
             self._insert_run(conn, sdag, start, start, start, "scheduled")
             return 1
         timetable = sdag.timetable
+        if timetable.active_runs_limit is not None and self._active_scheduled_runs(conn, sdag.dag_id):
+            return 0  # @continuous: the next run is created once the current one has ended
         created = 0
-        cursor = existing_latest or start
+        last_end = existing_latest
         for _ in range(1000):  # bounded: a catch-up creates at most this many runs per pass
-            interval = _checked(timetable.next_interval(cursor))
+            interval = _checked(timetable.next_run(last_end, start, now=now))
             if interval is None or interval.end > now:
                 break
             if sdag.end_date is not None and interval.start > sdag.end_date:
@@ -434,10 +436,10 @@ class Scheduler:
                     interval = latest
             if self._insert_run(conn, sdag, interval.start, interval.start, interval.end, "scheduled"):
                 created += 1
-            cursor = interval.end
-            if not sdag.catchup:
+            last_end = interval.end
+            if not sdag.catchup or timetable.active_runs_limit is not None:
                 break
-        nxt = _checked(timetable.next_interval(cursor))
+        nxt = _checked(timetable.next_run(last_end, start, now=now))
         if nxt is not None:
             conn.execute(
                 update(t.dag)
@@ -460,8 +462,23 @@ class Scheduler:
         interval that ends at its next schedule point after ``now``."""
         if not sdag.timetable.periodic:
             return now
-        latest = _checked(sdag.timetable.latest_complete_interval(now))
-        return latest.end if latest is not None else now
+        return sdag.timetable.first_start(now)
+
+    @staticmethod
+    def _active_scheduled_runs(conn: Any, dag_id: str) -> int:
+        """Scheduled runs of ``dag_id`` still queued or running."""
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(t.dag_run)
+                .where(
+                    t.dag_run.c.dag_id == dag_id,
+                    t.dag_run.c.run_type == "scheduled",
+                    t.dag_run.c.state.in_((DagRunState.QUEUED.value, DagRunState.RUNNING.value)),
+                )
+            ).scalar()
+            or 0
+        )
 
     def _insert_run(
         self, conn: Any, sdag: SerializedDag, logical_date: datetime, start: datetime, end: datetime, run_type: str

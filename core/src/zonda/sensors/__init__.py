@@ -8,16 +8,23 @@ from zonda._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from zonda.sensors.base import BaseSensor, PokeReturnValue
+    from zonda.sensors.bash import BashSensor
+    from zonda.sensors.date_time import DateTimeSensor, DateTimeSensorAsync, TimeSensor, TimeSensorAsync
     from zonda.sensors.filesystem import FileSensor
     from zonda.sensors.python import PythonSensor
     from zonda.sensors.time_delta import TimeDeltaSensor
 
 __all__ = [
     "BaseSensor",
+    "BashSensor",
+    "DateTimeSensor",
+    "DateTimeSensorAsync",
     "FileSensor",
     "PokeReturnValue",
     "PythonSensor",
     "TimeDeltaSensor",
+    "TimeSensor",
+    "TimeSensorAsync",
 ]
 
 _LAZY = {
@@ -26,6 +33,11 @@ _LAZY = {
     "FileSensor": "zonda.sensors.filesystem",
     "PythonSensor": "zonda.sensors.python",
     "TimeDeltaSensor": "zonda.sensors.time_delta",
+    "BashSensor": "zonda.sensors.bash",
+    "DateTimeSensor": "zonda.sensors.date_time",
+    "TimeSensor": "zonda.sensors.date_time",
+    "DateTimeSensorAsync": "zonda.sensors.date_time",
+    "TimeSensorAsync": "zonda.sensors.date_time",
 }
 
 

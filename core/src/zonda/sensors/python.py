@@ -48,7 +48,7 @@ class PythonSensor(BaseSensor):
     def poke(self, context: Context) -> PokeReturnValue:
         from zonda.operators.python import call_with_context
 
-        context_for_call = dict(context)
+        context_for_call = context.copy()  # values needing a query stay unread unless asked for
         context_for_call["templates_dict"] = self.templates_dict
         self.log.info("Poking callable %s", getattr(self.python_callable, "__name__", self.python_callable))
         result = call_with_context(self.python_callable, self.op_args, self.op_kwargs, context_for_call)
