@@ -77,6 +77,8 @@ def configure(
 
     (home / "dags").mkdir(exist_ok=True)
     monkeypatch.setenv("ZONDA__CORE__LOAD_EXAMPLES", "false")
+    # These tests are about scheduling a DAG, not about a new DAG starting paused (test_paused_at_creation.py).
+    monkeypatch.setenv("ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION", "false")
     if url is not None:
         monkeypatch.setenv("ZONDA__DATABASE__SQL_ALCHEMY_CONN", url)
     for (section, key), value in (options or {}).items():
@@ -95,6 +97,7 @@ def subprocess_env(home: Path, url: str, options: dict[tuple[str, str], Any] | N
         ZONDA__DATABASE__SQL_ALCHEMY_CONN=url,
         ZONDA__CORE__EXECUTOR="LocalExecutor",
         ZONDA__CORE__LOAD_EXAMPLES="false",
+        ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION="false",
         PYTHONUNBUFFERED="1",
     )
     for (section, key), value in (options or {}).items():
