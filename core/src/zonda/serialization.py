@@ -67,7 +67,18 @@ def serialize_task(task: Node) -> dict[str, Any]:
         "executor_config": _safe(getattr(task, "executor_config", None) or {}),
         "expand": _expand_spec(task),
         "callbacks": _callbacks(task, TASK_CALLBACKS),
+        **_roles(task),
     }
+
+
+def _roles(task: Node) -> dict[str, bool]:
+    """Setup / teardown roles, only when set: the JSON (and so the hash) of DAGs without them is unchanged."""
+    roles = {
+        "is_setup": bool(getattr(task, "is_setup", False)),
+        "is_teardown": bool(getattr(task, "is_teardown", False)),
+        "on_failure_fail_dagrun": bool(getattr(task, "on_failure_fail_dagrun", False)),
+    }
+    return {key: value for key, value in roles.items() if value}
 
 
 #: Callbacks the scheduler must have run elsewhere when it ends a try itself (the task process died), and

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 from zonda import _context_stack
 from zonda.dependencies import DependencyMixin
 from zonda.exceptions import DagDefinitionError
+from zonda.setup_teardown import SetupTeardownMixin
 from zonda.trigger_rule import TriggerRule
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def _as_timedelta(name: str, value: Any, task_id: str) -> timedelta | None:
     raise DagDefinitionError(f"task {task_id!r}: {name} must be a timedelta or seconds, not {value!r}")
 
 
-class Node(DependencyMixin):
+class Node(SetupTeardownMixin, DependencyMixin):
     """What a DAG holds: a plain operator or a mapped one. Carries identity and graph edges."""
 
     task_id: str
@@ -78,6 +79,14 @@ class Node(DependencyMixin):
     task_group: TaskGroup | None
     trigger_rule: TriggerRule
     is_mapped: ClassVar[bool] = False
+    #: Roles set by ``as_setup()`` / ``as_teardown()`` (see :mod:`zonda.setup_teardown`).
+    is_setup: bool = False
+    is_teardown: bool = False
+    #: Whether a teardown's failure fails the DAG run (a work task's always does).
+    on_failure_fail_dagrun: bool = False
+
+    def _operators(self) -> list[Node]:
+        return [self]
 
     def _init_node(self, task_id: str, dag: DAG | None, task_group: TaskGroup | None, detached: bool) -> None:
         if not isinstance(task_id, str) or not task_id or not all(c.isalnum() or c in "_-." for c in task_id):
