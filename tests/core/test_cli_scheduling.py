@@ -347,6 +347,13 @@ with DAG("tiny", schedule=None):
 """
 
 
+def zonda(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """One ``zonda`` command in its own process, as a user types it in another terminal."""
+    return subprocess.run(
+        [sys.executable, "-m", "zonda", *args], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+
+
 def test_standalone_runs_a_triggered_dag_and_stops_on_sigterm(tmp_path: Path) -> None:
     home = tmp_path / "standalone_home"
     (home / "dags").mkdir(parents=True)
@@ -377,23 +384,9 @@ def test_standalone_runs_a_triggered_dag_and_stops_on_sigterm(tmp_path: Path) ->
     try:
         assert wait_until(lambda: rows("select dag_id from dag where dag_id = 'tiny'"), 20), out_path.read_text()
         assert rows("select is_paused from dag where dag_id = 'tiny'") == [(1,)]  # new DAGs start paused
-        unpause = subprocess.run(
-            [sys.executable, "-m", "zonda", "dags", "unpause", "tiny"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        unpause = zonda(env, "dags", "unpause", "tiny")
         assert unpause.returncode == 0, unpause.stderr
-        trigger = subprocess.run(
-            [sys.executable, "-m", "zonda", "dags", "trigger", "tiny", "--run-id", "r1"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        trigger = zonda(env, "dags", "trigger", "tiny", "--run-id", "r1")
         assert trigger.returncode == 0, trigger.stderr
         assert "The scheduler runs it" in trigger.stdout
         done = wait_until(lambda: rows("select state from dag_run where run_id = 'r1'") == [("success",)], 20)

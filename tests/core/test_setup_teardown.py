@@ -105,15 +105,10 @@ EXPECTED = {
 
 
 def _bag(home: Path):
-    from zonda.dagbag import DagBag
-
     (home / "dags").mkdir(exist_ok=True)
     path = home / "dags" / "setup_teardown_cases.py"
     path.write_text(DAGS, encoding="utf-8")
-    bag = DagBag(None)
-    bag.process_file(path)
-    assert not bag.import_errors, bag.import_errors
-    return bag
+    return h.load_dag_file(path)
 
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED))
@@ -125,23 +120,12 @@ def test_dags_test_reaches_airflows_states(zonda_home: Path, dag_id: str) -> Non
 
 
 def test_the_scheduler_reaches_the_same_states(zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from zonda.executors.local import SequentialExecutor
-    from zonda.scheduler.runs import trigger_dag
-    from zonda.scheduler.scheduler import Scheduler
-
     settings, metastore = h.configure(zonda_home, monkeypatch, None)
     try:
         _bag(zonda_home)
-        h.store_dags(settings, metastore)
-        runs = {dag_id: int(trigger_dag(metastore.engine, dag_id)["id"]) for dag_id in EXPECTED}
-        scheduler = Scheduler(settings, executor=SequentialExecutor(settings=settings), metastore=metastore)
-        run_states = h.drive(scheduler, runs.values(), timeout=60)
-        states = {
-            dag_id: (run_states[run_id], h.states_by_task(metastore.engine, run_id)) for dag_id, run_id in runs.items()
-        }
+        assert h.scheduled_outcomes(settings, metastore, EXPECTED) == EXPECTED
     finally:
         metastore.dispose()
-    assert states == EXPECTED
 
 
 def test_authoring_marks_roles_and_wires_setups(zonda_home: Path) -> None:
