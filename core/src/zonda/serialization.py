@@ -68,7 +68,14 @@ def serialize_task(task: Node) -> dict[str, Any]:
         "expand": _expand_spec(task),
         "callbacks": _callbacks(task, TASK_CALLBACKS),
         **_roles(task),
+        **_task_limits(task),
     }
+
+
+def _task_limits(task: Node) -> dict[str, int]:
+    """``max_active_tis_per_dag`` / ``_per_dagrun``, only when set (DAGs without them keep their hash)."""
+    names = ("max_active_tis_per_dag", "max_active_tis_per_dagrun")
+    return {name: int(value) for name in names if (value := getattr(task, name, None)) is not None}
 
 
 def _roles(task: Node) -> dict[str, bool]:

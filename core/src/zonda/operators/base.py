@@ -60,6 +60,8 @@ TASK_DEFAULTS: dict[str, Any] = {
     "email_on_failure": False,
     "email_on_retry": False,
     "map_index_template": None,
+    "max_active_tis_per_dag": None,
+    "max_active_tis_per_dagrun": None,
 }
 
 
@@ -69,6 +71,14 @@ def _as_timedelta(name: str, value: Any, task_id: str) -> timedelta | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return timedelta(seconds=value)
     raise DagDefinitionError(f"task {task_id!r}: {name} must be a timedelta or seconds, not {value!r}")
+
+
+def _positive_or_none(name: str, value: Any, task_id: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DagDefinitionError(f"task {task_id!r}: {name} must be a positive integer or None, not {value!r}")
+    return value
 
 
 class Node(SetupTeardownMixin, DependencyMixin):
@@ -307,6 +317,8 @@ class BaseOperator(Node):
         email_on_failure: bool = False,
         email_on_retry: bool = False,
         map_index_template: str | None = None,
+        max_active_tis_per_dag: int | None = None,
+        max_active_tis_per_dagrun: int | None = None,
         _zonda_detached: bool = False,
         **unknown: Any,
     ) -> None:
@@ -351,6 +363,12 @@ class BaseOperator(Node):
         self.email_on_failure = email_on_failure
         self.email_on_retry = email_on_retry
         self.map_index_template = map_index_template
+        #: Instances of this task queued or running at once: over all runs, and within one run (Airflow's
+        #: names; None: no limit). The scheduler applies them (see :mod:`zonda.scheduler.task_limits`).
+        self.max_active_tis_per_dag = _positive_or_none("max_active_tis_per_dag", max_active_tis_per_dag, task_id)
+        self.max_active_tis_per_dagrun = _positive_or_none(
+            "max_active_tis_per_dagrun", max_active_tis_per_dagrun, task_id
+        )
         from zonda.params import ParamsDict
 
         self.params = ParamsDict(params)

@@ -47,6 +47,8 @@ class SerializedTask:
     is_setup: bool = False
     is_teardown: bool = False
     on_failure_fail_dagrun: bool = False
+    max_active_tis_per_dag: int | None = None
+    max_active_tis_per_dagrun: int | None = None
 
     @property
     def is_mapped(self) -> bool:
@@ -75,6 +77,8 @@ def _task(raw: dict[str, Any]) -> SerializedTask:
         is_setup=bool(raw.get("is_setup")),
         is_teardown=bool(raw.get("is_teardown")),
         on_failure_fail_dagrun=bool(raw.get("on_failure_fail_dagrun")),
+        max_active_tis_per_dag=raw.get("max_active_tis_per_dag"),
+        max_active_tis_per_dagrun=raw.get("max_active_tis_per_dagrun"),
     )
 
 
