@@ -193,3 +193,30 @@ def test_clearing_a_work_task_clears_its_setups_and_teardowns(
     finally:
         metastore.dispose()
     assert states == {"s": None, "w1": None, "w2": "upstream_failed", "t": None}
+
+
+def test_tasks_made_inside_a_setup_or_teardown_block_go_between_the_pair() -> None:
+    """``with teardown.as_teardown(setups=setup):`` (and ``with setup_task >> teardown_task:``), as in Airflow."""
+    from zonda import DAG
+    from zonda.operators import EmptyOperator
+
+    with DAG("blocks") as dag:
+        make, drop = EmptyOperator(task_id="make"), EmptyOperator(task_id="drop")
+        with drop.as_teardown(setups=make):
+            first = EmptyOperator(task_id="first")
+            first >> EmptyOperator(task_id="second")
+            EmptyOperator(task_id="alone")
+        begin = EmptyOperator(task_id="begin").as_setup()
+        end = EmptyOperator(task_id="end").as_teardown()
+        with begin >> end:
+            EmptyOperator(task_id="inner")
+        with begin:
+            EmptyOperator(task_id="setup_only")
+        plain = EmptyOperator(task_id="plain")
+        with pytest.raises(DagDefinitionError, match="neither a setup nor a teardown"), plain:
+            pass
+    tasks = dag.task_dict
+    assert tasks["make"].downstream_task_ids == {"first", "alone", "drop"}
+    assert tasks["drop"].upstream_task_ids == {"make", "second", "alone"}
+    assert tasks["inner"].upstream_task_ids == {"begin"} and tasks["inner"].downstream_task_ids == {"end"}
+    assert tasks["setup_only"].upstream_task_ids == {"begin"} and tasks["setup_only"].downstream_task_ids == {"end"}

@@ -54,6 +54,50 @@ class SetupTeardownMixin:
                 setup_task >> self  # type: ignore[operator]
         return self
 
+    # ``with teardown_task.as_teardown(setups=setup_task): work()``: the tasks made in the block go between them.
+
+    def __enter__(self) -> Self:
+        operators = self._operators()
+        if not all(op.is_setup or op.is_teardown for op in operators):
+            names = ", ".join(repr(op.task_id) for op in operators)
+            raise DagDefinitionError(
+                f"task {names} is used as a context manager but is neither a setup nor a teardown; "
+                "call .as_setup() or .as_teardown(setups=...) on it first"
+            )
+        self._known_before = {op.task_id: set(op.dag.task_dict) if op.dag else set() for op in operators}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            return
+        for operator in self._operators():
+            before = self._known_before.pop(operator.task_id, set())
+            if operator.dag is not None:
+                _surround(operator, [t for t_id, t in operator.dag.task_dict.items() if t_id not in before])
+
+
+def _surround(operator: Node, inside: list[Node]) -> None:
+    """Put the tasks made inside ``with operator:`` after the setups and before the teardowns of the pair."""
+    if not inside:
+        return
+    ids = {t.task_id for t in inside}
+    roots = [t for t in inside if not t.upstream_task_ids & ids]
+    leaves = [t for t in inside if not t.downstream_task_ids & ids]
+    dag = operator.dag
+    assert dag is not None
+    if operator.is_teardown:
+        setups = [dag.task_dict[u] for u in sorted(operator.upstream_task_ids) if dag.task_dict[u].is_setup]
+        teardowns = [operator]
+    else:
+        setups = [operator]
+        teardowns = [dag.task_dict[d] for d in sorted(operator.downstream_task_ids) if dag.task_dict[d].is_teardown]
+    for setup_task in setups:
+        for root in roots:
+            setup_task._link_downstream(root)
+    for leaf in leaves:
+        for teardown_task in teardowns:
+            leaf._link_downstream(teardown_task)
+
 
 def _mark_setup(operator: Node) -> None:
     if operator.is_teardown:
