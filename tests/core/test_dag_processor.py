@@ -307,6 +307,21 @@ def test_new_dags_are_paused_as_the_dag_or_the_installation_says(
     assert env.dag("new").is_paused is paused
 
 
+@pytest.mark.parametrize(("installation_default", "paused"), [(None, True), ("false", False)])
+def test_dags_test_stores_a_new_dag_by_the_same_rule(env, monkeypatch, installation_default, paused):
+    """``zonda dags test`` of a DAG the metastore does not know yet creates its row as the processor would."""
+    from zonda import DAG
+    from zonda.operators import EmptyOperator
+    from zonda.testing import run_dag
+
+    if installation_default is not None:
+        monkeypatch.setenv("ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION", installation_default)
+    with DAG("by_dags_test", schedule=None) as dag:
+        EmptyOperator(task_id="only")
+    assert run_dag(dag, "2024-01-01", metastore=env.metastore, settings=load_settings()).state == "success"
+    assert env.dag("by_dags_test").is_paused is paused
+
+
 def test_pausing_at_creation_never_overrides_the_users_choice_later(env):
     """Only a new ``dag`` row takes the rule: an unpaused DAG stays unpaused when its file changes, and a DAG
     that comes back after its file was deleted keeps the state it had."""
