@@ -220,3 +220,57 @@ def test_tasks_made_inside_a_setup_or_teardown_block_go_between_the_pair() -> No
     assert tasks["drop"].upstream_task_ids == {"make", "second", "alone"}
     assert tasks["inner"].upstream_task_ids == {"begin"} and tasks["inner"].downstream_task_ids == {"end"}
     assert tasks["setup_only"].upstream_task_ids == {"begin"} and tasks["setup_only"].downstream_task_ids == {"end"}
+
+
+SCOPE = """
+from datetime import datetime
+
+from zonda import DAG
+from zonda.operators import EmptyOperator
+
+with DAG("st_scope", schedule=None, start_date=datetime(2024, 1, 1)):
+    s = EmptyOperator(task_id="s")
+    w1 = EmptyOperator(task_id="w1")
+    w2 = EmptyOperator(task_id="w2", trigger_rule="always")
+    t = EmptyOperator(task_id="t")
+    s >> w1 >> w2 >> t
+    t.as_teardown(setups=s)
+"""
+
+
+def test_a_teardown_waits_for_its_whole_scope_and_tasks_why_says_so(
+    zonda_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its direct upstream (s, w2) done is not enough: w1, between its setup and it, must end too (Airflow's
+    teardown scope). The executor runs nothing; states are set through the operations layer, as a user marks."""
+    from zonda.operations.task_instances import Selection, mark_task_instances
+    from zonda.operations.why import TRIGGER_RULE, why
+    from zonda.scheduler.runs import trigger_dag
+    from zonda.scheduler.scheduler import Scheduler
+
+    settings, metastore = h.configure(zonda_home, monkeypatch, None)
+    try:
+        h.write_dag(zonda_home, "scope.py", SCOPE)
+        h.store_dags(settings, metastore)
+        run = trigger_dag(metastore.engine, "st_scope", run_id="r1")
+        first = Scheduler(settings, executor=h.KeepingExecutor(), metastore=metastore)
+        first.start()
+        try:
+            first.run_once()
+        finally:
+            first.shutdown()
+        mark_task_instances(metastore.engine, Selection("st_scope", task_ids=["s", "w2"]), "success")
+        # A scheduler starting now decides the whole run again, from the marked states.
+        scheduler = Scheduler(settings, executor=h.KeepingExecutor(), metastore=metastore)
+        scheduler.start()
+        try:
+            for _ in range(2):
+                scheduler.run_once()
+            states = h.states_by_task(metastore.engine, int(run["id"]))
+            report = why(metastore.engine, settings, "st_scope", "t", "r1")
+        finally:
+            scheduler.shutdown()
+    finally:
+        metastore.dispose()
+    assert states["t"] is None and states["w1"] in ("scheduled", "queued")
+    assert report.codes == [TRIGGER_RULE] and "w1" in report.blockers[0].message

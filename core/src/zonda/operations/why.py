@@ -337,7 +337,24 @@ class _Check:
 
         task = self.task
         upstream = [inst for up in sorted(task.upstream) for inst in by_task.get(up, [])]
-        decision = evaluate(task.trigger_rule, UpstreamCounts.from_states(inst.state for inst in upstream))
+        counts = UpstreamCounts.from_states(inst.state for inst in upstream)
+        constraints = self.sdag.shape.constraints
+        if constraints is None:
+            decision = evaluate(task.trigger_rule, counts)
+        else:
+            # Setups and teardowns: the same corrections the decision engine makes (zonda.setup_teardown_graph).
+            setups = [
+                inst.state for up in task.upstream if self.sdag.tasks[up].is_setup for inst in by_task.get(up, [])
+            ]
+            decision = constraints.apply(
+                task.task_id,
+                evaluate(task.trigger_rule, counts.with_setups(setups)),
+                lambda task_id: [inst.state for inst in by_task.get(task_id, [])],
+            )
+            related = constraints.indirect_setups.get(task.task_id, frozenset()) | constraints.scope.get(
+                task.task_id, frozenset()
+            )
+            upstream += [inst for other in sorted(related) for inst in by_task.get(other, [])]
         if decision is Decision.WAIT:
             waiting = [inst for inst in upstream if inst.state not in FINISHED_STATES] or upstream
             named = ", ".join(f"{_label(inst)} ({inst.state or 'none'})" for inst in waiting[:10])
