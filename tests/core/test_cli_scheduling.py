@@ -68,8 +68,9 @@ def store_dags(home: Path) -> None:
     metastore = open_metastore(settings)
     try:
         store = MetastoreRunStore(metastore)
+        paused = bool(settings.get("core", "dags_are_paused_at_creation"))
         for dag in bag:
-            store.sync_dag(dag)
+            store.sync_dag(dag, paused_at_creation=paused)
         store.close()
     finally:
         metastore.dispose()
@@ -347,6 +348,13 @@ with DAG("tiny", schedule=None):
 """
 
 
+def zonda(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """One ``zonda`` command in its own process, as a user types it in another terminal."""
+    return subprocess.run(
+        [sys.executable, "-m", "zonda", *args], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+
+
 def test_standalone_runs_a_triggered_dag_and_stops_on_sigterm(tmp_path: Path) -> None:
     home = tmp_path / "standalone_home"
     (home / "dags").mkdir(parents=True)
@@ -376,14 +384,10 @@ def test_standalone_runs_a_triggered_dag_and_stops_on_sigterm(tmp_path: Path) ->
         )
     try:
         assert wait_until(lambda: rows("select dag_id from dag where dag_id = 'tiny'"), 20), out_path.read_text()
-        trigger = subprocess.run(
-            [sys.executable, "-m", "zonda", "dags", "trigger", "tiny", "--run-id", "r1"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        assert rows("select is_paused from dag where dag_id = 'tiny'") == [(1,)]  # new DAGs start paused
+        unpause = zonda(env, "dags", "unpause", "tiny")
+        assert unpause.returncode == 0, unpause.stderr
+        trigger = zonda(env, "dags", "trigger", "tiny", "--run-id", "r1")
         assert trigger.returncode == 0, trigger.stderr
         assert "The scheduler runs it" in trigger.stdout
         done = wait_until(lambda: rows("select state from dag_run where run_id = 'r1'") == [("success",)], 20)
@@ -399,4 +403,5 @@ def test_standalone_runs_a_triggered_dag_and_stops_on_sigterm(tmp_path: Path) ->
     assert "LocalExecutor" in output and "web UI:    http://127.0.0.1:" in output
     assert (home / "standalone_admin_password.txt").exists()
     assert "zonda dags trigger" in output and "Zonda standalone stopped." in output
+    assert "New DAGs start paused" in output and "zonda dags unpause DAG_ID" in output
     assert rows("select state from job where job_type = 'scheduler'") == [("success",)]

@@ -122,7 +122,7 @@ def test_new_file_is_in_the_metastore_within_two_seconds(env):
     assert found, "a new DAG file was not in dag/serialized_dag within 2 s"
     assert elapsed < 2.0
     row = env.dag("fresh")
-    assert row.is_active and not row.is_paused and not row.has_import_errors
+    assert row.is_active and row.is_paused and not row.has_import_errors  # new DAGs start paused
     assert row.fileloc == env.path("fresh.py")
 
 
@@ -286,12 +286,60 @@ def test_files_that_do_not_mention_zonda_are_not_parsed(env):
     assert [r.path for r in report.parsed] == [env.path("real.py")]
 
 
-def test_new_dags_honour_is_paused_upon_creation(env):
-    write(env.dags, "paused.py", simple_dag("paused", dag_args=", is_paused_upon_creation=True"))
-    write(env.dags, "default.py", simple_dag("default"))
-    env.processor().run_once()
-    assert env.dag("paused").is_paused is True
-    assert env.dag("default").is_paused is False  # Zonda's choice: new DAGs run (Airflow would pause them)
+@pytest.mark.parametrize(
+    ("installation_default", "dag_args", "paused"),
+    [
+        (None, "", True),  # Airflow's default: [core] dags_are_paused_at_creation = true
+        (None, ", is_paused_upon_creation=False", False),
+        (None, ", is_paused_upon_creation=True", True),
+        ("false", "", False),
+        ("false", ", is_paused_upon_creation=True", True),  # the DAG's own word wins
+        ("true", ", is_paused_upon_creation=False", False),
+    ],
+)
+def test_new_dags_are_paused_as_the_dag_or_the_installation_says(
+    env, monkeypatch, installation_default, dag_args, paused
+):
+    if installation_default is not None:
+        monkeypatch.setenv("ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION", installation_default)
+    write(env.dags, "new.py", simple_dag("new", dag_args=dag_args))
+    DagProcessor(load_settings(), env.metastore).run_once()
+    assert env.dag("new").is_paused is paused
+
+
+@pytest.mark.parametrize(("installation_default", "paused"), [(None, True), ("false", False)])
+def test_dags_test_stores_a_new_dag_by_the_same_rule(env, monkeypatch, installation_default, paused):
+    """``zonda dags test`` of a DAG the metastore does not know yet creates its row as the processor would."""
+    from zonda import DAG
+    from zonda.operators import EmptyOperator
+    from zonda.testing import run_dag
+
+    if installation_default is not None:
+        monkeypatch.setenv("ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION", installation_default)
+    with DAG("by_dags_test", schedule=None) as dag:
+        EmptyOperator(task_id="only")
+    assert run_dag(dag, "2024-01-01", metastore=env.metastore, settings=load_settings()).state == "success"
+    assert env.dag("by_dags_test").is_paused is paused
+
+
+def test_pausing_at_creation_never_overrides_the_users_choice_later(env):
+    """Only a new ``dag`` row takes the rule: an unpaused DAG stays unpaused when its file changes, and a DAG
+    that comes back after its file was deleted keeps the state it had."""
+    from zonda.operations.dags import set_paused
+
+    path = write(env.dags, "mine.py", simple_dag("mine"))
+    processor = env.processor()
+    processor.run_once()
+    assert env.dag("mine").is_paused is True
+    set_paused(env.metastore.engine, "mine", False)
+    write(env.dags, "mine.py", simple_dag("mine", tasks=("only", "second")))
+    processor.run_once()
+    assert env.dag("mine").is_paused is False
+    path.unlink()
+    processor.run_once()
+    write(env.dags, "mine.py", simple_dag("mine"))
+    processor.run_once()
+    assert env.dag("mine").is_active is True and env.dag("mine").is_paused is False
 
 
 def test_a_duplicate_dag_id_is_an_error_until_the_first_file_goes(env):

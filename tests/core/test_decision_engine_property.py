@@ -5,7 +5,8 @@ Airflow's trigger rules, a planned outcome (success, failure, a skip through ``Z
 first try that its retry fixes; ``retries=1``, ``retry_delay=0``) and sometimes its own priority and weight rule,
 and adds branches (``BranchPythonOperator`` and ``@task.branch``, following a random subset of their downstream
 tasks), short circuits (either ``ignore_downstream_trigger_rules``) and mapped tasks (0 to 3 elements, an outcome
-each). Outcomes are part of the generated DAG, never of timing.
+each). About one DAG in four has a setup and its teardown (some with ``on_failure_fail_dagrun``), so the runs'
+final states, which ignore teardowns, are compared too. Outcomes are part of the generated DAG, never of timing.
 
 Both paths load the same DAG file: ``zonda.testing.run_dag`` (the in-process runner behind ``dags test``) and a
 real :class:`~zonda.scheduler.scheduler.Scheduler` with the SequentialExecutor (task processes, serialized DAGs in
@@ -53,6 +54,8 @@ OUTCOMES = ("success", "success", "success", "fail", "skip", "retry")
 SKIPPER_OUTCOMES = ("success", "success", "success", "success", "fail", "skip", "retry")
 KINDS = ("python", "branch", "branch_decorator", "short", "mapped")
 
+#: The run's own final state, beside its tasks' states (no task id has parentheses).
+RUN_KEY = "(run)"
 DAG_COUNT = int(os.environ.get("ZONDA_PROPERTY_DAGS", "500"))
 SEED = int(os.environ.get("ZONDA_PROPERTY_SEED", "12"))
 
@@ -126,6 +129,11 @@ def build(spec):
             tasks.append(op)
         for up, down in spec["edges"]:
             tasks[up] >> tasks[down]
+        for t, op in zip(spec["tasks"], tasks):
+            if t.get("role") == "setup":
+                op.as_setup()
+            elif t.get("role") == "teardown":
+                op.as_teardown(on_failure_fail_dagrun=t["fail_run"])
     return dag
 """
 
@@ -182,7 +190,21 @@ def generate(rng: random.Random, dag_id: str) -> dict[str, Any]:
             t["condition"] = rng.random() < 0.3
             t["ignore"] = rng.random() < 0.5
         tasks.append(t)
+    _add_roles(dag_id, tasks, edges)
     return {"dag_id": dag_id, "tasks": tasks, "edges": sorted(edges)}
+
+
+def _add_roles(dag_id: str, tasks: list[dict[str, Any]], edges: set[tuple[int, int]]) -> None:
+    """In about one DAG in four, one edge between plain tasks becomes a setup and its teardown (sometimes one
+    whose failure fails the run). Drawn from the DAG's own generator, so the DAGs drawn before setups and
+    teardowns were added stay the same."""
+    rng = random.Random(f"roles-{dag_id}")
+    plain = [(i, j) for i, j in sorted(edges) if tasks[i]["kind"] == tasks[j]["kind"] == "python"]
+    if not plain or rng.random() >= 0.25:
+        return
+    i, j = rng.choice(plain)
+    tasks[i]["role"] = "setup"
+    tasks[j].update(role="teardown", rule="all_done_setup_success", fail_run=rng.random() < 0.3)
 
 
 def generate_all(count: int, seed: int) -> list[dict[str, Any]]:
@@ -206,7 +228,11 @@ def in_process_states(path: Path, specs: list[dict[str, Any]]) -> dict[str, dict
     bag = DagBag(None)
     bag.process_file(path)
     assert not bag.import_errors, bag.import_errors
-    return {spec["dag_id"]: run_dag(bag.dags[spec["dag_id"]]).states() for spec in specs}
+    states = {}
+    for spec in specs:
+        result = run_dag(bag.dags[spec["dag_id"]])
+        states[spec["dag_id"]] = {**result.states(), RUN_KEY: result.state}
+    return states
 
 
 def scheduler_states(settings: Any, metastore: Any, specs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
@@ -217,8 +243,11 @@ def scheduler_states(settings: Any, metastore: Any, specs: list[dict[str, Any]])
     h.store_dags(settings, metastore)
     runs = {spec["dag_id"]: int(trigger_dag(metastore.engine, spec["dag_id"])["id"]) for spec in specs}
     scheduler = Scheduler(settings, executor=SequentialExecutor(settings=settings), metastore=metastore)
-    h.drive(scheduler, runs.values(), timeout=60 + 2 * len(specs))
-    return {dag_id: dict(h.states_by_task(metastore.engine, run_id)) for dag_id, run_id in runs.items()}
+    run_states = h.drive(scheduler, runs.values(), timeout=60 + 2 * len(specs))
+    return {
+        dag_id: {**h.states_by_task(metastore.engine, run_id), RUN_KEY: run_states[run_id]}
+        for dag_id, run_id in runs.items()
+    }
 
 
 def disagreements(
@@ -343,7 +372,13 @@ def test_the_generator_covers_every_rule_outcome_and_skipper() -> None:
     """The default size exercises each trigger rule, outcome, branch flavour and short-circuit mode."""
     specs = generate_all(DAG_COUNT, SEED)
     tasks = [t for s in specs for t in s["tasks"]]
-    assert {t["rule"] for t in tasks} == set(RULES)
+    assert {t["rule"] for t in tasks} == {*RULES, "all_done_setup_success"}
+    assert {(t.get("role"), t.get("fail_run")) for t in tasks} == {
+        (None, None),
+        ("setup", None),
+        ("teardown", True),
+        ("teardown", False),
+    }
     assert {t["outcome"] for t in tasks if t["kind"] == "python"} == set(OUTCOMES)
     assert {t["retries"] for t in tasks} == {True, False}
     assert {t.get("weight_rule") for t in tasks} == {None, "downstream", "upstream", "absolute"}

@@ -688,7 +688,8 @@ def test_settings_overrides_reach_the_executor_workers(zonda_home: Path, monkeyp
     ledger = zonda_home / "ledger.txt"
     h.write_dag(zonda_home, "chain.py", CHAIN, ledger=ledger)
     other = zonda_home / "elsewhere.db"
-    settings = load_settings(zonda_home).with_overrides({("database", "sql_alchemy_conn"): f"sqlite:///{other}"})
+    overrides = {("database", "sql_alchemy_conn"): f"sqlite:///{other}", ("core", "dags_are_paused_at_creation"): False}
+    settings = load_settings(zonda_home).with_overrides(overrides)
     metastore = Metastore.from_settings(settings)
     metastore.init()
     try:

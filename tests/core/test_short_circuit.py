@@ -148,15 +148,9 @@ def _states_by_key(rows: Any) -> dict[str, str]:
 
 @pytest.fixture
 def dagbag(zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from zonda.dagbag import DagBag
-
     monkeypatch.setenv("ZONDA__CORE__LOAD_EXAMPLES", "false")
     (zonda_home / "dags").mkdir()
-    path = _write(zonda_home)
-    bag = DagBag(None)
-    bag.process_file(path)
-    assert not bag.import_errors, bag.import_errors
-    return bag
+    return h.load_dag_file(_write(zonda_home))
 
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED))

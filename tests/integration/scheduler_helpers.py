@@ -77,6 +77,8 @@ def configure(
 
     (home / "dags").mkdir(exist_ok=True)
     monkeypatch.setenv("ZONDA__CORE__LOAD_EXAMPLES", "false")
+    # These tests are about scheduling a DAG, not about a new DAG starting paused (test_paused_at_creation.py).
+    monkeypatch.setenv("ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION", "false")
     if url is not None:
         monkeypatch.setenv("ZONDA__DATABASE__SQL_ALCHEMY_CONN", url)
     for (section, key), value in (options or {}).items():
@@ -95,6 +97,7 @@ def subprocess_env(home: Path, url: str, options: dict[tuple[str, str], Any] | N
         ZONDA__DATABASE__SQL_ALCHEMY_CONN=url,
         ZONDA__CORE__EXECUTOR="LocalExecutor",
         ZONDA__CORE__LOAD_EXAMPLES="false",
+        ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION="false",
         PYTHONUNBUFFERED="1",
     )
     for (section, key), value in (options or {}).items():
@@ -124,6 +127,32 @@ def store_dags(settings: Settings, metastore: Metastore, *, expect_errors: bool 
     if not expect_errors:
         assert not report.errors, report.errors
     return report
+
+
+def load_dag_file(path: Path) -> Any:
+    """A DagBag of the one DAG file ``path``, which must import cleanly."""
+    from zonda.dagbag import DagBag
+
+    bag = DagBag(None)
+    bag.process_file(path)
+    assert not bag.import_errors, bag.import_errors
+    return bag
+
+
+def scheduled_outcomes(
+    settings: Settings, metastore: Metastore, dag_ids: Iterable[str], timeout: float = 60
+) -> dict[str, tuple[str, dict[str, str | None]]]:
+    """Store the DAGs folder, trigger one run of each DAG, let a scheduler with the SequentialExecutor run them
+    all; ``dag_id -> (run state, task states)``."""
+    from zonda.executors.local import SequentialExecutor
+    from zonda.scheduler.runs import trigger_dag
+    from zonda.scheduler.scheduler import Scheduler
+
+    store_dags(settings, metastore)
+    runs = {dag_id: int(trigger_dag(metastore.engine, dag_id)["id"]) for dag_id in dag_ids}
+    scheduler = Scheduler(settings, executor=SequentialExecutor(settings=settings), metastore=metastore)
+    run_states = drive(scheduler, runs.values(), timeout=timeout)
+    return {dag_id: (run_states[run_id], states_by_task(metastore.engine, run_id)) for dag_id, run_id in runs.items()}
 
 
 # --- the ledger -------------------------------------------------------------------------------------------------

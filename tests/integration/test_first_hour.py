@@ -144,6 +144,9 @@ def test_a_signal_to_dev_py_standalone_stops_every_process(
         )
     try:
         assert wait_until(lambda: "Zonda standalone is running" in out_path.read_text(), 60), out_path.read_text()
+        assert "zonda dags unpause" in out_path.read_text()  # new DAGs start paused: the banner says so
+        unpause = zonda(home, "dags", "unpause", "sleepy")
+        assert unpause.returncode == 0, unpause.stderr
         trigger = zonda(home, "dags", "trigger", "sleepy", "--run-id", "r1")
         assert trigger.returncode == 0, trigger.stderr
         assert wait_until(lambda: ti_state(home, "sleepy", "nap") == "running", 30), out_path.read_text()
@@ -323,6 +326,8 @@ def test_a_plugin_added_or_changed_while_standalone_runs_is_used_by_the_next_tas
         stamp("stamp", "v1")  # added after the workers started
         (dags / "tick.py").write_text(textwrap.dedent(TICK).lstrip())
         assert wait_until(lambda: dag_known(home, "tick"), 30), out_path.read_text()
+        unpause = zonda(home, "dags", "unpause", "tick")  # new DAGs start paused
+        assert unpause.returncode == 0, unpause.stderr
         assert run("r1") == ["v1"]
         assert run("r2") == ["v1"]  # unchanged: the kept task process runs it
 

@@ -54,9 +54,14 @@ def web_store(web_db_url: str) -> Iterator[Metastore]:
 
 @pytest.fixture
 def web_settings(zonda_home: Path, web_store: Metastore) -> Settings:
-    # The user is read on every request (no session_user_cache): tests change users and look at once.
+    # The user is read on every request (no session_user_cache): tests change users and look at once. DAGs the
+    # processor stores start unpaused: the pages show DAGs a user switched on (new DAGs pausing: tests/core).
     return load_settings(zonda_home).with_overrides(
-        {("database", "sql_alchemy_conn"): web_store.url, ("webserver", "session_user_cache"): 0.0}
+        {
+            ("database", "sql_alchemy_conn"): web_store.url,
+            ("webserver", "session_user_cache"): 0.0,
+            ("core", "dags_are_paused_at_creation"): False,
+        }
     )
 
 

@@ -16,11 +16,12 @@ from zonda.metastore import tables as t
 START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-def store_dag(metastore: Any, dag: Any) -> None:
-    """Store ``dag`` (a DAG object) the way the DAG processor does."""
+def store_dag(metastore: Any, dag: Any, *, paused: bool = False) -> None:
+    """Store ``dag`` (a DAG object) the way the DAG processor does. Unpaused unless ``paused``: the pages show
+    DAGs a user has already switched on (a new DAG starting paused has its own tests in tests/core)."""
     from zonda.runner.store import MetastoreRunStore
 
-    MetastoreRunStore(metastore).sync_dag(dag)
+    MetastoreRunStore(metastore).sync_dag(dag, paused_at_creation=paused)
 
 
 def wide_dag(dag_id: str, tasks: int, *, group_size: int = 0, mapped_every: int = 0, **dag_args: Any) -> Any:

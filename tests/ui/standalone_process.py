@@ -36,12 +36,14 @@ class Banner:
 
 
 def standalone_env(home: Path, **settings: str) -> dict[str, str]:
-    """This test environment without the developer's Zonda settings, with the examples off and ``settings``
+    """This test environment without the developer's Zonda settings, with the examples off, new DAGs unpaused
+    (the browser flows run the DAGs they add; pausing at creation is tested in tests/core) and ``settings``
     (``ZONDA__SECTION__KEY`` names) added."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZONDA__", "VIRTUAL_ENV"))}
     env.update(
         ZONDA_HOME=str(home),
         ZONDA__CORE__LOAD_EXAMPLES="false",
+        ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION="false",
         ZONDA__CORE__PARALLELISM="1",
         ZONDA__SCHEDULER__SHUTDOWN_GRACE_PERIOD="1",
         PYTHONUNBUFFERED="1",

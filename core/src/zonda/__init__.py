@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from zonda.params import Param
     from zonda.plugins import hookimpl
     from zonda.runtime import get_current_context
+    from zonda.setup_teardown_decorators import setup, teardown
     from zonda.taskgroup import TaskGroup, task_group
     from zonda.variable import Variable
     from zonda.xcom_arg import XComArg
@@ -32,8 +33,10 @@ __all__ = [
     "dag",
     "get_current_context",
     "hookimpl",
+    "setup",
     "task",
     "task_group",
+    "teardown",
 ]
 
 _LAZY: dict[str, str] = {
@@ -48,6 +51,8 @@ _LAZY: dict[str, str] = {
     "Variable": "zonda.variable",
     "get_current_context": "zonda.runtime",
     "hookimpl": "zonda.plugins",
+    "setup": "zonda.setup_teardown_decorators",
+    "teardown": "zonda.setup_teardown_decorators",
 }
 
 

@@ -98,6 +98,14 @@ def _options() -> list[Option]:
         ),
         Option("core", "max_active_runs_per_dag", 16, _to_int, "Active runs per DAG (DAG argument max_active_runs)."),
         Option("core", "load_examples", True, _to_bool, "Load the example DAGs shipped with Zonda."),
+        Option(
+            "core",
+            "dags_are_paused_at_creation",
+            True,
+            _to_bool,
+            "New DAGs start paused (as in Airflow), so a catchup DAG with an old start date fires no runs the "
+            "moment its file lands; `zonda dags unpause DAG_ID` starts one. A DAG's is_paused_upon_creation wins.",
+        ),
         Option("core", "dagbag_import_timeout", 30.0, float, "Seconds a DAG file may take to import."),
         Option(
             "core",

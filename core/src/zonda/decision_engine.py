@@ -19,7 +19,8 @@ The rules, as in Airflow:
 - A branch or short circuit skips the instances of its targets that have not started a try (see
   :data:`zonda.state.SKIPPABLE_STATES`).
 - A run ends when every instance is finished: failed if a leaf instance failed or is upstream_failed, else
-  success.
+  success. Teardowns do not count as leaves unless they say ``on_failure_fail_dagrun``.
+- Setups and teardowns add their own waits (see :mod:`zonda.setup_teardown_graph`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zonda.runner.trigger_rules import Decision, UpstreamCounts, evaluate
+from zonda.setup_teardown_graph import Constraints, effective_leaves
 from zonda.state import FAILED_STATES, FINISHED_STATES, SKIPPABLE_STATES, TaskInstanceState
 from zonda.trigger_rule import TriggerRule
 
@@ -63,6 +65,9 @@ class TaskShape:
     depends_on_past: bool = False
     #: ``priority_weight`` summed by the task's weight rule (see :func:`priority_weight_totals`).
     priority: int = 1
+    is_setup: bool = False
+    is_teardown: bool = False
+    on_failure_fail_dagrun: bool = False
 
 
 class DagShape:
@@ -73,7 +78,11 @@ class DagShape:
         self.order = [task.task_id for task in ordered]
         self.tasks = {task.task_id: task for task in ordered}
         self.position = {task_id: i for i, task_id in enumerate(self.order)}
-        self.leaves = [task.task_id for task in ordered if not task.downstream]
+        #: What setups and teardowns add to the decisions; None for a DAG without them.
+        self.constraints = Constraints.of(self.tasks)
+        self.leaves = (
+            effective_leaves(self.tasks) if self.constraints else [t.task_id for t in ordered if not t.downstream]
+        )
 
     @classmethod
     def from_dag(cls, dag: Any) -> DagShape:
@@ -98,6 +107,9 @@ class DagShape:
                 is_mapped=bool(n.is_mapped),
                 depends_on_past=bool(getattr(n, "depends_on_past", False)),
                 priority=totals[n.task_id],
+                is_setup=bool(getattr(n, "is_setup", False)),
+                is_teardown=bool(getattr(n, "is_teardown", False)),
+                on_failure_fail_dagrun=bool(getattr(n, "on_failure_fail_dagrun", False)),
             )
             for n in order
         )
@@ -113,6 +125,9 @@ class DagShape:
                 is_mapped=sdag.tasks[task_id].is_mapped,
                 depends_on_past=sdag.tasks[task_id].depends_on_past,
                 priority=sdag.tasks[task_id].priority_weight,
+                is_setup=sdag.tasks[task_id].is_setup,
+                is_teardown=sdag.tasks[task_id].is_teardown,
+                on_failure_fail_dagrun=sdag.tasks[task_id].on_failure_fail_dagrun,
             )
             for task_id in sdag.order
         )
@@ -158,6 +173,9 @@ def decide(
     over every task (a task's decision depends only on its upstream instances' states). None walks every task.
     """
     position = shape.position
+    constraints = shape.constraints
+    if constraints is not None:
+        candidates = None  # a teardown's scope and a task's indirect setups are not its direct upstream
     if candidates is None:
         heap = list(range(len(shape.order)))
     else:
@@ -174,7 +192,13 @@ def decide(
         counts = UpstreamCounts.from_states(
             _plain(state) for upstream in task.upstream for state in states_of(upstream)
         )
+        if constraints is not None:
+            counts = counts.with_setups(
+                _plain(state) for up in task.upstream if shape.tasks[up].is_setup for state in states_of(up)
+            )
         decision = evaluate(task.trigger_rule, counts)
+        if constraints is not None:
+            decision = constraints.apply(task.task_id, decision, states_of)
         if decision is Decision.WAIT:
             continue
         yield task.task_id, decision
@@ -227,6 +251,8 @@ def successes_change_nothing(
     ``any_unfinished(task_ids)`` says whether some instance of those tasks (None: of any task of the run) is
     unfinished; it is asked once per downstream task at most, and stops at the first that says no, so the
     caller reads only the instances of the tasks that matter, not the whole run."""
+    if shape.constraints is not None:
+        return False  # a setup's success reaches teardowns and tasks that are not its direct downstream
     downstream = set()
     for task_id in set(succeeded):
         task = shape.tasks.get(task_id)

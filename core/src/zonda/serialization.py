@@ -67,7 +67,25 @@ def serialize_task(task: Node) -> dict[str, Any]:
         "executor_config": _safe(getattr(task, "executor_config", None) or {}),
         "expand": _expand_spec(task),
         "callbacks": _callbacks(task, TASK_CALLBACKS),
+        **_roles(task),
+        **_task_limits(task),
     }
+
+
+def _task_limits(task: Node) -> dict[str, int]:
+    """``max_active_tis_per_dag`` / ``_per_dagrun``, only when set (DAGs without them keep their hash)."""
+    names = ("max_active_tis_per_dag", "max_active_tis_per_dagrun")
+    return {name: int(value) for name in names if (value := getattr(task, name, None)) is not None}
+
+
+def _roles(task: Node) -> dict[str, bool]:
+    """Setup / teardown roles, only when set: the JSON (and so the hash) of DAGs without them is unchanged."""
+    roles = {
+        "is_setup": bool(getattr(task, "is_setup", False)),
+        "is_teardown": bool(getattr(task, "is_teardown", False)),
+        "on_failure_fail_dagrun": bool(getattr(task, "on_failure_fail_dagrun", False)),
+    }
+    return {key: value for key, value in roles.items() if value}
 
 
 #: Callbacks the scheduler must have run elsewhere when it ends a try itself (the task process died), and

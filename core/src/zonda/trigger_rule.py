@@ -10,6 +10,8 @@ class TriggerRule(StrEnum):
     ALL_FAILED = "all_failed"
     ALL_DONE = "all_done"
     ALL_DONE_MIN_ONE_SUCCESS = "all_done_min_one_success"
+    #: A teardown's rule: every upstream done and, when some are setups, at least one of them succeeded.
+    ALL_DONE_SETUP_SUCCESS = "all_done_setup_success"
     ALL_SKIPPED = "all_skipped"
     ONE_SUCCESS = "one_success"
     ONE_FAILED = "one_failed"

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from zonda.dependencies import DependencyMixin
+from zonda.setup_teardown import SetupTeardownMixin
 
 if TYPE_CHECKING:
     from zonda.context import Context
@@ -24,10 +25,13 @@ if TYPE_CHECKING:
 RETURN_KEY = "return_value"
 
 
-class XComArg(DependencyMixin):
+class XComArg(SetupTeardownMixin, DependencyMixin):
     def __init__(self, operator: Node, key: str = RETURN_KEY) -> None:
         self.operator = operator
         self.key = key
+
+    def _operators(self) -> list[Node]:
+        return [self.operator]
 
     def __getitem__(self, key: str) -> XComArg:
         """``task_output["name"]``: one key of a ``multiple_outputs`` task."""

@@ -126,6 +126,17 @@ def test_zonda_standalone_runs_es_search_pipeline_on_its_own_server(tmp_path: Pa
             start_new_session=True,
         )
     try:
+        # New DAGs, the examples too, start paused: unpause it as the banner tells a user to.
+        assert _wait_until(lambda: rows("select dag_id from dag where dag_id = 'es_search_pipeline'"), 60)
+        unpause = subprocess.run(
+            [sys.executable, "-m", "zonda", "dags", "unpause", "es_search_pipeline"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert unpause.returncode == 0, unpause.stderr
         done = _wait_until(
             lambda: (
                 rows("select state from dag_run where dag_id = 'es_search_pipeline'") in ([("success",)], [("failed",)])

@@ -3,9 +3,10 @@
 It initialises the metastore if needed, then runs the DAG processor, the scheduler (LocalExecutor unless
 ``core.executor`` is set), the triggerer and the web server (on ``[webserver] port``; the user ``admin`` is made
 on first start, its password shown once and kept in ``$ZONDA_HOME/standalone_admin_password.txt``), with the
-example DAGs unless ``core.load_examples`` is set. With the examples on, providers' ``standalone_services`` start
-too (the Elasticsearch provider's local server for its example DAG when no ``elasticsearch_default`` connection
-is configured).
+example DAGs unless ``core.load_examples`` is set. New DAGs, the examples too, start paused as in Airflow
+(``core.dags_are_paused_at_creation``); the banner says how to unpause one. With the examples on, providers'
+``standalone_services`` start too (the Elasticsearch provider's local server for its example DAG when no
+``elasticsearch_default`` connection is configured).
 SIGTERM or Ctrl+C stops everything gracefully, task processes and what they started included (``python3 dev.py
 standalone`` *is* this process, so a signal to its pid does the same).
 """
@@ -62,6 +63,17 @@ def start_provider_services(current: Settings, stack: contextlib.ExitStack) -> l
                 print(f"warning: {message}", file=sys.stderr, flush=True)
                 started.append(f"not started: {message}")
     return started
+
+
+def _paused_lines(current: Settings, dag_id: str) -> list[str]:
+    """How to unpause a DAG, when new DAGs (the examples included) start paused: a trigger alone would queue a
+    run that never starts."""
+    if not current.get("core", "dags_are_paused_at_creation"):
+        return []
+    return [
+        "New DAGs start paused ([core] dags_are_paused_at_creation). Unpause one with its toggle in the web UI or:",
+        f"  zonda dags unpause {dag_id}",
+    ]
 
 
 def _initialise(metastore: Metastore) -> bool:
@@ -133,6 +145,7 @@ def _run_standalone(args: argparse.Namespace, stack: contextlib.ExitStack) -> in
             f"  web UI:    {web['server'].url}",
             f"             {admin.banner_line()}",
             *(f"  service:   {line}" for line in services),
+            *_paused_lines(current, dag_id),
             "Trigger a DAG from another terminal:",
             f"  zonda dags trigger {dag_id}"
             + ("        # or any id from `zonda dags list`" if examples == "on" else ""),

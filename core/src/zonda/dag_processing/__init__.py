@@ -3,9 +3,8 @@
 User code is imported only in short-lived forked children; the processor (and so the scheduler and the web
 server that read what it writes) never imports it. See :mod:`zonda.dag_processing.processor`.
 
-New DAGs start *unpaused* unless the DAG says ``is_paused_upon_creation=True``. Airflow pauses new DAGs by
-default (``dags_are_paused_at_creation``); Zonda does not, so that ``zonda standalone`` runs the example DAGs
-without a first round of clicking "unpause".
+New DAGs start *paused*, as in Airflow, unless the DAG says ``is_paused_upon_creation=False`` or
+``[core] dags_are_paused_at_creation`` is false (see :mod:`zonda.pause_at_creation`).
 """
 
 from __future__ import annotations

@@ -144,7 +144,7 @@ class DagProcessor:
         self.include_examples = bool(settings.get("core", "load_examples"))
         self.examples_folders = example_folders() if self.include_examples else []
         self.metastore = metastore
-        self.writer = DagWriter(metastore)
+        self.writer = DagWriter(metastore, paused_at_creation=bool(settings.get("core", "dags_are_paused_at_creation")))
         self._callbacks: CallbackRunner | None = None
         self._files: dict[str, _FileState] = {}
         self._queue: dict[str, None] = {}  # an ordered set

@@ -42,10 +42,12 @@ class WriteOutcome:
 class DagWriter:
     """Writes parse results to ``dag``, ``serialized_dag`` and ``import_error``."""
 
-    def __init__(self, metastore: Metastore) -> None:
+    def __init__(self, metastore: Metastore, *, paused_at_creation: bool = True) -> None:
+        """``paused_at_creation``: ``[core] dags_are_paused_at_creation``, for DAGs that do not say."""
         from zonda.metastore import tables
 
         self.metastore = metastore
+        self.paused_at_creation = paused_at_creation
         self.engine = metastore.engine
         self.t = tables
 
@@ -77,6 +79,7 @@ class DagWriter:
 
         from zonda import serde
         from zonda.metastore.dag_tags import replace_dag_tags
+        from zonda.pause_at_creation import paused_at_creation
         from zonda.timezone import utcnow
 
         dag_t, ser_t = self.t.dag, self.t.serialized_dag
@@ -94,9 +97,7 @@ class DagWriter:
             values = _dag_values(parsed, now, has_error, serde.dumps)
             row = existing.get(parsed.dag_id)
             if row is None:
-                # New DAGs are not paused unless the DAG asks (Airflow pauses them by default; Zonda's choice is
-                # that `zonda standalone` just runs the examples). ``is_paused_upon_creation=True`` pauses.
-                paused = bool(parsed.is_paused_upon_creation)
+                paused = paused_at_creation(parsed.is_paused_upon_creation, self.paused_at_creation)
                 conn.execute(insert(dag_t).values(dag_id=parsed.dag_id, is_paused=paused, **values))
                 outcome.created.append(parsed.dag_id)
             else:

@@ -47,6 +47,7 @@ different mix of sources. The final states, exactly as Airflow produces them:
 | `all_failed` | skipped | skipped | **success** | skipped |
 | `all_done` | **success** | **success** | **success** | **success** |
 | `all_done_min_one_success` | skipped | skipped | upstream_failed | skipped |
+| `all_done_setup_success` | **success** | **success** | **success** | **success** |
 | `all_skipped` | skipped | skipped | skipped | **success** |
 | `one_success` | **success** | **success** | upstream_failed | skipped |
 | `one_failed` | **success** | skipped | **success** | skipped |
@@ -64,6 +65,8 @@ Reading the table: a failure upstream turns the "all must succeed" family into `
 turns it into `skipped` (that is how a branch's skip propagates); `none_failed_min_one_success` is the rule
 for a join after a branch; `all_done` and `always` are for clean-up tasks; for
 `all_done_min_one_success` a skipped upstream does not count as done, so any skip skips it.
+`all_done_setup_success` is a teardown's rule (`as_teardown()` sets it): with no setup upstream, as here, it is
+`all_done`; below setups it also needs one of them to have succeeded.
 
 **This DAG run ends `failed`, on purpose**: several leaves end `upstream_failed`, and a run whose leaves
 include a failed or upstream-failed task is failed, in Zonda as in Airflow. Nothing is wrong with it.

@@ -93,13 +93,22 @@ class Outcome:
 # --- selecting ------------------------------------------------------------------------------------------------
 
 
-def select_task_instances(conn: Any, selection: Selection) -> tuple[Any, list[InstanceRow]]:
+def select_task_instances(
+    conn: Any, selection: Selection, *, setups_and_teardowns: bool = False
+) -> tuple[Any, list[InstanceRow]]:
     """The serialized DAG and the instances ``selection`` names, in logical-date, task and map-index order.
-    Unknown DAGs, tasks and runs, and a regular expression that is invalid or matches nothing, raise."""
+    Unknown DAGs, tasks and runs, and a regular expression that is invalid or matches nothing, raise.
+    ``setups_and_teardowns``: also the setups and teardowns a clear brings along (Airflow's rule, see
+    :func:`zonda.setup_teardown_graph.also_cleared`)."""
     from zonda.scheduler.runs import load_serialized
 
     sdag = load_serialized(conn, selection.dag_id)
     task_ids = _task_ids(sdag, selection)
+    if setups_and_teardowns and sdag.shape.constraints is not None:
+        from zonda.setup_teardown_graph import also_cleared
+
+        roots = _selected_roots(sdag, selection)
+        task_ids |= also_cleared(sdag.shape.tasks, roots, upstream=selection.upstream, downstream=selection.downstream)
     ti, dr = t.task_instance, t.dag_run
     query = (
         select(
@@ -139,6 +148,17 @@ def select_task_instances(conn: Any, selection: Selection) -> tuple[Any, list[In
 
 
 def _task_ids(sdag: Any, selection: Selection) -> set[str]:
+    roots = _selected_roots(sdag, selection)
+    task_ids = set(roots)
+    if selection.downstream:
+        task_ids |= _related(sdag, roots, "downstream")
+    if selection.upstream:
+        task_ids |= _related(sdag, roots, "upstream")
+    return task_ids
+
+
+def _selected_roots(sdag: Any, selection: Selection) -> set[str]:
+    """The tasks the selection names itself (ids, regex), before upstream / downstream are added."""
     from zonda.suggestions import unknown_name
 
     dag_id = selection.dag_id
@@ -173,12 +193,7 @@ def _task_ids(sdag: Any, selection: Selection) -> set[str]:
                     f"`zonda tasks list {dag_id}` lists them",
                 )
             )
-    roots = set(task_ids)
-    if selection.downstream:
-        task_ids |= _related(sdag, roots, "downstream")
-    if selection.upstream:
-        task_ids |= _related(sdag, roots, "upstream")
-    return task_ids
+    return set(task_ids)
 
 
 def _related(sdag: Any, roots: set[str], attribute: str) -> set[str]:
@@ -244,9 +259,11 @@ def clear_task_instances(engine: Any, selection: Selection, *, dry_run: bool = F
     As Airflow: the tries already made stay counted and each task gets its retries again; a mapped task cleared
     with an upstream task folds back into one instance and expands again from the new upstream result. A run
     ``zonda dags test`` made and ended becomes a manual run (the scheduler leaves "test" runs to their own
-    process); one it is still running is refused, since clearing it would run its tasks twice."""
+    process); one it is still running is refused, since clearing it would run its tasks twice. Clearing a
+    work task also clears its setups and their teardowns, as in Airflow, so the resource it needs is made
+    again and removed again."""
     with engine.connect() as conn:
-        sdag, rows = select_task_instances(conn, selection)
+        sdag, rows = select_task_instances(conn, selection, setups_and_teardowns=True)
         outcome = Outcome(instances=rows, dry_run=dry_run)
         if not rows:
             return outcome

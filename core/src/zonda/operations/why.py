@@ -8,7 +8,8 @@ metastore only (no DAG file is imported) and asks the same questions the schedul
 3. Is the instance itself waiting? (already finished, a retry or reschedule time, a trigger)
 4. May it be scheduled? (its trigger rule, evaluated by the scheduler's own
    :func:`~zonda.runner.trigger_rules.evaluate` over the upstream states; a ``depends_on_past`` predecessor)
-5. May it be queued? (its pool's free slots, the DAG's ``max_active_tasks``, ``[core] parallelism``)
+5. May it be queued? (its pool's free slots, the DAG's ``max_active_tasks``, the task's
+   ``max_active_tis_per_dag`` / ``max_active_tis_per_dagrun``, ``[core] parallelism``)
 
 Each answer that blocks is a :class:`Blocker` with a stable ``code`` (for the API and tests) and a one-line
 message that names the tasks, pools, limits and times involved. Observations that block nothing (it is running,
@@ -58,6 +59,8 @@ DEPENDS_ON_PAST = "depends_on_past"
 POOL_MISSING = "pool_missing"
 POOL_FULL = "pool_full"
 MAX_ACTIVE_TASKS = "max_active_tasks"
+MAX_ACTIVE_TIS_PER_DAG = "max_active_tis_per_dag"
+MAX_ACTIVE_TIS_PER_DAGRUN = "max_active_tis_per_dagrun"
 PARALLELISM = "parallelism"
 
 
@@ -334,7 +337,24 @@ class _Check:
 
         task = self.task
         upstream = [inst for up in sorted(task.upstream) for inst in by_task.get(up, [])]
-        decision = evaluate(task.trigger_rule, UpstreamCounts.from_states(inst.state for inst in upstream))
+        counts = UpstreamCounts.from_states(inst.state for inst in upstream)
+        constraints = self.sdag.shape.constraints
+        if constraints is None:
+            decision = evaluate(task.trigger_rule, counts)
+        else:
+            # Setups and teardowns: the same corrections the decision engine makes (zonda.setup_teardown_graph).
+            setups = [
+                inst.state for up in task.upstream if self.sdag.tasks[up].is_setup for inst in by_task.get(up, [])
+            ]
+            decision = constraints.apply(
+                task.task_id,
+                evaluate(task.trigger_rule, counts.with_setups(setups)),
+                lambda task_id: [inst.state for inst in by_task.get(task_id, [])],
+            )
+            related = constraints.indirect_setups.get(task.task_id, frozenset()) | constraints.scope.get(
+                task.task_id, frozenset()
+            )
+            upstream += [inst for other in sorted(related) for inst in by_task.get(other, [])]
         if decision is Decision.WAIT:
             waiting = [inst for inst in upstream if inst.state not in FINISHED_STATES] or upstream
             named = ", ".join(f"{_label(inst)} ({inst.state or 'none'})" for inst in waiting[:10])
@@ -447,6 +467,7 @@ class _Check:
                 active=active,
                 limit=limit,
             )
+        self._task_limits(row)
         if total >= self.limits.parallelism:
             self.block(
                 PARALLELISM,
@@ -456,6 +477,26 @@ class _Check:
                 active=total,
                 limit=self.limits.parallelism,
             )
+
+    def _task_limits(self, row: Any) -> None:
+        """The task's own ``max_active_tis_per_dag`` / ``max_active_tis_per_dagrun``, as the scheduler counts."""
+        from zonda.scheduler.task_limits import PER_DAG, TaskSlots, has_limit
+
+        if not has_limit(self.task):
+            return
+        slots = TaskSlots.count(self.conn, [(self.sdag.dag_id, self.task.task_id)])
+        blocker = slots.blocker(self.task, self.sdag.dag_id, row.dag_run_id)
+        if blocker is None:
+            return
+        where = "over all runs of the DAG" if blocker.limit_name == PER_DAG else "in this run"
+        self.block(
+            MAX_ACTIVE_TIS_PER_DAG if blocker.limit_name == PER_DAG else MAX_ACTIVE_TIS_PER_DAGRUN,
+            f"task {self.task.task_id!r} has {blocker.active} instance(s) queued or running {where} and its "
+            f"{blocker.limit_name} is {blocker.limit}",
+            row,
+            active=blocker.active,
+            limit=blocker.limit,
+        )
 
     # -- 1. and the DAG: what every pending instance needs ------------------------------------------------------
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 from zonda import _context_stack
 from zonda.dependencies import DependencyMixin
 from zonda.exceptions import DagDefinitionError
+from zonda.setup_teardown import SetupTeardownMixin
 from zonda.trigger_rule import TriggerRule
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ TASK_DEFAULTS: dict[str, Any] = {
     "email_on_failure": False,
     "email_on_retry": False,
     "map_index_template": None,
+    "max_active_tis_per_dag": None,
+    "max_active_tis_per_dagrun": None,
 }
 
 
@@ -70,7 +73,15 @@ def _as_timedelta(name: str, value: Any, task_id: str) -> timedelta | None:
     raise DagDefinitionError(f"task {task_id!r}: {name} must be a timedelta or seconds, not {value!r}")
 
 
-class Node(DependencyMixin):
+def _positive_or_none(name: str, value: Any, task_id: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DagDefinitionError(f"task {task_id!r}: {name} must be a positive integer or None, not {value!r}")
+    return value
+
+
+class Node(SetupTeardownMixin, DependencyMixin):
     """What a DAG holds: a plain operator or a mapped one. Carries identity and graph edges."""
 
     task_id: str
@@ -78,6 +89,14 @@ class Node(DependencyMixin):
     task_group: TaskGroup | None
     trigger_rule: TriggerRule
     is_mapped: ClassVar[bool] = False
+    #: Roles set by ``as_setup()`` / ``as_teardown()`` (see :mod:`zonda.setup_teardown`).
+    is_setup: bool = False
+    is_teardown: bool = False
+    #: Whether a teardown's failure fails the DAG run (a work task's always does).
+    on_failure_fail_dagrun: bool = False
+
+    def _operators(self) -> list[Node]:
+        return [self]
 
     def _init_node(self, task_id: str, dag: DAG | None, task_group: TaskGroup | None, detached: bool) -> None:
         if not isinstance(task_id, str) or not task_id or not all(c.isalnum() or c in "_-." for c in task_id):
@@ -300,6 +319,8 @@ class BaseOperator(Node):
         map_index_template: str | None = None,
         inlets: Any = None,
         outlets: Any = None,
+        max_active_tis_per_dag: int | None = None,
+        max_active_tis_per_dagrun: int | None = None,
         _zonda_detached: bool = False,
         **unknown: Any,
     ) -> None:
@@ -347,6 +368,12 @@ class BaseOperator(Node):
         # Airflow's lineage / asset lists: kept and shown to the task (``inlets``, ``outlets`` in the context).
         self.inlets = list(inlets) if isinstance(inlets, list | tuple) else [] if inlets is None else [inlets]
         self.outlets = list(outlets) if isinstance(outlets, list | tuple) else [] if outlets is None else [outlets]
+        #: Instances of this task queued or running at once: over all runs, and within one run (Airflow's
+        #: names; None: no limit). The scheduler applies them (see :mod:`zonda.scheduler.task_limits`).
+        self.max_active_tis_per_dag = _positive_or_none("max_active_tis_per_dag", max_active_tis_per_dag, task_id)
+        self.max_active_tis_per_dagrun = _positive_or_none(
+            "max_active_tis_per_dagrun", max_active_tis_per_dagrun, task_id
+        )
         from zonda.params import ParamsDict
 
         self.params = ParamsDict(params)

@@ -147,7 +147,8 @@ class InProcessDagRunner:
             raise ParamValidationError(f"DAG {dag.dag_id!r}: {exc}") from None
         order = dag.topological_order()
         self.task_log_handler()  # a misconfigured handler fails the command before any state is written
-        self.store.sync_dag(dag)
+        paused = self.settings is None or bool(self.settings.get("core", "dags_are_paused_at_creation"))
+        self.store.sync_dag(dag, paused_at_creation=paused)
         run = make_run_info(dag, logical_date, conf=conf, run_id=run_id, run_type=run_type)
         run.state = DagRunState.RUNNING.value
         run.start_date = utcnow()

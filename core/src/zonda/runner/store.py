@@ -61,7 +61,7 @@ class DagRunInfo:
 
 
 class RunStore(Protocol):
-    def sync_dag(self, dag: DAG) -> None: ...
+    def sync_dag(self, dag: DAG, *, paused_at_creation: bool = True) -> None: ...
 
     def create_dag_run(self, run: DagRunInfo) -> int: ...
 
@@ -111,7 +111,7 @@ class MemoryRunStore:
         self.task_instances: dict[tuple[int, str, int], dict[str, Any]] = {}
         self.xcoms: dict[tuple[int, str, int, str], str] = {}
 
-    def sync_dag(self, dag: DAG) -> None:
+    def sync_dag(self, dag: DAG, *, paused_at_creation: bool = True) -> None:
         return None
 
     def create_dag_run(self, run: DagRunInfo) -> int:
@@ -201,11 +201,13 @@ class MetastoreRunStore:
         #: from ``[database] task_end_state_retry_timeout``.
         self.outage_retry_timeout = 0.0
 
-    def sync_dag(self, dag: DAG) -> None:
-        """Upsert the DAG row and its serialized structure (what the UI and scheduler read)."""
+    def sync_dag(self, dag: DAG, *, paused_at_creation: bool = True) -> None:
+        """Upsert the DAG row and its serialized structure (what the UI and scheduler read). A new row is paused
+        as the DAG processor would store it (``paused_at_creation``: ``[core] dags_are_paused_at_creation``)."""
         from sqlalchemy import delete, insert, select, update
 
         from zonda.metastore.dag_tags import replace_dag_tags
+        from zonda.pause_at_creation import paused_at_creation as new_row_paused
         from zonda.serialization import serialize_dag
         from zonda.timezone import utcnow
 
@@ -230,7 +232,7 @@ class MetastoreRunStore:
             if exists:
                 conn.execute(update(dag_t).where(dag_t.c.dag_id == dag.dag_id).values(**dag_values))
             else:
-                paused = bool(dag.is_paused_upon_creation) if dag.is_paused_upon_creation is not None else False
+                paused = new_row_paused(dag.is_paused_upon_creation, paused_at_creation)
                 conn.execute(insert(dag_t).values(dag_id=dag.dag_id, is_paused=paused, **dag_values))
             replace_dag_tags(conn, dag.dag_id, dag.tags or ())
             current = conn.execute(select(ser_t.c.dag_hash).where(ser_t.c.dag_id == dag.dag_id)).scalar()

@@ -8,7 +8,7 @@ the rule satisfied so the task may run now, or must it wait for more upstream ta
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from zonda.state import TaskInstanceState as S
@@ -30,6 +30,10 @@ class UpstreamCounts:
     failed: int = 0
     upstream_failed: int = 0
     removed: int = 0
+    #: Among the upstream instances, those of setup tasks (for ``all_done_setup_success``).
+    setups: int = 0
+    setup_success: int = 0
+    setup_skipped: int = 0
 
     @property
     def done(self) -> int:
@@ -45,6 +49,16 @@ class UpstreamCounts:
             if key in counts:
                 counts[key] += 1
         return cls(upstream=total, **counts)
+
+    def with_setups(self, setup_states: Iterable[S | str | None]) -> UpstreamCounts:
+        """These counts plus how many upstream instances are setups, and how many of those succeeded / skipped."""
+        states = [str(state) for state in setup_states]
+        return replace(
+            self,
+            setups=len(states),
+            setup_success=states.count(S.SUCCESS.value),
+            setup_skipped=states.count(S.SKIPPED.value),
+        )
 
 
 def evaluate(rule: TR, c: UpstreamCounts) -> Decision:
@@ -93,6 +107,12 @@ def _settled_state(rule: TR, c: UpstreamCounts) -> Decision | None:
     elif rule is TR.ALL_SKIPPED:
         if c.success or failures:
             return Decision.SKIP
+    elif rule is TR.ALL_DONE_SETUP_SUCCESS:
+        # A teardown: skipped when all its setups were, upstream_failed when none of them succeeded.
+        if all_done and c.setups and c.setup_skipped >= c.setups:
+            return Decision.SKIP
+        if all_done and c.setups and c.setup_success == 0:
+            return Decision.UPSTREAM_FAILED
     elif rule is TR.ALL_DONE_MIN_ONE_SUCCESS:
         # Skipped upstreams do not count as "done" for this rule.
         if c.skipped:
@@ -109,7 +129,7 @@ def _satisfied(rule: TR, c: UpstreamCounts) -> bool:
         return c.success + c.removed >= c.upstream
     if rule is TR.ALL_FAILED:
         return failures + c.removed >= c.upstream
-    if rule is TR.ALL_DONE:
+    if rule in (TR.ALL_DONE, TR.ALL_DONE_SETUP_SUCCESS):
         return all_done
     if rule is TR.ALL_DONE_MIN_ONE_SUCCESS:
         return all_done and c.success > 0

@@ -2,9 +2,9 @@
 
 Each pass: create DAG runs that are due, start queued runs within ``max_active_runs``, decide task instances
 of runs that changed (trigger rules, retries whose delay passed, mapped expansion), queue scheduled instances
-within ``core.parallelism``, the DAG's ``max_active_tasks`` and pools (by priority), and hand them to the
-executor. Then it waits — but only until the executor reports an ended task, so a task's downstream is queued
-at once rather than at the next poll.
+within ``core.parallelism``, the DAG's ``max_active_tasks``, pools and each task's ``max_active_tis_per_dag`` /
+``max_active_tis_per_dagrun`` (by priority), and hand them to the executor. Then it waits — but only until the
+executor reports an ended task, so a task's downstream is queued at once rather than at the next poll.
 
 An error while creating or deciding one DAG's runs (a stored schedule that cannot fire, a timetable that raises,
 a serialized DAG that does not load) stays with that DAG: logged with its id, recorded on its ``dag`` row
@@ -46,6 +46,7 @@ from zonda.scheduler import jobs
 from zonda.scheduler.decisions import decide_run, retry_ready_at
 from zonda.scheduler.problems import DagProblems
 from zonda.scheduler.serialized import SerializedDag
+from zonda.scheduler.task_limits import TaskSlots, has_limit
 from zonda.state import ACTIVE_STATES, DagRunState, TaskInstanceState, sql_values
 from zonda.timezone import utcnow
 
@@ -739,6 +740,9 @@ class Scheduler:
             if budget <= 0:
                 return 0
             pool_slots = dict(conn.execute(select(t.pool.c.pool, t.pool.c.slots)).all())
+            task_slots = TaskSlots.count(
+                conn, [(r.dag_id, r.task_id) for r in candidates if has_limit(self._task(conn, r.dag_id, r.task_id))]
+            )
             chosen = []
             for row in candidates:
                 if len(chosen) >= budget:
@@ -757,6 +761,11 @@ class Scheduler:
                 limit = (sdag.max_active_tasks if sdag else None) or self.default_max_active_tasks
                 if dag_used.get(row.dag_id, 0) >= limit:
                     continue
+                task = sdag.tasks.get(row.task_id) if sdag else None
+                if has_limit(task):
+                    if task_slots.blocker(task, row.dag_id, row.dag_run_id) is not None:  # type: ignore[arg-type]
+                        continue
+                    task_slots.take(row.task_id, row.dag_id, row.dag_run_id)
                 pool_used[row.pool] = pool_used.get(row.pool, 0) + row.pool_slots
                 dag_used[row.dag_id] = dag_used.get(row.dag_id, 0) + 1
                 chosen.append(row)
@@ -782,6 +791,11 @@ class Scheduler:
         for workload in workloads:
             executor.queue(workload)
         return len(workloads)
+
+    def _task(self, conn: Any, dag_id: str, task_id: str) -> Any:
+        """The serialized task, or None when its DAG or the task is not (or no longer) stored."""
+        sdag = self.serialized(conn, dag_id)
+        return sdag.tasks.get(task_id) if sdag else None
 
     # --- ended tasks, dead processes ---------------------------------------------------------------------------
 

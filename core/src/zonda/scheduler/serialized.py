@@ -44,6 +44,11 @@ class SerializedTask:
     expand: dict[str, Any] | None
     #: Which of the task's callbacks are set (``on_failure_callback``, ``on_retry_callback``).
     callbacks: frozenset[str] = frozenset()
+    is_setup: bool = False
+    is_teardown: bool = False
+    on_failure_fail_dagrun: bool = False
+    max_active_tis_per_dag: int | None = None
+    max_active_tis_per_dagrun: int | None = None
 
     @property
     def is_mapped(self) -> bool:
@@ -69,6 +74,11 @@ def _task(raw: dict[str, Any]) -> SerializedTask:
         depends_on_past=bool(raw.get("depends_on_past")),
         expand=raw.get("expand"),
         callbacks=frozenset(raw.get("callbacks") or ()),
+        is_setup=bool(raw.get("is_setup")),
+        is_teardown=bool(raw.get("is_teardown")),
+        on_failure_fail_dagrun=bool(raw.get("on_failure_fail_dagrun")),
+        max_active_tis_per_dag=raw.get("max_active_tis_per_dag"),
+        max_active_tis_per_dagrun=raw.get("max_active_tis_per_dagrun"),
     )
 
 
