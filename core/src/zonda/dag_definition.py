@@ -98,6 +98,8 @@ class DAG:
         self.fileloc = fileloc or _caller_file()
         self.task_dict: dict[str, Node] = {}
         self.task_groups: dict[str, TaskGroup] = {}
+        #: ``(upstream id, downstream id) -> {"label": ...}`` for edges drawn through a ``Label``.
+        self.edge_info: dict[tuple[str, str], dict[str, str]] = {}
         _context_stack.report_new_dag(self)
 
     # --- definition -------------------------------------------------------------------------------------
@@ -120,6 +122,10 @@ class DAG:
         if task.task_id in self.task_groups:
             raise DuplicateTaskIdError(f"DAG {self.dag_id!r}: task_id {task.task_id!r} is already used by a task group")
         self.task_dict[task.task_id] = task
+
+    def set_edge_label(self, upstream_id: str, downstream_id: str, label: str) -> None:
+        """Name the edge ``upstream_id >> downstream_id`` in the graph view (see :class:`zonda.Label`)."""
+        self.edge_info[(upstream_id, downstream_id)] = {"label": label}
 
     def _register_group(self, group: TaskGroup) -> None:
         if group.group_id in self.task_groups or group.group_id in self.task_dict:

@@ -113,6 +113,7 @@ def serialize_dag(dag: DAG) -> tuple[str, str]:
         "dagrun_timeout": _seconds(dag.dagrun_timeout),
         "is_paused_upon_creation": dag.is_paused_upon_creation,
         "callbacks": _callbacks(dag, DAG_CALLBACKS),
+        "edge_labels": sorted([up, down, info["label"]] for (up, down), info in dag.edge_info.items()),
     }
     text = serde.dumps(payload)
     return text, hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
