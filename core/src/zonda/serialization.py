@@ -27,6 +27,8 @@ def _expand_spec(task: Any) -> dict[str, Any] | None:
         return None
     from zonda.xcom_arg import XComArg
 
+    owner = task.mapped_group if task.mapped_group is not None else task
+
     def describe(value: Any) -> dict[str, Any]:
         if isinstance(value, XComArg):
             return {"xcom": {"task_id": value.operator.task_id, "key": value.key}}
@@ -35,16 +37,16 @@ def _expand_spec(task: Any) -> dict[str, Any] | None:
         except TypeError:
             return {"length": None}
 
-    if task.expand_kwargs_input is not None:
-        return {"kind": "expand_kwargs", "args": {"kwargs": describe(task.expand_kwargs_input)}}
-    return {"kind": "expand", "args": {name: describe(value) for name, value in task.expand_input.items()}}
+    if owner.expand_kwargs_input is not None:
+        return {"kind": "expand_kwargs", "args": {"kwargs": describe(owner.expand_kwargs_input)}}
+    return {"kind": "expand", "args": {name: describe(value) for name, value in owner.expand_input.items()}}
 
 
 def serialize_task(task: Node) -> dict[str, Any]:
     return {
         "task_id": task.task_id,
         "operator": task.operator_name,  # type: ignore[attr-defined]
-        "module": (task.operator_class if task.is_mapped else type(task)).__module__,  # type: ignore[attr-defined]
+        "module": getattr(task, "operator_class", type(task)).__module__,
         "is_mapped": task.is_mapped,
         "upstream": sorted(task.upstream_task_ids),
         "downstream": sorted(task.downstream_task_ids),
@@ -66,6 +68,7 @@ def serialize_task(task: Node) -> dict[str, Any]:
         "max_retry_delay": _seconds(getattr(task, "max_retry_delay", None)),
         "executor_config": _safe(getattr(task, "executor_config", None) or {}),
         "expand": _expand_spec(task),
+        "mapped_group": task.mapped_group.group_id if task.mapped_group is not None else None,
         "callbacks": _callbacks(task, TASK_CALLBACKS),
     }
 
@@ -78,7 +81,7 @@ DAG_CALLBACKS = ("on_success_callback", "on_failure_callback")
 
 
 def _callbacks(owner: Any, names: tuple[str, ...]) -> list[str]:
-    values = getattr(owner, "partial_kwargs", None) if getattr(owner, "is_mapped", False) else None
+    values = getattr(owner, "partial_kwargs", None)
     present = []
     for name in names:
         value = values.get(name) if values is not None else getattr(owner, name, None)

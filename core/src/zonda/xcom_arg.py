@@ -42,7 +42,13 @@ class XComArg(DependencyMixin):
         return [self.operator]
 
     def resolve(self, context: Context) -> Any:
-        return context["ti"].xcom_pull(task_ids=self.operator.task_id, key=self.key)
+        ti = context["ti"]
+        reader = context.get("task")
+        group = self.operator.mapped_group
+        if group is not None and reader is not None and getattr(reader, "mapped_group", None) is group:
+            # Both in one mapped task group: instance i reads instance i, as in Airflow.
+            return ti.xcom_pull(task_ids=self.operator.task_id, key=self.key, map_indexes=ti.map_index)
+        return ti.xcom_pull(task_ids=self.operator.task_id, key=self.key)
 
     def __iter__(self) -> Any:
         raise TypeError(

@@ -313,12 +313,18 @@ class _Execution:
     def _states_of(self, task_id: str) -> list[S]:
         return [ti.state for ti in self.tis[task_id]]
 
+    def _instances_of(self, task_id: str) -> list[tuple[int, S]]:
+        return [(ti.map_index, ti.state) for ti in self.tis[task_id]]
+
     def _decide(self, candidates: Iterable[str] | None) -> None:
         """Apply the engine's decisions for ``candidates`` (None: every task) and what they settle."""
-        from zonda.decision_engine import decide
+        from zonda.decision_engine import EXPAND, decide_instances
 
-        for task_id, decision in decide(self.shape, self._states_of, candidates):
+        for task_id, decision, map_index in decide_instances(self.shape, self._instances_of, candidates):
             node = self.dag.task_dict[task_id]
+            if decision == EXPAND:
+                self._expand(node, queue=False)
+                continue
             if decision is Decision.RUN:
                 if not self._past_dependency_met(node):
                     continue
@@ -326,15 +332,15 @@ class _Execution:
                     self._expand(node)
                 else:
                     for ti in self.tis[task_id]:
-                        if ti.state is S.NONE:
+                        if ti.state is S.NONE and map_index in (None, ti.map_index):
                             self._queue(task_id, ti.map_index)
                 continue
-            self._settle(task_id, S.SKIPPED if decision is Decision.SKIP else S.UPSTREAM_FAILED)
+            self._settle(task_id, S.SKIPPED if decision is Decision.SKIP else S.UPSTREAM_FAILED, map_index)
 
-    def _settle(self, task_id: str, state: S) -> None:
+    def _settle(self, task_id: str, state: S, map_index: int | None = None) -> None:
         now = utcnow()
         for ti in self.tis[task_id]:
-            if ti.state in FINISHED_STATES:
+            if ti.state in FINISHED_STATES or map_index not in (None, ti.map_index):
                 continue
             ti.state = state
             ti.end_date = now
@@ -366,8 +372,9 @@ class _Execution:
         states = list(previous(self.dag.dag_id, node.task_id, self.run_info.logical_date))
         return all(state in (S.SUCCESS.value, S.SKIPPED.value) for state in states)
 
-    def _expand(self, node: Any) -> None:
-        """Create one task instance per element of the mapped input (none: the task is skipped)."""
+    def _expand(self, node: Any, *, queue: bool = True) -> None:
+        """Create one task instance per element of the mapped input (none: the task is skipped), and queue
+        them, or (``queue=False``, a task of a mapped group) leave them for their own decisions."""
         placeholder = self.tis[node.task_id][0]
         context = {"ti": placeholder, "params": self.task_runner.env.params or {}}
         try:
@@ -392,7 +399,7 @@ class _Execution:
             self.created[ti.key] = first if index == 0 else next(self._creation)
             self.operators[(node.task_id, index)] = node.unmap(kwargs)
         self.tis[node.task_id] = instances
-        for ti in instances:
+        for ti in instances if queue else ():
             self._queue(node.task_id, ti.map_index)
 
     # --- the end ----------------------------------------------------------------------------------------------

@@ -44,6 +44,8 @@ class SerializedTask:
     expand: dict[str, Any] | None
     #: Which of the task's callbacks are set (``on_failure_callback``, ``on_retry_callback``).
     callbacks: frozenset[str] = frozenset()
+    #: The mapped task group the task sits in (its expansion is the group's), if any.
+    mapped_group: str | None = None
 
     @property
     def is_mapped(self) -> bool:
@@ -69,6 +71,7 @@ def _task(raw: dict[str, Any]) -> SerializedTask:
         depends_on_past=bool(raw.get("depends_on_past")),
         expand=raw.get("expand"),
         callbacks=frozenset(raw.get("callbacks") or ()),
+        mapped_group=raw.get("mapped_group"),
     )
 
 
