@@ -7,6 +7,7 @@ docs), never callables or pickles.
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,12 +21,13 @@ def _seconds(value: Any) -> float | None:
     return None if value is None else value.total_seconds()
 
 
-def _expand_spec(task: Any) -> dict[str, Any] | None:
+def expand_spec(task: Any) -> dict[str, Any] | None:
     """What the scheduler needs to expand a mapped task without importing the DAG: for each mapped argument
-    either the upstream XCom it comes from or the length of the literal."""
+    either the upstream XCom it comes from or the length of the literal (``references``: the literal holds
+    upstream outputs or params, resolved only at run time). A task of a mapped task group has its group's."""
     if not task.is_mapped:
         return None
-    from zonda.xcom_arg import XComArg
+    from zonda.xcom_arg import XComArg, has_references
 
     owner = task.mapped_group if task.mapped_group is not None else task
 
@@ -33,13 +35,32 @@ def _expand_spec(task: Any) -> dict[str, Any] | None:
         if isinstance(value, XComArg):
             return {"xcom": {"task_id": value.operator.task_id, "key": value.key}}
         try:
-            return {"length": len(value)}
+            described: dict[str, Any] = {"length": len(value)}
         except TypeError:
             return {"length": None}
+        if has_references(value):
+            described["references"] = True
+        return described
 
     if owner.expand_kwargs_input is not None:
         return {"kind": "expand_kwargs", "args": {"kwargs": describe(owner.expand_kwargs_input)}}
     return {"kind": "expand", "args": {name: describe(value) for name, value in owner.expand_input.items()}}
+
+
+def parse_time_map_count(spec: dict[str, Any] | None) -> int | None:
+    """How many instances a mapped task has, when its :func:`expand_spec` fixes that in the DAG file (literal
+    lists only), else None. Such a task gets its instances when its run is created, as in Airflow, so a
+    branch or an upstream failure settles each of them (``task[0]``, ``task[1]``...), not one placeholder."""
+    if spec is None:
+        return None
+    lengths = []
+    for arg in spec["args"].values():
+        if "xcom" in arg or arg.get("references") or arg.get("length") is None:
+            return None
+        lengths.append(int(arg["length"]))
+    if spec["kind"] == "expand_kwargs":
+        return lengths[0]
+    return math.prod(lengths)
 
 
 def serialize_task(task: Node) -> dict[str, Any]:
@@ -67,7 +88,7 @@ def serialize_task(task: Node) -> dict[str, Any]:
         "retry_exponential_backoff": bool(getattr(task, "retry_exponential_backoff", False)),
         "max_retry_delay": _seconds(getattr(task, "max_retry_delay", None)),
         "executor_config": _safe(getattr(task, "executor_config", None) or {}),
-        "expand": _expand_spec(task),
+        "expand": expand_spec(task),
         "mapped_group": task.mapped_group.group_id if task.mapped_group is not None else None,
         "callbacks": _callbacks(task, TASK_CALLBACKS),
     }

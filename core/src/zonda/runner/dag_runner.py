@@ -234,12 +234,25 @@ class _Execution:
     # --- setup ------------------------------------------------------------------------------------------
 
     def _create_instances(self) -> None:
+        """One instance per task; a mapped task whose length the DAG file fixes gets all of its at once (see
+        :func:`~zonda.serialization.parse_time_map_count`), the scheduler's rows likewise."""
+        from zonda.serialization import expand_spec, parse_time_map_count
+
         rows = []
         for node in self.order:
-            ti = TaskInstance(node, self.run_info, self.store, xcom_max_size=self.runner.xcom_max_size)
-            self.tis[node.task_id] = [ti]
-            self.created[ti.key] = next(self._creation)
-            rows.append(_ti_row(node, -1))
+            count = parse_time_map_count(expand_spec(node)) if node.is_mapped else None
+            indexes = range(count) if count else [-1]
+            if count:  # literals only: nothing to resolve
+                for index, kwargs in enumerate(node.expansion(lambda value: value)):
+                    self.operators[(node.task_id, index)] = node.unmap(kwargs)
+            self.tis[node.task_id] = []
+            for index in indexes:
+                ti = TaskInstance(
+                    node, self.run_info, self.store, map_index=index, xcom_max_size=self.runner.xcom_max_size
+                )
+                self.tis[node.task_id].append(ti)
+                self.created[ti.key] = next(self._creation)
+                rows.append(_ti_row(node, index))
         self.store.create_task_instances(self.run_info, rows)
 
     # --- main loop ----------------------------------------------------------------------------------------

@@ -54,7 +54,15 @@ def task_instance_row(task: SerializedTask, run: Any, map_index: int, state: str
 
 
 def create_task_instances(conn: Connection, sdag: SerializedDag, run: Any) -> int:
-    rows = [task_instance_row(sdag.tasks[tid], run, -1, None) for tid in sdag.order]
+    """A run's instances: one per task, or, for a mapped task whose length the DAG file fixes, all of them
+    (see :func:`~zonda.serialization.parse_time_map_count`)."""
+    from zonda.serialization import parse_time_map_count
+
+    rows = []
+    for tid in sdag.order:
+        task = sdag.tasks[tid]
+        count = parse_time_map_count(task.expand)
+        rows.extend(task_instance_row(task, run, index, None) for index in (range(count) if count else [-1]))
     if rows:
         conn.execute(insert(t.task_instance), rows)
     return len(rows)
