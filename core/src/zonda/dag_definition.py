@@ -58,10 +58,15 @@ class DAG:
         is_paused_upon_creation: bool | None = None,
         owner_links: dict[str, str] | None = None,
         fileloc: str | None = None,
+        dag_display_name: str | None = None,
     ) -> None:
         if not isinstance(dag_id, str) or not _DAG_ID_RE.match(dag_id) or len(dag_id) > 250:
             raise DagDefinitionError(f"invalid dag_id {dag_id!r}: use at most 250 letters, digits, '_', '-' and '.'")
         self.dag_id = dag_id
+        if dag_display_name is not None and not isinstance(dag_display_name, str):
+            raise DagDefinitionError(f"DAG {dag_id!r}: dag_display_name must be a string, not {dag_display_name!r}")
+        #: The name shown in the UI, the API and the CLI; the id when not given (as Airflow's).
+        self.dag_display_name = dag_display_name or dag_id
         self.description = description
         self.default_args = dict(default_args or {})
         self.timetable = parse_schedule(schedule, dag_id=dag_id)

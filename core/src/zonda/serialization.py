@@ -90,6 +90,8 @@ def serialize_task(task: Node) -> dict[str, Any]:
         "executor_config": _safe(getattr(task, "executor_config", None) or {}),
         "expand": expand_spec(task),
         "mapped_group": task.mapped_group.group_id if task.mapped_group is not None else None,
+        "task_display_name": getattr(task, "task_display_name", None),
+        "map_index_template": getattr(task, "map_index_template", None),
         "callbacks": _callbacks(task, TASK_CALLBACKS),
     }
 
@@ -118,6 +120,7 @@ def serialize_dag(dag: DAG) -> tuple[str, str]:
     payload = {
         "format": FORMAT_VERSION,
         "dag_id": dag.dag_id,
+        "dag_display_name": dag.dag_display_name,
         "fileloc": dag.fileloc,
         "description": dag.description,
         "doc_md": dag.doc_md,

@@ -59,6 +59,7 @@ TASK_DEFAULTS: dict[str, Any] = {
     "email_on_failure": False,
     "email_on_retry": False,
     "map_index_template": None,
+    "task_display_name": None,
 }
 
 
@@ -307,6 +308,7 @@ class BaseOperator(Node):
         email_on_failure: bool = False,
         email_on_retry: bool = False,
         map_index_template: str | None = None,
+        task_display_name: str | None = None,
         _zonda_detached: bool = False,
         **unknown: Any,
     ) -> None:
@@ -351,6 +353,12 @@ class BaseOperator(Node):
         self.email_on_failure = email_on_failure
         self.email_on_retry = email_on_retry
         self.map_index_template = map_index_template
+        #: A mapped instance's own arguments (set when a mapped task is unmapped for one map index).
+        self.map_arguments: dict[str, Any] = {}
+        if task_display_name is not None and not isinstance(task_display_name, str):
+            raise DagDefinitionError(f"task {task_id!r}: task_display_name must be a string, not {task_display_name!r}")
+        #: The name shown in the UI, the API and the CLI (None: the task id).
+        self.task_display_name = task_display_name
         from zonda.params import ParamsDict
 
         self.params = ParamsDict(params)
@@ -641,6 +649,8 @@ class MappedOperator(Node):
             task_id=self.task_id, dag=self.dag, task_group=self.task_group, _zonda_detached=True, **kwargs
         )
         _keep_data_unrendered(operator, map_kwargs, plain, self.mapped_into)
+        #: The instance's mapped arguments, as values: what its ``map_index_template`` may show.
+        operator.map_arguments = plain
         operator.upstream_task_ids = self.upstream_task_ids
         operator.downstream_task_ids = self.downstream_task_ids
         return operator
@@ -704,6 +714,7 @@ def bind_group_arguments(operator: BaseOperator, arguments: Mapping[str, Any]) -
     from zonda.xcom_arg import resolve_references
 
     bound = copy.copy(operator)
+    bound.map_arguments = resolve_references(dict(arguments), {})
     fields = set(operator.template_fields)
     for name, value in list(vars(operator).items()):
         if not _has_mapped_argument(value):

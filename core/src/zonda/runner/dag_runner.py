@@ -539,4 +539,5 @@ def _ti_row(node: Any, map_index: int) -> dict[str, Any]:
         "pool_slots": getattr(node, "pool_slots", 1),
         "queue": getattr(node, "queue", "default"),
         "priority_weight": getattr(node, "priority_weight", 1),
+        "task_display_name": getattr(node, "task_display_name", None),
     }

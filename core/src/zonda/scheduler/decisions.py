@@ -50,6 +50,7 @@ def task_instance_row(task: SerializedTask, run: Any, map_index: int, state: str
         "pool_slots": task.pool_slots,
         "queue": task.queue,
         "priority_weight": task.priority_weight,
+        "task_display_name": task.task_display_name,
     }
 
 

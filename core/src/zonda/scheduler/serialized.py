@@ -46,6 +46,7 @@ class SerializedTask:
     callbacks: frozenset[str] = frozenset()
     #: The mapped task group the task sits in (its expansion is the group's), if any.
     mapped_group: str | None = None
+    task_display_name: str | None = None
 
     @property
     def is_mapped(self) -> bool:
@@ -72,6 +73,7 @@ def _task(raw: dict[str, Any]) -> SerializedTask:
         expand=raw.get("expand"),
         callbacks=frozenset(raw.get("callbacks") or ()),
         mapped_group=raw.get("mapped_group"),
+        task_display_name=raw.get("task_display_name"),
     )
 
 
