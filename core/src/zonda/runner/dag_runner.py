@@ -402,7 +402,9 @@ class _Execution:
             log.info("mapped task %s has nothing to map over; skipping it", node.task_id)
             self._settle(node.task_id, S.SKIPPED)
             return
-        self.store.expand_task_instances(self.run_info, node.task_id, len(expansion), {})
+        # The new rows carry the task's columns (operator, pool, display name...) as the first row does.
+        columns = {k: v for k, v in _ti_row(node, 0).items() if k not in ("task_id", "map_index", "state")}
+        self.store.expand_task_instances(self.run_info, node.task_id, len(expansion), columns)
         instances = []
         first = self.created.pop(placeholder.key)
         for index, kwargs in enumerate(expansion):
