@@ -163,9 +163,9 @@ def test_the_scheduler_ends_a_mapped_group_dag_in_airflows_states(both_paths: di
 # --- definition-time behaviour -------------------------------------------------------------------------------------
 
 
-def test_a_task_group_function_has_expand_partial_and_expand_kwargs() -> None:
-    """The failure seen when porting: ``AttributeError: 'function' object has no attribute 'expand'``."""
-    from zonda import DAG, task, task_group
+def _echo_lane() -> Any:
+    """A ``@task_group`` of one task that returns its argument."""
+    from zonda import task, task_group
 
     @task
     def echo(x):
@@ -175,6 +175,14 @@ def test_a_task_group_function_has_expand_partial_and_expand_kwargs() -> None:
     def lane(x):
         return echo(x)
 
+    return lane
+
+
+def test_a_task_group_function_has_expand_partial_and_expand_kwargs() -> None:
+    """The failure seen when porting: ``AttributeError: 'function' object has no attribute 'expand'``."""
+    from zonda import DAG
+
+    lane = _echo_lane()
     with DAG("defined", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
         lane.expand(x=[1, 2])
         lane.partial().expand_kwargs([{"x": 1}])
@@ -200,17 +208,10 @@ def test_expanding_a_task_inside_a_mapped_group_is_refused_with_what_to_do() -> 
 
 
 def test_expand_with_an_argument_the_group_function_does_not_take_names_its_parameters() -> None:
-    from zonda import DAG, task, task_group
+    from zonda import DAG
     from zonda.exceptions import DagDefinitionError
 
-    @task
-    def echo(x):
-        return x
-
-    @task_group
-    def lane(x):
-        return echo(x)
-
+    lane = _echo_lane()
     refused = pytest.raises(DagDefinitionError, match=r"expand\(\) got 'y'.*its parameters: x")
     with refused, DAG("typo", schedule=None, start_date=datetime(2024, 1, 1)):
         lane.expand(y=[1])

@@ -140,10 +140,15 @@ def resolve_references(value: Any, context: Context | Mapping[str, Any]) -> Any:
 
 def has_references(value: Any) -> bool:
     """Whether a reference sits anywhere inside ``value`` (lists, tuples, sets, mappings)."""
+    return contains_instance(value, REFERENCE_TYPES)
+
+
+def contains_instance(value: Any, types: type | tuple[type, ...]) -> bool:
+    """Whether an instance of ``types`` sits anywhere inside ``value`` (lists, tuples, sets, mappings)."""
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, REFERENCE_TYPES):
+        if isinstance(item, types):
             return True
         if isinstance(item, Mapping):
             stack.extend(item.values())

@@ -726,19 +726,9 @@ def bind_group_arguments(operator: BaseOperator, arguments: Mapping[str, Any]) -
 
 def _has_mapped_argument(value: Any) -> bool:
     from zonda.taskgroup import MappedArgument
+    from zonda.xcom_arg import contains_instance
 
-    stack = [value]
-    seen = 0
-    while stack and seen < 100_000:
-        seen += 1
-        item = stack.pop()
-        if isinstance(item, MappedArgument):
-            return True
-        if isinstance(item, Mapping):
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple | set | frozenset):
-            stack.extend(item)
-    return False
+    return contains_instance(value, MappedArgument)
 
 
 def _substitute_mapped(value: Any, arguments: Mapping[str, Any]) -> Any:
