@@ -170,6 +170,7 @@ def test_dags_list_table_and_json(home, capsys):
             "tags": ["demo", "etl"],
             "tasks": 2,
             "description": "The demo pipeline",
+            "dag_display_name": "pipeline",  # no dag_display_name: the id, as in Airflow
         }
     ]
 

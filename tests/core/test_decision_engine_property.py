@@ -52,7 +52,7 @@ RULES = (
 )
 OUTCOMES = ("success", "success", "success", "fail", "skip", "retry")
 SKIPPER_OUTCOMES = ("success", "success", "success", "success", "fail", "skip", "retry")
-KINDS = ("python", "branch", "branch_decorator", "short", "mapped")
+KINDS = ("python", "branch", "branch_decorator", "short", "mapped", "group")
 
 #: The run's own final state, beside its tasks' states (no task id has parentheses).
 RUN_KEY = "(run)"
@@ -64,7 +64,7 @@ BUILDER = """
 import json
 from datetime import datetime
 
-from zonda import DAG, task
+from zonda import DAG, task, task_group
 from zonda.exceptions import ZondaSkipException
 from zonda.operators import BranchPythonOperator, PythonOperator, ShortCircuitOperator
 
@@ -119,6 +119,24 @@ def build(spec):
                     ignore_downstream_trigger_rules=t["ignore"],
                     **common,
                 )
+            elif t["kind"] == "group":
+                # A mapped task group: one lane per element; "first" gets the element's outcome, "second"
+                # the task's rule, so one lane's failure or skip must stay in its lane.
+                rule = common["trigger_rule"]
+                common.pop("task_id")
+
+                @task_group(group_id=t["id"])
+                def lane(outcome):
+                    first = PythonOperator(
+                        task_id="first", python_callable=act, op_kwargs={"outcome": outcome}, **common
+                    )
+                    second = PythonOperator(
+                        task_id="second", python_callable=act, op_kwargs={"outcome": "success"},
+                        trigger_rule=rule, retry_delay=0,
+                    )
+                    first >> second
+
+                op = lane.expand(outcome=t["elements"])
             elif t["kind"] == "mapped":
                 task_id = common.pop("task_id")
                 op = PythonOperator.partial(task_id=task_id, python_callable=act, **common).expand(
@@ -170,7 +188,7 @@ def generate(rng: random.Random, dag_id: str) -> dict[str, Any]:
     downstream: dict[int, list[int]] = {i: sorted(j for a, j in edges if a == i) for i in range(n)}
     tasks = []
     for i in range(n):
-        kind = rng.choices(KINDS, weights=(10, 2, 1, 2, 2))[0]
+        kind = rng.choices(KINDS, weights=(10, 2, 1, 2, 2, 1))[0]
         if kind.startswith("branch") and not downstream[i]:
             kind = "python"
         rule = rng.choice(RULES) if rng.random() < 0.7 else "all_success"
@@ -181,7 +199,7 @@ def generate(rng: random.Random, dag_id: str) -> dict[str, Any]:
         if rng.random() < 0.3:  # otherwise the default: its own weight plus its descendants'
             t["priority"] = rng.randint(1, 5)
             t["weight_rule"] = rng.choice(("downstream", "upstream", "absolute"))
-        if kind == "mapped":
+        if kind in ("mapped", "group"):
             t["elements"] = [rng.choice(OUTCOMES) for _ in range(rng.choice((0, 1, 2, 3)))]
         elif kind.startswith("branch"):
             k = rng.randint(0, len(downstream[i]))

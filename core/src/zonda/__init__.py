@@ -13,7 +13,8 @@ from zonda.version import __version__
 if TYPE_CHECKING:
     from zonda.dag_definition import DAG, dag
     from zonda.decorators import task
-    from zonda.dependencies import chain
+    from zonda.dependencies import chain, chain_linear, cross_downstream
+    from zonda.edgemodifier import Label
     from zonda.params import Param
     from zonda.plugins import hookimpl
     from zonda.runtime import get_current_context
@@ -24,12 +25,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DAG",
+    "Label",
     "Param",
     "TaskGroup",
     "Variable",
     "XComArg",
     "__version__",
     "chain",
+    "chain_linear",
+    "cross_downstream",
     "dag",
     "get_current_context",
     "hookimpl",
@@ -47,6 +51,9 @@ _LAZY: dict[str, str] = {
     "TaskGroup": "zonda.taskgroup",
     "task_group": "zonda.taskgroup",
     "chain": "zonda.dependencies",
+    "chain_linear": "zonda.dependencies",
+    "cross_downstream": "zonda.dependencies",
+    "Label": "zonda.edgemodifier",
     "XComArg": "zonda.xcom_arg",
     "Variable": "zonda.variable",
     "get_current_context": "zonda.runtime",

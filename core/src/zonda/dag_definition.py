@@ -58,10 +58,15 @@ class DAG:
         is_paused_upon_creation: bool | None = None,
         owner_links: dict[str, str] | None = None,
         fileloc: str | None = None,
+        dag_display_name: str | None = None,
     ) -> None:
         if not isinstance(dag_id, str) or not _DAG_ID_RE.match(dag_id) or len(dag_id) > 250:
             raise DagDefinitionError(f"invalid dag_id {dag_id!r}: use at most 250 letters, digits, '_', '-' and '.'")
         self.dag_id = dag_id
+        if dag_display_name is not None and not isinstance(dag_display_name, str):
+            raise DagDefinitionError(f"DAG {dag_id!r}: dag_display_name must be a string, not {dag_display_name!r}")
+        #: The name shown in the UI, the API and the CLI; the id when not given (as Airflow's).
+        self.dag_display_name = dag_display_name or dag_id
         self.description = description
         self.default_args = dict(default_args or {})
         self.timetable = parse_schedule(schedule, dag_id=dag_id)
@@ -104,6 +109,8 @@ class DAG:
         self.fileloc = fileloc or _caller_file()
         self.task_dict: dict[str, Node] = {}
         self.task_groups: dict[str, TaskGroup] = {}
+        #: ``(upstream id, downstream id) -> {"label": ...}`` for edges drawn through a ``Label``.
+        self.edge_info: dict[tuple[str, str], dict[str, str]] = {}
         _context_stack.report_new_dag(self)
 
     # --- definition -------------------------------------------------------------------------------------
@@ -126,6 +133,10 @@ class DAG:
         if task.task_id in self.task_groups:
             raise DuplicateTaskIdError(f"DAG {self.dag_id!r}: task_id {task.task_id!r} is already used by a task group")
         self.task_dict[task.task_id] = task
+
+    def set_edge_label(self, upstream_id: str, downstream_id: str, label: str) -> None:
+        """Name the edge ``upstream_id >> downstream_id`` in the graph view (see :class:`zonda.Label`)."""
+        self.edge_info[(upstream_id, downstream_id)] = {"label": label}
 
     def _register_group(self, group: TaskGroup) -> None:
         if group.group_id in self.task_groups or group.group_id in self.task_dict:

@@ -21,12 +21,16 @@ The rules, as in Airflow:
 - A run ends when every instance is finished: failed if a leaf instance failed or is upstream_failed, else
   success. Teardowns do not count as leaves unless they say ``on_failure_fail_dagrun``.
 - Setups and teardowns add their own waits (see :mod:`zonda.setup_teardown_graph`).
+- In a mapped task group, instance ``i`` of a task is decided from instance ``i`` of its upstream tasks in the
+  same group (and every instance of the others), so one element's failure stays in its own lane. A task of
+  the group expands (:data:`EXPAND`, instances left undecided) once an upstream task of its group has; the
+  group's first tasks expand when their trigger rule lets them run, as a mapped task does.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +41,9 @@ from zonda.trigger_rule import TriggerRule
 
 #: A task instance state as either side holds it: the enum, its value, or None / "none" for "not decided yet".
 State = TaskInstanceState | str | None
+
+#: The decision "create this task's instances, one per element of its mapped group's input, undecided".
+EXPAND = "expand"
 
 
 def is_pending(state: State) -> bool:
@@ -68,6 +75,8 @@ class TaskShape:
     is_setup: bool = False
     is_teardown: bool = False
     on_failure_fail_dagrun: bool = False
+    #: The id of the mapped task group the task sits in, if any.
+    mapped_group: str | None = None
 
 
 class DagShape:
@@ -110,6 +119,7 @@ class DagShape:
                 is_setup=bool(getattr(n, "is_setup", False)),
                 is_teardown=bool(getattr(n, "is_teardown", False)),
                 on_failure_fail_dagrun=bool(getattr(n, "on_failure_fail_dagrun", False)),
+                mapped_group=n.mapped_group.group_id if n.mapped_group is not None else None,
             )
             for n in order
         )
@@ -128,6 +138,7 @@ class DagShape:
                 is_setup=sdag.tasks[task_id].is_setup,
                 is_teardown=sdag.tasks[task_id].is_teardown,
                 on_failure_fail_dagrun=sdag.tasks[task_id].on_failure_fail_dagrun,
+                mapped_group=sdag.tasks[task_id].mapped_group,
             )
             for task_id in sdag.order
         )
@@ -161,12 +172,29 @@ def priority_weight_totals(tasks: Mapping[str, tuple[int, str, Iterable[str], It
 def decide(
     shape: DagShape, states_of: Callable[[str], Sequence[State]], candidates: Iterable[str] | None = None
 ) -> Iterator[tuple[str, Decision]]:
-    """Walk the tasks that have a pending (undecided) instance in dependency order and yield
-    ``(task_id, decision)`` for each that need not wait: ``RUN``, ``SKIP`` or ``UPSTREAM_FAILED``.
+    """:func:`decide_instances` for a DAG without mapped task groups, whose decisions are per task."""
+    for task_id, decision, _ in decide_instances(
+        shape, lambda task_id: list(enumerate(states_of(task_id))), candidates
+    ):
+        yield task_id, decision  # type: ignore[misc]
 
-    ``states_of(task_id)`` gives the current states of a task's instances. The caller applies each decision
-    (a run that is blocked by ``depends_on_past`` is left pending; a mapped task expands, maybe into nothing)
-    before the walk goes on, so the tasks after it see its new states.
+
+#: One decision: ``(task_id, decision, map_index)``; ``map_index`` None means every pending instance.
+InstanceDecision = tuple[str, "Decision | str", "int | None"]
+
+
+def decide_instances(
+    shape: DagShape,
+    instances_of: Callable[[str], Sequence[tuple[int, State]]],
+    candidates: Iterable[str] | None = None,
+) -> Iterator[InstanceDecision]:
+    """Walk the tasks that have a pending (undecided) instance in dependency order and yield
+    ``(task_id, decision, map_index)`` for each that need not wait: ``RUN``, ``SKIP``, ``UPSTREAM_FAILED``
+    (for every pending instance when ``map_index`` is None, else for that one), or :data:`EXPAND`.
+
+    ``instances_of(task_id)`` gives ``(map_index, state)`` of a task's instances. The caller applies each
+    decision (a run that is blocked by ``depends_on_past`` is left pending; a mapped task expands, maybe into
+    nothing) before the walk goes on, so the tasks after it see its new states.
 
     ``candidates`` limits the walk to these tasks and, once one of them is settled, its downstream tasks: the
     in-process runner passes the downstream tasks of what just ended, and reaches the same decisions as a walk
@@ -181,6 +209,10 @@ def decide(
     else:
         heap = sorted({position[task_id] for task_id in candidates})
     seen: set[int] = set()
+
+    def states_of(task_id: str) -> list[State]:
+        return [state for _, state in instances_of(task_id)]
+
     while heap:
         index = heapq.heappop(heap)
         if index in seen:
@@ -189,22 +221,62 @@ def decide(
         task = shape.tasks[shape.order[index]]
         if not any(is_pending(state) for state in states_of(task.task_id)):
             continue
-        counts = UpstreamCounts.from_states(
-            _plain(state) for upstream in task.upstream for state in states_of(upstream)
-        )
-        if constraints is not None:
-            counts = counts.with_setups(
-                _plain(state) for up in task.upstream if shape.tasks[up].is_setup for state in states_of(up)
+        if task.mapped_group is not None:
+            decided = yield from _decide_in_group(shape, task, instances_of)
+        else:
+            counts = UpstreamCounts.from_states(
+                _plain(state) for upstream in task.upstream for state in states_of(upstream)
             )
-        decision = evaluate(task.trigger_rule, counts)
-        if constraints is not None:
-            decision = constraints.apply(task.task_id, decision, states_of)
-        if decision is Decision.WAIT:
-            continue
-        yield task.task_id, decision
-        if candidates is not None and all(is_finished(state) for state in states_of(task.task_id)):
+            if constraints is not None:
+                counts = counts.with_setups(
+                    _plain(state) for up in task.upstream if shape.tasks[up].is_setup for state in states_of(up)
+                )
+            decision = evaluate(task.trigger_rule, counts)
+            if constraints is not None:
+                decision = constraints.apply(task.task_id, decision, states_of)
+            decided = decision is not Decision.WAIT
+            if decided:
+                yield task.task_id, decision, None
+        if decided and candidates is not None:
             for child in task.downstream:
                 heapq.heappush(heap, position[child])
+
+
+def _decide_in_group(
+    shape: DagShape, task: TaskShape, instances_of: Callable[[str], Sequence[tuple[int, State]]]
+) -> Generator[InstanceDecision, None, bool]:
+    """The decisions for a task of a mapped task group (see the module's rules); returns whether any."""
+    lanes = [u for u in task.upstream if shape.tasks[u].mapped_group == task.mapped_group]
+    others = [u for u in task.upstream if u not in lanes]
+    mine = list(instances_of(task.task_id))
+    unexpanded = len(mine) == 1 and mine[0][0] == -1
+    if unexpanded:
+        if any(index >= 0 for lane in lanes for index, _ in instances_of(lane)):
+            yield task.task_id, EXPAND, None
+            mine = list(instances_of(task.task_id))
+            if len(mine) == 1 and mine[0][0] == -1:
+                return True  # expanded into nothing: settled by the caller
+        else:
+            counts = UpstreamCounts.from_states(
+                _plain(state) for upstream in task.upstream for _, state in instances_of(upstream)
+            )
+            decision = evaluate(task.trigger_rule, counts)
+            if decision is Decision.WAIT:
+                return False
+            yield task.task_id, decision, None
+            return True
+    shared = [_plain(state) for upstream in others for _, state in instances_of(upstream)]
+    lane_states = [dict(instances_of(lane)) for lane in lanes]
+    decided = False
+    for map_index, state in mine:
+        if not is_pending(state):
+            continue
+        counts = UpstreamCounts.from_states([*shared, *(_plain(states.get(map_index)) for states in lane_states)])
+        decision = evaluate(task.trigger_rule, counts)
+        if decision is not Decision.WAIT:
+            decided = True
+            yield task.task_id, decision, map_index
+    return decided
 
 
 def _plain(state: State) -> str | None:
@@ -262,6 +334,8 @@ def successes_change_nothing(
             down = shape.tasks.get(down_id)
             if down is None or down.trigger_rule not in WAITS_FOR_ALL_AFTER_A_SUCCESS:
                 return False
+            if down.mapped_group is not None and down.mapped_group == task.mapped_group:
+                return False  # its instance in the same lane may be ready now
             downstream.add(down_id)
     if not downstream:
         return any_unfinished(None)

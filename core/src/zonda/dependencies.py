@@ -27,7 +27,12 @@ class DependencyMixin:
         raise NotImplementedError
 
     def set_downstream(self, other: DependencyMixin | Sequence[DependencyMixin]) -> None:
+        from zonda.edgemodifier import Label
+
         for target in _as_list(other):
+            if isinstance(target, Label):  # ``a >> Label("x")``: the label links a once its right side is known
+                target.add_upstream(self)
+                continue
             for leaf in self.leaves:
                 for root in target.roots:
                     leaf._link_downstream(root)
@@ -89,3 +94,21 @@ def chain(*elements: DependencyMixin | Sequence[DependencyMixin]) -> None:
                 a.set_downstream(right)
         else:
             left.set_downstream(right)
+
+
+def chain_linear(*elements: DependencyMixin | Sequence[DependencyMixin]) -> None:
+    """Link each element to every task of the next, as Airflow's ``chain_linear``:
+    ``chain_linear(a, [b, c], [d, e])`` is ``a >> [b, c]``, then each of b and c ``>> [d, e]``."""
+    if len(elements) < 2:
+        raise ValueError("chain_linear() needs at least two elements to link")
+    for left, right in itertools.pairwise(elements):
+        for source in _as_list(left):
+            source.set_downstream(_as_list(right))
+
+
+def cross_downstream(
+    from_tasks: Sequence[DependencyMixin], to_tasks: DependencyMixin | Sequence[DependencyMixin]
+) -> None:
+    """Make every task of ``from_tasks`` upstream of every task of ``to_tasks``."""
+    for source in _as_list(from_tasks):
+        source.set_downstream(_as_list(to_tasks))

@@ -7,6 +7,7 @@ docs), never callables or pickles.
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,31 +21,53 @@ def _seconds(value: Any) -> float | None:
     return None if value is None else value.total_seconds()
 
 
-def _expand_spec(task: Any) -> dict[str, Any] | None:
+def expand_spec(task: Any) -> dict[str, Any] | None:
     """What the scheduler needs to expand a mapped task without importing the DAG: for each mapped argument
-    either the upstream XCom it comes from or the length of the literal."""
+    either the upstream XCom it comes from or the length of the literal (``references``: the literal holds
+    upstream outputs or params, resolved only at run time). A task of a mapped task group has its group's."""
     if not task.is_mapped:
         return None
-    from zonda.xcom_arg import XComArg
+    from zonda.xcom_arg import XComArg, has_references
+
+    owner = task.mapped_group if task.mapped_group is not None else task
 
     def describe(value: Any) -> dict[str, Any]:
         if isinstance(value, XComArg):
             return {"xcom": {"task_id": value.operator.task_id, "key": value.key}}
         try:
-            return {"length": len(value)}
+            described: dict[str, Any] = {"length": len(value)}
         except TypeError:
             return {"length": None}
+        if has_references(value):
+            described["references"] = True
+        return described
 
-    if task.expand_kwargs_input is not None:
-        return {"kind": "expand_kwargs", "args": {"kwargs": describe(task.expand_kwargs_input)}}
-    return {"kind": "expand", "args": {name: describe(value) for name, value in task.expand_input.items()}}
+    if owner.expand_kwargs_input is not None:
+        return {"kind": "expand_kwargs", "args": {"kwargs": describe(owner.expand_kwargs_input)}}
+    return {"kind": "expand", "args": {name: describe(value) for name, value in owner.expand_input.items()}}
+
+
+def parse_time_map_count(spec: dict[str, Any] | None) -> int | None:
+    """How many instances a mapped task has, when its :func:`expand_spec` fixes that in the DAG file (literal
+    lists only), else None. Such a task gets its instances when its run is created, as in Airflow, so a
+    branch or an upstream failure settles each of them (``task[0]``, ``task[1]``...), not one placeholder."""
+    if spec is None:
+        return None
+    lengths = []
+    for arg in spec["args"].values():
+        if "xcom" in arg or arg.get("references") or arg.get("length") is None:
+            return None
+        lengths.append(int(arg["length"]))
+    if spec["kind"] == "expand_kwargs":
+        return lengths[0]
+    return math.prod(lengths)
 
 
 def serialize_task(task: Node) -> dict[str, Any]:
     return {
         "task_id": task.task_id,
         "operator": task.operator_name,  # type: ignore[attr-defined]
-        "module": (task.operator_class if task.is_mapped else type(task)).__module__,  # type: ignore[attr-defined]
+        "module": getattr(task, "operator_class", type(task)).__module__,
         "is_mapped": task.is_mapped,
         "upstream": sorted(task.upstream_task_ids),
         "downstream": sorted(task.downstream_task_ids),
@@ -65,7 +88,10 @@ def serialize_task(task: Node) -> dict[str, Any]:
         "retry_exponential_backoff": bool(getattr(task, "retry_exponential_backoff", False)),
         "max_retry_delay": _seconds(getattr(task, "max_retry_delay", None)),
         "executor_config": _safe(getattr(task, "executor_config", None) or {}),
-        "expand": _expand_spec(task),
+        "expand": expand_spec(task),
+        "mapped_group": task.mapped_group.group_id if task.mapped_group is not None else None,
+        "task_display_name": getattr(task, "task_display_name", None),
+        "map_index_template": getattr(task, "map_index_template", None),
         "callbacks": _callbacks(task, TASK_CALLBACKS),
         **_roles(task),
         **_task_limits(task),
@@ -96,7 +122,7 @@ DAG_CALLBACKS = ("on_success_callback", "on_failure_callback")
 
 
 def _callbacks(owner: Any, names: tuple[str, ...]) -> list[str]:
-    values = getattr(owner, "partial_kwargs", None) if getattr(owner, "is_mapped", False) else None
+    values = getattr(owner, "partial_kwargs", None)
     present = []
     for name in names:
         value = values.get(name) if values is not None else getattr(owner, name, None)
@@ -112,6 +138,7 @@ def serialize_dag(dag: DAG) -> tuple[str, str]:
     payload = {
         "format": FORMAT_VERSION,
         "dag_id": dag.dag_id,
+        "dag_display_name": dag.dag_display_name,
         "fileloc": dag.fileloc,
         "description": dag.description,
         "doc_md": dag.doc_md,
@@ -131,6 +158,7 @@ def serialize_dag(dag: DAG) -> tuple[str, str]:
         "dagrun_timeout": _seconds(dag.dagrun_timeout),
         "is_paused_upon_creation": dag.is_paused_upon_creation,
         "callbacks": _callbacks(dag, DAG_CALLBACKS),
+        "edge_labels": sorted([up, down, info["label"]] for (up, down), info in dag.edge_info.items()),
     }
     text = serde.dumps(payload)
     return text, hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()

@@ -46,7 +46,13 @@ class XComArg(SetupTeardownMixin, DependencyMixin):
         return [self.operator]
 
     def resolve(self, context: Context) -> Any:
-        return context["ti"].xcom_pull(task_ids=self.operator.task_id, key=self.key)
+        ti = context["ti"]
+        reader = context.get("task")
+        group = self.operator.mapped_group
+        if group is not None and reader is not None and getattr(reader, "mapped_group", None) is group:
+            # Both in one mapped task group: instance i reads instance i, as in Airflow.
+            return ti.xcom_pull(task_ids=self.operator.task_id, key=self.key, map_indexes=ti.map_index)
+        return ti.xcom_pull(task_ids=self.operator.task_id, key=self.key)
 
     def __iter__(self) -> Any:
         raise TypeError(
@@ -138,10 +144,15 @@ def resolve_references(value: Any, context: Context | Mapping[str, Any]) -> Any:
 
 def has_references(value: Any) -> bool:
     """Whether a reference sits anywhere inside ``value`` (lists, tuples, sets, mappings)."""
+    return contains_instance(value, REFERENCE_TYPES)
+
+
+def contains_instance(value: Any, types: type | tuple[type, ...]) -> bool:
+    """Whether an instance of ``types`` sits anywhere inside ``value`` (lists, tuples, sets, mappings)."""
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, REFERENCE_TYPES):
+        if isinstance(item, types):
             return True
         if isinstance(item, Mapping):
             stack.extend(item.values())

@@ -105,10 +105,14 @@ def _list(args: argparse.Namespace) -> int:
             "tags": dag.tags,
             "tasks": dag.task_count,
             "description": dag.description,
+            "dag_display_name": dag.dag_display_name or dag.dag_id,
         }
         for dag in sorted(bag.dags.values(), key=lambda d: d.dag_id)
     ]
-    print_rows(rows, ["dag_id", "fileloc", "schedule", "tags", "tasks", "description"], args.output)
+    columns = ["dag_id", "fileloc", "schedule", "tags", "tasks", "description"]
+    if args.output == "json" or any(row["dag_display_name"] != row["dag_id"] for row in rows):
+        columns.append("dag_display_name")
+    print_rows(rows, columns, args.output)
     if bag.import_errors and args.output == "table":
         print(
             f"\n{len(bag.import_errors)} file(s) failed to import; see `zonda dags list-import-errors`",

@@ -108,10 +108,14 @@ def _list(args: argparse.Namespace) -> int:
             "upstream": sorted(t.upstream_task_ids),
             "retries": t.retries,
             "mapped": t.is_mapped,
+            "task_display_name": getattr(t, "task_display_name", None) or t.task_id,
         }
         for t in dag.topological_order()
     ]
-    print_rows(rows, ["task_id", "operator", "trigger_rule", "upstream", "retries", "mapped"], args.output)
+    columns = ["task_id", "operator", "trigger_rule", "upstream", "retries", "mapped"]
+    if args.output == "json" or any(row["task_display_name"] != row["task_id"] for row in rows):
+        columns.append("task_display_name")
+    print_rows(rows, columns, args.output)
     return 0
 
 
@@ -254,7 +258,10 @@ def _states_for_dag_run(args: argparse.Namespace) -> int:
             inst["state"] = inst["state"] or "none"
             if inst["duration"] is not None:
                 inst["duration"] = f"{inst['duration']:.3f}"
-    print_rows(instances, STATE_FIELDS, args.output)
+    fields = list(STATE_FIELDS)
+    if args.output == "json" or any(r.rendered_map_index for r in records):
+        fields.insert(fields.index("map_index") + 1, "rendered_map_index")  # mapped instances' readable names
+    print_rows(instances, fields, args.output)
     if not records and args.output == "table":
         print(f"(run {args.run_id} has no task instances yet: a scheduler creates them when it starts the run)")
     return 0

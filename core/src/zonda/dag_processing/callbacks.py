@@ -314,7 +314,8 @@ def _run_task_callback(
     if task is None:
         log.warning("%s: the task is not in the DAG any more; its %s callback is dropped", _label(request), name)
         return
-    callback = task.partial_kwargs.get(name) if task.is_mapped else getattr(task, name, None)
+    partial = getattr(task, "partial_kwargs", None)  # a mapped operator keeps its settings there
+    callback = partial.get(name) if partial is not None else getattr(task, name, None)
     map_index = int(request["map_index"])
     try_number = int(request.get("try_number") or 1)
     ti = TaskInstance(task, run, store, map_index=map_index)

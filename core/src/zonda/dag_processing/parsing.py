@@ -72,10 +72,12 @@ class ParsedDag:
     data: str
     dag_hash: str
     task_count: int
+    #: ``dag_display_name``; None shows the id.
+    dag_display_name: str | None = None
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ParsedDag:
-        return cls(**{name: raw[name] for name in cls.__dataclass_fields__})
+        return cls(**{name: raw[name] for name in cls.__dataclass_fields__ if name in raw})
 
 
 @dataclass
@@ -124,6 +126,7 @@ def describe_dag(dag: DAG, fileloc: str) -> dict[str, Any]:
         "data": data,
         "dag_hash": digest,
         "task_count": len(dag.task_dict),
+        "dag_display_name": dag.dag_display_name,
     }
 
 

@@ -193,6 +193,7 @@ def _dag_values(parsed: ParsedDag, now: Any, has_error: bool, dumps: Any) -> dic
         "max_active_tasks": parsed.max_active_tasks,
         "has_import_errors": has_error,
         "last_parsed_time": now,
+        "dag_display_name": parsed.dag_display_name,
     }
 
 

@@ -41,6 +41,7 @@ class DagModel(Base):
     next_dagrun_data_interval_start: Mapped[datetime | None]
     next_dagrun_data_interval_end: Mapped[datetime | None]
     scheduling_error: Mapped[str | None]
+    dag_display_name: Mapped[str | None]
     updated_at: Mapped[datetime | None]
 
     def __repr__(self) -> str:
@@ -127,6 +128,8 @@ class TaskInstanceModel(Base):
     trigger_id: Mapped[int | None]
     trigger_timeout: Mapped[datetime | None]
     running_since: Mapped[datetime | None]
+    rendered_map_index: Mapped[str | None]
+    task_display_name: Mapped[str | None]
 
     def __repr__(self) -> str:
         return f"<TaskInstanceModel {self.dag_id} {self.run_id} {self.task_id}[{self.map_index}] {self.state}>"

@@ -61,6 +61,8 @@ dag = Table(
     Column("next_dagrun_data_interval_end", UtcDateTime),
     #: Why the scheduler cannot create or decide this DAG's runs (it goes on with the other DAGs); NULL when fine.
     Column("scheduling_error", Text),
+    #: The name the UI, API and CLI show for the DAG (``dag_display_name``; migration 0014); NULL: the id.
+    Column("dag_display_name", String(2000)),
     #: When the row last changed (each parse touches it): the web server's change feed reads it (migration 0008).
     Column("updated_at", UtcDateTime, default=utcnow, onupdate=utcnow),
     Index("ix_dag_updated_at", "updated_at"),
@@ -149,6 +151,10 @@ task_instance = Table(
     # deferral, whereas ``start_date`` keeps the try's first start for ``execution_timeout``); the Gantt view
     # draws running bars from it.
     Column("running_since", UtcDateTime),
+    # Migration 0014: a mapped instance's ``map_index_template`` as rendered when it ran, and the task's
+    # ``task_display_name`` (NULL: the task id).
+    Column("rendered_map_index", String(250)),
+    Column("task_display_name", String(2000)),
     UniqueConstraint(
         "dag_id",
         "run_id",

@@ -19,6 +19,8 @@ class DagGraph:
     groups: list[GridGroup]
     #: (upstream task id, downstream task id), sorted.
     edges: list[tuple[str, str]]
+    #: The label of each edge drawn through a ``Label`` (``a >> Label("x") >> b``).
+    edge_labels: dict[tuple[str, str], str]
     #: The newest run, whose states colour the nodes; None before the first run.
     latest_run: GridRun | None
 
@@ -29,7 +31,8 @@ def dag_graph(engine: Any, dag_id: str) -> DagGraph:
         data = serialized_data(conn, dag_id)
         page = runs_of(conn, dag_id, data, before=None, limit=1)
     edges = sorted((up, raw["task_id"]) for raw in data["tasks"] for up in raw.get("upstream", ()))
-    return DagGraph(dag_id, page.tasks, page.groups, edges, page.runs[0] if page.runs else None)
+    labels = {(up, down): str(label) for up, down, label in data.get("edge_labels") or ()}
+    return DagGraph(dag_id, page.tasks, page.groups, edges, labels, page.runs[0] if page.runs else None)
 
 
 __all__ = ["DagGraph", "dag_graph"]

@@ -44,6 +44,8 @@ class DagRecord:
     scheduling_error: str | None
     #: States of the newest runs, newest first (at most the ``recent`` asked for).
     recent_run_states: tuple[str, ...] = ()
+    #: ``dag_display_name``, or the id.
+    dag_display_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ def dag_record(row: Any, recent: tuple[str, ...] = ()) -> DagRecord:
         has_import_errors=bool(row.has_import_errors),
         scheduling_error=row.scheduling_error,
         recent_run_states=recent,
+        dag_display_name=getattr(row, "dag_display_name", None) or row.dag_id,
     )
 
 

@@ -45,6 +45,10 @@ class TaskInstanceRecord:
     #: When an up_for_retry / up_for_reschedule instance may run again.
     ready_at: datetime | None
     dag_run_id: int
+    #: A mapped instance's readable name (its ``map_index_template``, rendered when it ran), or None.
+    rendered_map_index: str | None = None
+    #: The task's ``task_display_name``, or its id.
+    task_display_name: str | None = None
 
     @property
     def label(self) -> str:
@@ -82,6 +86,8 @@ def record(row: Any) -> TaskInstanceRecord:
         queued_dttm=row.queued_dttm,
         ready_at=row.ready_at,
         dag_run_id=row.dag_run_id,
+        rendered_map_index=row.rendered_map_index,
+        task_display_name=row.task_display_name or row.task_id,
     )
 
 

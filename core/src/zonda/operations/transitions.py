@@ -393,6 +393,13 @@ def schedule_tis(conn: Connection, ids: Sequence[int], *, now: datetime, map_ind
     return _by_ids(conn, ids, (TIS.NONE,), values)
 
 
+@_transition("task instance", [TIS.NONE], [TIS.NONE], [Caller.SCHEDULER])
+def expand_group_placeholder_ti(conn: Connection, ti_id: int, *, now: datetime) -> int:
+    """A task of a mapped task group expands: its placeholder becomes map index 0, still undecided (the
+    other instances are inserted beside it), so each instance is then decided on its own."""
+    return _by_ids(conn, [ti_id], (TIS.NONE,), {"map_index": 0, "updated_at": now})
+
+
 _WAITING = (TIS.UP_FOR_RETRY, TIS.UP_FOR_RESCHEDULE)
 
 

@@ -25,7 +25,7 @@ from zonda.trigger_rule import TriggerRule
 if TYPE_CHECKING:
     from zonda.context import Context
     from zonda.dag_definition import DAG
-    from zonda.taskgroup import TaskGroup
+    from zonda.taskgroup import MappedTaskGroup, TaskGroup
     from zonda.xcom_arg import XComArg
 
 #: Task-level settings every operator accepts, with their defaults. ``default_args`` may set any of them.
@@ -62,6 +62,7 @@ TASK_DEFAULTS: dict[str, Any] = {
     "map_index_template": None,
     "max_active_tis_per_dag": None,
     "max_active_tis_per_dagrun": None,
+    "task_display_name": None,
 }
 
 
@@ -88,7 +89,6 @@ class Node(SetupTeardownMixin, DependencyMixin):
     dag: DAG | None
     task_group: TaskGroup | None
     trigger_rule: TriggerRule
-    is_mapped: ClassVar[bool] = False
     #: Roles set by ``as_setup()`` / ``as_teardown()`` (see :mod:`zonda.setup_teardown`).
     is_setup: bool = False
     is_teardown: bool = False
@@ -97,6 +97,16 @@ class Node(SetupTeardownMixin, DependencyMixin):
 
     def _operators(self) -> list[Node]:
         return [self]
+
+    @property
+    def mapped_group(self) -> MappedTaskGroup | None:
+        """The mapped task group this task sits in (each of its instances belongs to one element), or None."""
+        return self.task_group.mapped_group() if self.task_group is not None else None
+
+    @property
+    def is_mapped(self) -> bool:
+        """Whether the task expands into instances ``0..n-1`` at run time (itself, or through its group)."""
+        return self.mapped_group is not None
 
     def _init_node(self, task_id: str, dag: DAG | None, task_group: TaskGroup | None, detached: bool) -> None:
         if not isinstance(task_id, str) or not task_id or not all(c.isalnum() or c in "_-." for c in task_id):
@@ -321,6 +331,7 @@ class BaseOperator(Node):
         outlets: Any = None,
         max_active_tis_per_dag: int | None = None,
         max_active_tis_per_dagrun: int | None = None,
+        task_display_name: str | None = None,
         _zonda_detached: bool = False,
         **unknown: Any,
     ) -> None:
@@ -374,6 +385,12 @@ class BaseOperator(Node):
         self.max_active_tis_per_dagrun = _positive_or_none(
             "max_active_tis_per_dagrun", max_active_tis_per_dagrun, task_id
         )
+        #: A mapped instance's own arguments (set when a mapped task is unmapped for one map index).
+        self.map_arguments: dict[str, Any] = {}
+        if task_display_name is not None and not isinstance(task_display_name, str):
+            raise DagDefinitionError(f"task {task_id!r}: task_display_name must be a string, not {task_display_name!r}")
+        #: The name shown in the UI, the API and the CLI (None: the task id).
+        self.task_display_name = task_display_name
         from zonda.params import ParamsDict
 
         self.params = ParamsDict(params)
@@ -417,6 +434,18 @@ class BaseOperator(Node):
         return logging.getLogger("zonda.task")
 
     # --- mapping ----------------------------------------------------------------------------------------
+
+    def expansion(self, resolve: Callable[[Any], Any]) -> list[dict[str, Any]]:
+        """For a task in a mapped task group: the group's arguments of each map index."""
+        group = self.mapped_group
+        if group is None:
+            raise DagDefinitionError(f"task {self.task_id!r} is not mapped")
+        return group.expansion(resolve)
+
+    def unmap(self, arguments: Mapping[str, Any]) -> BaseOperator:
+        """For a task in a mapped task group: a copy for one map index, the group's ``arguments`` in place of
+        its parameters (see :class:`~zonda.taskgroup.MappedArgument`)."""
+        return bind_group_arguments(self, arguments)
 
     @classmethod
     def partial(cls, *, task_id: str, **kwargs: Any) -> OperatorPartial:
@@ -501,11 +530,11 @@ class OperatorPartial:
                 raise DagDefinitionError(
                     f"task {self.kwargs['task_id']!r}: {key!r} is given to both partial() and expand()"
                 )
-            _check_mappable(self.kwargs["task_id"], key, value)
+            check_mappable(self.kwargs["task_id"], key, value)
         return MappedOperator(self, expand_input=mapped, expand_kwargs_input=None)
 
     def expand_kwargs(self, value: Any) -> MappedOperator:
-        _check_mappable(self.kwargs["task_id"], "expand_kwargs", value)
+        check_mappable(self.kwargs["task_id"], "expand_kwargs", value)
         return MappedOperator(self, expand_input=None, expand_kwargs_input=value)
 
 
@@ -555,7 +584,7 @@ def _keep_data_unrendered(
                     setattr(operator, name, value)
 
 
-def _check_mappable(task_id: str, key: str, value: Any) -> None:
+def check_mappable(task_id: str, key: str, value: Any) -> None:
     from zonda.xcom_arg import XComArg
 
     if isinstance(value, XComArg):
@@ -570,7 +599,9 @@ def _check_mappable(task_id: str, key: str, value: Any) -> None:
 class MappedOperator(Node):
     """A task expanded at run time into one instance per element (``map_index`` 0..n-1)."""
 
-    is_mapped: ClassVar[bool] = True
+    @property
+    def is_mapped(self) -> bool:
+        return True
 
     def __init__(
         self, partial: OperatorPartial, *, expand_input: dict[str, Any] | None, expand_kwargs_input: Any
@@ -587,6 +618,11 @@ class MappedOperator(Node):
             if key in accepted and key not in kwargs:
                 kwargs[key] = value
         self._init_node(kwargs.pop("task_id"), kwargs.pop("dag", None), kwargs.pop("task_group", None), False)
+        if self.mapped_group is not None:
+            raise DagDefinitionError(
+                f"task {self.task_id!r}: expanding a task inside a mapped task group is not supported (nor in "
+                "Airflow 3.3); map the group over the combined inputs, or move the task out of the group"
+            )
         self.partial_kwargs = kwargs
         settings = {**TASK_DEFAULTS, **{k: v for k, v in kwargs.items() if k in TASK_DEFAULTS}}
         try:
@@ -618,49 +654,8 @@ class MappedOperator(Node):
         return find_xcom_args(sources)
 
     def expansion(self, resolve: Callable[[Any], Any]) -> list[dict[str, Any]]:
-        """The kwargs of each mapped instance, in map-index order. ``resolve`` turns an XComArg or a
-        DagParamArg into its value.
-
-        Values that come from a reference (an upstream task's output, a param) are wrapped in
-        :class:`~zonda.xcom_arg.ResolvedValue`, so they are never rendered as templates; values written in
-        the DAG file (literal lists and dicts) stay as written and are rendered, as in Airflow.
-        """
-        from zonda.xcom_arg import ResolvedValue, mark_resolved
-
-        if self.expand_kwargs_input is not None:
-            source = self.expand_kwargs_input
-            if _is_reference(source):
-                items: list[tuple[Any, bool]] = [(item, True) for item in resolve(source) or []]
-            else:
-                items = [(resolve(item), True) if _is_reference(item) else (item, False) for item in source]
-            result = []
-            for index, (item, from_data) in enumerate(items):
-                if not isinstance(item, Mapping):
-                    raise DagDefinitionError(
-                        f"task {self.task_id!r}: expand_kwargs() element {index} must be a dict, got {item!r}"
-                    )
-                if from_data:
-                    result.append({key: ResolvedValue(value) for key, value in item.items()})
-                else:
-                    result.append({key: mark_resolved(value, resolve) for key, value in item.items()})
-            return result
-        assert self.expand_input is not None
-        keys = list(self.expand_input)
-        columns = []
-        for key in keys:
-            value = self.expand_input[key]
-            if _is_reference(value):
-                value = resolve(value)
-                if value is None:
-                    value = []
-                if isinstance(value, Mapping):
-                    value = list(value.items())
-                columns.append([ResolvedValue(element) for element in value])
-            else:
-                if isinstance(value, Mapping):
-                    value = list(value.items())
-                columns.append([mark_resolved(element, resolve) for element in value])
-        return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*columns)]
+        """The kwargs of each mapped instance, in map-index order (see :func:`expand_arguments`)."""
+        return expand_arguments(self.task_id, self.expand_input, self.expand_kwargs_input, resolve)
 
     def unmap(self, map_kwargs: Mapping[str, Any]) -> BaseOperator:
         """A plain operator for one mapped instance (not added to the DAG; same task id and edges).
@@ -686,6 +681,98 @@ class MappedOperator(Node):
             task_id=self.task_id, dag=self.dag, task_group=self.task_group, _zonda_detached=True, **kwargs
         )
         _keep_data_unrendered(operator, map_kwargs, plain, self.mapped_into)
+        #: The instance's mapped arguments, as values: what its ``map_index_template`` may show.
+        operator.map_arguments = plain
         operator.upstream_task_ids = self.upstream_task_ids
         operator.downstream_task_ids = self.downstream_task_ids
         return operator
+
+
+def expand_arguments(
+    owner_id: str, expand_input: Mapping[str, Any] | None, expand_kwargs_input: Any, resolve: Callable[[Any], Any]
+) -> list[dict[str, Any]]:
+    """The arguments of each mapped instance, in map-index order, for a mapped task or task group
+    (``owner_id``). ``resolve`` turns an XComArg or a DagParamArg into its value.
+
+    Values that come from a reference (an upstream task's output, a param) are wrapped in
+    :class:`~zonda.xcom_arg.ResolvedValue`, so they are never rendered as templates; values written in the DAG
+    file (literal lists and dicts) stay as written and are rendered, as in Airflow.
+    """
+    from zonda.xcom_arg import ResolvedValue, mark_resolved
+
+    if expand_kwargs_input is not None:
+        source = expand_kwargs_input
+        if _is_reference(source):
+            items: list[tuple[Any, bool]] = [(item, True) for item in resolve(source) or []]
+        else:
+            items = [(resolve(item), True) if _is_reference(item) else (item, False) for item in source]
+        result = []
+        for index, (item, from_data) in enumerate(items):
+            if not isinstance(item, Mapping):
+                raise DagDefinitionError(
+                    f"task {owner_id!r}: expand_kwargs() element {index} must be a dict, got {item!r}"
+                )
+            if from_data:
+                result.append({key: ResolvedValue(value) for key, value in item.items()})
+            else:
+                result.append({key: mark_resolved(value, resolve) for key, value in item.items()})
+        return result
+    assert expand_input is not None
+    keys = list(expand_input)
+    columns = []
+    for key in keys:
+        value = expand_input[key]
+        if _is_reference(value):
+            value = resolve(value)
+            if value is None:
+                value = []
+            if isinstance(value, Mapping):
+                value = list(value.items())
+            columns.append([ResolvedValue(element) for element in value])
+        else:
+            if isinstance(value, Mapping):
+                value = list(value.items())
+            columns.append([mark_resolved(element, resolve) for element in value])
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*columns)]
+
+
+def bind_group_arguments(operator: BaseOperator, arguments: Mapping[str, Any]) -> BaseOperator:
+    """A shallow copy of ``operator`` (a task of a mapped task group) for one map index: each
+    :class:`~zonda.taskgroup.MappedArgument` in its attributes replaced by that index's value. In a templated
+    field a value from data stays wrapped (never rendered; the runner unwraps it after rendering) and a literal
+    is rendered as usual; elsewhere the plain value goes in."""
+    import copy
+
+    from zonda.xcom_arg import resolve_references
+
+    bound = copy.copy(operator)
+    bound.map_arguments = resolve_references(dict(arguments), {})
+    fields = set(operator.template_fields)
+    for name, value in list(vars(operator).items()):
+        if not _has_mapped_argument(value):
+            continue
+        replaced = _substitute_mapped(value, arguments)
+        setattr(bound, name, replaced if name in fields else resolve_references(replaced, {}))
+    return bound
+
+
+def _has_mapped_argument(value: Any) -> bool:
+    from zonda.taskgroup import MappedArgument
+    from zonda.xcom_arg import contains_instance
+
+    return contains_instance(value, MappedArgument)
+
+
+def _substitute_mapped(value: Any, arguments: Mapping[str, Any]) -> Any:
+    from zonda.taskgroup import MappedArgument
+
+    if isinstance(value, MappedArgument):
+        return value.pick(dict(arguments))
+    if isinstance(value, dict):
+        return {k: _substitute_mapped(v, arguments) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute_mapped(v, arguments) for v in value]
+    if isinstance(value, tuple):
+        items = [_substitute_mapped(v, arguments) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    return value

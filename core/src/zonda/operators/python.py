@@ -20,7 +20,8 @@ def call_with_context(
     """Call ``fn`` with ``args``, ``kwargs``, and the context values its parameters ask for by name.
 
     A callable with ``**kwargs`` gets the whole context; otherwise only parameters named like context keys
-    (``ti``, ``ds``, ``params``...) are filled. Explicit keyword arguments win over context values.
+    (``ti``, ``ds``, ``params``...) are filled. Explicit keyword arguments win over context values. An
+    ``async def`` callable is awaited in its own event loop and its result returned.
     """
     args = list(args)
     signature = _signature(fn)
@@ -37,7 +38,14 @@ def call_with_context(
             if name in context and name not in positional_names and p.kind is not p.POSITIONAL_ONLY:
                 call_kwargs[name] = context[name]
     call_kwargs.update(kwargs)
-    return fn(*args, **call_kwargs)
+    result = fn(*args, **call_kwargs)
+    if inspect.iscoroutine(result):
+        # An ``async def`` callable (Airflow 3 runs these too): run it to the end in a fresh event loop here,
+        # so what it returns, not the coroutine object, becomes the XCom.
+        import asyncio
+
+        return asyncio.run(result)
+    return result
 
 
 _SIGNATURES: dict[Any, inspect.Signature] = {}

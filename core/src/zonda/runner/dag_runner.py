@@ -235,12 +235,25 @@ class _Execution:
     # --- setup ------------------------------------------------------------------------------------------
 
     def _create_instances(self) -> None:
+        """One instance per task; a mapped task whose length the DAG file fixes gets all of its at once (see
+        :func:`~zonda.serialization.parse_time_map_count`), the scheduler's rows likewise."""
+        from zonda.serialization import expand_spec, parse_time_map_count
+
         rows = []
         for node in self.order:
-            ti = TaskInstance(node, self.run_info, self.store, xcom_max_size=self.runner.xcom_max_size)
-            self.tis[node.task_id] = [ti]
-            self.created[ti.key] = next(self._creation)
-            rows.append(_ti_row(node, -1))
+            count = parse_time_map_count(expand_spec(node)) if node.is_mapped else None
+            indexes = range(count) if count else [-1]
+            if count:  # literals only: nothing to resolve
+                for index, kwargs in enumerate(node.expansion(lambda value: value)):
+                    self.operators[(node.task_id, index)] = node.unmap(kwargs)
+            self.tis[node.task_id] = []
+            for index in indexes:
+                ti = TaskInstance(
+                    node, self.run_info, self.store, map_index=index, xcom_max_size=self.runner.xcom_max_size
+                )
+                self.tis[node.task_id].append(ti)
+                self.created[ti.key] = next(self._creation)
+                rows.append(_ti_row(node, index))
         self.store.create_task_instances(self.run_info, rows)
 
     # --- main loop ----------------------------------------------------------------------------------------
@@ -314,12 +327,18 @@ class _Execution:
     def _states_of(self, task_id: str) -> list[S]:
         return [ti.state for ti in self.tis[task_id]]
 
+    def _instances_of(self, task_id: str) -> list[tuple[int, S]]:
+        return [(ti.map_index, ti.state) for ti in self.tis[task_id]]
+
     def _decide(self, candidates: Iterable[str] | None) -> None:
         """Apply the engine's decisions for ``candidates`` (None: every task) and what they settle."""
-        from zonda.decision_engine import decide
+        from zonda.decision_engine import EXPAND, decide_instances
 
-        for task_id, decision in decide(self.shape, self._states_of, candidates):
+        for task_id, decision, map_index in decide_instances(self.shape, self._instances_of, candidates):
             node = self.dag.task_dict[task_id]
+            if decision == EXPAND:
+                self._expand(node, queue=False)
+                continue
             if decision is Decision.RUN:
                 if not self._past_dependency_met(node):
                     continue
@@ -327,15 +346,15 @@ class _Execution:
                     self._expand(node)
                 else:
                     for ti in self.tis[task_id]:
-                        if ti.state is S.NONE:
+                        if ti.state is S.NONE and map_index in (None, ti.map_index):
                             self._queue(task_id, ti.map_index)
                 continue
-            self._settle(task_id, S.SKIPPED if decision is Decision.SKIP else S.UPSTREAM_FAILED)
+            self._settle(task_id, S.SKIPPED if decision is Decision.SKIP else S.UPSTREAM_FAILED, map_index)
 
-    def _settle(self, task_id: str, state: S) -> None:
+    def _settle(self, task_id: str, state: S, map_index: int | None = None) -> None:
         now = utcnow()
         for ti in self.tis[task_id]:
-            if ti.state in FINISHED_STATES:
+            if ti.state in FINISHED_STATES or map_index not in (None, ti.map_index):
                 continue
             ti.state = state
             ti.end_date = now
@@ -367,8 +386,9 @@ class _Execution:
         states = list(previous(self.dag.dag_id, node.task_id, self.run_info.logical_date))
         return all(state in (S.SUCCESS.value, S.SKIPPED.value) for state in states)
 
-    def _expand(self, node: Any) -> None:
-        """Create one task instance per element of the mapped input (none: the task is skipped)."""
+    def _expand(self, node: Any, *, queue: bool = True) -> None:
+        """Create one task instance per element of the mapped input (none: the task is skipped), and queue
+        them, or (``queue=False``, a task of a mapped group) leave them for their own decisions."""
         placeholder = self.tis[node.task_id][0]
         context = {"ti": placeholder, "params": self.task_runner.env.params or {}}
         try:
@@ -383,7 +403,9 @@ class _Execution:
             log.info("mapped task %s has nothing to map over; skipping it", node.task_id)
             self._settle(node.task_id, S.SKIPPED)
             return
-        self.store.expand_task_instances(self.run_info, node.task_id, len(expansion), {})
+        # The new rows carry the task's columns (operator, pool, display name...) as the first row does.
+        columns = {k: v for k, v in _ti_row(node, 0).items() if k not in ("task_id", "map_index", "state")}
+        self.store.expand_task_instances(self.run_info, node.task_id, len(expansion), columns)
         instances = []
         first = self.created.pop(placeholder.key)
         for index, kwargs in enumerate(expansion):
@@ -393,7 +415,7 @@ class _Execution:
             self.created[ti.key] = first if index == 0 else next(self._creation)
             self.operators[(node.task_id, index)] = node.unmap(kwargs)
         self.tis[node.task_id] = instances
-        for ti in instances:
+        for ti in instances if queue else ():
             self._queue(node.task_id, ti.map_index)
 
     # --- the end ----------------------------------------------------------------------------------------------
@@ -520,4 +542,5 @@ def _ti_row(node: Any, map_index: int) -> dict[str, Any]:
         "pool_slots": getattr(node, "pool_slots", 1),
         "queue": getattr(node, "queue", "default"),
         "priority_weight": getattr(node, "priority_weight", 1),
+        "task_display_name": getattr(node, "task_display_name", None),
     }

@@ -47,6 +47,8 @@ class TaskInstance:
         self.pid: int | None = None
         self.log_path: Path | None = None
         self.error: str | None = None
+        #: A mapped instance's ``map_index_template`` rendered after its try (its readable name).
+        self.rendered_map_index: str | None = None
         self.next_retry_at: float | None = None
         #: Task ids a branch / short-circuit asked to skip during the current attempt.
         self.skip_requests: list[str] = []

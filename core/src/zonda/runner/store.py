@@ -226,6 +226,7 @@ class MetastoreRunStore:
             "max_active_tasks": dag.max_active_tasks,
             "has_import_errors": False,
             "last_parsed_time": now,
+            "dag_display_name": dag.dag_display_name,
         }
         with self.engine.begin() as conn:
             exists = conn.execute(select(dag_t.c.dag_id).where(dag_t.c.dag_id == dag.dag_id)).first()

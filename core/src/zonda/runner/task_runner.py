@@ -208,6 +208,8 @@ class TaskRunner:
             if pending is not None:
                 self._defer(ti, pending, rendered)
                 return ti.state
+            if context is not None and ti.map_index >= 0:
+                ti.rendered_map_index = self._render_map_index(operator, context) or ti.rendered_map_index
             if exception is not None:
                 from zonda.masking import get_masker
 
@@ -275,6 +277,24 @@ class TaskRunner:
             test_mode=self.env.test_mode,
             plugins=self.env.plugins,
         )
+
+    def _render_map_index(self, operator: BaseOperator, context: Context) -> str | None:
+        """The instance's readable name: its ``map_index_template`` rendered after the try (as in Airflow, so
+        the task may add values to the context while it runs), over the context and the instance's mapped
+        arguments. The template comes from the DAG file; the values it shows are inserted as text, never
+        rendered again. A template that fails to render leaves the name unset and says why in the task log."""
+        template = getattr(operator, "map_index_template", None)
+        if not template:
+            return None
+        from zonda.masking import get_masker
+
+        variables = {**getattr(operator, "map_arguments", {}), **context}
+        try:
+            text = self.renderer.render(str(template), variables)
+        except Exception as exc:
+            logging.getLogger("zonda.task").warning("map_index_template could not be rendered: %s", exc)
+            return None
+        return get_masker().redact_text(str(text))[:250]
 
     def _prepare(self, operator: BaseOperator, context: Context) -> tuple[BaseOperator, dict[str, Any]]:
         """A copy of the operator with templates rendered and XComArgs resolved (the original stays intact
@@ -377,6 +397,8 @@ class TaskRunner:
         values: dict[str, Any] = {"state": ti.state.value, "end_date": ti.end_date, "duration": ti.duration}
         if rendered:
             values["rendered_fields"] = _rendered_json(rendered)
+        if ti.rendered_map_index is not None:
+            values["rendered_map_index"] = ti.rendered_map_index
         if not self.env.claim:
             ti.store.finish_owned_task_instance(ti.dag_run, ti.task_id, ti.map_index, values, pid=ti.pid)
             return

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, insert, or_, select
 
 from zonda import decision_engine as engine
 from zonda.metastore import tables as t
-from zonda.operations.transitions import Decided, as_ti_state, write_decisions
+from zonda.operations.transitions import Decided, as_ti_state, expand_group_placeholder_ti, write_decisions
 from zonda.runner.retry_delay import seconds_before_retry
 from zonda.runner.trigger_rules import Decision
 from zonda.scheduler.serialized import SerializedDag, SerializedTask
@@ -50,11 +50,20 @@ def task_instance_row(task: SerializedTask, run: Any, map_index: int, state: str
         "pool_slots": task.pool_slots,
         "queue": task.queue,
         "priority_weight": task.priority_weight,
+        "task_display_name": task.task_display_name,
     }
 
 
 def create_task_instances(conn: Connection, sdag: SerializedDag, run: Any) -> int:
-    rows = [task_instance_row(sdag.tasks[tid], run, -1, None) for tid in sdag.order]
+    """A run's instances: one per task, or, for a mapped task whose length the DAG file fixes, all of them
+    (see :func:`~zonda.serialization.parse_time_map_count`)."""
+    from zonda.serialization import parse_time_map_count
+
+    rows = []
+    for tid in sdag.order:
+        task = sdag.tasks[tid]
+        count = parse_time_map_count(task.expand)
+        rows.extend(task_instance_row(task, run, index, None) for index in (range(count) if count else [-1]))
     if rows:
         conn.execute(insert(t.task_instance), rows)
     return len(rows)
@@ -122,35 +131,25 @@ def decide_run(
     def states_of(task_id: str) -> list[str | None]:
         return [inst["state"] for inst in by_task[task_id]]
 
-    for task_id, decision in engine.decide(sdag.shape, states_of):
+    def instances_of(task_id: str) -> list[tuple[int, str | None]]:
+        return [(inst["map_index"], inst["state"]) for inst in by_task[task_id]]
+
+    for task_id, decision, map_index in engine.decide_instances(sdag.shape, instances_of):
         task = sdag.tasks[task_id]
         instances = by_task[task_id]
-        pending = [inst for inst in instances if engine.is_pending(inst["state"])]
+        pending = [
+            inst for inst in instances if engine.is_pending(inst["state"]) and map_index in (None, inst["map_index"])
+        ]
+        if decision == engine.EXPAND:
+            _expand(conn, result, run, task, instances, None, now)
+            continue
         if decision is Decision.RUN:
             if task.depends_on_past and previous_states is not None:
                 states = previous_states(task_id)
                 if any(s not in PAST_DEPENDENCY_MET_STATES for s in states):
                     continue
             if task.is_mapped and len(instances) == 1 and instances[0]["map_index"] == -1:
-                count = _expansion_length(conn, run, task)
-                if count == 0:
-                    _change(result, instances[0], S.SKIPPED)
-                    result.settled += 1
-                    continue
-                _change(result, instances[0], S.SCHEDULED, map_index=0)
-                extra = [task_instance_row(task, run, i, S.SCHEDULED.value) for i in range(1, count)]
-                if extra:
-                    conn.execute(insert(ti), extra)
-                    new = conn.execute(
-                        select(ti.c.id, ti.c.map_index).where(
-                            ti.c.dag_run_id == run.id, ti.c.task_id == task_id, ti.c.map_index > 0
-                        )
-                    ).all()
-                    instances.extend(
-                        {"id": r.id, "task_id": task_id, "map_index": r.map_index, "state": S.SCHEDULED.value}
-                        for r in new
-                    )
-                result.scheduled += count
+                _expand(conn, result, run, task, instances, S.SCHEDULED, now)
                 continue
             for inst in pending:
                 _change(result, inst, S.SCHEDULED)
@@ -163,6 +162,44 @@ def decide_run(
     write_decisions(conn, result.changes, now=now)
     result.finished_state = engine.run_state(sdag.shape, states_of)
     return result
+
+
+def _expand(
+    conn: Connection,
+    result: RunDecision,
+    run: Any,
+    task: SerializedTask,
+    instances: list[dict[str, Any]],
+    state: S | None,
+    now: datetime,
+) -> None:
+    """Expand a mapped task's placeholder into one instance per element: ``state`` SCHEDULED for a task that
+    may run, None for a task of a mapped group that waits for its own per-instance decisions. Nothing to map
+    over skips it."""
+    ti = t.task_instance
+    count = _expansion_length(conn, run, task)
+    if count == 0:
+        _change(result, instances[0], S.SKIPPED)
+        result.settled += 1
+        return
+    if state is None:
+        # Still undecided: only the map index changes; the row is written here, in this pass's transaction.
+        expand_group_placeholder_ti(conn, instances[0]["id"], now=now)
+        instances[0]["map_index"] = 0
+    else:
+        _change(result, instances[0], state, map_index=0)
+    value = None if state is None else state.value
+    extra = [task_instance_row(task, run, i, value) for i in range(1, count)]
+    if extra:
+        conn.execute(insert(ti), extra)
+        new = conn.execute(
+            select(ti.c.id, ti.c.map_index).where(
+                ti.c.dag_run_id == run.id, ti.c.task_id == task.task_id, ti.c.map_index > 0
+            )
+        ).all()
+        instances.extend({"id": r.id, "task_id": task.task_id, "map_index": r.map_index, "state": value} for r in new)
+    if state is not None:
+        result.scheduled += count
 
 
 def ended_tasks_change_nothing(conn: Connection, sdag: SerializedDag, run_id: int, ended: dict[int, str]) -> bool:

@@ -49,6 +49,9 @@ class SerializedTask:
     on_failure_fail_dagrun: bool = False
     max_active_tis_per_dag: int | None = None
     max_active_tis_per_dagrun: int | None = None
+    #: The mapped task group the task sits in (its expansion is the group's), if any.
+    mapped_group: str | None = None
+    task_display_name: str | None = None
 
     @property
     def is_mapped(self) -> bool:
@@ -79,6 +82,8 @@ def _task(raw: dict[str, Any]) -> SerializedTask:
         on_failure_fail_dagrun=bool(raw.get("on_failure_fail_dagrun")),
         max_active_tis_per_dag=raw.get("max_active_tis_per_dag"),
         max_active_tis_per_dagrun=raw.get("max_active_tis_per_dagrun"),
+        mapped_group=raw.get("mapped_group"),
+        task_display_name=raw.get("task_display_name"),
     )
 
 

@@ -141,10 +141,20 @@ def graph_json(dag_id: str) -> Any:
         {
             "dag_id": found.dag_id,
             **_structure(found.groups, found.tasks, operators=True),
-            "edges": [[task_index[up], task_index[down]] for up, down in found.edges if up in task_index],
+            # [from, to] or, for an edge drawn through a Label, [from, to, label].
+            "edges": [
+                [task_index[up], task_index[down], *_label_of(found.edge_labels, up, down)]
+                for up, down in found.edges
+                if up in task_index
+            ],
             "latest_run": None if run is None else {"run_id": run.run_id, "state": run.state, "states": run.states},
         }
     )
+
+
+def _label_of(labels: dict[tuple[str, str], str], up: str, down: str) -> list[str]:
+    label = labels.get((up, down))
+    return [label] if label is not None else []
 
 
 @dag_pages.get("/dags/<dag_id>/code")

@@ -24,6 +24,7 @@ class DagTag(ApiModel):
 
 class Dag(ApiModel):
     dag_id: str
+    dag_display_name: str | None = Field(None, description="The name shown (`dag_display_name`, or the id).")
     description: str | None
     fileloc: str | None
     is_paused: bool

@@ -47,6 +47,8 @@ class TaskInstance(ApiModel):
     hostname: str | None
     pid: int | None
     queued_when: datetime | None = Field(validation_alias="queued_dttm")
+    rendered_map_index: str | None = Field(None, description="A mapped instance's `map_index_template`, rendered.")
+    task_display_name: str | None = Field(None, description="The task's `task_display_name`, or its id.")
 
 
 class TaskInstanceCollection(CollectionInfo):

@@ -93,9 +93,14 @@
         cluster.appendChild(svg("text", { x: box[0] + 8, y: box[1] + 17 }, shortName(data.groups[index][0], data.groups, data.groups[index][1])));
         root.appendChild(cluster);
       });
-      layout.edges.forEach((points) => {
+      layout.edges.forEach((points, index) => {
         const d = points.map((p, i) => (i ? "L" : "M") + p[0].toFixed(1) + " " + p[1].toFixed(1)).join(" ");
         root.appendChild(svg("path", { class: "edge", d: d }));
+        const label = data.edges[index][2];
+        if (label) {
+          const middle = points[Math.floor(points.length / 2)];
+          root.appendChild(svg("text", { class: "edge-label", x: middle[0], y: middle[1] - 4, "text-anchor": "middle" }, label));
+        }
       });
       const run = data.latest_run;
       this.nodes = data.tasks.map((task, index) => {
