@@ -263,3 +263,29 @@ def test_a_transition_from_the_wrong_state_changes_nothing(metastore_url: str) -
         assert _states(store) == {"t0": "queued", "t1": "success", "t2": "queued", "t3": None}
     finally:
         store.dispose()
+
+
+def test_a_task_process_ending_a_phase_writes_one_history_row(metastore_url: str) -> None:
+    """PostgreSQL ends the phase and archives it in one statement, the others in two: the rows are the same."""
+    later = datetime(2024, 1, 1, 0, 5, tzinfo=UTC)
+    store, run_id, ids = _setup(metastore_url, ["running", "running", "running"])
+    try:
+        with store.engine.begin() as conn:
+            ended = {"end_date": later, "duration": 300.0}
+            assert tr.finish_ti(conn, run_id, "t0", -1, TaskInstanceState.SUCCESS, ended, pid=100) == 1
+            assert tr.finish_ti(conn, run_id, "t0", -1, TaskInstanceState.SUCCESS, ended, pid=100) == 0  # ended
+            assert tr.finish_ti(conn, run_id, "t1", -1, TaskInstanceState.FAILED, ended, pid=999) == 0  # not its pid
+            assert tr.reschedule_ti(conn, run_id, "t2", -1, {"ready_at": later}, pid=102) == 1
+            h = t.task_instance_history
+            rows = conn.execute(
+                select(h.c.task_instance_id, h.c.task_id, h.c.state, h.c.end_date, h.c.dag_run_id).order_by(h.c.id)
+            ).all()
+        assert [(r.task_instance_id, r.task_id, r.state, r.dag_run_id) for r in rows] == [
+            (ids[0], "t0", "success", run_id),
+            (ids[2], "t2", "up_for_reschedule", run_id),
+        ]
+        assert rows[0].end_date == later  # the try's end_date
+        assert rows[1].end_date is not None  # the phase's end, now
+        assert _states(store) == {"t0": "success", "t1": "running", "t2": "up_for_reschedule"}
+    finally:
+        store.dispose()

@@ -17,17 +17,20 @@ FOLDER_MODE = 0o700
 
 def make_private_folder(path: Path) -> None:
     """Create ``path`` and any missing parents as owner-only folders (``Path.mkdir(parents=True, mode=...)``
-    would give the parents the umask's default). Existing folders are left as they are."""
-    missing: list[Path] = []
-    current = path
-    while not current.exists():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
-    for folder in reversed(missing):
+    would give the parents the umask's default). Existing folders are left as they are.
+
+    ``mkdir`` first, parents only when it says they are missing: every task attempt makes its log folder under
+    folders that exist, and that is then one system call instead of a ``stat`` per level first."""
+    try:
+        path.mkdir(mode=FOLDER_MODE)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        if path.parent == path:
+            raise
+        make_private_folder(path.parent)
         with contextlib.suppress(FileExistsError):  # made meanwhile by another process
-            folder.mkdir(mode=FOLDER_MODE)
+            path.mkdir(mode=FOLDER_MODE)
 
 
 def create_private_file(path: Path) -> None:

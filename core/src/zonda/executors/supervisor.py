@@ -57,6 +57,9 @@ WARM_MODULES = (
     "zonda.operators.python",
     "zonda.operators.empty",
     "ctypes",  # each task process asks the kernel to end it with its worker (_end_with_worker)
+    # Imported by every task (prepare_task_process, the attempt's log file): not once per forked task process.
+    "zonda.variable",
+    "zonda.private_files",
 )
 
 #: Seconds between two looks at the plugins folder by a worker (before a task; a few ``stat`` calls each). A

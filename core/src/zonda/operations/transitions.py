@@ -17,8 +17,10 @@ parameters and kept in :data:`_OWNED_STATEMENTS`, so a call costs one cached exe
 
 Try history: ``task_instance`` holds only the latest try, so the transitions that end a phase of a try (it ends,
 defers, reschedules, or a person clears or marks it while under way) copy the row into
-``task_instance_history`` with one ``INSERT ... SELECT`` in the same transaction (:func:`_archive`); the claim
-stamps ``running_since``. The scheduler's batch transitions end no try and write no history.
+``task_instance_history`` with one ``INSERT ... SELECT`` in the same transaction (:func:`_archive`; on PostgreSQL a
+task process's end, deferral or reschedule is one statement, the UPDATE feeding the INSERT, see
+:func:`_end_phase_owned`); the claim stamps ``running_since``. The scheduler's batch transitions end no try and
+write no history.
 
 ``python -m zonda.operations.transitions --markdown docs/state_machine.md`` writes the table of the docs.
 """
@@ -185,22 +187,82 @@ def _update_one(
     values: Mapping[str, Any],
     pid: int | Literal["any"] | None = "any",
     try_number: int | None = None,
+    *,
+    archived: bool = False,
+    end: datetime | None = None,
 ) -> int:
     """UPDATE one task instance while it is in ``sources`` (and, unless ``pid`` is "any", owned by ``pid``; and,
-    when ``try_number`` is given, while it holds that try number)."""
+    when ``try_number`` is given, while it holds that try number). ``archived`` (PostgreSQL only): the same
+    statement copies the updated row into the history, ending its phase at ``end`` (default: its ``end_date``)."""
     _no_state(values)
     fields = dict(values)
     if target is not None:
         fields["state"] = stored(target)
     owner = "any" if pid == "any" else ("unowned" if pid is None else "pid")
-    stmt = _owned_statement(sources, owner, tuple(sorted(fields)), try_number is not None)
+    shape = (sources, owner, tuple(sorted(fields)), try_number is not None)
+    stmt = _archived_statement(*shape, with_end=end is not None) if archived else _owned_statement(*shape)
     params = {f"v_{key}": value for key, value in fields.items()}
     params.update(v_updated_at=utcnow(), w_run=dag_run_id, w_task=task_id, w_index=map_index)
     if owner == "pid":
         params["w_pid"] = pid
     if try_number is not None:
         params["w_try"] = try_number
+    if archived and end is not None:
+        params["phase_end"] = end
     return _rowcount(conn.execute(stmt, params))
+
+
+def _end_phase_owned(
+    conn: Connection,
+    target: StrEnum,
+    dag_run_id: int,
+    task_id: str,
+    map_index: int,
+    values: Mapping[str, Any],
+    pid: int | None,
+    *,
+    end: datetime | None = None,
+) -> int:
+    """A task process ends the running phase of its row (``running`` -> ``target``) and archives it.
+
+    Why one statement on PostgreSQL: every finished try used to pay a second round trip for the history row
+    (an ``INSERT ... SELECT`` re-reading the row just updated). There the UPDATE's ``RETURNING`` feeds the
+    INSERT in one data-modifying ``WITH``; its row count is the UPDATE's. SQLite and MariaDB cannot nest an
+    UPDATE in a WITH, so they run the UPDATE and :func:`_archive` one after the other, in the same transaction.
+    ``end``: when the phase ended (default: the row's new ``end_date``)."""
+    if conn.dialect.name == "postgresql":
+        return _update_one(
+            conn, (TIS.RUNNING,), target, dag_run_id, task_id, map_index, values, pid, archived=True, end=end
+        )
+    changed = _update_one(conn, (TIS.RUNNING,), target, dag_run_id, task_id, map_index, values, pid)
+    if changed:
+        _archive(conn, _by_key(dag_run_id, task_id, map_index), end=end)
+    return changed
+
+
+def _archived_statement(
+    sources: tuple[StrEnum, ...], owner: str, keys: tuple[str, ...], with_try: bool, *, with_end: bool
+) -> Any:
+    """The prebuilt ``WITH ended AS (UPDATE ... RETURNING ...) INSERT INTO task_instance_history SELECT ...``."""
+    shape = ("archived", sources, owner, keys, with_try, with_end)
+    stmt = _OWNED_STATEMENTS.get(shape)
+    if stmt is None:
+        ti = t.task_instance
+        ended = (
+            _owned_statement(sources, owner, keys, with_try)
+            .returning(*(ti.c[name] for name in _RETURNED_COLUMNS))
+            .cte("ended")
+        )
+        phase_end = bindparam("phase_end", type_=UtcDateTime())
+        rows = select(*(phase_end if with_end and name == "end_date" else ended.c[name] for name in _RETURNED_COLUMNS))
+        # SQLAlchemy reports no row count for an INSERT ... SELECT unless asked to keep the cursor's.
+        stmt = (
+            insert(t.task_instance_history)
+            .from_select(list(_HISTORY_COLUMNS), rows)
+            .execution_options(preserve_rowcount=True)
+        )
+        _OWNED_STATEMENTS[shape] = stmt
+    return stmt
 
 
 # --- try history -----------------------------------------------------------------------------------------------
@@ -218,6 +280,9 @@ _HISTORY_COLUMNS = (
     "end_date",
     "hostname",
 )
+
+#: The ``task_instance`` columns of :data:`_HISTORY_COLUMNS`, in that order (``id`` is ``task_instance_id``).
+_RETURNED_COLUMNS = tuple("id" if name == "task_instance_id" else name for name in _HISTORY_COLUMNS)
 
 #: The phases a person's clear or mark cuts short (a queued try has not started: nothing to keep).
 _UNDER_WAY = (TIS.RUNNING, TIS.DEFERRED, TIS.UP_FOR_RESCHEDULE)
@@ -294,10 +359,7 @@ def finish_ti(
 ) -> int:
     """Record the end of a try, only while this process (``pid``) still owns the running row."""
     _check("finish_ti", state)
-    changed = _update_one(conn, (TIS.RUNNING,), state, dag_run_id, task_id, map_index, values, pid)
-    if changed:
-        _archive(conn, _by_key(dag_run_id, task_id, map_index))
-    return changed
+    return _end_phase_owned(conn, state, dag_run_id, task_id, map_index, values, pid)
 
 
 @_transition("task instance", [TIS.RUNNING], [TIS.RUNNING], [Caller.WORKER])
@@ -311,10 +373,7 @@ def reschedule_ti(
     conn: Connection, dag_run_id: int, task_id: str, map_index: int, values: Mapping[str, Any], *, pid: int | None
 ) -> int:
     """A reschedule-mode sensor hands its worker slot back until ``ready_at``, while it owns the row."""
-    changed = _update_one(conn, (TIS.RUNNING,), TIS.UP_FOR_RESCHEDULE, dag_run_id, task_id, map_index, values, pid)
-    if changed:
-        _archive(conn, _by_key(dag_run_id, task_id, map_index), end=utcnow())
-    return changed
+    return _end_phase_owned(conn, TIS.UP_FOR_RESCHEDULE, dag_run_id, task_id, map_index, values, pid, end=utcnow())
 
 
 @_transition("task instance", [TIS.RUNNING], [TIS.DEFERRED], [Caller.WORKER])
@@ -330,10 +389,7 @@ def defer_ti(
 ) -> int:
     """Hand the task to the triggerer (its trigger row is inserted in the same transaction), while owned."""
     fields = {**values, "trigger_id": trigger_id}
-    changed = _update_one(conn, (TIS.RUNNING,), TIS.DEFERRED, dag_run_id, task_id, map_index, fields, pid)
-    if changed:
-        _archive(conn, _by_key(dag_run_id, task_id, map_index), end=utcnow())
-    return changed
+    return _end_phase_owned(conn, TIS.DEFERRED, dag_run_id, task_id, map_index, fields, pid, end=utcnow())
 
 
 _NOT_STARTED = (TIS.NONE, *sorted(SKIPPABLE_STATES))
