@@ -1,0 +1,246 @@
+"""Fault tests of the CeleryExecutor against real brokers and real `zonda celery worker` processes, with CPU hogs
+beside them (a machine as busy as CI): nothing lost, nothing run twice.
+
+- kill -9 a worker's whole process group while 20 tasks run, 20 times: each lost try is retried on another
+  worker (found by ``task_heartbeat_timeout``), none is lost, none succeeds twice;
+- stop the broker (a private redis-server without persistence, so its messages are lost) while 200 tasks are
+  queued, then start it again: every task ends once (``task_queued_timeout`` sends the lost ones again);
+- a restarted scheduler adopts what its predecessor queued: nothing is sent twice.
+
+The ledger each task appends to (``tests/integration/scheduler_helpers.py``) is the proof of what ran. Every
+wait is bounded; every process started here (workers, redis-server, hogs) is killed at the end. The shared
+Redis and RabbitMQ are never stopped: each test uses queues of its own, removed afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration"))
+
+import scheduler_helpers as h
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+SHARED_BROKERS = {
+    "redis": "redis://127.0.0.1:6379/11",
+    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
+}
+
+#: Fast failure detection for the tests: a dead try is retried within seconds, a lost message soon after.
+FAST = {
+    ("core", "executor"): "CeleryExecutor",
+    ("core", "parallelism"): 256,
+    ("core", "max_active_tasks_per_dag"): 256,
+    ("scheduler", "task_heartbeat_interval"): 0.2,
+    ("scheduler", "task_heartbeat_timeout"): 2.5,
+    # Only a message lost on the way needs this (none should be here): generous, so a busy machine's slow start
+    # is not taken for a loss.
+    ("scheduler", "task_queued_timeout"): 20.0,
+}
+
+HOLDING_DAG = """
+import os
+import re
+import time
+from datetime import datetime, timedelta
+from zonda import DAG
+from zonda.operators import PythonOperator
+
+RELEASE = {release!r}
+
+
+def hold(**context):
+    # Runs until the test releases the run (bounded: 60 s), so every try is still running when a worker dies.
+    record(context, "start")
+    path = os.path.join(RELEASE, re.sub(r"\\W", "_", context["ti"].run_id))
+    for _ in range(600):
+        if os.path.exists(path):
+            break
+        time.sleep(0.1)
+    record(context, "end")
+
+
+with DAG(
+    "held_dag",
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    max_active_tasks=20,
+    default_args={{"retries": 3, "retry_delay": timedelta(0)}},
+):
+    for i in range(20):
+        PythonOperator(task_id=f"t{{i:02d}}", python_callable=hold, queue={queue!r})
+"""
+
+WIDE_DAG = """
+from datetime import datetime
+from zonda import DAG
+from zonda.operators import PythonOperator
+
+
+def work(**context):
+    record(context, "start")
+    record(context, "end")
+
+
+with DAG("wide_dag", schedule=None, start_date=datetime(2024, 1, 1), max_active_tasks=200):
+    for i in range({count}):
+        PythonOperator(task_id=f"t{{i:03d}}", python_callable=work, queue={queue!r})
+"""
+
+
+class Env(h.LedgerSetup):
+    """A PostgreSQL installation running the CeleryExecutor on ``broker``, on a queue of its own."""
+
+    def __init__(self, home: Path, url: str, monkeypatch: pytest.MonkeyPatch, broker: str) -> None:
+        self.broker = broker
+        self.queue = f"zt-{uuid.uuid4().hex[:10]}"
+        super().__init__(home, url, monkeypatch, {**FAST, ("celery", "broker_url"): broker})
+
+    def scheduler(self) -> Any:
+        from zonda.scheduler.scheduler import Scheduler
+        from zonda_celery.executor import CeleryExecutor
+
+        executor = CeleryExecutor(parallelism=256, settings=self.settings)
+        return Scheduler(self.settings, executor=executor, metastore=self.metastore)
+
+    def start_worker(self, started: list[h.SchedulerProcess], name: str, concurrency: int) -> h.SchedulerProcess:
+        """``zonda celery worker`` in a session of its own (returns at once; see :func:`ready`)."""
+        env = h.subprocess_env(self.home, self.url, self.options)
+        argv = [sys.executable, "-m", "zonda", "celery", "worker", "-q", self.queue, "-c", str(concurrency)]
+        process = h.start_process([*argv, "--hostname", f"{name}@zt"], env, self.home / f"{name}.log", cwd=self.home)
+        started.append(process)
+        return process
+
+    def run_key(self, dag_run_id: int) -> str:
+        (run,) = [r for r in h.dag_runs(self.engine, self.dag_name) if r.id == dag_run_id]
+        return str(run.run_id)
+
+    dag_name = ""
+
+    def remove_queue(self) -> None:
+        from kombu import Connection
+
+        with contextlib.suppress(Exception), Connection(self.broker, connect_timeout=5) as conn:
+            channel = conn.default_channel
+            channel.queue_purge(self.queue)
+            channel.queue_delete(self.queue)
+
+
+def ready(process: h.SchedulerProcess, timeout: float = 90) -> None:
+    h.wait_for(lambda: " ready." in process.output() or process.proc.poll() is not None, timeout, what="worker ready")
+    assert process.proc.poll() is None, process.output()[-3000:]
+
+
+@pytest.fixture
+def processes() -> Iterator[list[h.SchedulerProcess]]:
+    with h.scheduler_processes() as started:
+        yield started
+
+
+# --- kill -9 a worker's process group while 20 tasks run ------------------------------------------------------
+
+#: Rounds per broker: 20 on Redis, the default broker, whose unacknowledged messages of a dead worker wait for
+#: the visibility timeout; fewer on RabbitMQ, which gives them back at once (the claim refuses the copies), to
+#: keep the suite's time in bounds.
+KILL_ROUNDS = {"redis": 20, "rabbitmq": 5}
+
+
+@pytest.mark.parametrize("broker", sorted(SHARED_BROKERS))
+def test_a_worker_killed_with_its_tasks_loses_nothing_and_runs_nothing_twice(
+    broker: str, zonda_home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch, processes: list
+) -> None:
+    release = zonda_home / "release"
+    release.mkdir()
+    with Env(zonda_home, postgres_url, monkeypatch, SHARED_BROKERS[broker]) as env, h.cpu_hogs(2):
+        env.dag_name = "held_dag"
+        env.dag("held_dag.py", HOLDING_DAG.format(release=str(release), queue=env.queue))
+        env.store()
+        try:
+            workers = [env.start_worker(processes, f"w{i}-0", 10) for i in range(2)]
+            scheduler = env.scheduler()
+            scheduler.start()
+            started = time.monotonic()
+            try:
+                for round_no in range(KILL_ROUNDS[broker]):
+                    for worker in workers:
+                        ready(worker)
+                    victim_slot = round_no % 2
+                    workers[victim_slot] = one_kill_round(
+                        env, scheduler, processes, workers, victim_slot, release, round_no
+                    )
+            finally:
+                scheduler.shutdown()
+            print(f"\n{KILL_ROUNDS[broker]} kill rounds on {broker}: {time.monotonic() - started:.1f} s")
+        finally:
+            env.remove_queue()
+
+
+def until_finished(scheduler: Any, dag_run_id: int, timeout: float, on_pass: Any) -> str:
+    """Scheduler passes (one scheduler for every round, as in production) until the run ends (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        scheduler.run_once()
+        on_pass()
+        state = h.run_states(scheduler.metastore.engine, [dag_run_id]).get(dag_run_id)
+        if state in h.TERMINAL_RUN:
+            return str(state)
+        if time.monotonic() >= deadline:
+            pytest.fail(
+                f"run not finished within {timeout} s: {h.states_by_task(scheduler.metastore.engine, dag_run_id)}"
+            )
+
+
+def one_kill_round(
+    env: Env,
+    scheduler: Any,
+    processes: list,
+    workers: list[h.SchedulerProcess],
+    victim_slot: int,
+    release: Path,
+    round_no: int,
+) -> h.SchedulerProcess:
+    """Trigger a run of 20 holding tasks; once all 20 run, kill -9 one worker's process group, start its
+    replacement, release the run; check the run. Returns the replacement worker."""
+    dag_run_id = env.trigger("held_dag")
+    run_key = env.run_key(dag_run_id)
+    victim = workers[victim_slot]
+    seen: dict[str, Any] = {}
+
+    def kill_when_all_run() -> None:
+        if seen:
+            return
+        starts = [e for e in env.entries() if e.run_id == run_key and e.event == "start"]
+        if len(starts) < 20:
+            return
+        seen["victim_pids"] = set(h.session_pids(victim.pid))
+        victim.kill_group()
+        seen["replacement"] = env.start_worker(processes, f"w{victim_slot}-{round_no + 1}", 10)
+        (release / re.sub(r"\W", "_", run_key)).touch()
+
+    state = until_finished(scheduler, dag_run_id, 120, kill_when_all_run)
+    assert seen, "the 20 tasks never ran at once"
+    entries = [e for e in env.entries() if e.run_id == run_key]
+    rows = h.task_instances(env.engine, dag_run_id)
+    assert state == "success", h.states_by_task(env.engine, dag_run_id)
+    assert all(r.state == "success" for r in rows) and len(rows) == 20
+    ends = Counter(e.task_id for e in entries if e.event == "end")
+    assert ends == Counter({f"t{i:02d}": 1 for i in range(20)}), f"round {round_no}: ends {ends}"
+    assert not h.duplicates(entries, "start"), f"round {round_no}: a try started twice"
+    killed = {e.task_id for e in entries if e.event == "start" and e.try_number == 1 and e.pid in seen["victim_pids"]}
+    assert killed, f"round {round_no}: the killed worker ran none of the 20 tasks"
+    for entry in entries:
+        if entry.event == "end" and entry.task_id in killed:
+            # Retried (a later try), on another worker: the killed one's processes are all gone.
+            assert entry.try_number >= 2 and entry.pid not in seen["victim_pids"], entry
+    return seen["replacement"]
