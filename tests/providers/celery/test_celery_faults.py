@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
+import signal
+import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -95,7 +99,7 @@ def work(**context):
 
 with DAG("wide_dag", schedule=None, start_date=datetime(2024, 1, 1), max_active_tasks=200):
     for i in range({count}):
-        PythonOperator(task_id=f"t{{i:03d}}", python_callable=work, queue={queue!r})
+        PythonOperator(task_id=f"t{{i:03d}}", python_callable=work, queue={queue!r}, pool={pool!r})
 """
 
 
@@ -153,7 +157,7 @@ def processes() -> Iterator[list[h.SchedulerProcess]]:
 #: Rounds per broker: 20 on Redis, the default broker, whose unacknowledged messages of a dead worker wait for
 #: the visibility timeout; fewer on RabbitMQ, which gives them back at once (the claim refuses the copies), to
 #: keep the suite's time in bounds.
-KILL_ROUNDS = {"redis": 20, "rabbitmq": 5}
+KILL_ROUNDS = {"redis": 20, "rabbitmq": 3}
 
 
 @pytest.mark.parametrize("broker", sorted(SHARED_BROKERS))
@@ -244,3 +248,109 @@ def one_kill_round(
             # Retried (a later try), on another worker: the killed one's processes are all gone.
             assert entry.try_number >= 2 and entry.pid not in seen["victim_pids"], entry
     return seen["replacement"]
+
+
+# --- the broker stops while 200 tasks are queued ------------------------------------------------------------
+
+
+class PrivateRedis:
+    """A redis-server of this test's own on a free loopback port, without persistence: stopping it loses every
+    message it held (the shared Redis is never touched)."""
+
+    def __init__(self, folder: Path) -> None:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            pytest.fail(
+                "redis-server is not installed; the broker-restart test starts a private one (apt redis-server)"
+            )
+        self.executable, self.folder = executable, folder
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        argv = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        log = (self.folder / "redis.log").open("ab")
+        self.proc = subprocess.Popen([*argv, "--dir", str(self.folder)], stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        h.wait_for(self.answers, 20, what=f"the private redis-server on port {self.port}")
+
+    def answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    server = PrivateRedis(folder)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+WIDE = 200
+
+
+def test_a_broker_restart_while_200_tasks_are_queued_ends_each_task_once(
+    private_redis: PrivateRedis, zonda_home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch, processes: list
+) -> None:
+    monkeypatch.setenv(h.env_name("scheduler", "task_queued_timeout"), "8")
+    with Env(zonda_home, postgres_url, monkeypatch, private_redis.url) as env, h.cpu_hogs(2):
+        env.options[("scheduler", "task_queued_timeout")] = 8
+        env.dag("wide_dag.py", WIDE_DAG.format(count=WIDE, queue=env.queue, pool="wide_pool"))
+        env.store()
+        h.create_pool(env.engine, "wide_pool", WIDE)  # the default pool's 128 slots would hold back 72 of them
+        first = env.start_worker(processes, "b1", 4)
+        ready(first)
+        dag_run_id = env.trigger("wide_dag")
+        scheduler = env.scheduler()
+        scheduler.start()
+        outage: dict[str, Any] = {}
+
+        def restart_broker_once_all_are_queued() -> None:
+            if outage:
+                return
+            states = Counter(r.state for r in h.task_instances(env.engine, dag_run_id))
+            if states.get("scheduled", 0) or states.get(None, 0) or sum(states.values()) < WIDE:
+                return
+            outage["queued"] = states.get("queued", 0)
+            private_redis.stop()  # every message still on the broker is lost
+            time.sleep(1.0)
+            private_redis.start()
+            outage["second"] = env.start_worker(processes, "b2", 4)
+
+        started = time.monotonic()
+        try:
+            state = until_finished(scheduler, dag_run_id, 300, restart_broker_once_all_are_queued)
+        finally:
+            scheduler.shutdown()
+        print(
+            f"\n{WIDE} tasks through a broker restart: {time.monotonic() - started:.1f} s; {outage.get('queued')} queued at the stop"
+        )
+    assert outage["queued"] >= WIDE // 2, f"only {outage['queued']} tasks were still queued when the broker stopped"
+    assert state == "success", h.states_by_task(env.engine, dag_run_id)
+    entries = env.entries()
+    assert Counter(e.task_id for e in entries if e.event == "end") == Counter({f"t{i:03d}": 1 for i in range(WIDE)})
+    assert not h.duplicates(entries, "start")
+    rows = h.task_instances(env.engine, dag_run_id)
+    assert {(r.state, r.try_number) for r in rows} == {("success", 1)}  # no try was charged for the outage
