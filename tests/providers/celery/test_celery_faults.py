@@ -354,3 +354,110 @@ def test_a_broker_restart_while_200_tasks_are_queued_ends_each_task_once(
     assert not h.duplicates(entries, "start")
     rows = h.task_instances(env.engine, dag_run_id)
     assert {(r.state, r.try_number) for r in rows} == {("success", 1)}  # no try was charged for the outage
+
+
+# --- a graceful stop, a scheduler restart ----------------------------------------------------------------------
+
+PAIR_DAG = """
+import os
+import time
+from datetime import datetime
+from zonda import DAG
+from zonda.operators import PythonOperator
+
+RELEASE = {release!r}
+
+
+def held(**context):
+    record(context, "start")
+    for _ in range(600):  # bounded: 60 s
+        if os.path.exists(RELEASE):
+            break
+        time.sleep(0.1)
+    record(context, "end")
+
+
+def after(**context):
+    record(context, "end")
+
+
+with DAG("pair_dag", schedule=None, start_date=datetime(2024, 1, 1)):
+    PythonOperator(task_id="held", python_callable=held, queue={queue!r}) >> PythonOperator(
+        task_id="after", python_callable=after, queue={queue!r}
+    )
+"""
+
+
+@pytest.mark.parametrize("broker", sorted(SHARED_BROKERS))
+def test_sigterm_finishes_the_task_the_worker_holds_and_takes_no_new_one(
+    broker: str, zonda_home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch, processes: list
+) -> None:
+    release = zonda_home / "release-now"
+    with Env(zonda_home, postgres_url, monkeypatch, SHARED_BROKERS[broker]) as env:
+        env.dag("pair_dag.py", PAIR_DAG.format(release=str(release), queue=env.queue))
+        env.store()
+        try:
+            stopping = env.start_worker(processes, "stopping", 2)
+            ready(stopping)
+            dag_run_id = env.trigger("pair_dag")
+            scheduler = env.scheduler()
+            scheduler.start()
+            steps: dict[str, Any] = {}
+
+            def stop_the_worker_while_it_holds_a_task() -> None:
+                if "sigterm" not in steps and any(e.event == "start" for e in env.entries()):
+                    stopping.proc.send_signal(signal.SIGTERM)  # the main process only, as `docker stop` does
+                    steps["sigterm"] = time.monotonic()
+                    h.wait_for(lambda: "warm shutdown" in stopping.output().lower(), 30, what="a warm shutdown")
+                    release.touch()
+                if "sigterm" in steps and "second" not in steps and stopping.proc.poll() is not None:
+                    steps["second"] = env.start_worker(processes, "second", 2)
+
+            try:
+                state = until_finished(scheduler, dag_run_id, 120, stop_the_worker_while_it_holds_a_task)
+            finally:
+                scheduler.shutdown()
+        finally:
+            env.remove_queue()
+    assert stopping.proc.returncode == 0, stopping.output()[-3000:]
+    assert state == "success", h.states_by_task(env.engine, dag_run_id)
+    rows = {r.task_id: r for r in h.task_instances(env.engine, dag_run_id)}
+    assert (rows["held"].state, rows["held"].try_number) == ("success", 1)  # finished by the stopping worker
+    assert "Executing pair_dag.held " in stopping.output()
+    assert "Executing pair_dag.after " not in stopping.output()  # no new work after SIGTERM
+    assert "Executing pair_dag.after " in steps["second"].output()
+    assert Counter(e.task_id for e in env.entries() if e.event == "end") == {"held": 1, "after": 1}
+
+
+@pytest.mark.parametrize("broker", sorted(SHARED_BROKERS))
+def test_a_restarted_scheduler_adopts_the_tasks_its_predecessor_queued(
+    broker: str, zonda_home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch, processes: list
+) -> None:
+    count = 5
+    with Env(zonda_home, postgres_url, monkeypatch, SHARED_BROKERS[broker]) as env:
+        env.dag("wide_dag.py", WIDE_DAG.format(count=count, queue=env.queue, pool="default_pool"))
+        env.store()
+        try:
+            dag_run_id = env.trigger("wide_dag")
+            first = env.scheduler()  # no worker yet: its messages wait on the broker
+            first.start()
+            try:
+                h.wait_for(lambda: (first.run_once(), len(first.executor.running) == count)[1], 30, what="all queued")
+            finally:
+                first.shutdown()
+            second = env.scheduler()
+            second.start()
+            try:
+                rows = h.task_instances(env.engine, dag_run_id)
+                assert {(r.state, r.queued_by_job_id) for r in rows} == {("queued", second.job_id)}
+                worker = env.start_worker(processes, "adopted", 2)
+                state = until_finished(second, dag_run_id, 90, lambda: None)
+            finally:
+                second.shutdown()
+        finally:
+            env.remove_queue()
+    assert state == "success", h.states_by_task(env.engine, dag_run_id)
+    output = worker.output()
+    # Each task's message was sent once (by the first scheduler): one delivery each, none refused.
+    assert output.count("Executing wide_dag.") == count and "claimed" not in output, output[-3000:]
+    assert Counter(e.task_id for e in env.entries() if e.event == "end") == {f"t{i:03d}": 1 for i in range(count)}
