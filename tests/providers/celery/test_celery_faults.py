@@ -461,3 +461,74 @@ def test_a_restarted_scheduler_adopts_the_tasks_its_predecessor_queued(
     # Each task's message was sent once (by the first scheduler): one delivery each, none refused.
     assert output.count("Executing wide_dag.") == count and "claimed" not in output, output[-3000:]
     assert Counter(e.task_id for e in env.entries() if e.event == "end") == {f"t{i:03d}": 1 for i in range(count)}
+
+
+# --- a long task on Redis is delivered once ---------------------------------------------------------------------
+
+LONG_DAG = """
+import time
+from datetime import datetime
+from zonda import DAG
+from zonda.operators import PythonOperator
+
+
+def long_task(**context):
+    record(context, "start")
+    time.sleep(7)
+    record(context, "end")
+
+
+with DAG("long_dag", schedule=None, start_date=datetime(2024, 1, 1)):
+    PythonOperator(task_id="long", python_callable=long_task, queue={queue!r})
+"""
+
+#: A test-sized Redis: unacknowledged messages are swept every second (production: every 100 s).
+FAST_SWEEP = {
+    ("celery_broker_transport_options", "unacked_restore_interval"): 1,
+    ("celery_broker_transport_options", "unacked_restore_throttle"): 1,
+}
+
+
+@pytest.mark.parametrize("sizing", ["fixed 2 s, shorter than the task", "sized from execution_timeout"])
+def test_a_task_longer_than_a_fixed_visibility_timeout_is_delivered_once(
+    sizing: str, zonda_home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch, processes: list
+) -> None:
+    """A 7-second task on Redis with an idle second worker. With a fixed visibility timeout shorter than the task
+    (kombu's one hour, scaled to this test) Redis delivers the message again while it runs: the claim keeps the
+    copy from running (the control, which shows this test sees redeliveries). Sized from ``[celery]
+    execution_timeout``, the message is delivered once."""
+    for (section, key), value in FAST_SWEEP.items():
+        monkeypatch.setenv(h.env_name(section, key), str(value))
+    if sizing.startswith("fixed"):
+        monkeypatch.setenv(h.env_name("celery_broker_transport_options", "visibility_timeout"), "2")
+    else:
+        monkeypatch.setenv(h.env_name("celery", "execution_timeout"), "10")
+    with Env(zonda_home, postgres_url, monkeypatch, SHARED_BROKERS["redis"]) as env:
+        env.options.update(FAST_SWEEP)
+        if sizing.startswith("fixed"):
+            env.options[("celery_broker_transport_options", "visibility_timeout")] = 2
+        else:
+            env.options[("celery", "execution_timeout")] = 10
+        env.dag("long_dag.py", LONG_DAG.format(queue=env.queue))
+        env.store()
+        try:
+            workers = [env.start_worker(processes, f"v{i}", 1) for i in range(2)]
+            for worker in workers:
+                ready(worker)
+            dag_run_id = env.trigger("long_dag")
+            scheduler = env.scheduler()
+            scheduler.start()
+            try:
+                state = until_finished(scheduler, dag_run_id, 90, lambda: None)
+            finally:
+                scheduler.shutdown()
+            time.sleep(2)  # a redelivery due at the task's end would be seen by now
+        finally:
+            env.remove_queue()
+    deliveries = sum(w.output().count("Executing long_dag.long ") for w in workers)
+    assert state == "success"
+    assert Counter(e.event for e in env.entries()) == {"start": 1, "end": 1}  # it ran once either way
+    if sizing.startswith("fixed"):
+        assert deliveries >= 2, "the control saw no redelivery: the test would not notice one"
+    else:
+        assert deliveries == 1, [w.output()[-2000:] for w in workers]
