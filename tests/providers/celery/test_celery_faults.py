@@ -190,6 +190,16 @@ def test_a_worker_killed_with_its_tasks_loses_nothing_and_runs_nothing_twice(
             env.remove_queue()
 
 
+def run_to_end(env: Env, dag_run_id: int, timeout: float, on_pass: Any = lambda: None) -> str:
+    """A scheduler of its own runs ``dag_run_id`` to its end (bounded); ``on_pass`` after each pass."""
+    scheduler = env.scheduler()
+    scheduler.start()
+    try:
+        return until_finished(scheduler, dag_run_id, timeout, on_pass)
+    finally:
+        scheduler.shutdown()
+
+
 def until_finished(scheduler: Any, dag_run_id: int, timeout: float, on_pass: Any) -> str:
     """Scheduler passes (one scheduler for every round, as in production) until the run ends (bounded)."""
     deadline = time.monotonic() + timeout
@@ -323,8 +333,6 @@ def test_a_broker_restart_while_200_tasks_are_queued_ends_each_task_once(
         first = env.start_worker(processes, "b1", 4)
         ready(first)
         dag_run_id = env.trigger("wide_dag")
-        scheduler = env.scheduler()
-        scheduler.start()
         outage: dict[str, Any] = {}
 
         def restart_broker_once_all_are_queued() -> None:
@@ -340,10 +348,7 @@ def test_a_broker_restart_while_200_tasks_are_queued_ends_each_task_once(
             outage["second"] = env.start_worker(processes, "b2", 4)
 
         started = time.monotonic()
-        try:
-            state = until_finished(scheduler, dag_run_id, 300, restart_broker_once_all_are_queued)
-        finally:
-            scheduler.shutdown()
+        state = run_to_end(env, dag_run_id, 300, restart_broker_once_all_are_queued)
         print(
             f"\n{WIDE} tasks through a broker restart: {time.monotonic() - started:.1f} s; {outage.get('queued')} queued at the stop"
         )
@@ -400,8 +405,6 @@ def test_sigterm_finishes_the_task_the_worker_holds_and_takes_no_new_one(
             stopping = env.start_worker(processes, "stopping", 2)
             ready(stopping)
             dag_run_id = env.trigger("pair_dag")
-            scheduler = env.scheduler()
-            scheduler.start()
             steps: dict[str, Any] = {}
 
             def stop_the_worker_while_it_holds_a_task() -> None:
@@ -413,10 +416,7 @@ def test_sigterm_finishes_the_task_the_worker_holds_and_takes_no_new_one(
                 if "sigterm" in steps and "second" not in steps and stopping.proc.poll() is not None:
                     steps["second"] = env.start_worker(processes, "second", 2)
 
-            try:
-                state = until_finished(scheduler, dag_run_id, 120, stop_the_worker_while_it_holds_a_task)
-            finally:
-                scheduler.shutdown()
+            state = run_to_end(env, dag_run_id, 120, stop_the_worker_while_it_holds_a_task)
         finally:
             env.remove_queue()
     assert stopping.proc.returncode == 0, stopping.output()[-3000:]
@@ -516,12 +516,7 @@ def test_a_task_longer_than_a_fixed_visibility_timeout_is_delivered_once(
             for worker in workers:
                 ready(worker)
             dag_run_id = env.trigger("long_dag")
-            scheduler = env.scheduler()
-            scheduler.start()
-            try:
-                state = until_finished(scheduler, dag_run_id, 90, lambda: None)
-            finally:
-                scheduler.shutdown()
+            state = run_to_end(env, dag_run_id, 90)
             time.sleep(2)  # a redelivery due at the task's end would be seen by now
         finally:
             env.remove_queue()

@@ -20,36 +20,16 @@ from sqlalchemy import select
 
 from zonda.metastore import tables as t
 from zonda.operations import transitions
+from zonda.scheduler.workloads import WORKLOAD_COLUMNS, workload_of
 from zonda.state import ACTIVE_STATES, TaskInstanceState, sql_values
 
 if TYPE_CHECKING:
-    from zonda.executors.base import BaseExecutor, Workload
+    from zonda.executors.base import BaseExecutor
 
 log = logging.getLogger("zonda.scheduler")
 
 #: Most orphans offered to the executor per pass (bounded; the rest are adopted on the next check).
 ADOPT_BATCH = 1000
-
-
-def workload_of(row: Any) -> Workload:
-    """The workload of a task instance row (with its run's fileloc): the try it is queued for or runs."""
-    from zonda.executors.base import Workload
-
-    try_number = row.try_number or 0
-    if row.state == TaskInstanceState.QUEUED and not row.next_method:
-        try_number += 1  # queued for the next try; a deferred task resuming continues its try
-    return Workload(
-        ti_id=row.id,
-        dag_id=row.dag_id,
-        run_id=row.run_id,
-        task_id=row.task_id,
-        map_index=row.map_index,
-        try_number=try_number,
-        fileloc=row.fileloc or "",
-        queue=row.queue or "default",
-        priority=row.priority_weight or 1,
-        dag_run_id=row.dag_run_id,
-    )
 
 
 def adopt_orphans(
@@ -59,21 +39,7 @@ def adopt_orphans(
     takes become this scheduler's (``job_id``). Returns how many were adopted."""
     ti, job, sd = t.task_instance, t.job, t.serialized_dag
     rows = conn.execute(
-        select(
-            ti.c.id,
-            ti.c.dag_id,
-            ti.c.run_id,
-            ti.c.task_id,
-            ti.c.map_index,
-            ti.c.try_number,
-            ti.c.state,
-            ti.c.next_method,
-            ti.c.queue,
-            ti.c.priority_weight,
-            ti.c.dag_run_id,
-            ti.c.queued_by_job_id,
-            sd.c.fileloc,
-        )
+        select(*WORKLOAD_COLUMNS, ti.c.state, ti.c.queued_by_job_id)
         .join(job, job.c.id == ti.c.queued_by_job_id)
         .join(sd, sd.c.dag_id == ti.c.dag_id, isouter=True)
         .where(
@@ -87,7 +53,7 @@ def adopt_orphans(
     if not rows:
         return 0
     by_id = {row.id: row for row in rows}
-    taken = executor.adopt([workload_of(row) for row in rows])
+    taken = executor.adopt([workload_of(row, next_try=row.state == TaskInstanceState.QUEUED) for row in rows])
     by_job: dict[int, list[int]] = {}
     for workload in taken:
         by_job.setdefault(by_id[workload.ti_id].queued_by_job_id, []).append(workload.ti_id)

@@ -48,6 +48,7 @@ from zonda.scheduler.decisions import decide_run, retry_ready_at
 from zonda.scheduler.problems import DagProblems
 from zonda.scheduler.serialized import SerializedDag
 from zonda.scheduler.stuck_queued import StuckQueued
+from zonda.scheduler.workloads import WORKLOAD_COLUMNS, workload_of
 from zonda.state import ACTIVE_STATES, DagRunState, TaskInstanceState, sql_values
 from zonda.timezone import utcnow
 
@@ -664,8 +665,6 @@ class Scheduler:
     # --- queueing ----------------------------------------------------------------------------------------------
 
     def _queue(self) -> int:
-        from zonda.executors.base import Workload
-
         executor = self.executor
         open_slots = executor.open_slots
         if open_slots <= 0:
@@ -674,21 +673,7 @@ class Scheduler:
         workloads: list[Workload] = []
         with self.engine.begin() as conn:
             query = (
-                select(
-                    ti.c.id,
-                    ti.c.dag_id,
-                    ti.c.run_id,
-                    ti.c.task_id,
-                    ti.c.map_index,
-                    ti.c.try_number,
-                    ti.c.pool,
-                    ti.c.pool_slots,
-                    ti.c.queue,
-                    ti.c.priority_weight,
-                    sd.c.fileloc,
-                    ti.c.dag_run_id,
-                    ti.c.next_method,
-                )
+                select(*WORKLOAD_COLUMNS, ti.c.pool, ti.c.pool_slots)
                 .join(dr, dr.c.id == ti.c.dag_run_id)
                 .join(sd, sd.c.dag_id == ti.c.dag_id)
                 .join(t.dag, t.dag.c.dag_id == ti.c.dag_id)
@@ -751,22 +736,7 @@ class Scheduler:
             if not chosen:
                 return 0
             transitions.queue_tis(conn, [r.id for r in chosen], job_id=self.job_id, now=utcnow())
-            workloads = [
-                Workload(
-                    ti_id=r.id,
-                    dag_id=r.dag_id,
-                    run_id=r.run_id,
-                    task_id=r.task_id,
-                    map_index=r.map_index,
-                    # A deferred task resuming continues its try; anything else starts the next one.
-                    try_number=(r.try_number or 0) + (0 if r.next_method else 1),
-                    fileloc=r.fileloc or "",
-                    queue=r.queue or "default",
-                    priority=r.priority_weight or 1,
-                    dag_run_id=r.dag_run_id,
-                )
-                for r in chosen
-            ]
+            workloads = [workload_of(r, next_try=True) for r in chosen]
         for workload in workloads:
             executor.queue(workload)
         return len(workloads)
