@@ -225,6 +225,15 @@ def _options() -> list[Option]:
         ),
         Option(
             "scheduler",
+            "task_queued_timeout",
+            600.0,
+            float,
+            "A task instance queued this long without any worker claiming it (its message was lost on the broker, "
+            "or its worker died before starting it) is queued again; each further time it waits twice as long. "
+            "A late copy of the old message is harmless: the claim is a compare-and-set on state and try number.",
+        ),
+        Option(
+            "scheduler",
             "scheduler_heartbeat_timeout",
             30.0,
             float,

@@ -56,3 +56,17 @@ def test_a_worker_refuses_a_sqlite_metastore(zonda_home: Path, capsys: pytest.Ca
     assert main(["celery", "worker", "-q", "default"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: a Celery worker cannot use a SQLite metastore") and "sql_alchemy_conn" in err
+
+
+def test_broker_transport_options_come_from_airflows_section(zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zonda_celery.app import build_app
+
+    monkeypatch.setenv("ZONDA__DATABASE__SQL_ALCHEMY_CONN", "postgresql://127.0.0.1:5432/meta")
+    monkeypatch.setenv("ZONDA__CELERY__EXECUTION_TIMEOUT", "100")
+    monkeypatch.setenv("ZONDA__SCHEDULER__TASK_HEARTBEAT_TIMEOUT", "10")
+    sized = build_app(load_settings()).conf.broker_transport_options
+    assert sized == {"visibility_timeout": 100 + 2 * 10 + 60}
+    monkeypatch.setenv("ZONDA__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT", "7")
+    monkeypatch.setenv("ZONDA__CELERY_BROKER_TRANSPORT_OPTIONS__UNACKED_RESTORE_INTERVAL", "1.5")
+    options = build_app(load_settings()).conf.broker_transport_options
+    assert options == {"visibility_timeout": 7, "unacked_restore_interval": 1.5}

@@ -190,9 +190,11 @@ def test_pickle_malformed_and_invalid_messages_are_rejected_and_nothing_runs(env
     valid = env.workload_json(env.queued_workloads()["first"])
     invalid_dag_file = valid.replace('"dag_file":"celery_dag.py"', '"dag_file":"../../etc/evil.py"')
     unknown_field = valid.replace('"kind":', '"command":"rm -rf /","kind":')
-    assert invalid_dag_file != valid and unknown_field != valid
+    # Valid in form, but the task does not exist: the worker finds no instance to claim, and nothing runs.
+    ghost_task = valid.replace('"task_id":"first"', '"task_id":"ghost"')
+    assert invalid_dag_file != valid and unknown_field != valid and ghost_task != valid
     app = env.app()
-    for body in ("{not json", invalid_dag_file, unknown_field, 42):
+    for body in ("{not json", invalid_dag_file, unknown_field, 42, ghost_task):
         app.send_task("zonda.execute_workload", args=[body], queue=env.q1)
     with Connection(env.broker, connect_timeout=5) as conn:
         producer = Producer(conn.default_channel, exchange=Exchange(""))
@@ -201,9 +203,11 @@ def test_pickle_malformed_and_invalid_messages_are_rejected_and_nothing_runs(env
     worker = env.start_worker(workers, "w-reject", env.q1)
     h.wait_for(lambda: worker.output().count("rejected a message") >= 4, 60, what="the four bad workloads rejected")
     h.wait_for(lambda: "disallowed" in worker.output().lower(), 30, what="the pickle message refused")
+    h.wait_for(lambda: "not claimed" in worker.output(), 30, what="the workload of a task that does not exist refused")
     output = worker.output()
     assert "'..'" in output and "'command' is not a field" in output and "not valid JSON" in output
-    assert "Executing celery_dag" not in output
+    assert "celery_dag.ghost" in output and "does not exist in the metastore" in output
+    assert "Executing celery_dag.first" not in output
     assert env.entries() == []
     assert env.row("first").state == "queued"
     # The worker is still serving: the valid workload, sent now, runs.

@@ -98,6 +98,14 @@ class BaseExecutor:
         """Ended workloads; waits up to ``timeout`` seconds for the first one."""
         raise NotImplementedError
 
+    def adopt(self, workloads: list[Workload]) -> list[Workload]:
+        """Take over ``workloads`` that a scheduler now gone handed to an executor of this kind; returns those
+        taken, whose ends :meth:`poll` then reports. The others are queued again from scratch.
+
+        Default: none. A LocalExecutor's queue and workers died with their scheduler; an executor whose work
+        outlives the scheduler (Celery's messages on the broker) overrides this."""
+        return []
+
     @property
     def open_slots(self) -> int:
         return self.parallelism - len(self.running)

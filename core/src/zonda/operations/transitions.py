@@ -535,6 +535,24 @@ def reset_orphaned_tis(conn: Connection, *, alive_job_ids: Collection[int], now:
     )
 
 
+@_transition("task instance", ACTIVE_STATES, ACTIVE_STATES, [Caller.SCHEDULER])
+def adopt_orphaned_tis(conn: Connection, ids: Sequence[int], *, from_job_id: int, job_id: int, now: datetime) -> int:
+    """A scheduler takes over instances a scheduler that is gone queued (or saw start) on an executor that
+    outlives it (Celery's messages stay on the broker): their state is kept, ``queued_by_job_id`` becomes its own,
+    so they are neither queued a second time nor left without a scheduler to notice they are lost.
+
+    A compare-and-set on the state and on the gone scheduler's job, so two schedulers adopting at once take each
+    instance once."""
+    ti = t.task_instance
+    return _rowcount(
+        conn.execute(
+            update(ti)
+            .where(ti.c.id.in_(list(ids)), state_in(ti.c.state, ACTIVE_STATES), ti.c.queued_by_job_id == from_job_id)
+            .values(queued_by_job_id=job_id, updated_at=now)
+        )
+    )
+
+
 @_transition("task instance", [TIS.QUEUED], [TIS.SCHEDULED], [Caller.SCHEDULER])
 def requeue_lost_ti(conn: Connection, ti_id: int, *, try_number: int, job_id: int | None, now: datetime) -> int:
     """An instance this scheduler queued whose workload ended without claiming it (its process died on a dead

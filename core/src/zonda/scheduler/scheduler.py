@@ -43,10 +43,13 @@ from zonda.metastore import tables as t
 from zonda.metastore.retry import OutageGuard, is_transient, retry_transient
 from zonda.operations import transitions
 from zonda.scheduler import jobs
+from zonda.scheduler.adoption import adopt_orphans
 from zonda.scheduler.decisions import decide_run, retry_ready_at
 from zonda.scheduler.problems import DagProblems
 from zonda.scheduler.serialized import SerializedDag
+from zonda.scheduler.stuck_queued import StuckQueued
 from zonda.scheduler.task_limits import TaskSlots, has_limit
+from zonda.scheduler.workloads import WORKLOAD_COLUMNS, workload_of
 from zonda.state import ACTIVE_STATES, DagRunState, TaskInstanceState, sql_values
 from zonda.timezone import utcnow
 
@@ -132,6 +135,8 @@ class Scheduler:
         self._unrecorded: deque[TaskEvent] = deque()
         #: How often each instance was put back after its workload ended without claiming it (bounded).
         self._requeued: dict[int, int] = {}
+        #: Instances queued longer than task_queued_timeout without a claim (a message lost on a broker).
+        self.stuck_queued = StuckQueued(float(settings.get("scheduler", "task_queued_timeout")))
 
     # --- life cycle -----------------------------------------------------------------------------------------
 
@@ -313,6 +318,7 @@ class Scheduler:
             if self.outage.quiet_for() >= self.heartbeat_timeout:
                 retry_transient(self._find_zombies, what="looking for dead task processes")
                 retry_transient(self._find_lost_workloads, what="looking for lost workloads")
+                retry_transient(self._find_stuck_queued, what="looking for instances queued too long")
             retry_transient(self._expire_deferrals, what="expiring deferrals")
             self._last_zombie_check = now_mono
         if now_mono - self._last_orphan_check >= min(10.0, self.scheduler_heartbeat_timeout / 2):
@@ -677,8 +683,6 @@ class Scheduler:
     # --- queueing ----------------------------------------------------------------------------------------------
 
     def _queue(self) -> int:
-        from zonda.executors.base import Workload
-
         executor = self.executor
         open_slots = executor.open_slots
         if open_slots <= 0:
@@ -687,21 +691,7 @@ class Scheduler:
         workloads: list[Workload] = []
         with self.engine.begin() as conn:
             query = (
-                select(
-                    ti.c.id,
-                    ti.c.dag_id,
-                    ti.c.run_id,
-                    ti.c.task_id,
-                    ti.c.map_index,
-                    ti.c.try_number,
-                    ti.c.pool,
-                    ti.c.pool_slots,
-                    ti.c.queue,
-                    ti.c.priority_weight,
-                    sd.c.fileloc,
-                    ti.c.dag_run_id,
-                    ti.c.next_method,
-                )
+                select(*WORKLOAD_COLUMNS, ti.c.pool, ti.c.pool_slots)
                 .join(dr, dr.c.id == ti.c.dag_run_id)
                 .join(sd, sd.c.dag_id == ti.c.dag_id)
                 .join(t.dag, t.dag.c.dag_id == ti.c.dag_id)
@@ -772,22 +762,7 @@ class Scheduler:
             if not chosen:
                 return 0
             transitions.queue_tis(conn, [r.id for r in chosen], job_id=self.job_id, now=utcnow())
-            workloads = [
-                Workload(
-                    ti_id=r.id,
-                    dag_id=r.dag_id,
-                    run_id=r.run_id,
-                    task_id=r.task_id,
-                    map_index=r.map_index,
-                    # A deferred task resuming continues its try; anything else starts the next one.
-                    try_number=(r.try_number or 0) + (0 if r.next_method else 1),
-                    fileloc=r.fileloc or "",
-                    queue=r.queue or "default",
-                    priority=r.priority_weight or 1,
-                    dag_run_id=r.dag_run_id,
-                )
-                for r in chosen
-            ]
+            workloads = [workload_of(r, next_try=True) for r in chosen]
         for workload in workloads:
             executor.queue(workload)
         return len(workloads)
@@ -811,6 +786,7 @@ class Scheduler:
                 # that end cannot change anything there.
                 self._ended.setdefault(w.dag_run_id, {})[w.ti_id] = w.task_id
                 self._requeued.pop(w.ti_id, None)
+                self.stuck_queued.claimed(w.ti_id)
             else:
                 retry_transient(lambda event=event: self._process_exit(event), what="recording a task process exit")
             self._unrecorded.popleft()
@@ -871,6 +847,40 @@ class Scheduler:
                     continue
                 self._dirty_runs.add(row.dag_run_id)
                 self._requeue_lost(conn, row, "its workload ended")
+
+    def _find_stuck_queued(self) -> None:
+        """Instances this scheduler queued longer than ``task_queued_timeout`` ago that no worker claimed: their
+        workload was lost on the way (see :mod:`zonda.scheduler.stuck_queued`). Queued again, no try used up;
+        the executor forgets the old workload, so a new one is sent."""
+        ti = t.task_instance
+        now = utcnow()
+        running = getattr(self.executor, "running", {})
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(*_ATTEMPT_COLUMNS, ti.c.run_id, ti.c.queued_dttm).where(
+                    ti.c.state == TaskInstanceState.QUEUED.value,
+                    ti.c.queued_by_job_id == self.job_id,
+                    ti.c.queued_dttm < self.stuck_queued.cutoff(now),
+                )
+            ).all()
+            for row in rows:
+                if not self.stuck_queued.overdue(row.id, row.queued_dttm, now):
+                    continue
+                try_number = row.try_number or 0
+                if not transitions.requeue_lost_ti(conn, row.id, try_number=try_number, job_id=self.job_id, now=now):
+                    continue
+                running.pop((row.dag_id, row.run_id, row.task_id, row.map_index), None)
+                self._dirty_runs.add(row.dag_run_id)
+                count = self.stuck_queued.requeued(row.id)
+                log.warning(
+                    "%s.%s (%s): queued %.0f s ago and not started by any worker (task_queued_timeout); "
+                    "queued again (time %s)",
+                    row.dag_id,
+                    row.task_id,
+                    row.run_id,
+                    (now - row.queued_dttm).total_seconds() if row.queued_dttm else 0.0,
+                    count,
+                )
 
     def _held_by(self, row: Any, event: TaskEvent) -> bool:
         """Whether the row is still the ended process's to answer for: queued by this scheduler (the process
@@ -960,11 +970,15 @@ class Scheduler:
     def _reset_orphans(self) -> None:
         """Instances queued by a scheduler that is gone (and never started) go back to ``scheduled``; running
         ones keep running — their processes outlive the scheduler and report in the metastore, and the
-        heartbeat check catches those that died. Run at start and then periodically, so a scheduler that died
-        while another was already running is noticed too (Airflow's adopt-or-reset)."""
+        heartbeat check catches those that died. An executor whose work outlives its scheduler (Celery) adopts
+        them first (:mod:`zonda.scheduler.adoption`): nothing is queued twice. Run at start and then
+        periodically, so a scheduler that died while another was already running is noticed too (Airflow's
+        adopt-or-reset)."""
         alive = {r.id for r in jobs.alive_jobs(self.engine, "scheduler", self.scheduler_heartbeat_timeout)}
         alive.add(self.job_id)  # type: ignore[arg-type]
         with self.engine.begin() as conn:
+            # First what this scheduler's executor can take over (its work outlives a scheduler), then the rest.
+            adopt_orphans(conn, self.executor, job_id=self.job_id, alive_job_ids=alive, now=utcnow())  # type: ignore[arg-type]
             changed = transitions.reset_orphaned_tis(conn, alive_job_ids=alive, now=utcnow())
             if changed:
                 log.info("re-scheduled %s task instances queued by a scheduler that stopped", changed)

@@ -7,7 +7,7 @@ lazily, by Celery) only when a scheduler or a worker asks for it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -45,6 +45,32 @@ def visibility_timeout(settings: Settings) -> int:
     return int(execution + 2 * heartbeat + 60)
 
 
+#: Airflow's section of the same name: each key is passed to the broker's transport as is (e.g. Redis's
+#: ``unacked_restore_interval``); a ``visibility_timeout`` there replaces the one sized from execution_timeout.
+TRANSPORT_OPTIONS_SECTION = "celery_broker_transport_options"
+
+
+def transport_options(settings: Settings) -> dict[str, Any]:
+    """The broker transport's options: the sized :func:`visibility_timeout`, then
+    ``[celery_broker_transport_options]`` (numbers given as text, as from the environment, become numbers)."""
+    options: dict[str, Any] = {"visibility_timeout": visibility_timeout(settings)}
+    for _option, section, key, value in settings.items():
+        if section == TRANSPORT_OPTIONS_SECTION:
+            options[key] = _number(value)
+    return options
+
+
+def _number(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            continue
+    return value
+
+
 def build_app(settings: Settings) -> Celery:
     """The Celery app for ``settings``, with Zonda's task registered on it."""
     from celery import Celery
@@ -64,7 +90,7 @@ def build_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": visibility_timeout(settings)},
+        broker_transport_options=transport_options(settings),
         task_default_queue=DEFAULT_QUEUE,
         broker_connection_retry_on_startup=True,
         # A broker that is down must not stall the scheduler's pass: a few quick retries, then the send fails

@@ -7,9 +7,13 @@ and :meth:`CeleryExecutor.poll` reads the states of everything this executor has
 reports those that left ``queued``/``running`` as ended. A task whose worker died is found by the scheduler's
 heartbeat check (``task_heartbeat_timeout``) like any other.
 
-A message that could not be sent (broker down) is logged and not kept in :attr:`running`: the scheduler's
-lost-workload check puts the instance back to be queued again. A message delivered twice, or sent again after a
-scheduler restart, is harmless: the worker's claim is a compare-and-set on the instance's state and try number.
+A message that could not be sent (the broker is down) is kept, still counted in :attr:`running`, and sent again
+by :meth:`CeleryExecutor.poll` once the broker answers (:class:`~zonda_celery.unsent.UnsentMessages`): a broker
+outage delays tasks, it neither loses nor fails them. A message the broker lost after taking it (restarted
+without persistence) is found by the scheduler's ``task_queued_timeout`` check, which queues the instance again.
+A message delivered twice is harmless: the worker's claim is a compare-and-set on the instance's state and try
+number. A restarted scheduler adopts what its predecessor sent (:meth:`CeleryExecutor.adopt`) rather than sending
+it again.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from zonda.executors.base import BaseExecutor, ExecutorCapabilities, TaskEvent, Workload
 from zonda.state import ACTIVE_STATES
+from zonda_celery.unsent import UnsentMessages
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -49,6 +54,7 @@ class CeleryExecutor(BaseExecutor):
         self._settings: Settings = settings
         self._app: Celery | None = None
         self._metastore: Metastore | None = None
+        self._unsent = UnsentMessages()
 
     @property
     def app(self) -> Celery:
@@ -66,24 +72,55 @@ class CeleryExecutor(BaseExecutor):
 
     def queue(self, workload: Workload) -> None:
         from zonda.executors.workload_schema import InvalidWorkload, encode_workload
-        from zonda_celery.app import EXECUTE_TASK_NAME
 
         try:
             document = encode_workload(workload, self._settings)
         except InvalidWorkload as exc:
             log.error("%s not sent to Celery: %s", workload.label, exc)
             return  # not running: the lost-workload check queues it again, then fails it after a few tries
-        try:
-            self.app.send_task(EXECUTE_TASK_NAME, args=[document.to_json()], queue=workload.queue or "default")
-        except Exception as exc:  # the broker is unreachable: the instance is queued again later
-            log.error("%s not sent to the Celery broker: %s", workload.label, _redacted(exc))
-            return
         self.running[workload.key] = workload
+        if self._unsent:  # the broker was down a moment ago: wait behind the others rather than stall here
+            self._unsent.keep(workload, document.to_json())
+            return
+        self._send(workload, document.to_json())
+
+    def _send(self, workload: Workload, text: str) -> bool:
+        """Publish one workload; on failure keep it for :meth:`_send_unsent` (the broker is down)."""
+        from zonda_celery.app import EXECUTE_TASK_NAME
+
+        try:
+            self.app.send_task(EXECUTE_TASK_NAME, args=[text], queue=workload.queue or "default")
+        except Exception as exc:
+            if not self._unsent:
+                log.error("the Celery broker is unreachable; tasks wait until it is back: %s", _redacted(exc))
+            self._unsent.keep(workload, text, failed=True)
+            return False
+        return True
+
+    def _send_unsent(self) -> None:
+        """Send what a broker outage held back, oldest first, while the broker answers (one failure stops the
+        round and doubles the wait before the next one). Workloads the scheduler took back meanwhile (queued
+        again, or the instance was cleared) are dropped."""
+        for workload, text in self._unsent.due(lambda w: self.running.get(w.key) is w):
+            if not self._send(workload, text):
+                return
+        if not self._unsent:
+            log.info("the Celery broker is back; every held-back task was sent")
+
+    def adopt(self, workloads: list[Workload]) -> list[Workload]:
+        """All of them: their messages are on the broker (or were taken by a worker), and their ends are read
+        from the metastore like those this executor sent. One that was lost on the way is found by the
+        scheduler's ``task_queued_timeout`` check."""
+        for workload in workloads:
+            self.running[workload.key] = workload
+        return list(workloads)
 
     def poll(self, timeout: float) -> list[TaskEvent]:
         """Instances this executor sent that are no longer queued or running, as ended events (their task
         processes recorded their end states); reads the metastore every :data:`POLL_INTERVAL` up to ``timeout``."""
         deadline = time.monotonic() + max(timeout, 0.0)
+        if self._unsent:
+            self._send_unsent()
         while True:
             events = self._ended()
             remaining = deadline - time.monotonic()

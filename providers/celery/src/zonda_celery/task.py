@@ -1,17 +1,15 @@
-"""The one Celery task: check the workload, then run it through ``zonda tasks execute --workload -``.
+"""The one Celery task: check the workload, then run it through ``zonda tasks execute``.
 
 The message body is untrusted data. It is validated against the workload schema before anything runs; a body
 that does not validate is logged and rejected (not requeued), so a bad message never runs anything and never
-loops. A valid workload runs in a child process through the shared worker entrypoint, the same one every
-executor's remote workers use, so claiming (compare-and-set on state and try number), heartbeats, logs and end
-states are the core's, not this provider's.
+loops. A valid workload runs in a child process (a fork of the pool process, :mod:`zonda_celery.forked`)
+through the shared worker entrypoint, the same one every executor's remote workers use, so claiming
+(compare-and-set on state and try number), heartbeats, logs and end states are the core's, not this provider's.
 """
 
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -47,8 +45,9 @@ def run_workload(body: Any) -> int:
     except RejectedMessage as exc:
         log.error("rejected a message that is not a valid workload; nothing ran: %s", exc)
         raise Reject(str(exc), requeue=False) from None
-    command = [sys.executable, "-m", "zonda", "tasks", "execute", "--workload", "-"]
-    code = subprocess.run(command, input=workload, text=True, check=False).returncode
+    from zonda_celery.forked import execute_in_fork
+
+    code = execute_in_fork(workload)
     if code == EXIT_NOT_CLAIMED:
         log.info("workload not claimed (another delivery has this try, or it is no longer queued): %s", workload)
     elif code != 0:
