@@ -127,6 +127,7 @@ class TaskInstanceModel(Base):
     trigger_id: Mapped[int | None]
     trigger_timeout: Mapped[datetime | None]
     running_since: Mapped[datetime | None]
+    log_server: Mapped[str | None]
 
     def __repr__(self) -> str:
         return f"<TaskInstanceModel {self.dag_id} {self.run_id} {self.task_id}[{self.map_index}] {self.state}>"
@@ -149,6 +150,7 @@ class TaskInstanceHistoryModel(Base):
     running_since: Mapped[datetime | None]
     end_date: Mapped[datetime | None]
     hostname: Mapped[str | None]
+    log_server: Mapped[str | None]
 
     def __repr__(self) -> str:
         return f"<TaskInstanceHistoryModel {self.task_id}[{self.map_index}] try {self.try_number} {self.state}>"

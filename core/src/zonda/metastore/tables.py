@@ -149,6 +149,9 @@ task_instance = Table(
     # deferral, whereas ``start_date`` keeps the try's first start for ``execution_timeout``); the Gantt view
     # draws running bars from it.
     Column("running_since", UtcDateTime),
+    # Migration 0013: the address of the log server of the worker running the current try (``http://host:port``;
+    # NULL when the try ran where its log file is local), so a log is readable from any machine.
+    Column("log_server", String(1000)),
     UniqueConstraint(
         "dag_id",
         "run_id",
@@ -188,6 +191,7 @@ task_instance_history = Table(
     Column("running_since", UtcDateTime),
     Column("end_date", UtcDateTime),
     Column("hostname", String(1000)),
+    Column("log_server", String(1000)),
     Index("ix_task_instance_history_dag_run_id", "dag_run_id"),
 )
 

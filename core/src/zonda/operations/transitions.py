@@ -217,6 +217,7 @@ _HISTORY_COLUMNS = (
     "running_since",
     "end_date",
     "hostname",
+    "log_server",
 )
 
 #: The phases a person's clear or mark cuts short (a queued try has not started: nothing to keep).
@@ -240,6 +241,7 @@ def _archive(conn: Connection, where: Sequence[ColumnElement[bool]], *, end: dat
         ti.c.running_since,
         end_column,
         ti.c.hostname,
+        ti.c.log_server,
     ).where(*where)
     conn.execute(insert(t.task_instance_history).from_select(list(_HISTORY_COLUMNS), rows))
 
