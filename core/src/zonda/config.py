@@ -208,10 +208,11 @@ def _options() -> list[Option]:
         Option(
             "celery",
             "worker_log_server_port",
-            8793,
+            0,
             _to_int,
-            "Port on which each `zonda celery worker` serves its task logs to signed requests (0: any free port, "
-            "so several workers can share a host).",
+            "Port on which each `zonda celery worker` serves its task logs to signed requests. 0 (the default) "
+            "takes any free port, so several workers share a host; each try records the address it used. Set "
+            "a fixed port when a firewall must name it.",
         ),
         Option(
             "celery",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from zonda.runner.log_handlers import TaskLogKey
 
@@ -23,8 +23,7 @@ def resolve_in_folder(folder: Path, requested: str) -> Path:
     """The file ``requested`` names inside ``folder``; :class:`BadLogPath` for anything that could leave it."""
     if not requested or "\\" in requested or "\x00" in requested:
         raise BadLogPath("empty path or a forbidden character")
-    parts = PurePosixPath(requested).parts
-    if requested.startswith("/") or any(part in ("", ".", "..") for part in parts) or "//" in requested:
+    if requested.startswith("/") or any(part in ("", ".", "..") for part in requested.split("/")):
         raise BadLogPath("the path must be relative, without '.' or '..' segments")
     if not requested.endswith(".log"):
         raise BadLogPath("only task log files (*.log) are served")

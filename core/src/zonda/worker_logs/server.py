@@ -110,9 +110,9 @@ def _handler_class(folder: Path, key: bytes) -> type[BaseHTTPRequestHandler]:
 
 
 def advertised_host(bind: str) -> str:
-    """How other machines reach a server bound to ``bind``: the bind address itself, or this machine's name
-    when bound to every interface."""
-    return socket.getfqdn() if bind in _WILDCARDS else bind
+    """How other machines reach a server bound to ``bind``: the bind address itself, or this machine's host name
+    when bound to every interface (no DNS lookup here: a slow resolver must not delay a worker's start)."""
+    return socket.gethostname() if bind in _WILDCARDS else bind
 
 
 def start_log_server(settings: Settings) -> RunningLogServer:
