@@ -32,6 +32,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     worker.add_argument(
         "--hostname", default=None, help="The worker's node name (default: zonda-<pid>@<host>, unique per process)"
     )
+    from zonda_celery.flower_command import register as register_flower
+
+    register_flower(subs)
 
 
 def parse_queues(text: str) -> list[str]:
