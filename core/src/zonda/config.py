@@ -207,6 +207,13 @@ def _options() -> list[Option]:
         ),
         Option(
             "celery",
+            "standalone_worker_queues",
+            "default",
+            _to_str,
+            "Comma-separated queues of the local worker `zonda standalone` starts with the CeleryExecutor.",
+        ),
+        Option(
+            "celery",
             "worker_log_server_port",
             0,
             _to_int,

@@ -3,9 +3,10 @@
 It initialises the metastore if needed, then runs the DAG processor, the scheduler (LocalExecutor unless
 ``core.executor`` is set), the triggerer and the web server (on ``[webserver] port``; the user ``admin`` is made
 on first start, its password shown once and kept in ``$ZONDA_HOME/standalone_admin_password.txt``), with the
-example DAGs unless ``core.load_examples`` is set. With the examples on, providers' ``standalone_services`` start
-too (the Elasticsearch provider's local server for its example DAG when no ``elasticsearch_default`` connection
-is configured).
+example DAGs unless ``core.load_examples`` is set. An executor whose tasks run in workers of their own starts
+one locally (``core.executor = CeleryExecutor``: a ``zonda celery worker``). With the examples on, providers'
+``standalone_services`` start too (the Elasticsearch provider's local server for its example DAG when no
+``elasticsearch_default`` connection is configured).
 SIGTERM or Ctrl+C stops everything gracefully, task processes and what they started included (``python3 dev.py
 standalone`` *is* this process, so a signal to its pid does the same).
 """
@@ -64,6 +65,17 @@ def start_provider_services(current: Settings, stack: contextlib.ExitStack) -> l
     return started
 
 
+def start_standalone_workers(current: Settings, stack: contextlib.ExitStack) -> list[str]:
+    """The executor's local workers, when its tasks run in workers of their own (CeleryExecutor: one ``zonda
+    celery worker``), entered on ``stack`` so they stop with everything else; what they are, for the banner."""
+    from zonda.cli._loading import plugin_manager
+    from zonda.executors.resolution import resolve_executor
+
+    _, executor_class = resolve_executor(str(current.get("core", "executor")), plugin_manager(current))
+    workers = executor_class.standalone_workers(current)
+    return [] if workers is None else [str(stack.enter_context(workers))]
+
+
 def _initialise(metastore: Metastore) -> bool:
     """Bring the metastore to the current schema (created when empty); whether it was empty."""
     try:
@@ -117,6 +129,7 @@ def _run_standalone(args: argparse.Namespace, stack: contextlib.ExitStack) -> in
 
     # Before the scheduler forks its workers: task processes inherit what the services set up.
     services = start_provider_services(current, stack) if current.get("core", "load_examples") else []
+    services.extend(start_standalone_workers(current, stack))
 
     def banner(scheduler: Any) -> None:
         examples = "on" if current.get("core", "load_examples") else "off"

@@ -22,6 +22,8 @@ from zonda.executors.base import BaseExecutor, ExecutorCapabilities, TaskEvent, 
 from zonda.state import ACTIVE_STATES
 
 if TYPE_CHECKING:
+    import contextlib
+
     from celery import Celery
 
     from zonda.config import Settings
@@ -49,6 +51,13 @@ class CeleryExecutor(BaseExecutor):
         self._settings: Settings = settings
         self._app: Celery | None = None
         self._metastore: Metastore | None = None
+
+    @classmethod
+    def standalone_workers(cls, settings: Settings) -> contextlib.AbstractContextManager[str] | None:
+        """``zonda standalone`` runs one local worker (see :mod:`zonda_celery.standalone`)."""
+        from zonda_celery.standalone import local_worker
+
+        return local_worker(settings)
 
     @property
     def app(self) -> Celery:
