@@ -114,3 +114,30 @@ def test_every_tasks_log_is_readable_on_the_schedulers_side(setup: Any, tmp_path
             assert shown.returncode == 0, shown.stderr
             assert f"ran {task_id} in home worker_{home}" in shown.stdout, shown.stdout
             assert f"from worker log server {servers[task_id]}" in shown.stderr, shown.stderr
+        _read_through_the_web(setup, run.run_id)
+
+
+def _read_through_the_web(setup: Any, run_id: str) -> None:
+    """The REST API and the task page's log view read the same logs, through the same operation."""
+    import re
+    from urllib.parse import quote
+
+    from zonda.operations.users import create_user
+    from zonda.web import create_app
+
+    create_user(setup.engine, "viewer", "Viewer", "correct horse battery staple", actor="(test)")
+    app = create_app(setup.settings, engine=setup.engine)
+    app.config["TESTING"] = True
+    client = app.test_client()
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert csrf, "no login form"
+    form = {"username": "viewer", "password": "correct horse battery staple", "csrf_token": csrf.group(1)}
+    assert client.post("/login", data=form).status_code == 303
+    run = quote(run_id, safe="")
+    api = client.get(
+        f"/api/v1/dags/celery_logs/dagRuns/{run}/taskInstances/right/logs/1", headers={"Accept": "text/plain"}
+    )
+    assert api.status_code == 200 and "ran right in home worker_two" in api.text, api.text
+    page = client.get(f"/dags/celery_logs/runs/{run}/tasks/first/logs/1").get_json()
+    assert any("ran first in home worker_one" in line for line in page["lines"]), page
+    assert page["source"].startswith("worker log server http://127.0.0.1:"), page
