@@ -9,7 +9,7 @@ a process group of its own, on the shared Redis (database 12; the queue is delet
 flushed). One run is triggered once everything is up; the figures come from the metastore's timestamps and
 ``/proc``:
 
-* tasks/s end to end = tasks / (last task end - the run's ``queued_at``);
+* tasks/s end to end = succeeded tasks / (last success's end - the run's ``queued_at``);
 * queue -> start delay = ``task_instance.start_date - queued_dttm`` (median and p95): the broker hand-over, the
   worker taking the message and starting the task process, the task marking itself running;
 * scheduler CPU per task = (user + system CPU of the scheduler process during the run) / tasks. Zonda's
@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from _venv import VENV, VENV_PY, reexec_in_venv
 
@@ -139,7 +140,25 @@ def delete_queue(queue: str) -> None:
         conn.default_channel.queue_delete(queue)
 
 
-def measure(system: str, engine_url: str, tasks: int, scheduler_pid: int, trigger: Callable[[], None]) -> Figures:
+def wait_until_settled(engine: Any, ended: Callable[[], bool], stall: float) -> None:
+    """Until the run ends, or no task instance has changed for ``stall`` seconds (an instance stuck in
+    ``queued`` is then counted as not done, and shown in the report, instead of hanging the benchmark)."""
+    last, changed = None, time.monotonic()
+    deadline = time.monotonic() + 3600
+    while not ended() and time.monotonic() < deadline:
+        with engine.connect() as conn:
+            now = conn.execute(text("SELECT state, count(*) FROM task_instance GROUP BY state ORDER BY 1")).all()
+        if now != last:
+            last, changed = now, time.monotonic()
+        elif time.monotonic() - changed > stall:
+            log(f"no task instance changed for {stall:.0f} s; stopping the wait with {dict(map(tuple, now))}")
+            return
+        time.sleep(0.5)
+
+
+def measure(
+    system: str, engine_url: str, tasks: int, scheduler_pid: int, trigger: Callable[[], None], args_stall: float
+) -> Figures:
     """Trigger the run, wait for it to end, and read its figures from the metastore."""
     engine = create_engine(engine_url)
     try:
@@ -151,7 +170,7 @@ def measure(system: str, engine_url: str, tasks: int, scheduler_pid: int, trigge
                 state = conn.execute(text("SELECT state FROM dag_run WHERE dag_id = :d"), {"d": DAG_ID}).scalar()
             return state in ("success", "failed")
 
-        wait_for(ended, 3600, "the run to end", interval=0.5)
+        wait_until_settled(engine, ended, args_stall)
         cpu = cpu_seconds(scheduler_pid) - cpu_before
         wall = time.monotonic() - wall_before
         with engine.connect() as conn:
@@ -165,13 +184,13 @@ def measure(system: str, engine_url: str, tasks: int, scheduler_pid: int, trigge
     delays = sorted(
         (r.start_date - r.queued_dttm).total_seconds() * 1000 for r in rows if r.start_date and r.queued_dttm
     )
-    last_end = max(r.end_date for r in rows if r.end_date)
-    span = (last_end - queued_at).total_seconds()
+    ended_rows = [r for r in rows if r.state == "success" and r.end_date]
+    span = (max(r.end_date for r in ended_rows) - queued_at).total_seconds()
     return Figures(
         system=system,
         tasks=tasks,
         succeeded=sum(r.state == "success" for r in rows),
-        tasks_per_s=tasks / span,
+        tasks_per_s=len(ended_rows) / span,
         delay_median_ms=statistics.median(delays),
         delay_p95_ms=delays[int(0.95 * (len(delays) - 1))],
         scheduler_cpu_ms_per_task=cpu * 1000 / tasks,
@@ -235,7 +254,7 @@ def bench_zonda(args: argparse.Namespace, work: Path) -> Figures:
                     subprocess.run([zonda, "dags", "unpause", DAG_ID], env=env, capture_output=True, check=False)
                 trigger_dag(metastore.engine, DAG_ID)
 
-            return measure("Zonda", url, args.tasks, scheduler.pid, trigger)
+            return measure("Zonda", url, args.tasks, scheduler.pid, trigger, args.stall)
         finally:
             for proc in reversed(processes):
                 stop_group(proc)
@@ -317,7 +336,7 @@ def bench_airflow(args: argparse.Namespace, work: Path) -> Figures:
                 if done.returncode != 0:
                     raise SystemExit(f"airflow dags trigger failed: {done.stderr[-2000:]!r}")
 
-            return measure("Airflow 3.3.2", url, args.tasks, scheduler.pid, trigger)
+            return measure("Airflow 3.3.2", url, args.tasks, scheduler.pid, trigger, args.stall)
         finally:
             for proc in reversed(processes):
                 stop_group(proc)
@@ -341,6 +360,10 @@ def report(figures: list[Figures], args: argparse.Namespace) -> None:
         )
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise SystemExit(f"interrupted by signal {signum}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=1000)
@@ -351,7 +374,12 @@ def main() -> int:
     parser.add_argument("--no-zonda", action="store_true")
     parser.add_argument("--airflow-venv", type=Path, default=Path("/tmp/peers/airflow"))
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs of every process)")
+    parser.add_argument("--stall", type=float, default=120.0, help="give up after this long without progress (s)")
     args = parser.parse_args()
+    # SIGTERM (and SIGINT, which a background job ignores) unwind through the finally blocks: every process
+    # group started is stopped and every database dropped.
+    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)
     work = Path(tempfile.mkdtemp(prefix="bench_celery_"))
     log(f"work folder {work} (python {VENV_PY})")
     figures: list[Figures] = []
