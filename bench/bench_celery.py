@@ -45,6 +45,7 @@ reexec_in_venv(__file__)  # SQLAlchemy, psycopg and zonda for the trigger and th
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
+#: The PostgreSQL server the databases are made on (``--private-postgres`` replaces it with one of the run's own).
 PG_BASE = "postgresql://postgres@127.0.0.1:5432"
 BROKER = "redis://127.0.0.1:6379/12"
 DAG_ID = "bench_celery_noop"
@@ -117,6 +118,39 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, interva
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def private_postgres(work: Path, max_connections: int) -> Iterator[str]:
+    """A PostgreSQL server of the benchmark's own (initdb as the ``postgres`` user, a free port, trust on
+    loopback), so the shared server's connection limit, which other sessions' tests also use, is not the
+    benchmark's bottleneck. Stopped and deleted afterwards."""
+    import pwd
+    import socket
+
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        raise SystemExit("--private-postgres needs PostgreSQL's initdb and pg_ctl on PATH")
+    data = work / "pgdata"
+    data.mkdir()
+    owner = pwd.getpwnam("postgres")
+    os.chown(work, owner.pw_uid, owner.pw_gid)
+    os.chown(data, owner.pw_uid, owner.pw_gid)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    def as_postgres(*argv: str) -> None:
+        subprocess.run(["su", "postgres", "-c", " ".join(argv)], check=True, capture_output=True)
+
+    as_postgres(initdb, "-D", str(data), "-A", "trust", "-U", "postgres")
+    options = f"-p {port} -c max_connections={max_connections} -c listen_addresses=127.0.0.1 -k {work}"
+    as_postgres(pg_ctl, "-D", str(data), "-w", "-l", str(work / "pg.log"), "-o", f"'{options}'", "start")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        as_postgres(pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -374,6 +408,13 @@ def main() -> int:
     parser.add_argument("--no-zonda", action="store_true")
     parser.add_argument("--airflow-venv", type=Path, default=Path("/tmp/peers/airflow"))
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs of every process)")
+    parser.add_argument(
+        "--private-postgres",
+        type=int,
+        metavar="MAX_CONNECTIONS",
+        default=None,
+        help="run on a PostgreSQL server of the benchmark's own with this many connections (the shared one allows 100)",
+    )
     parser.add_argument("--stall", type=float, default=120.0, help="give up after this long without progress (s)")
     args = parser.parse_args()
     # SIGTERM (and SIGINT, which a background job ignores) unwind through the finally blocks: every process
@@ -383,7 +424,12 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench_celery_"))
     log(f"work folder {work} (python {VENV_PY})")
     figures: list[Figures] = []
+    stack = contextlib.ExitStack()
     try:
+        if args.private_postgres:
+            global PG_BASE
+            PG_BASE = stack.enter_context(private_postgres(work, args.private_postgres))
+            log(f"private PostgreSQL at {PG_BASE}")
         if not args.no_zonda:
             figures.append(bench_zonda(args, work))
             report(figures, args)
@@ -394,6 +440,7 @@ def main() -> int:
                 log(f"Airflow skipped: apache-airflow-providers-celery is not installed in {args.airflow_venv}")
         report(figures, args)
     finally:
+        stack.close()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     return 0
