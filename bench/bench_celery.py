@@ -174,6 +174,22 @@ def delete_queue(queue: str) -> None:
         conn.default_channel.queue_delete(queue)
 
 
+def write_home(work: Path, system: str, tasks: int) -> tuple[Path, str]:
+    """``work/<system>_home/dags/`` holding the no-op DAG on a queue of its own; the home and the queue."""
+    queue = f"{system[:2]}-{uuid.uuid4().hex[:8]}"
+    home = work / f"{system}_home"
+    (home / "dags").mkdir(parents=True)
+    source = DAG_HEADER[system] + DAG_BODY.format(dag_id=DAG_ID, tasks=tasks, queue=queue)
+    (home / "dags" / f"{DAG_ID}.py").write_text(source, encoding="utf-8")
+    return home, queue
+
+
+def dag_stored(engine: Any) -> bool:
+    """Whether the DAG processor has stored the DAG (both systems keep it in ``serialized_dag``)."""
+    with engine.connect() as conn:
+        return bool(conn.execute(text("SELECT 1 FROM serialized_dag WHERE dag_id = :d"), {"d": DAG_ID}).first())
+
+
 def wait_until_settled(engine: Any, ended: Callable[[], bool], stall: float) -> None:
     """Until the run ends, or no task instance has changed for ``stall`` seconds (an instance stuck in
     ``queued`` is then counted as not done, and shown in the report, instead of hanging the benchmark)."""
@@ -238,11 +254,7 @@ def measure(
 def bench_zonda(args: argparse.Namespace, work: Path) -> Figures:
     from zonda.metastore.db import Metastore
 
-    queue = f"zb-{uuid.uuid4().hex[:8]}"
-    home = work / "zonda_home"
-    (home / "dags").mkdir(parents=True)
-    source = DAG_HEADER["zonda"] + DAG_BODY.format(dag_id=DAG_ID, tasks=args.tasks, queue=queue)
-    (home / "dags" / f"{DAG_ID}.py").write_text(source, encoding="utf-8")
+    home, queue = write_home(work, "zonda", args.tasks)
     processes: list[subprocess.Popen[bytes]] = []
     with fresh_database("zonda_bench_celery") as url:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ZONDA")}
@@ -271,13 +283,7 @@ def bench_zonda(args: argparse.Namespace, work: Path) -> Figures:
             scheduler = start([zonda, "scheduler"], env, work / "zonda_scheduler.log")
             processes.append(scheduler)
 
-            def stored() -> bool:
-                with metastore.engine.connect() as conn:
-                    return bool(
-                        conn.execute(text("SELECT 1 FROM serialized_dag WHERE dag_id = :d"), {"d": DAG_ID}).first()
-                    )
-
-            wait_for(stored, 300, "the DAG stored by the DAG processor")
+            wait_for(lambda: dag_stored(metastore.engine), 300, "the DAG stored by the DAG processor")
             time.sleep(2)
             log(f"zonda: {args.workers} workers x {args.concurrency}, scheduler pid {scheduler.pid}; triggering")
 
@@ -305,11 +311,7 @@ def airflow_has_celery(venv: Path) -> bool:
 
 
 def bench_airflow(args: argparse.Namespace, work: Path) -> Figures:
-    queue = f"ab-{uuid.uuid4().hex[:8]}"
-    home = work / "airflow_home"
-    (home / "dags").mkdir(parents=True)
-    source = DAG_HEADER["airflow"] + DAG_BODY.format(dag_id=DAG_ID, tasks=args.tasks, queue=queue)
-    (home / "dags" / f"{DAG_ID}.py").write_text(source, encoding="utf-8")
+    home, queue = write_home(work, "airflow", args.tasks)
     airflow = str(args.airflow_venv / "bin" / "airflow")
     processes: list[subprocess.Popen[bytes]] = []
     port = 18000 + os.getpid() % 1000
@@ -350,13 +352,7 @@ def bench_airflow(args: argparse.Namespace, work: Path) -> Figures:
             scheduler = start([airflow, "scheduler"], env, work / "af_scheduler.log")
             processes.append(scheduler)
 
-            def stored() -> bool:
-                with engine.connect() as conn:
-                    return bool(
-                        conn.execute(text("SELECT 1 FROM serialized_dag WHERE dag_id = :d"), {"d": DAG_ID}).first()
-                    )
-
-            wait_for(stored, 600, "Airflow's dag-processor to store the DAG")
+            wait_for(lambda: dag_stored(engine), 600, "Airflow's dag-processor to store the DAG")
             for number in range(args.workers):
                 worker_log = work / f"af_worker{number}.log"
                 wait_for(
