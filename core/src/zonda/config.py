@@ -197,6 +197,46 @@ def _options() -> list[Option]:
             sensitive=True,
         ),
         Option("celery", "flower_port", 5555, _to_int, "Port of `zonda celery flower`."),
+        Option(
+            "celery",
+            "flower_host",
+            "127.0.0.1",
+            _to_str,
+            "Address `zonda celery flower` listens on; 0.0.0.0 serves every network (put TLS in front of it).",
+        ),
+        Option(
+            "celery",
+            "flower_basic_auth",
+            None,
+            _to_str,
+            "`user:password` (comma-separated for several) Flower asks for; `zonda celery flower` refuses to "
+            "start without it.",
+            sensitive=True,
+        ),
+        Option(
+            "celery",
+            "standalone_worker_queues",
+            "default",
+            _to_str,
+            "Comma-separated queues of the local worker `zonda standalone` starts with the CeleryExecutor.",
+        ),
+        Option(
+            "celery",
+            "worker_log_server_port",
+            0,
+            _to_int,
+            "Port on which each `zonda celery worker` serves its task logs to signed requests. 0 (the default) "
+            "takes any free port, so several workers share a host; each try records the address it used. Set "
+            "a fixed port when a firewall must name it.",
+        ),
+        Option(
+            "celery",
+            "worker_log_server_host",
+            "0.0.0.0",
+            _to_str,
+            "Address the worker log server listens on; requests must be signed with the installation's "
+            "[webserver] secret_key, which every machine must share.",
+        ),
         Option("scheduler", "task_heartbeat_interval", 2.0, float, "Seconds between a running task's heartbeats."),
         Option(
             "scheduler",

@@ -4,7 +4,9 @@ It initialises the metastore if needed, then runs the DAG processor, the schedul
 ``core.executor`` is set), the triggerer and the web server (on ``[webserver] port``; the user ``admin`` is made
 on first start, its password shown once and kept in ``$ZONDA_HOME/standalone_admin_password.txt``), with the
 example DAGs unless ``core.load_examples`` is set. New DAGs, the examples too, start paused as in Airflow
-(``core.dags_are_paused_at_creation``); the banner says how to unpause one. With the examples on, providers'
+(``core.dags_are_paused_at_creation``); the banner says how to unpause one. An executor whose tasks run in
+workers of their own starts one locally (``core.executor = CeleryExecutor``: a ``zonda celery worker``). With the
+examples on, providers'
 ``standalone_services`` start too (the Elasticsearch provider's local server for its example DAG when no
 ``elasticsearch_default`` connection is configured).
 SIGTERM or Ctrl+C stops everything gracefully, task processes and what they started included (``python3 dev.py
@@ -76,6 +78,17 @@ def _paused_lines(current: Settings, dag_id: str) -> list[str]:
     ]
 
 
+def start_standalone_workers(current: Settings, stack: contextlib.ExitStack) -> list[str]:
+    """The executor's local workers, when its tasks run in workers of their own (CeleryExecutor: one ``zonda
+    celery worker``), entered on ``stack`` so they stop with everything else; what they are, for the banner."""
+    from zonda.cli._loading import plugin_manager
+    from zonda.executors.resolution import resolve_executor
+
+    _, executor_class = resolve_executor(str(current.get("core", "executor")), plugin_manager(current))
+    workers = executor_class.standalone_workers(current)
+    return [] if workers is None else [str(stack.enter_context(workers))]
+
+
 def _initialise(metastore: Metastore) -> bool:
     """Bring the metastore to the current schema (created when empty); whether it was empty."""
     try:
@@ -129,6 +142,7 @@ def _run_standalone(args: argparse.Namespace, stack: contextlib.ExitStack) -> in
 
     # Before the scheduler forks its workers: task processes inherit what the services set up.
     services = start_provider_services(current, stack) if current.get("core", "load_examples") else []
+    services.extend(start_standalone_workers(current, stack))
 
     def banner(scheduler: Any) -> None:
         examples = "on" if current.get("core", "load_examples") else "off"

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    import contextlib
+
     from zonda.config import Settings
 
 
@@ -87,6 +89,13 @@ class BaseExecutor:
         self.parallelism = max(1, parallelism if cap is None else min(parallelism, cap))
         self.settings = settings
         self.running: dict[tuple[str, str, str, int], Workload] = {}
+
+    @classmethod
+    def standalone_workers(cls, settings: Settings) -> contextlib.AbstractContextManager[str] | None:
+        """What ``zonda standalone`` runs beside the scheduler so that tasks run on this one machine, as a context
+        manager yielding a line for the banner; None when the executor runs its tasks itself. An executor whose
+        workers run elsewhere (Celery) starts one local worker here, so the setup can be tried on one machine."""
+        return None
 
     def start(self) -> None:
         """Start worker processes. Called before the scheduler opens database connections, so forks are clean."""

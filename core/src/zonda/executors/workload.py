@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from zonda.exceptions import ZondaException, ZondaTaskTerminated
 from zonda.state import TaskInstanceState
+from zonda.worker_logs.server import current_address as current_log_server
 
 if TYPE_CHECKING:
     from zonda.dag_definition import DAG
@@ -202,6 +203,7 @@ class WorkloadRunner:
                 operator = node.unmap(expansion[ti.map_index])
             env = runner.make_environment(params)
             env.claim = True
+            env.log_server = current_log_server()
             if supervised:  # the supervising worker heartbeats for us
                 TaskRunner(env).run_attempt(ti, operator)
             else:

@@ -130,6 +130,7 @@ class TaskInstanceModel(Base):
     running_since: Mapped[datetime | None]
     rendered_map_index: Mapped[str | None]
     task_display_name: Mapped[str | None]
+    log_server: Mapped[str | None]
 
     def __repr__(self) -> str:
         return f"<TaskInstanceModel {self.dag_id} {self.run_id} {self.task_id}[{self.map_index}] {self.state}>"
@@ -152,6 +153,7 @@ class TaskInstanceHistoryModel(Base):
     running_since: Mapped[datetime | None]
     end_date: Mapped[datetime | None]
     hostname: Mapped[str | None]
+    log_server: Mapped[str | None]
 
     def __repr__(self) -> str:
         return f"<TaskInstanceHistoryModel {self.task_id}[{self.map_index}] try {self.try_number} {self.state}>"

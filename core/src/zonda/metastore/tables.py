@@ -155,6 +155,9 @@ task_instance = Table(
     # ``task_display_name`` (NULL: the task id).
     Column("rendered_map_index", String(250)),
     Column("task_display_name", String(2000)),
+    # Migration 0015: the address of the log server of the worker running the current try (``http://host:port``;
+    # NULL when the try ran where its log file is local), so a log is readable from any machine.
+    Column("log_server", String(1000)),
     UniqueConstraint(
         "dag_id",
         "run_id",
@@ -194,6 +197,7 @@ task_instance_history = Table(
     Column("running_since", UtcDateTime),
     Column("end_date", UtcDateTime),
     Column("hostname", String(1000)),
+    Column("log_server", String(1000)),
     Index("ix_task_instance_history_dag_run_id", "dag_run_id"),
 )
 

@@ -1,8 +1,10 @@
 """Task logs: find a try of a task instance and read its log through the configured task-log handler.
 
-Called by ``zonda tasks logs`` and the web server's log view. Finding the try reads the metastore only; reading
-goes through whatever handler ``[logging] task_log_handler`` names (local files, or a remote store a provider
-adds), so the caller builds the handler once, with its plugins, and passes it in.
+Called by ``zonda tasks logs``, the REST API and the web server's log view. Finding the try reads the metastore
+only; reading goes through whatever handler ``[logging] task_log_handler`` names (local files, or a remote store
+a provider adds), so the caller builds the handler once, with its plugins, and passes it in. When the handler has
+no lines and the try ran on a remote worker, the log is fetched from that worker's log server, whose address was
+recorded with the try (:mod:`zonda.worker_logs`): one code path for every reader.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class LogTry:
     #: How many tries the instance has had so far.
     tries: int
     state: str | None
+    #: The log server of the worker that ran this try (``http://host:port``), or None.
+    log_server: str | None = None
 
     @property
     def label(self) -> str:
@@ -53,7 +57,9 @@ def locate_try(
     with engine.connect() as conn:
         run = find_run(conn, dag_id, run_id)
         instances = conn.execute(
-            select(ti.c.task_id, ti.c.map_index, ti.c.state, ti.c.try_number).where(ti.c.dag_run_id == run.id)
+            select(ti.c.id, ti.c.task_id, ti.c.map_index, ti.c.state, ti.c.try_number, ti.c.log_server).where(
+                ti.c.dag_run_id == run.id
+            )
         ).all()
     label = f"{dag_id}.{task_id}" + (f"[{map_index}]" if map_index >= 0 else "")
     of_task = [r for r in instances if r.task_id == task_id]
@@ -81,13 +87,38 @@ def locate_try(
         raise OperationError(
             f"{label} has had {tries} tr{'y' if tries == 1 else 'ies'} in run {run_id!r}; --try must be 1 to {tries}"
         )
-    return LogTry(dag_id, task_id, run_id, map_index, chosen, tries, row.state)
+    log_server = row.log_server if chosen == tries else _earlier_log_server(engine, row.id, chosen)
+    return LogTry(dag_id, task_id, run_id, map_index, chosen, tries, row.state, log_server)
+
+
+def _earlier_log_server(engine: Any, ti_id: int, try_number: int) -> str | None:
+    """The log server recorded for an earlier try (its last phase in the history), or None."""
+    history = t.task_instance_history
+    with engine.connect() as conn:
+        return conn.execute(
+            select(history.c.log_server)
+            .where(history.c.task_instance_id == ti_id, history.c.try_number == try_number)
+            .order_by(history.c.id.desc())
+            .limit(1)
+        ).scalar()
 
 
 def read_log(handler: TaskLogHandler, log_try: LogTry) -> TaskLog:
-    """The try's log lines, in order, and where they came from (:class:`~zonda.exceptions.TaskLogNotFound` when
-    the handler has none)."""
-    return handler.read(log_try.key)
+    """The try's log lines, in order, and where they came from: through the handler, else from the log server of
+    the worker that ran the try (:class:`~zonda.exceptions.TaskLogNotFound` when neither has them)."""
+    from zonda.exceptions import TaskLogNotFound
+
+    try:
+        return handler.read(log_try.key)
+    except TaskLogNotFound as local_miss:
+        if not log_try.log_server or handler.settings is None:
+            raise
+        from zonda.worker_logs.client import fetch_log
+
+        try:
+            return fetch_log(handler.settings, log_try.log_server, log_try.key)
+        except TaskLogNotFound as remote_miss:
+            raise TaskLogNotFound(f"{local_miss}; {remote_miss}") from None
 
 
 #: States in which a try may still write to its log (queued: a resumed try's next phase is on its way).

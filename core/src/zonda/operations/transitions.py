@@ -279,6 +279,7 @@ _HISTORY_COLUMNS = (
     "running_since",
     "end_date",
     "hostname",
+    "log_server",
 )
 
 #: The ``task_instance`` columns of :data:`_HISTORY_COLUMNS`, in that order (``id`` is ``task_instance_id``).
@@ -305,6 +306,7 @@ def _archive(conn: Connection, where: Sequence[ColumnElement[bool]], *, end: dat
         ti.c.running_since,
         end_column,
         ti.c.hostname,
+        ti.c.log_server,
     ).where(*where)
     conn.execute(insert(t.task_instance_history).from_select(list(_HISTORY_COLUMNS), rows))
 

@@ -77,6 +77,8 @@ class RunEnvironment:
     claim: bool = False
     #: Where attempt logs go (``[logging] task_log_handler``); None means the built-in file handler.
     log_handler: TaskLogHandler | None = None
+    #: The log server of the remote worker running these attempts (recorded with each try), or None.
+    log_server: str | None = None
 
 
 class TaskRunner:
@@ -124,6 +126,7 @@ class TaskRunner:
             "hostname": ti.hostname,
             "pid": ti.pid,
             "queued_dttm": ti.queued_dttm,
+            "log_server": self.env.log_server,
         }
         if self.env.claim:
             # Under a scheduler: take the queued row, or find someone else has (or it was cleared).

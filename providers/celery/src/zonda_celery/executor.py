@@ -27,6 +27,8 @@ from zonda.state import ACTIVE_STATES
 from zonda_celery.unsent import UnsentMessages
 
 if TYPE_CHECKING:
+    import contextlib
+
     from celery import Celery
 
     from zonda.config import Settings
@@ -55,6 +57,13 @@ class CeleryExecutor(BaseExecutor):
         self._app: Celery | None = None
         self._metastore: Metastore | None = None
         self._unsent = UnsentMessages()
+
+    @classmethod
+    def standalone_workers(cls, settings: Settings) -> contextlib.AbstractContextManager[str] | None:
+        """``zonda standalone`` runs one local worker (see :mod:`zonda_celery.standalone`)."""
+        from zonda_celery.standalone import local_worker
+
+        return local_worker(settings)
 
     @property
     def app(self) -> Celery:

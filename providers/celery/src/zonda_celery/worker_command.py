@@ -3,6 +3,7 @@
 A worker needs only the broker URL, the metastore URL and the DAG files (``[core] dags_folder``): no shared disk
 with the scheduler. SIGTERM is Celery's warm shutdown: the worker takes no new messages and finishes the tasks
 it holds before it exits (messages it had not started go back to the broker, as they are acknowledged late).
+Beside the pool, the worker serves its tries' logs to signed requests (:mod:`zonda_celery.worker_logs`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     worker.add_argument(
         "--hostname", default=None, help="The worker's node name (default: zonda-<pid>@<host>, unique per process)"
     )
+    from zonda_celery.flower_command import register as register_flower
+
+    register_flower(subs)
 
 
 def parse_queues(text: str) -> list[str]:
@@ -55,11 +59,17 @@ def run_worker(args: argparse.Namespace) -> int:
             "sql_alchemy_conn to PostgreSQL or MySQL/MariaDB"
         )
     app = build_app(current)
+    from zonda_celery.worker_logs import serve_worker_logs
+
+    log_server = serve_worker_logs(current)
     hostname = args.hostname or f"zonda-{os.getpid()}@{socket.gethostname()}"
     argv = ["worker", "--loglevel=INFO", "--pool=prefork", f"--queues={','.join(queues)}", f"--hostname={hostname}"]
     if args.concurrency is not None:
         argv.append(f"--concurrency={args.concurrency}")
-    app.worker_main(argv=argv)
+    try:
+        app.worker_main(argv=argv)
+    finally:
+        log_server.stop()
     return 0
 
 
