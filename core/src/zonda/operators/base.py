@@ -56,8 +56,9 @@ TASK_DEFAULTS: dict[str, Any] = {
     "doc_md": None,
     "doc": None,
     "email": None,
-    "email_on_failure": False,
-    "email_on_retry": False,
+    # As in Airflow: once a task names an ``email``, failures and retries are mailed unless turned off.
+    "email_on_failure": True,
+    "email_on_retry": True,
     "map_index_template": None,
 }
 
@@ -295,8 +296,8 @@ class BaseOperator(Node):
         doc_md: str | None = None,
         doc: str | None = None,
         email: str | list[str] | None = None,
-        email_on_failure: bool = False,
-        email_on_retry: bool = False,
+        email_on_failure: bool = True,
+        email_on_retry: bool = True,
         map_index_template: str | None = None,
         _zonda_detached: bool = False,
         **unknown: Any,
