@@ -58,6 +58,7 @@ class DAG:
         is_paused_upon_creation: bool | None = None,
         owner_links: dict[str, str] | None = None,
         fileloc: str | None = None,
+        deadline: Any = None,
     ) -> None:
         if not isinstance(dag_id, str) or not _DAG_ID_RE.match(dag_id) or len(dag_id) > 250:
             raise DagDefinitionError(f"invalid dag_id {dag_id!r}: use at most 250 letters, digits, '_', '-' and '.'")
@@ -95,6 +96,10 @@ class DAG:
         self.on_failure_callback = on_failure_callback
         self.is_paused_upon_creation = is_paused_upon_creation
         self.owner_links = dict(owner_links or {})
+        from zonda.deadlines import as_alerts
+
+        #: The run's deadline alerts (``deadline=`` takes one or a list, as in Airflow).
+        self.deadline = as_alerts(deadline)
         self.fileloc = fileloc or _caller_file()
         self.task_dict: dict[str, Node] = {}
         self.task_groups: dict[str, TaskGroup] = {}

@@ -114,6 +114,8 @@ def serialize_dag(dag: DAG) -> tuple[str, str]:
         "is_paused_upon_creation": dag.is_paused_upon_creation,
         "callbacks": _callbacks(dag, DAG_CALLBACKS),
     }
+    if dag.deadline:
+        payload["deadlines"] = [alert.serialize() for alert in dag.deadline]
     text = serde.dumps(payload)
     return text, hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
