@@ -48,7 +48,7 @@ class DeadlineReference:
     DAGRUN_QUEUED_AT = _Reference("DAGRUN_QUEUED_AT")
 
     @staticmethod
-    def FIXED_DATETIME(dt: datetime) -> _Reference:  # noqa: N802  (Airflow's spelling)
+    def FIXED_DATETIME(dt: datetime) -> _Reference:  # Airflow's spelling
         from zonda.timezone import coerce_datetime
 
         if not isinstance(dt, datetime):
