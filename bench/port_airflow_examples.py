@@ -34,9 +34,10 @@ from _venv import REPO, VENV_PY, reexec_in_venv
 LOGICAL_DATE = "2024-01-02T00:00:00+00:00"
 
 #: Runs DAG files under Airflow, one after the other in one process (Airflow's start-up costs some 20 s here),
+#: each copied alone into the DAGS folder first,
 #: each bounded by an alarm; prints one ``@@RESULT@@{"file", "error", "dags": {dag_id: {"state", "tasks"}}}`` per file.
 AIRFLOW_DRIVER = r"""
-import json, signal, sys
+import json, shutil, signal, sys
 from datetime import datetime
 from pathlib import Path
 root, date, timeout, files = Path(sys.argv[1]), datetime.fromisoformat(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
@@ -48,8 +49,15 @@ def value(state):
 def alarm(*_):
     raise TimeoutError(f"timed out after {timeout} s")
 signal.signal(signal.SIGALRM, alarm)
-for path in files:
-    out = {"file": path, "error": None, "dags": {}}
+for source in files:
+    # DAG.test() parses and stores its whole bundle: the bundle holds this file alone (and the folders beside it).
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    for sibling in Path(source).parent.iterdir():
+        if sibling.is_dir() and sibling.name not in ("__pycache__", "plugins"):
+            shutil.copytree(sibling, root / sibling.name)
+    path = str(shutil.copy(source, root))
+    out = {"file": source, "error": None, "dags": {}}
     signal.alarm(timeout)
     try:
         bag = BundleDagBag(dag_folder=path, bundle_path=root, bundle_name="dags-folder")
@@ -118,19 +126,6 @@ def _corpus(airflow_dir: Path, work: Path) -> list[Path]:
         shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
         files += sorted(p for p in target.glob("*.py") if p.name != "__init__.py")
     return files
-
-
-def _alone(original: Path, root: Path) -> Path:
-    """A copy of ``original`` as the only DAG file of its own folder (with the folders beside it, e.g.
-    ``sql/``): Airflow's ``dags test`` parses and serializes the whole DAGs folder, so one broken example
-    would fail them all."""
-    folder = root / original.parent.name / original.stem
-    folder.mkdir(parents=True, exist_ok=True)
-    for sibling in original.parent.iterdir():
-        if sibling.is_dir() and sibling.name not in ("__pycache__", "plugins"):
-            shutil.copytree(sibling, folder / sibling.name, dirs_exist_ok=True)
-    shutil.copyfile(original, folder / original.name)
-    return folder / original.name
 
 
 def _run(argv: list[str], env: dict[str, str], timeout: float, cwd: Path) -> tuple[dict | None, str, float]:
@@ -213,7 +208,6 @@ def main() -> int:
         os.environ, ZONDA_HOME=str(zonda_home), ZONDA__CORE__LOAD_EXAMPLES="false", PYTHONPATH=str(borrowed)
     )
 
-    alone = {original: _alone(original, work / "airflow_dags") for original in files}
     started = time.perf_counter()
     done = subprocess.run(
         [
@@ -224,7 +218,7 @@ def main() -> int:
             LOGICAL_DATE,
             str(int(args.timeout)),
         ]
-        + [str(path) for path in alone.values()],
+        + [str(path) for path in files],
         capture_output=True,
         text=True,
         check=False,
@@ -250,9 +244,7 @@ def main() -> int:
         row = {
             "file": f"{original.parent.name}/{original.name}",
             "unported_lines": unported.get(original.name, 0),
-            "airflow": by_file.get(
-                str(alone[original]), {"error": "no result (the Airflow process ended early)", "dags": {}}
-            ),
+            "airflow": by_file.get(str(original), {"error": "no result (the Airflow process ended early)", "dags": {}}),
             "zonda": z_out or {"error": z_err, "dags": {}},
             "seconds": {"zonda": round(z_secs, 1)},
         }
