@@ -125,3 +125,57 @@ def test_starttls_missing_on_the_server_is_an_error_not_clear_text(zonda_home, m
         with pytest.raises(SmtpSendError, match='does not offer STARTTLS; set the extra "ssl": true'):
             SmtpHook().send_email("ops@example.com", "hello", "body", from_email="zonda@example.com")
         assert server.messages == []
+
+
+KILLED = """
+import os
+import signal
+from datetime import datetime, timedelta
+
+from zonda import DAG
+from zonda.operators import PythonOperator
+
+
+def die(**context):
+    os.kill(os.getpid(), signal.SIGKILL)  # no end state, no callback, no mail from the task process
+
+
+with DAG("killed", schedule=None, start_date=datetime(2024, 1, 1)):
+    PythonOperator(task_id="dies", python_callable=die, retries=1, retry_delay=timedelta(0), email="ops@example.com")
+"""
+
+
+def test_tries_the_scheduler_ends_are_mailed_from_the_dag_processor(zonda_home, monkeypatch) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+    import scheduler_helpers as h
+
+    from zonda.dag_processing import DagProcessor
+    from zonda.executors.local import LocalExecutor
+    from zonda.scheduler.runs import trigger_dag
+    from zonda.scheduler.scheduler import Scheduler
+
+    with SmtpServer() as server:
+        monkeypatch.setenv("ZONDA_CONN_SMTP_DEFAULT", server.connection_json(starttls=False))
+        monkeypatch.setenv("ZONDA__EMAIL__FROM_EMAIL", "zonda@example.com")
+        settings, metastore = h.configure(zonda_home, monkeypatch, None, {("scheduler", "task_heartbeat_timeout"): 30})
+        try:
+            h.write_dag(zonda_home, "killed.py", KILLED)
+            h.store_dags(settings, metastore)
+            run = int(trigger_dag(metastore.engine, "killed")["id"])
+            scheduler = Scheduler(
+                settings, executor=LocalExecutor(parallelism=1, settings=settings), metastore=metastore
+            )
+            assert h.drive(scheduler, [run], timeout=60)[run] == "failed"
+            assert server.messages == []
+            with DagProcessor(settings, metastore) as processor:
+                assert processor.run_callbacks(timeout=60) == 2
+        finally:
+            metastore.dispose()
+        assert [m["Subject"] for m in server.messages] == [
+            "Zonda alert: killed.dies failed, will retry (try 1 of 2)",
+            "Zonda alert: killed.dies failed (try 2 of 2)",
+        ]
+        assert "exited with -9 without recording an end state" in body(server.messages[1])

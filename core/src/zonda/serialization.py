@@ -66,7 +66,7 @@ def serialize_task(task: Node) -> dict[str, Any]:
         "max_retry_delay": _seconds(getattr(task, "max_retry_delay", None)),
         "executor_config": _safe(getattr(task, "executor_config", None) or {}),
         "expand": _expand_spec(task),
-        "callbacks": _callbacks(task, TASK_CALLBACKS),
+        "callbacks": _callbacks(task, TASK_CALLBACKS) + _email_alerts(task),
     }
 
 
@@ -75,6 +75,19 @@ def serialize_task(task: Node) -> dict[str, Any]:
 #: the scheduler knows whether to ask the DAG processor at all.
 TASK_CALLBACKS = ("on_failure_callback", "on_retry_callback")
 DAG_CALLBACKS = ("on_success_callback", "on_failure_callback")
+
+
+def _email_alerts(task: Any) -> list[str]:
+    """``email_on_failure`` / ``email_on_retry`` when the task would send them: the scheduler then asks the DAG
+    processor to send the mail of a try it ended itself, as it asks for the callbacks."""
+    values = getattr(task, "partial_kwargs", None) if getattr(task, "is_mapped", False) else None
+
+    def get(name: str, default: Any = None) -> Any:
+        return values.get(name, default) if values is not None else getattr(task, name, default)
+
+    if not get("email"):
+        return []
+    return [name for name in ("email_on_failure", "email_on_retry") if get(name, True)]
 
 
 def _callbacks(owner: Any, names: tuple[str, ...]) -> list[str]:

@@ -341,6 +341,9 @@ def _run_task_callback(
         if callback:
             task_log.info("Running %s (from the DAG processor, pid %s)", name, os.getpid())
             run_callbacks(callback, context, name)
+        from zonda.email_alerts import send_task_alert
+
+        send_task_alert(settings, ti, task, ti.state.value, error)
         if plugins is not None:
             plugins.call(
                 "on_task_instance_failed",

@@ -918,7 +918,9 @@ class Scheduler:
         )
         log.error("%s.%s (try %s): %s -> %s", row.dag_id, row.task_id, try_number, reason, state.value)
         kind = TASK_RETRY if state is TaskInstanceState.UP_FOR_RETRY else TASK_FAILURE
-        if changed and task is not None and (CALLBACK_OF[kind] in task.callbacks or self._failure_listeners):
+        email = "email_on_retry" if kind == TASK_RETRY else "email_on_failure"
+        wanted = task is not None and (CALLBACK_OF[kind] in task.callbacks or email in task.callbacks)
+        if changed and task is not None and (wanted or self._failure_listeners):
             # Nobody else will run the task's callback or tell the listeners: its process is gone. The DAG
             # processor does both.
             request_callback(
