@@ -96,10 +96,12 @@ class DAG:
         self.on_failure_callback = on_failure_callback
         self.is_paused_upon_creation = is_paused_upon_creation
         self.owner_links = dict(owner_links or {})
-        from zonda.deadlines import as_alerts
-
         #: The run's deadline alerts (``deadline=`` takes one or a list, as in Airflow).
-        self.deadline = as_alerts(deadline)
+        self.deadline: list[Any] = []
+        if deadline is not None:
+            from zonda.deadlines import as_alerts
+
+            self.deadline = as_alerts(deadline)
         self.fileloc = fileloc or _caller_file()
         self.task_dict: dict[str, Node] = {}
         self.task_groups: dict[str, TaskGroup] = {}

@@ -19,15 +19,14 @@ kinds in the DAG processor; an ``async`` callable is awaited there.
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from zonda.exceptions import DagDefinitionError
+
+# asyncio, inspect and importlib are imported where used: every DAG file imports this module (DAG(deadline=...)).
 
 
 @dataclass(frozen=True)
@@ -70,6 +69,8 @@ class Callback:
         self.kwargs = dict(kwargs or {})
 
     def resolve(self) -> Callable[..., Any]:
+        import importlib
+
         target = self.callback_callable
         if isinstance(target, str):
             module, _, name = target.rpartition(".")
@@ -77,6 +78,8 @@ class Callback:
         return target
 
     def __call__(self, context: Mapping[str, Any]) -> Any:
+        import inspect
+
         target = self.resolve()
         if inspect.isclass(target):
             return _await(target(**self.kwargs)(context))
@@ -92,6 +95,10 @@ class AsyncCallback(Callback):
 
 
 def _await(result: Any) -> Any:
+    """Await a coroutine (an ``async`` callback) to its end; anything else is already the result."""
+    import asyncio
+    import inspect
+
     return asyncio.run(result) if inspect.iscoroutine(result) else result
 
 
