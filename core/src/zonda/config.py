@@ -305,6 +305,27 @@ def _options() -> list[Option]:
         Option("webserver", "port", 8080, _to_int, "Port of the web server (0: any free port)."),
         Option(
             "webserver",
+            "base_url",
+            "http://localhost:8080",
+            _to_str,
+            "The web server's address as users reach it; links in alerts (e-mail, notifiers) start with it.",
+        ),
+        Option(
+            "email",
+            "email_conn_id",
+            "smtp_default",
+            _to_str,
+            "The smtp connection e-mail alerts (email_on_failure, email_on_retry) are sent through.",
+        ),
+        Option(
+            "email",
+            "from_email",
+            "",
+            _to_str,
+            "Sender address of e-mail alerts. Default: the connection's extra from_email, else its login.",
+        ),
+        Option(
+            "webserver",
             "host",
             "127.0.0.1",
             _to_str,

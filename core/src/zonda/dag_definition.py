@@ -59,6 +59,7 @@ class DAG:
         owner_links: dict[str, str] | None = None,
         fileloc: str | None = None,
         dag_display_name: str | None = None,
+        deadline: Any = None,
     ) -> None:
         if not isinstance(dag_id, str) or not _DAG_ID_RE.match(dag_id) or len(dag_id) > 250:
             raise DagDefinitionError(f"invalid dag_id {dag_id!r}: use at most 250 letters, digits, '_', '-' and '.'")
@@ -106,6 +107,12 @@ class DAG:
         self.on_failure_callback = on_failure_callback
         self.is_paused_upon_creation = is_paused_upon_creation
         self.owner_links = dict(owner_links or {})
+        #: The run's deadline alerts (``deadline=`` takes one or a list, as in Airflow).
+        self.deadline: list[Any] = []
+        if deadline is not None:
+            from zonda.deadlines import as_alerts
+
+            self.deadline = as_alerts(deadline)
         self.fileloc = fileloc or _caller_file()
         self.task_dict: dict[str, Node] = {}
         self.task_groups: dict[str, TaskGroup] = {}

@@ -92,7 +92,7 @@ def serialize_task(task: Node) -> dict[str, Any]:
         "mapped_group": task.mapped_group.group_id if task.mapped_group is not None else None,
         "task_display_name": getattr(task, "task_display_name", None),
         "map_index_template": getattr(task, "map_index_template", None),
-        "callbacks": _callbacks(task, TASK_CALLBACKS),
+        "callbacks": _callbacks(task, TASK_CALLBACKS) + _email_alerts(task),
         **_roles(task),
         **_task_limits(task),
     }
@@ -119,6 +119,19 @@ def _roles(task: Node) -> dict[str, bool]:
 #: the scheduler knows whether to ask the DAG processor at all.
 TASK_CALLBACKS = ("on_failure_callback", "on_retry_callback")
 DAG_CALLBACKS = ("on_success_callback", "on_failure_callback")
+
+
+def _email_alerts(task: Any) -> list[str]:
+    """``email_on_failure`` / ``email_on_retry`` when the task would send them: the scheduler then asks the DAG
+    processor to send the mail of a try it ended itself, as it asks for the callbacks."""
+    values = getattr(task, "partial_kwargs", None) if getattr(task, "is_mapped", False) else None
+
+    def get(name: str, default: Any = None) -> Any:
+        return values.get(name, default) if values is not None else getattr(task, name, default)
+
+    if not get("email"):
+        return []
+    return [name for name in ("email_on_failure", "email_on_retry") if get(name, True)]
 
 
 def _callbacks(owner: Any, names: tuple[str, ...]) -> list[str]:
@@ -160,6 +173,8 @@ def serialize_dag(dag: DAG) -> tuple[str, str]:
         "callbacks": _callbacks(dag, DAG_CALLBACKS),
         "edge_labels": sorted([up, down, info["label"]] for (up, down), info in dag.edge_info.items()),
     }
+    if dag.deadline:
+        payload["deadlines"] = [alert.serialize() for alert in dag.deadline]
     text = serde.dumps(payload)
     return text, hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 

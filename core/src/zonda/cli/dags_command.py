@@ -92,6 +92,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     backfill.add_argument("--dry-run", action="store_true", help="Only print the intervals a backfill would run")
 
+    from zonda.cli.dags_port_command import register as register_port
+
+    register_port(subs)
+
 
 def _list(args: argparse.Namespace) -> int:
     from zonda.cli._loading import load_bag

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DAG_SUCCESS, DAG_FAILURE, TASK_FAILURE, TASK_RETRY = "dag_success", "dag_failure", "task_failure", "task_retry"
+#: A run missed a deadline alert; ``map_index`` holds the alert's position in ``DAG(deadline=[...])``.
+DAG_DEADLINE = "dag_deadline"
 
 #: Which callback attribute each kind of request runs.
 CALLBACK_OF = {
@@ -45,6 +47,7 @@ CALLBACK_OF = {
     DAG_FAILURE: "on_failure_callback",
     TASK_FAILURE: "on_failure_callback",
     TASK_RETRY: "on_retry_callback",
+    DAG_DEADLINE: "deadline",
 }
 
 #: Seconds a callback may run (on top of the import of its DAG file) before its child is killed.
@@ -231,6 +234,11 @@ def _run_request(settings: Settings, request: dict[str, Any], plugins: Any = Non
     if request["kind"] in (DAG_SUCCESS, DAG_FAILURE):
         _run_dag_callback(settings, dag, run, store, request)
         return
+    if request["kind"] == DAG_DEADLINE:
+        from zonda.dag_processing.deadline_callbacks import run_deadline_callback
+
+        run_deadline_callback(settings, dag, run, store, request)
+        return
     _run_task_callback(settings, dag, run, store, request, plugins)
 
 
@@ -334,6 +342,9 @@ def _run_task_callback(
         if callback:
             task_log.info("Running %s (from the DAG processor, pid %s)", name, os.getpid())
             run_callbacks(callback, context, name)
+        from zonda.email_alerts import send_task_alert
+
+        send_task_alert(settings, ti, task, ti.state.value, error)
         if plugins is not None:
             plugins.call(
                 "on_task_instance_failed",

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from zonda.metastore.types import LongText, UtcDateTime
 
 #: The Alembic revision of the newest migration (``migrations/versions/<revision>_*.py``).
-HEAD_REVISION = "0015"
+HEAD_REVISION = "0016"
 
 _LAZY: dict[str, str] = {
     "Base": "zonda.metastore.base",

@@ -327,6 +327,24 @@ callback_request = Table(
 )
 
 
+#: One row per DAG run and deadline alert (``DAG(deadline=...)``), written when the scheduler starts watching the
+#: run. ``resolved`` turns true once the deadline has passed and was judged: ``missed`` (the run was still queued or
+#: running, its callback requested) or met. The scheduler reads the due, unresolved rows with one query on
+#: ``ix_dag_run_deadline_due`` per check, however many runs there are.
+dag_run_deadline = Table(
+    "dag_run_deadline",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dag_run_id", Integer, ForeignKey("dag_run.id", ondelete="CASCADE"), nullable=False),
+    Column("alert_index", Integer, nullable=False),
+    Column("deadline_at", UtcDateTime, nullable=False),
+    Column("resolved", Boolean, nullable=False, default=False),
+    Column("missed", Boolean),
+    UniqueConstraint("dag_run_id", "alert_index"),
+    Index("ix_dag_run_deadline_due", "resolved", "deadline_at"),
+)
+
+
 #: A person who logs in to the web server. ``password_hash`` is an argon2 hash (never the password); ``role`` is
 #: one of Viewer, User, Op, Admin (:mod:`zonda.operations.users`). Named ``web_user`` because ``user`` is a
 #: reserved word in PostgreSQL and MySQL.
@@ -411,6 +429,7 @@ __all__ = [
     "dag",
     "dag_grant",
     "dag_run",
+    "dag_run_deadline",
     "dag_tag",
     "filename_hash",
     "import_error",

@@ -456,11 +456,14 @@ class TaskRunner:
             S.UP_FOR_RETRY: operator.on_retry_callback,
             S.SKIPPED: operator.on_skipped_callback,
         }.get(ti.state)
-        if not callback:
-            return
         if exception is not None:
             context["exception"] = exception
-        run_callbacks(callback, context, f"on_{ti.state.value}_callback")
+        if callback:
+            run_callbacks(callback, context, f"on_{ti.state.value}_callback")
+        if ti.state in (S.FAILED, S.UP_FOR_RETRY) and exception is not None:
+            from zonda.email_alerts import send_task_alert
+
+            send_task_alert(self.env.settings, ti, operator, ti.state.value, exception)
 
 
 def _resume(operator: Any, next_method: str, next_kwargs: Mapping[str, Any] | None, context: Context) -> Any:

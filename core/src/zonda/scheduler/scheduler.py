@@ -137,6 +137,9 @@ class Scheduler:
         self._requeued: dict[int, int] = {}
         #: Instances queued longer than task_queued_timeout without a claim (a message lost on a broker).
         self.stuck_queued = StuckQueued(float(settings.get("scheduler", "task_queued_timeout")))
+        #: Queued runs whose deadline rows are stored (so a run that waits is not looked up again each pass).
+        self._watched_runs: set[int] = set()
+        self._last_deadline_check = 0.0
 
     # --- life cycle -----------------------------------------------------------------------------------------
 
@@ -325,6 +328,9 @@ class Scheduler:
             if self.outage.quiet_for() >= self.scheduler_heartbeat_timeout:  # the same for other schedulers
                 retry_transient(self._reset_orphans, what="resetting orphaned instances")
             self._last_orphan_check = now_mono
+        if now_mono - self._last_deadline_check >= 1.0:
+            retry_transient(self._judge_deadlines, what="checking deadlines")
+            self._last_deadline_check = now_mono
         self.problems.flush()  # between transactions: the DAG rows are not locked now
         if self._unrecorded:  # left over from a pass an outage cut short
             self._process_events()
@@ -515,7 +521,7 @@ class Scheduler:
     def _start_queued_runs(self) -> None:
         with self.engine.begin() as conn:
             queued = conn.execute(
-                select(t.dag_run.c.id, t.dag_run.c.dag_id)
+                select(t.dag_run.c.id, t.dag_run.c.dag_id, t.dag_run.c.logical_date, t.dag_run.c.queued_at)
                 .join(t.dag, t.dag.c.dag_id == t.dag_run.c.dag_id)
                 .where(
                     t.dag_run.c.state == DagRunState.QUEUED.value,
@@ -534,10 +540,13 @@ class Scheduler:
                 ).all()
             )
             started = []
+            to_watch = []
             for row in queued:
                 sdag = self.serialized(conn, row.dag_id)
                 if sdag is None:
                     continue
+                if row.id not in self._watched_runs and sdag.deadlines:
+                    to_watch.append((row, sdag.deadlines))
                 limit = sdag.max_active_runs or self.default_max_active_runs
                 if running_counts.get(row.dag_id, 0) >= limit:
                     continue
@@ -545,8 +554,28 @@ class Scheduler:
                 if transitions.start_run(conn, row.id, now=utcnow()):
                     started.append(row.id)
                     self._dirty_runs.add(row.id)
+            if to_watch:
+                self._watch_deadlines(conn, to_watch)
         for run_id in started:
             self._notify_run(run_id, "on_dag_run_running", "started")
+
+    def _watch_deadlines(self, conn: Any, runs: list[tuple[Any, list[dict[str, Any]]]]) -> None:
+        from zonda.scheduler import deadlines
+
+        if len(self._watched_runs) > 100_000:  # only a cache: the rows themselves say which runs are watched
+            self._watched_runs.clear()
+        self._watched_runs |= deadlines.watch(conn, runs)
+
+    def _judge_deadlines(self) -> None:
+        from zonda.scheduler import deadlines
+
+        with self.engine.begin() as conn:
+
+            def fileloc_of(dag_id: str) -> str | None:
+                sdag = self.serialized(conn, dag_id)
+                return sdag.fileloc if sdag is not None else None
+
+            deadlines.judge_due(conn, utcnow(), fileloc_of)
 
     # --- deciding task instances ----------------------------------------------------------------------------
 
@@ -930,7 +959,9 @@ class Scheduler:
         )
         log.error("%s.%s (try %s): %s -> %s", row.dag_id, row.task_id, try_number, reason, state.value)
         kind = TASK_RETRY if state is TaskInstanceState.UP_FOR_RETRY else TASK_FAILURE
-        if changed and task is not None and (CALLBACK_OF[kind] in task.callbacks or self._failure_listeners):
+        email = "email_on_retry" if kind == TASK_RETRY else "email_on_failure"
+        wanted = task is not None and (CALLBACK_OF[kind] in task.callbacks or email in task.callbacks)
+        if changed and task is not None and (wanted or self._failure_listeners):
             # Nobody else will run the task's callback or tell the listeners: its process is gone. The DAG
             # processor does both.
             request_callback(

@@ -105,6 +105,11 @@ class SerializedDag:
         return {raw["task_id"]: _task(raw) for raw in self.data["tasks"]}
 
     @property
+    def deadlines(self) -> list[dict[str, Any]]:
+        """The DAG's deadline alerts as :meth:`zonda.deadlines.DeadlineAlert.serialize` wrote them."""
+        return list(self.data.get("deadlines") or ())
+
+    @property
     def callbacks(self) -> frozenset[str]:
         """Which DAG-run callbacks are set (``on_success_callback``, ``on_failure_callback``)."""
         return frozenset(self.data.get("callbacks") or ())
