@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from conftest import json_body
-
 from zonda import DAG
 from zonda.hooks import BaseHook
 from zonda.operators import PythonOperator
@@ -22,7 +20,7 @@ def _boom() -> None:
 
 
 def test_default_payload_on_task_failure_with_the_connections_token(serve, zonda_home, monkeypatch) -> None:
-    server = serve(lambda handler: json_body({"ok": True}))
+    server = serve(lambda handler: (200, {"Content-Type": "application/json"}, '{"ok": true}'))
     monkeypatch.setenv(
         "ZONDA_CONN_ALERTS",
         json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{server.port}", "extra": {"token": SECRET}}),
