@@ -36,6 +36,7 @@ MODELS = [
     models.ApiTokenModel,
     models.DagGrantModel,
     models.DagTagModel,
+    models.DagRunDeadlineModel,
 ]
 
 

@@ -98,7 +98,7 @@ def test_flower_refuses_to_start_without_basic_auth(zonda_home: Path) -> None:
     assert len(lines) == 1 and "flower_basic_auth" in lines[0] and "refuses to start" in lines[0], shown.stderr
 
 
-@pytest.mark.parametrize("value", ["admin", "admin:", ":secret", "a:b,broken"])
+@pytest.mark.parametrize("value", ["admin", "admin:", ":secret", "a:b,entry-without-a-colon"])
 def test_a_malformed_basic_auth_names_the_entry(tmp_path: Path, value: str) -> None:
     from zonda.config import load_settings
     from zonda.exceptions import ZondaConfigError

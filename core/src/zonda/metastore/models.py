@@ -403,3 +403,20 @@ class DagTagModel(Base):
 
     def __repr__(self) -> str:
         return f"<DagTagModel {self.dag_id} {self.name}>"
+
+
+class DagRunDeadlineModel(Base):
+    """A run's deadline for one of its DAG's deadline alerts (:mod:`zonda.deadlines`): when it falls due, and
+    whether the run met it (``resolved``) or missed it (``missed``, the alert's callback then asked for once)."""
+
+    __table__ = tables.dag_run_deadline
+
+    id: Mapped[int]
+    dag_run_id: Mapped[int]
+    alert_index: Mapped[int]
+    deadline_at: Mapped[datetime]
+    resolved: Mapped[bool]
+    missed: Mapped[bool | None]
+
+    def __repr__(self) -> str:
+        return f"<DagRunDeadlineModel run {self.dag_run_id} alert {self.alert_index} at {self.deadline_at}>"
