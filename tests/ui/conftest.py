@@ -1,5 +1,5 @@
-"""Fixtures of the web server tests: a migrated metastore (SQLite and PostgreSQL), an app with a clock the test
-moves, one user per role, and a logged-in test client.
+"""Fixtures of the web server tests: a migrated metastore (SQLite; PostgreSQL too for ``database_dependent``
+tests), an app with a clock the test moves, one user per role, and a logged-in test client.
 
 The password hasher is argon2 with its production parameters: the tests log in the way users do.
 """
@@ -36,10 +36,26 @@ class FakeClock:
         self.now += seconds
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+#: The databases a ``database_dependent`` test runs on (the others run on SQLite only).
+EVERY_WEB_DATABASE = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked ``database_dependent`` runs once per database of :data:`EVERY_WEB_DATABASE`.
+
+    Most web tests check pages, forms and permissions, which no database changes: they run on SQLite, the cheap
+    one. What a database can change (the SQL a request runs and how many statements, the grants' clauses, keyset
+    paging and ordering, cascades, migrations, conditional writes) is marked, and runs on PostgreSQL too. The
+    choice is per test, in the test module, where a reviewer sees it.
+    """
+    if metafunc.definition.get_closest_marker("database_dependent") and "web_db_url" in metafunc.fixturenames:
+        metafunc.parametrize("web_db_url", EVERY_WEB_DATABASE, indirect=True)
+
+
+@pytest.fixture
 def web_db_url(request: pytest.FixtureRequest) -> str:
-    """A fresh database on SQLite, then on PostgreSQL."""
-    return request.getfixturevalue(f"{request.param}_url")
+    """A fresh database: SQLite, or each of :data:`EVERY_WEB_DATABASE` for a ``database_dependent`` test."""
+    return request.getfixturevalue(f"{getattr(request, 'param', 'sqlite')}_url")
 
 
 @pytest.fixture
