@@ -1,7 +1,11 @@
 """Fixtures of the web server tests: a migrated metastore (SQLite; PostgreSQL too for ``database_dependent``
 tests), an app with a clock the test moves, one user per role, and a logged-in test client.
 
-The password hasher is argon2 with its production parameters: the tests log in the way users do.
+Passwords are hashed with argon2id at its cheapest parameters here (:func:`_cheap_password_hashes`): the production
+cost (19 MiB, 2 passes) is there to slow down guessing, and paid for each of the four users and each login of
+every test it made the web tests minutes slower. A test marked ``production_password_hasher`` keeps the production
+hasher; ``test_web_users.py`` checks its parameters, and that a login replaces a hash made with other ones.
+Processes the tests start (``zonda webserver``, ``zonda standalone``) always use the production hasher.
 """
 
 from __future__ import annotations
@@ -21,6 +25,26 @@ from zonda.metastore.db import Metastore
 ROLES = ("Viewer", "User", "Op", "Admin")
 PASSWORD = "correct horse battery staple"
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+#: argon2's smallest allowed cost: one pass over 8 KiB (the production hasher uses 19 MiB and two passes).
+CHEAP_ARGON2 = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Users' password hashes in this process cost microseconds, not tens of milliseconds (still argon2id, still
+    verified for real), unless the test is marked ``production_password_hasher``."""
+    if request.node.get_closest_marker("production_password_hasher"):
+        return
+    from argon2 import PasswordHasher
+
+    from zonda.operations import users
+
+    cheap = PasswordHasher(**CHEAP_ARGON2)
+    dummy = cheap.hash("unknown user")
+    monkeypatch.setattr(users, "_hasher", lambda: cheap)
+    monkeypatch.setattr(users, "_dummy_hash", lambda: dummy)
 
 
 @dataclass
