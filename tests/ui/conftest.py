@@ -62,6 +62,9 @@ class FakeClock:
 
 #: The databases a ``database_dependent`` test runs on (the others run on SQLite only).
 EVERY_WEB_DATABASE = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
+#: The fixture that makes each: SQLite from the session's migrated template (``web_store`` still runs ``init``,
+#: which finds it at the head); PostgreSQL empty, migrated by ``web_store``.
+_URL_FIXTURES = {"sqlite": "migrated_sqlite_url", "postgres": "postgres_url"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -79,7 +82,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def web_db_url(request: pytest.FixtureRequest) -> str:
     """A fresh database: SQLite, or each of :data:`EVERY_WEB_DATABASE` for a ``database_dependent`` test."""
-    return request.getfixturevalue(f"{getattr(request, 'param', 'sqlite')}_url")
+    return request.getfixturevalue(_URL_FIXTURES[getattr(request, "param", "sqlite")])
 
 
 @pytest.fixture
