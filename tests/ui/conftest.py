@@ -154,14 +154,27 @@ def csrf_from(response: Any) -> str:
     return found.group(1)
 
 
+@pytest.fixture(scope="session")
+def template_bytecode(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Jinja's own bytecode cache, shared by the apps of the session: each test builds a fresh app, whose Jinja
+    environment would compile every page template it renders again (keyed by the template's source, so an edited
+    template is compiled anew)."""
+    from jinja2 import FileSystemBytecodeCache
+
+    return FileSystemBytecodeCache(str(tmp_path_factory.mktemp("jinja_bytecode")))
+
+
 @pytest.fixture
-def make_web_app(web_settings: Settings, web_store: Metastore, clock: FakeClock) -> Callable[..., WebApp]:
+def make_web_app(
+    web_settings: Settings, web_store: Metastore, clock: FakeClock, template_bytecode: Any
+) -> Callable[..., WebApp]:
     """Build an app for this test's metastore, with ``overrides`` of the settings (e.g. short timeouts)."""
     from zonda.web import create_app
 
     def make(overrides: dict[tuple[str, str], Any] | None = None, users: bool = True) -> WebApp:
         settings = web_settings.with_overrides(overrides or {})
         app = create_app(settings, engine=web_store.engine, clock=clock)
+        app.jinja_env.bytecode_cache = template_bytecode
         app.config["TESTING"] = True
         web = WebApp(app, web_store, settings, clock)
         if users:
