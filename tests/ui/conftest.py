@@ -1,7 +1,11 @@
-"""Fixtures of the web server tests: a migrated metastore (SQLite and PostgreSQL), an app with a clock the test
-moves, one user per role, and a logged-in test client.
+"""Fixtures of the web server tests: a migrated metastore (SQLite; PostgreSQL too for ``database_dependent``
+tests), an app with a clock the test moves, one user per role, and a logged-in test client.
 
-The password hasher is argon2 with its production parameters: the tests log in the way users do.
+Passwords are hashed with argon2id at its cheapest parameters here (:func:`_cheap_password_hashes`): the production
+cost (19 MiB, 2 passes) is there to slow down guessing, and paid for each of the four users and each login of
+every test it made the web tests minutes slower. A test marked ``production_password_hasher`` keeps the production
+hasher; ``test_web_users.py`` checks its parameters, and that a login replaces a hash made with other ones.
+Processes the tests start (``zonda webserver``, ``zonda standalone``) always use the production hasher.
 """
 
 from __future__ import annotations
@@ -23,6 +27,26 @@ PASSWORD = "correct horse battery staple"
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
+#: argon2's smallest allowed cost: one pass over 8 KiB (the production hasher uses 19 MiB and two passes).
+CHEAP_ARGON2 = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Users' password hashes in this process cost microseconds, not tens of milliseconds (still argon2id, still
+    verified for real), unless the test is marked ``production_password_hasher``."""
+    if request.node.get_closest_marker("production_password_hasher"):
+        return
+    from argon2 import PasswordHasher
+
+    from zonda.operations import users
+
+    cheap = PasswordHasher(**CHEAP_ARGON2)
+    dummy = cheap.hash("unknown user")
+    monkeypatch.setattr(users, "_hasher", lambda: cheap)
+    monkeypatch.setattr(users, "_dummy_hash", lambda: dummy)
+
+
 @dataclass
 class FakeClock:
     """Seconds since the epoch, moved by the test (sessions age and rate-limit windows pass without sleeping)."""
@@ -36,10 +60,29 @@ class FakeClock:
         self.now += seconds
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+#: The databases a ``database_dependent`` test runs on (the others run on SQLite only).
+EVERY_WEB_DATABASE = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
+#: The fixture that makes each: SQLite from the session's migrated template (``web_store`` still runs ``init``,
+#: which finds it at the head); PostgreSQL empty, migrated by ``web_store``.
+_URL_FIXTURES = {"sqlite": "migrated_sqlite_url", "postgres": "postgres_url"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked ``database_dependent`` runs once per database of :data:`EVERY_WEB_DATABASE`.
+
+    Most web tests check pages, forms and permissions, which no database changes: they run on SQLite, the cheap
+    one. What a database can change (the SQL a request runs and how many statements, the grants' clauses, keyset
+    paging and ordering, cascades, migrations, conditional writes) is marked, and runs on PostgreSQL too. The
+    choice is per test, in the test module, where a reviewer sees it.
+    """
+    if metafunc.definition.get_closest_marker("database_dependent") and "web_db_url" in metafunc.fixturenames:
+        metafunc.parametrize("web_db_url", EVERY_WEB_DATABASE, indirect=True)
+
+
+@pytest.fixture
 def web_db_url(request: pytest.FixtureRequest) -> str:
-    """A fresh database on SQLite, then on PostgreSQL."""
-    return request.getfixturevalue(f"{request.param}_url")
+    """A fresh database: SQLite, or each of :data:`EVERY_WEB_DATABASE` for a ``database_dependent`` test."""
+    return request.getfixturevalue(_URL_FIXTURES[getattr(request, "param", "sqlite")])
 
 
 @pytest.fixture
@@ -116,14 +159,27 @@ def csrf_from(response: Any) -> str:
     return found.group(1)
 
 
+@pytest.fixture(scope="session")
+def template_bytecode(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Jinja's own bytecode cache, shared by the apps of the session: each test builds a fresh app, whose Jinja
+    environment would compile every page template it renders again (keyed by the template's source, so an edited
+    template is compiled anew)."""
+    from jinja2 import FileSystemBytecodeCache
+
+    return FileSystemBytecodeCache(str(tmp_path_factory.mktemp("jinja_bytecode")))
+
+
 @pytest.fixture
-def make_web_app(web_settings: Settings, web_store: Metastore, clock: FakeClock) -> Callable[..., WebApp]:
+def make_web_app(
+    web_settings: Settings, web_store: Metastore, clock: FakeClock, template_bytecode: Any
+) -> Callable[..., WebApp]:
     """Build an app for this test's metastore, with ``overrides`` of the settings (e.g. short timeouts)."""
     from zonda.web import create_app
 
     def make(overrides: dict[tuple[str, str], Any] | None = None, users: bool = True) -> WebApp:
         settings = web_settings.with_overrides(overrides or {})
         app = create_app(settings, engine=web_store.engine, clock=clock)
+        app.jinja_env.bytecode_cache = template_bytecode
         app.config["TESTING"] = True
         web = WebApp(app, web_store, settings, clock)
         if users:

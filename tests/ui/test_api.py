@@ -26,6 +26,7 @@ def _csrf(web: Any, client: Any) -> dict[str, str]:
     return {"X-CSRF-Token": web.token(client)}
 
 
+@pytest.mark.database_dependent
 def test_keyset_pages_cover_every_row_once_in_order(seeded: Any) -> None:
     client = seeded.logged_in("Viewer")
     seen: list[tuple[str, str, int]] = []
@@ -45,6 +46,7 @@ def test_keyset_pages_cover_every_row_once_in_order(seeded: Any) -> None:
     assert run_order == sorted(run_order, key=lambda r: -int(r.split("__")[1]))
 
 
+@pytest.mark.database_dependent
 @pytest.mark.parametrize("order", ["start_date", "-start_date", "duration", "-end_date"])
 def test_keyset_pages_over_a_nullable_column_with_nulls_cover_every_row_once(seeded: Any, order: str) -> None:
     """NULLs sort where the database puts them (so an index serves the order); a cursor that lands on a NULL
@@ -76,6 +78,7 @@ def test_keyset_pages_over_a_nullable_column_with_nulls_cover_every_row_once(see
     assert present == sorted(present, reverse=order.startswith("-"))
 
 
+@pytest.mark.database_dependent
 def test_offset_count_modes_and_filters(seeded: Any) -> None:
     client = seeded.logged_in("Viewer")
     base = f"{V}/dags/~/dagRuns"
@@ -178,6 +181,7 @@ def test_secrets_never_appear_in_answers(seeded: Any) -> None:
     assert _stored(seeded.store, seeded.settings, "api_conn").password == SECRET
 
 
+@pytest.mark.database_dependent
 def test_changes_are_audited_and_dry_runs_change_nothing(seeded: Any) -> None:
     from sqlalchemy import select
 
@@ -260,6 +264,7 @@ GET_PATHS = {
 }
 
 
+@pytest.mark.database_dependent
 @pytest.mark.parametrize("caller", ["session", "token", "granted session", "granted token"])
 def test_no_get_route_runs_more_than_three_statements(seeded: Any, caller: str) -> None:
     """Also with a Bearer token, and for a user narrowed by a per-DAG grant (whose grants join the listings'
@@ -289,6 +294,7 @@ def test_no_get_route_runs_more_than_three_statements(seeded: Any, caller: str) 
     assert over == {}, json.dumps(over, indent=1)[:3000]
 
 
+@pytest.mark.database_dependent
 def test_writes_stay_within_a_few_statements(seeded: Any) -> None:
     """Triggering and setting a run's state: no statement per row (the budget of a write is larger than a read's:
     the user, the operation's reads and writes, the audit entry)."""
@@ -299,6 +305,7 @@ def test_writes_stay_within_a_few_statements(seeded: Any) -> None:
     assert response.status_code == 200 and len(statements) <= 5, statements
 
 
+@pytest.mark.database_dependent
 def test_deleting_a_dag_answers_204_as_airflow_with_the_counts_in_headers(seeded: Any) -> None:
     client = seeded.logged_in("User")
     response = client.delete(f"{V}/dags/api_dag", headers=_csrf(seeded, client))

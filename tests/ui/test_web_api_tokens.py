@@ -155,6 +155,7 @@ def test_per_token_rate_limit_answers_429_with_retry_after_then_refills(make_web
     assert client.get("/api/v1/version", headers=bearer(first)).status_code == 429
 
 
+@pytest.mark.database_dependent
 def test_last_used_is_written_at_most_once_a_minute(web) -> None:
     made = create_token(web.engine, "viewer", days=1, actor="(test)")
     writes: list[str] = []
@@ -188,6 +189,7 @@ def test_a_token_seen_by_the_server_is_masked_in_its_logs(web) -> None:
     assert token not in record.getMessage() and "***" in record.getMessage()
 
 
+@pytest.mark.database_dependent
 def test_deleting_the_user_deletes_their_tokens(web) -> None:
     from zonda.operations.users import create_user, delete_user
 

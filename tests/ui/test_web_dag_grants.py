@@ -42,6 +42,7 @@ def dags(web) -> None:
     store_dags(web.engine, DAGS)
 
 
+@pytest.mark.database_dependent
 def test_without_grants_every_dag_is_visible_with_the_users_role(web, dags) -> None:
     user = _user(web, "Op")
     assert not user.has_grants
@@ -49,6 +50,7 @@ def test_without_grants_every_dag_is_visible_with_the_users_role(web, dags) -> N
     assert dag_role(web.engine, user, "fin_daily") == "Op"
 
 
+@pytest.mark.database_dependent
 def test_glob_grants_are_case_sensitive_and_treat_like_wildcards_literally(web, dags) -> None:
     add_grant(web.engine, "viewer", "glob", "fin_*", actor="(test)")
     add_grant(web.engine, "viewer", "glob", "a_b", actor="(test)")
@@ -58,12 +60,14 @@ def test_glob_grants_are_case_sensitive_and_treat_like_wildcards_literally(web, 
     assert _visible(web, user) == ["a_b", "fin_daily", "fin_hourly", "percent%x"]
 
 
+@pytest.mark.database_dependent
 def test_tag_grants_match_exact_tags(web, dags) -> None:
     add_grant(web.engine, "viewer", "tag", "finance", actor="(test)")
     add_grant(web.engine, "viewer", "tag", "nightly", actor="(test)")
     assert _visible(web, _user(web, "Viewer")) == ["fin_daily", "ops_backup"]
 
 
+@pytest.mark.database_dependent
 def test_the_clause_filters_any_table_with_a_dag_id_column_in_one_statement(web, dags) -> None:
     now = datetime(2024, 1, 1, tzinfo=UTC)
     with web.engine.begin() as conn:
@@ -84,6 +88,7 @@ def test_the_clause_filters_any_table_with_a_dag_id_column_in_one_statement(web,
         assert total.scalar() == 0
 
 
+@pytest.mark.database_dependent
 def test_the_role_on_a_dag_is_the_best_matching_grant_never_above_the_users_own(web, dags) -> None:
     add_grant(web.engine, "op", "tag", "ops", role="Viewer", actor="(test)")
     add_grant(web.engine, "op", "glob", "ops_*", role="User", actor="(test)")
@@ -107,6 +112,7 @@ def test_grant_input_is_validated_in_one_line(web) -> None:
         add_grant(web.engine, "viewer", "tag", "x")
 
 
+@pytest.mark.database_dependent
 def test_removing_the_last_grant_restores_every_dag(web, dags) -> None:
     grant = add_grant(web.engine, "viewer", "tag", "ops", actor="(test)")
     assert _visible(web, _user(web, "Viewer")) == ["ops_backup"]
@@ -115,6 +121,7 @@ def test_removing_the_last_grant_restores_every_dag(web, dags) -> None:
     assert _visible(web, _user(web, "Viewer")) == sorted(DAGS)
 
 
+@pytest.mark.database_dependent
 def test_the_dags_page_lists_only_the_granted_dags(web, dags) -> None:
     add_grant(web.engine, "viewer", "tag", "finance", actor="(test)")
     page = web.logged_in("Viewer").get("/dags").text
@@ -123,6 +130,7 @@ def test_the_dags_page_lists_only_the_granted_dags(web, dags) -> None:
     assert "ops_backup" in web.logged_in("User").get("/dags").text
 
 
+@pytest.mark.database_dependent
 def test_single_dag_routes_hide_ungranted_dags_and_apply_the_grants_role(web, dags) -> None:
     add_grant(web.engine, "user", "glob", "fin_*", role="Viewer", actor="(test)")
     add_grant(web.engine, "user", "tag", "ops", actor="(test)")
@@ -135,6 +143,7 @@ def test_single_dag_routes_hide_ungranted_dags_and_apply_the_grants_role(web, da
     assert client.post("/dags/ops_backup/paused", data={"paused": "true", "csrf_token": token}).status_code == 303
 
 
+@pytest.mark.database_dependent
 def test_the_live_refresh_reports_no_runs_of_hidden_dags(web, dags) -> None:
     now = datetime(2024, 1, 1, tzinfo=UTC)
     with web.engine.begin() as conn:
@@ -159,6 +168,7 @@ with DAG("tagged", start_date=datetime(2024, 1, 1), schedule=None, tags={tags!r}
 """
 
 
+@pytest.mark.database_dependent
 def test_the_dag_processor_keeps_dag_tag_rows_equal_to_the_tags(web) -> None:
     from zonda.dag_processing import DagProcessor
 
@@ -178,6 +188,7 @@ def test_the_dag_processor_keeps_dag_tag_rows_equal_to_the_tags(web) -> None:
     assert _visible(web, _user(web, "Viewer")) == ["tagged"]
 
 
+@pytest.mark.database_dependent
 def test_the_migration_copies_existing_tags_into_dag_tag(web_store) -> None:
     from alembic import command
 

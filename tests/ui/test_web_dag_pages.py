@@ -34,6 +34,7 @@ def _dag_ids_on(page: str) -> list[str]:
 # --- the DAGs page ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.database_dependent
 def test_the_dags_page_filters_by_search_tag_owner_and_paused(web) -> None:
     _insert_dag(web.engine, "sales_daily", tags='["sales", "daily"]', owners="alice, bob")
     _insert_dag(web.engine, "sales_hourly", tags='["sales"]', owners="bob", is_paused=True)
@@ -53,7 +54,6 @@ def test_the_dags_page_filters_by_search_tag_owner_and_paused(web) -> None:
         assert choice in page
 
 
-@SQLITE_ONLY
 def test_the_dags_page_pages_through_many_dags_keeping_the_filters(web) -> None:
     with web.engine.begin() as conn:
         conn.execute(
@@ -85,6 +85,7 @@ def test_the_dags_page_pages_through_many_dags_keeping_the_filters(web) -> None:
     assert bad.status_code == 400 and "page must be a whole number" in bad.text
 
 
+@pytest.mark.database_dependent
 def test_the_dags_page_shows_the_newest_runs_states_as_dots(web) -> None:
     store_dag(web.store, wide_dag("with_runs", 1))
     add_runs(web.engine, "with_runs", 7)
@@ -132,6 +133,7 @@ def test_import_and_plugin_errors_show_as_banners_linking_to_masked_tracebacks(
 # --- the grid -------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.database_dependent
 def test_the_grid_json_has_the_tasks_once_and_a_letter_per_task_per_run(web) -> None:
     dag = wide_dag("grid_dag", 4)
     store_dag(web.store, dag)
@@ -146,6 +148,7 @@ def test_the_grid_json_has_the_tasks_once_and_a_letter_per_task_per_run(web) -> 
     assert body["next_before"] is None
 
 
+@pytest.mark.database_dependent
 def test_the_grid_pages_through_thousands_of_runs_with_a_cursor(web) -> None:
     store_dag(web.store, wide_dag("many_runs", 1))
     run_ids = add_runs(web.engine, "many_runs", 2000, task_ids=["task_0000"])
@@ -196,6 +199,7 @@ def test_task_groups_arrive_in_tree_order_for_folding(web) -> None:
     assert [task[1] for task in body["tasks"]] == [-1, 0, 1, 0, -1]
 
 
+@pytest.mark.database_dependent
 def test_a_mapped_task_is_one_row_with_its_count_and_state_summary(web) -> None:
     store_dag(web.store, wide_dag("mapped", 2, mapped_every=2))
     mapped_states = ("success", "failed", "success", "running")
@@ -237,6 +241,7 @@ def test_the_grid_page_passes_its_data_by_attributes_and_loads_scripts_from_file
 # --- the graph ------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.database_dependent
 def test_the_graph_json_has_edges_groups_and_the_latest_runs_states(web) -> None:
     store_dag(web.store, grouped_dag("graph_dag"))
     client = web.logged_in("Viewer")

@@ -108,6 +108,7 @@ def _sweep(web: Any, get: Any, run_id: str) -> dict[str, int]:
     return statuses
 
 
+@pytest.mark.database_dependent
 def test_a_granted_user_sees_nothing_of_other_dags_on_any_get_route(web, two_dags) -> None:
     run_id = two_dags["runs"][SEEN][0]
     session = web.logged_in("Admin")
@@ -128,6 +129,7 @@ def test_a_granted_user_sees_nothing_of_other_dags_on_any_get_route(web, two_dag
     assert by_token["/api/v1/dags/~/dagRuns/~/taskInstances"] == 200
 
 
+@pytest.mark.database_dependent
 def test_without_grants_the_same_sweep_shows_both_dags(web, two_dags) -> None:
     """The check above can fail: the Op user (no grants) is shown the other DAG by the same listings."""
     session = web.logged_in("Op")
@@ -135,6 +137,7 @@ def test_without_grants_the_same_sweep_shows_both_dags(web, two_dags) -> None:
         assert HIDDEN in session.get(path).text, path
 
 
+@pytest.mark.database_dependent
 def test_the_hidden_dag_is_404_on_single_dag_routes_and_refused_writes(web, two_dags) -> None:
     session = web.logged_in("Admin")
     assert session.get(f"/api/v1/dags/{HIDDEN}").status_code == 404
@@ -146,6 +149,7 @@ def test_the_hidden_dag_is_404_on_single_dag_routes_and_refused_writes(web, two_
     assert session.post("/api/v1/dags/~/dagRuns", json={}, headers=headers).status_code == 400
 
 
+@pytest.mark.database_dependent
 def test_the_live_stream_filter_keeps_only_visible_dags(web, two_dags) -> None:
     from zonda.operations.changes import Change
     from zonda.web.live.subscriptions import ChangeFilter

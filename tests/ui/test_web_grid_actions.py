@@ -5,6 +5,7 @@ a group in a run preview what they should."""
 
 from __future__ import annotations
 
+import pytest
 from dag_fixtures import add_runs, grouped_dag, store_dag
 from werkzeug.datastructures import MultiDict
 
@@ -41,6 +42,7 @@ def _preview(client, token: str, fields: list[tuple[str, str]]) -> list[tuple[st
     return sorted((ti["run_id"], ti["task_id"]) for ti in answer.json["instances"])
 
 
+@pytest.mark.database_dependent
 def test_the_grids_selections_preview_a_run_a_task_across_runs_and_a_group(web) -> None:
     runs = _grid_dag(web)
     client = web.logged_in("User")

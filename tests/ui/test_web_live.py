@@ -143,6 +143,7 @@ def logged_in_cookies(base_url: str, web: Any, role: str = "Viewer") -> httpx.Co
 # --- over a real server ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.database_dependent
 def test_changes_arrive_filtered_per_tab(make_web_app, serve, writer) -> None:
     web = make_web_app()
     add_run(writer, "watched", "r1", ("t1",))
@@ -320,6 +321,7 @@ def test_the_stream_does_not_keep_an_idle_session_alive(web) -> None:
     assert client.get("/dags").status_code == 302
 
 
+@pytest.mark.database_dependent
 def test_recent_runs_json_for_the_dags_page(web, writer) -> None:
     add_run(writer, "<script>alert(1)</script>", "r1")
     set_run_state(writer, "<script>alert(1)</script>", "r1", "success")

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from task_views_seed import RUN_ID, add_xcom, at, seed_gantt_run
 
@@ -31,6 +32,7 @@ def _bars(data: dict[str, Any], task_id: str) -> list[tuple[int, str, float, flo
     return out
 
 
+@pytest.mark.database_dependent
 def test_gantt_json_has_every_try_with_queued_running_and_deferred_bars(web) -> None:
     seed_gantt_run(web.engine)
     data = web.logged_in("Viewer").get(f"{BASE}/gantt.json").get_json()
@@ -82,6 +84,7 @@ def test_the_run_page_loads_its_chart_from_a_script_file(web) -> None:
     assert web.logged_in("Viewer").get("/dags/gantt/runs/nope/gantt.json").status_code == 404
 
 
+@pytest.mark.database_dependent
 def test_transitions_write_a_history_row_per_ended_phase(web) -> None:
     from zonda.operations import transitions
     from zonda.timezone import utcnow
@@ -203,6 +206,7 @@ def _audit(web) -> list[tuple[str, str]]:
         return [(r.action, r.details) for r in conn.execute(select(a.c.action, a.c.details).order_by(a.c.id))]
 
 
+@pytest.mark.database_dependent
 def test_clear_previews_then_confirms_exactly_what_it_showed(web) -> None:
     seed_gantt_run(web.engine)
     client = web.logged_in("User")
@@ -222,6 +226,7 @@ def test_clear_previews_then_confirms_exactly_what_it_showed(web) -> None:
     assert action == "task_instances.clear" and json.loads(details)["task_ids"] == ["b", "c"]
 
 
+@pytest.mark.database_dependent
 def test_mark_failed_with_upstream_and_bulk_shapes(web) -> None:
     seed_gantt_run(web.engine)
     client = web.logged_in("User")

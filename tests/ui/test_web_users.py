@@ -7,14 +7,16 @@ import os
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import select
 from web_marks import SQLITE_ONLY
 
 from zonda.cli import main
 from zonda.metastore import tables as t
 from zonda.metastore.db import Metastore
+from zonda.operations import users
 from zonda.operations.audit import list_entries
-from zonda.operations.users import verify_password
+from zonda.operations.users import create_user, verify_password
 
 
 @pytest.fixture
@@ -61,11 +63,36 @@ def test_create_list_delete(cli_store: Metastore, capsys) -> None:
     assert actions == [("(cli)", "user.delete", "alice"), ("(cli)", "user.create", "alice")]
 
 
+@pytest.mark.production_password_hasher
 def test_the_password_is_stored_as_an_argon2id_hash(cli_store: Metastore, capsys) -> None:
+    """With the production parameters (the other web tests hash at argon2's cheapest): OWASP's minimum for
+    argon2id, 19 MiB of memory, 2 passes, 1 lane."""
     run(capsys, "users", "create", "--username", "bob", "--role", "Viewer", "--password", "plain-text-password")
     with cli_store.engine.connect() as conn:
         stored = conn.execute(select(t.web_user.c.password_hash)).scalar_one()
     assert stored.startswith("$argon2id$") and "plain-text-password" not in stored
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$"), stored
+
+
+@pytest.mark.production_password_hasher
+def test_a_login_replaces_a_hash_made_with_other_parameters(
+    cli_store: Metastore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as cheaper:
+        cheaper.setattr(users, "_hasher", lambda: PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+        create_user(cli_store.engine, "dora", "Viewer", "an old password hash", actor="(test)")
+    assert _stored_hash(cli_store, "dora").startswith("$argon2id$v=19$m=8,t=1,p=1$")
+
+    assert verify_password(cli_store.engine, "dora", "a wrong password") is None
+    assert _stored_hash(cli_store, "dora").startswith("$argon2id$v=19$m=8,t=1,p=1$")  # only a login replaces it
+    assert verify_password(cli_store.engine, "dora", "an old password hash") is not None
+    assert _stored_hash(cli_store, "dora").startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert verify_password(cli_store.engine, "dora", "an old password hash") is not None
+
+
+def _stored_hash(store: Metastore, username: str) -> str:
+    with store.engine.connect() as conn:
+        return conn.execute(select(t.web_user.c.password_hash).where(t.web_user.c.username == username)).scalar_one()
 
 
 @SQLITE_ONLY

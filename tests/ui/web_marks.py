@@ -6,4 +6,5 @@ from __future__ import annotations
 import pytest
 
 SQLITE_ONLY = pytest.mark.parametrize("web_db_url", ["sqlite"], indirect=True)
-"""For tests whose subject does not depend on the database: SQLite only (the others run on PostgreSQL too)."""
+"""SQLite only, stated: the default for web tests (``database_dependent`` ones run on PostgreSQL too); kept on tests
+that say so explicitly."""

@@ -28,9 +28,9 @@ EXPECT_TIMEOUT_MS = 15_000
 
 
 @pytest.fixture
-def web_db_url(sqlite_url: str) -> str:
+def web_db_url(migrated_sqlite_url: str) -> str:
     """Browser tests run on SQLite: what they check is the page, not the database (tests/ui covers both)."""
-    return sqlite_url
+    return migrated_sqlite_url
 
 
 @pytest.fixture
