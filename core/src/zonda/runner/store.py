@@ -590,50 +590,55 @@ class MetastoreRunStore:
         dr = self.t.dag_run
         if run.logical_date is None:
             return None
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(dr)
-                .where(dr.c.dag_id == run.dag_id, dr.c.state == "success", dr.c.logical_date < run.logical_date)
-                .order_by(dr.c.logical_date.desc())
-                .limit(1)
-            ).first()
+        query = (
+            select(dr)
+            .where(dr.c.dag_id == run.dag_id, dr.c.state == "success", dr.c.logical_date < run.logical_date)
+            .order_by(dr.c.logical_date.desc())
+            .limit(1)
+        )
+        row = self._read(lambda conn: conn.execute(query).first(), "reading the previous successful run")
         return DagRunInfo.from_row(row) if row is not None else None
+
+    def _read(self, read: Any, what: str) -> Any:
+        """``read(conn)`` on a fresh connection, retried through a metastore outage as the try's own writes are:
+        the task context's query-backed values (``prev_*_success``, ``expanded_ti_count``...) are read while
+        the task's code runs, and an outage then must delay the task, not fail its try."""
+
+        def attempt() -> Any:
+            with self.engine.connect() as conn:
+                return read(conn)
+
+        return self._retry(attempt, what, True)
 
     def mapped_instance_count(self, run: DagRunInfo, task_id: str) -> int:
         """How many instances a mapped task expanded into in this run."""
         from sqlalchemy import func, select
 
         ti = self.t.task_instance
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(ti)
-                    .where(ti.c.dag_run_id == run.id, ti.c.task_id == task_id, ti.c.map_index >= 0)
-                ).scalar()
-                or 0
-            )
+        query = (
+            select(func.count())
+            .select_from(ti)
+            .where(ti.c.dag_run_id == run.id, ti.c.task_id == task_id, ti.c.map_index >= 0)
+        )
+        return int(self._read(lambda conn: conn.execute(query).scalar(), "counting a task's mapped instances") or 0)
 
     def reschedule_count(self, run: DagRunInfo, task_id: str, map_index: int, try_number: int) -> int:
         """How many times this try handed its slot back (``up_for_reschedule`` phases in the history)."""
         from sqlalchemy import func, select
 
         h = self.t.task_instance_history
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(h)
-                    .where(
-                        h.c.dag_run_id == run.id,
-                        h.c.task_id == task_id,
-                        h.c.map_index == map_index,
-                        h.c.try_number == try_number,
-                        h.c.state == "up_for_reschedule",
-                    )
-                ).scalar()
-                or 0
+        query = (
+            select(func.count())
+            .select_from(h)
+            .where(
+                h.c.dag_run_id == run.id,
+                h.c.task_id == task_id,
+                h.c.map_index == map_index,
+                h.c.try_number == try_number,
+                h.c.state == "up_for_reschedule",
             )
+        )
+        return int(self._read(lambda conn: conn.execute(query).scalar(), "counting a try's reschedules") or 0)
 
     def previous_task_states(self, dag_id: str, task_id: str, before: datetime | None) -> Iterable[str | None]:
         """States of ``task_id`` in the latest earlier run (for ``depends_on_past``)."""
