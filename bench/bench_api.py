@@ -293,6 +293,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as home:
             os.environ["ZONDA_HOME"] = home
             os.environ["ZONDA__CORE__LOAD_EXAMPLES"] = "false"
+            os.environ["ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "false"  # runs are triggered
             bench(database.strip(), home, args)
     return 0
 

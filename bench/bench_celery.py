@@ -263,6 +263,7 @@ def bench_zonda(args: argparse.Namespace, work: Path) -> Figures:
             ZONDA__DATABASE__SQL_ALCHEMY_CONN=url,
             ZONDA__CORE__EXECUTOR="CeleryExecutor",
             ZONDA__CORE__LOAD_EXAMPLES="false",
+            ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION="false",  # the benchmark triggers its DAGs
             ZONDA__CORE__PARALLELISM=str(args.parallelism),
             ZONDA__CELERY__BROKER_URL=BROKER,
             ZONDA__CELERY__WORKER_LOG_SERVER_HOST="127.0.0.1",

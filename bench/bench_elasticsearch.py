@@ -153,8 +153,12 @@ def _isolated_home() -> str:
     home = tempfile.mkdtemp(prefix="zonda_bench_es_home_")
     os.environ["ZONDA_HOME"] = home
     os.environ["ZONDA__CORE__LOAD_EXAMPLES"] = "false"
+    os.environ["ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "false"  # runs are triggered
     for var in list(os.environ):
-        if var.startswith("ZONDA__") and var != "ZONDA__CORE__LOAD_EXAMPLES":
+        if var.startswith("ZONDA__") and var not in (
+            "ZONDA__CORE__LOAD_EXAMPLES",
+            "ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION",
+        ):
             del os.environ[var]
     return home
 

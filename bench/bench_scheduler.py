@@ -214,6 +214,7 @@ class ZondaBench:
             ZONDA__CORE__PARALLELISM="32",
             ZONDA__CORE__MAX_ACTIVE_TASKS_PER_DAG="256",
             ZONDA__CORE__LOAD_EXAMPLES="false",
+            ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION="false",  # the benchmark triggers its DAGs
         )
         self.proc: subprocess.Popen | None = None
         self.engine = None

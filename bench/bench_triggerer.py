@@ -61,6 +61,7 @@ def main() -> int:
     (home / "dags").mkdir()
     os.environ["ZONDA_HOME"] = str(home)
     os.environ["ZONDA__CORE__LOAD_EXAMPLES"] = "false"
+    os.environ["ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "false"  # runs are triggered
     if args.url:
         os.environ["ZONDA__DATABASE__SQL_ALCHEMY_CONN"] = args.url
 

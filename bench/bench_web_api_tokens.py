@@ -86,6 +86,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as home:
         os.environ["ZONDA_HOME"] = home
         os.environ["ZONDA__CORE__LOAD_EXAMPLES"] = "false"
+        os.environ["ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "false"  # runs are triggered
         from sqlalchemy import event
 
         from zonda.config import load_settings

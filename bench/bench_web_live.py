@@ -82,6 +82,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as home:
         os.environ["ZONDA_HOME"] = home
         os.environ["ZONDA__CORE__LOAD_EXAMPLES"] = "false"
+        os.environ["ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "false"  # runs are triggered
         import httpx
         from sqlalchemy import event, update
 

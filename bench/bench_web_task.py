@@ -45,6 +45,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as home:
         os.environ["ZONDA_HOME"] = home
         os.environ["ZONDA__CORE__LOAD_EXAMPLES"] = "false"
+        os.environ["ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "false"  # runs are triggered
         from task_views_seed import RUN_ID, seed_gantt_run
 
         from zonda.config import load_settings

@@ -174,7 +174,13 @@ def clean_env(drop_prefixes: tuple[str, ...]) -> dict[str, str]:
 
 def zonda_benches(home: Path) -> list[Bench]:
     env = clean_env(("ZONDA_", "ZONDA__"))
-    env.update({"ZONDA_HOME": str(home), "ZONDA__CORE__LOAD_EXAMPLES": "false"})
+    env.update(
+        {
+            "ZONDA_HOME": str(home),
+            "ZONDA__CORE__LOAD_EXAMPLES": "false",
+            "ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false",
+        }
+    )
     py, cli, db = str(VENV_BIN / "python"), str(VENV_BIN / "zonda"), home / "zonda.db"
 
     def readout(dag_id: str):
