@@ -27,7 +27,10 @@ from zonda.metastore import tables as t
 class Env(h.LedgerSetup):
     """A configured home whose runs a scheduler in this process drives, with a triggerer thread when asked."""
 
+    seen: set[tuple[str, str]]
+
     def drive(self, run_ids: list[int], *, triggerer: bool = False, timeout: float = 60) -> dict[int, str]:
+        """Drive the runs to their end; ``seen`` collects every (task id, state) the runs' instances passed."""
         from zonda.executors.local import LocalExecutor
         from zonda.scheduler.scheduler import Scheduler
         from zonda.triggerer import Triggerer
@@ -37,15 +40,18 @@ class Env(h.LedgerSetup):
         )
         stop = threading.Event()
         threads: list[threading.Thread] = []
+        self.seen = set()
 
-        def start_triggerer() -> None:
+        def on_pass() -> None:
+            for run_id in run_ids:
+                self.seen |= {(r.task_id, r.state) for r in h.task_instances(self.engine, run_id) if r.state}
             if triggerer and not threads:  # after the scheduler forked its workers
                 thread = threading.Thread(target=Triggerer(self.settings, self.metastore).run, args=(stop,))
                 thread.start()
                 threads.append(thread)
 
         try:
-            return h.drive(scheduler, run_ids, timeout=timeout, on_pass=start_triggerer)
+            return h.drive(scheduler, run_ids, timeout=timeout, on_pass=on_pass)
         finally:
             stop.set()
             for thread in threads:
@@ -78,7 +84,8 @@ TARGET = """
 from datetime import datetime
 from zonda import DAG
 from zonda.params import Param
-from zonda.operators import PythonOperator
+from zonda.operators import EmptyOperator, PythonOperator
+from zonda.taskgroup import TaskGroup
 
 
 def work(**context):
@@ -91,6 +98,8 @@ def work(**context):
 with DAG("target", schedule=None, start_date=datetime(2024, 1, 1), is_paused_upon_creation=False,
          params={"outcome": Param("ok", enum=["ok", "fail"]), "note": Param("", type="string")}):
     PythonOperator(task_id="work", python_callable=work)
+    with TaskGroup("grp"):
+        EmptyOperator(task_id="inner")
 """
 
 CONTROLLER = """
@@ -143,6 +152,8 @@ def test_triggered_run_succeeds_and_the_sensor_sees_it(env: Env, deferrable: boo
     assert (target.run_id, target.state, target.logical_date) == ("from_controller", "success", controller.logical_date)
     assert env.xcom("target", "work") == "{{ 7 * 7 }}"
     assert env.xcom("controller", "trigger", "trigger_run_id") == "from_controller"
+    deferred = {("trigger", "deferred"), ("watch", "deferred")}
+    assert deferred <= env.seen if deferrable else not deferred & env.seen
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["poll", "deferrable"])
@@ -150,5 +161,112 @@ def test_failed_triggered_run_fails_both_waiting_tasks(env: Env, deferrable: boo
     _setup(env, deferrable=deferrable)
     run = env.trigger("controller", conf={"outcome": "fail", "note": ""})
     assert env.drive([run], triggerer=deferrable) == {run: "failed"}
-    assert env.states("target") == {"work": "failed"}
+    assert env.states("target") == {"work": "failed", "grp.inner": "success"}
     assert env.states("controller") == {"trigger": "failed", "watch": "failed"}
+    deferred = {("trigger", "deferred"), ("watch", "deferred")}
+    assert deferred <= env.seen if deferrable else not deferred & env.seen
+
+
+AGAIN = """
+from datetime import datetime
+from zonda import DAG
+from zonda.operators import TriggerDagRunOperator
+
+common = dict(trigger_dag_id="target", trigger_run_id="fixed", conf={"outcome": "ok", "note": "n"}, poke_interval=0.2)
+
+with DAG("again", schedule=None, start_date=datetime(2024, 1, 1), is_paused_upon_creation=False):
+    create = TriggerDagRunOperator(task_id="create", wait_for_completion=True, **common)
+    reset = TriggerDagRunOperator(task_id="reset", reset_dag_run=True, wait_for_completion=True, **common)
+    plain = TriggerDagRunOperator(task_id="plain", **common)
+    skipper = TriggerDagRunOperator(task_id="skipper", skip_when_already_exists=True, **common)
+    bad_conf = TriggerDagRunOperator(
+        task_id="bad_conf", trigger_dag_id="target", trigger_run_id="other", conf={"outcome": "maybe"}
+    )
+    create >> reset >> [plain, skipper]
+"""
+
+
+def test_existing_run_is_reset_refused_or_skipped_and_bad_conf_fails(env: Env) -> None:
+    env.dag("target.py", TARGET)
+    env.dag("again.py", AGAIN)
+    env.store()
+    run = env.trigger("again")
+    assert env.drive([run]) == {run: "failed"}
+    assert env.states("again") == {
+        "create": "success",
+        "reset": "success",  # the run was cleared and ran again
+        "plain": "failed",  # Airflow's DagRunAlreadyExists
+        "skipper": "skipped",
+        "bad_conf": "failed",  # conf checked against the target's params: "maybe" is not in the enum
+    }
+    (target,) = h.dag_runs(env.engine, "target")  # no run "other" was created
+    assert (target.run_id, target.state) == ("fixed", "success")
+    (work,) = [r for r in h.task_instances(env.engine, target.id) if r.task_id == "work"]
+    assert (work.state, work.try_number) == ("success", 2)
+
+
+WATCHER = """
+from datetime import datetime, timedelta
+from zonda import DAG
+from zonda.sensors import ExternalTaskSensor
+
+common = dict(external_dag_id="target", poke_interval=0.2, timeout=30, deferrable={deferrable!r})
+hour = timedelta(hours=1)
+
+with DAG("watcher", schedule=None, start_date=datetime(2024, 1, 1), is_paused_upon_creation=False):
+    ExternalTaskSensor(task_id="delta", external_task_id="work", execution_delta=hour, **common)
+    ExternalTaskSensor(task_id="date_fn", external_task_ids=["work"], execution_date_fn=lambda d, ctx: [d - hour], **common)
+    ExternalTaskSensor(task_id="whole_run", execution_delta=hour, check_existence=True, **common)
+    ExternalTaskSensor(task_id="group", external_task_group_id="grp", execution_delta=hour, **common)
+    ExternalTaskSensor(
+        task_id="skipped", external_task_id="work", execution_delta=hour,
+        allowed_states=["failed"], skipped_states=["success"], **common
+    )
+    ExternalTaskSensor(
+        task_id="soft", external_task_id="work", execution_delta=hour,
+        allowed_states=["failed"], failed_states=["success"], soft_fail=True, **common
+    )
+    ExternalTaskSensor(task_id="no_dag", external_dag_id="nope", check_existence=True, poke_interval=0.2,
+                       deferrable={deferrable!r})
+    ExternalTaskSensor(task_id="no_task", external_task_id="nope", check_existence=True, **common)
+"""
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poll", "deferrable"])
+def test_sensor_dates_targets_and_verdicts(env: Env, deferrable: bool) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    env.dag("target.py", TARGET)
+    env.dag("watcher.py", WATCHER.format(deferrable=deferrable))
+    env.store()
+    at = datetime(2024, 6, 1, 12, tzinfo=UTC)
+    target = env.trigger("target", conf={"outcome": "ok", "note": ""}, logical_date=at)
+    watcher = env.trigger("watcher", logical_date=at + timedelta(hours=1))
+    assert env.drive([target, watcher], triggerer=deferrable) == {target: "success", watcher: "failed"}
+    assert env.states("watcher") == {
+        "delta": "success",
+        "date_fn": "success",
+        "whole_run": "success",
+        "group": "success",
+        "skipped": "skipped",
+        "soft": "skipped",
+        "no_dag": "failed",
+        "no_task": "failed",
+    }
+
+
+def test_sensor_refuses_contradictory_arguments() -> None:
+    from zonda.exceptions import DagDefinitionError
+    from zonda.sensors import ExternalTaskSensor
+
+    bad = [
+        ({"external_task_id": "a", "external_task_ids": ["b"]}, "not both"),
+        ({"external_task_id": "a", "external_task_group_id": "g"}, "cannot be combined"),
+        ({"execution_delta": 1, "execution_date_fn": len}, "not both"),
+        ({"external_task_id": "a", "allowed_states": ["queued", "bogus"]}, "'bogus'"),
+        ({"allowed_states": ["up_for_retry"]}, "DAG run states"),  # no task: run states only
+        ({"external_task_id": "a", "failed_states": ["success"]}, "both allowed and failed"),
+    ]
+    for kwargs, message in bad:
+        with pytest.raises(DagDefinitionError, match=message):
+            ExternalTaskSensor(task_id="s", external_dag_id="d", **kwargs)
