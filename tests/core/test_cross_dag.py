@@ -170,18 +170,25 @@ def test_failed_triggered_run_fails_both_waiting_tasks(env: Env, deferrable: boo
 AGAIN = """
 from datetime import datetime
 from zonda import DAG
-from zonda.operators import TriggerDagRunOperator
+from zonda.operators import EmptyOperator, TriggerDagRunOperator
 
 common = dict(trigger_dag_id="target", trigger_run_id="fixed", conf={"outcome": "ok", "note": "n"}, poke_interval=0.2)
 
+with DAG("sleeping", schedule=None, start_date=datetime(2024, 1, 1), is_paused_upon_creation=True):
+    EmptyOperator(task_id="nothing")
+
 with DAG("again", schedule=None, start_date=datetime(2024, 1, 1), is_paused_upon_creation=False):
     create = TriggerDagRunOperator(task_id="create", wait_for_completion=True, **common)
-    reset = TriggerDagRunOperator(task_id="reset", reset_dag_run=True, wait_for_completion=True, **common)
-    plain = TriggerDagRunOperator(task_id="plain", **common)
+    # reset_dag_run wins over skip_when_already_exists, as in Airflow
+    reset = TriggerDagRunOperator(
+        task_id="reset", reset_dag_run=True, skip_when_already_exists=True, wait_for_completion=True, **common
+    )
+    plain = TriggerDagRunOperator(task_id="plain", retries=2, **common)
     skipper = TriggerDagRunOperator(task_id="skipper", skip_when_already_exists=True, **common)
     bad_conf = TriggerDagRunOperator(
         task_id="bad_conf", trigger_dag_id="target", trigger_run_id="other", conf={"outcome": "maybe"}
     )
+    paused = TriggerDagRunOperator(task_id="paused", trigger_dag_id="sleeping", fail_when_dag_is_paused=True)
     create >> reset >> [plain, skipper]
 """
 
@@ -195,14 +202,18 @@ def test_existing_run_is_reset_refused_or_skipped_and_bad_conf_fails(env: Env) -
     assert env.states("again") == {
         "create": "success",
         "reset": "success",  # the run was cleared and ran again
-        "plain": "failed",  # Airflow's DagRunAlreadyExists
+        "plain": "failed",  # Airflow 3 fails the task at once when the run exists
         "skipper": "skipped",
         "bad_conf": "failed",  # conf checked against the target's params: "maybe" is not in the enum
+        "paused": "failed",
     }
+    (plain,) = [r for r in h.task_instances(env.engine, dag_id="again") if r.task_id == "plain"]
+    assert plain.try_number == 1  # not retried
     (target,) = h.dag_runs(env.engine, "target")  # no run "other" was created
     assert (target.run_id, target.state) == ("fixed", "success")
     (work,) = [r for r in h.task_instances(env.engine, target.id) if r.task_id == "work"]
     assert (work.state, work.try_number) == ("success", 2)
+    assert h.dag_runs(env.engine, "sleeping") == []
 
 
 WATCHER = """
@@ -215,7 +226,7 @@ hour = timedelta(hours=1)
 
 with DAG("watcher", schedule=None, start_date=datetime(2024, 1, 1), is_paused_upon_creation=False):
     ExternalTaskSensor(task_id="delta", external_task_id="work", execution_delta=hour, **common)
-    ExternalTaskSensor(task_id="date_fn", external_task_ids=["work"], execution_date_fn=lambda d, ctx: [d - hour], **common)
+    ExternalTaskSensor(task_id="date_fn", external_task_ids=["work"], execution_date_fn=lambda d, ti: [d - hour], **common)
     ExternalTaskSensor(task_id="whole_run", execution_delta=hour, check_existence=True, **common)
     ExternalTaskSensor(task_id="group", external_task_group_id="grp", execution_delta=hour, **common)
     ExternalTaskSensor(
@@ -265,7 +276,8 @@ def test_sensor_refuses_contradictory_arguments() -> None:
         ({"execution_delta": 1, "execution_date_fn": len}, "not both"),
         ({"external_task_id": "a", "allowed_states": ["queued", "bogus"]}, "'bogus'"),
         ({"allowed_states": ["up_for_retry"]}, "DAG run states"),  # no task: run states only
-        ({"external_task_id": "a", "failed_states": ["success"]}, "both allowed and failed"),
+        ({"external_task_id": "a", "failed_states": ["success"]}, "listed twice"),
+        ({"external_task_id": "a", "failed_states": ["skipped"], "skipped_states": ["skipped"]}, "listed twice"),
     ]
     for kwargs, message in bad:
         with pytest.raises(DagDefinitionError, match=message):

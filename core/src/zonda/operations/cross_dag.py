@@ -40,6 +40,12 @@ def run_state(engine: Any, dag_id: str, run_id: str) -> str | None:
         ).scalar()
 
 
+def is_paused(engine: Any, dag_id: str) -> bool:
+    """Whether ``dag_id`` is paused (False for a DAG the metastore does not list)."""
+    with engine.connect() as conn:
+        return bool(conn.execute(select(t.dag.c.is_paused).where(t.dag.c.dag_id == dag_id)).scalar())
+
+
 @dataclass(frozen=True)
 class Tally:
     """How many runs (or task instances) were found, per logical date and state."""

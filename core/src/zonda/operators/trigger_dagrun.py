@@ -11,15 +11,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from zonda.exceptions import Conflict, DagDefinitionError, ZondaException, ZondaSkipException
+from zonda.exceptions import Conflict, DagDefinitionError, ZondaException, ZondaFailException, ZondaSkipException
 from zonda.operators.base import BaseOperator
 
 if TYPE_CHECKING:
     from zonda.context import Context
 
-#: XCom keys of the triggered run (Airflow's names), for downstream tasks and an ExternalTaskSensor.
+#: XCom key of the triggered run's id (Airflow's name), for downstream tasks.
 XCOM_RUN_ID = "trigger_run_id"
-XCOM_LOGICAL_DATE = "trigger_logical_date"
 
 
 class TriggeredRunFailed(ZondaException):
@@ -31,14 +30,23 @@ class TriggerDagRunOperator(BaseOperator):
 
     - ``trigger_run_id``: the new run's id (default ``manual__<logical date>``); ``logical_date``: a datetime
       or ISO 8601 string (default now). Both templated, as is ``conf``.
-    - A run with that id already there fails the task, unless ``reset_dag_run=True`` (the run is cleared and
-      runs again) or ``skip_when_already_exists=True`` (this task is skipped).
+    - A run with that id already there fails the task without retries (as Airflow 3 does), unless
+      ``reset_dag_run=True`` (the run is cleared and runs again; this wins) or ``skip_when_already_exists=True``
+      (this task is skipped).
+    - ``fail_when_dag_is_paused=True``: fail instead of queueing a run a paused DAG would not start.
     - ``wait_for_completion=True``: poll every ``poke_interval`` seconds until the run's state is in
       ``allowed_states`` (default success: the task succeeds) or ``failed_states`` (default failed: the task
       fails). ``deferrable=True`` waits in the triggerer instead, holding no worker slot.
     """
 
-    template_fields: ClassVar[Sequence[str]] = ("trigger_dag_id", "trigger_run_id", "logical_date", "conf")
+    template_fields: ClassVar[Sequence[str]] = (
+        "trigger_dag_id",
+        "trigger_run_id",
+        "logical_date",
+        "conf",
+        "wait_for_completion",
+        "skip_when_already_exists",
+    )
     ui_color: ClassVar[str] = "#ffefeb"
 
     def __init__(
@@ -54,6 +62,7 @@ class TriggerDagRunOperator(BaseOperator):
         allowed_states: Sequence[str] | None = None,
         failed_states: Sequence[str] | None = None,
         skip_when_already_exists: bool = False,
+        fail_when_dag_is_paused: bool = False,
         deferrable: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -83,6 +92,7 @@ class TriggerDagRunOperator(BaseOperator):
         self.wait_for_completion = wait_for_completion
         self.poke_interval = float(poke_interval)
         self.skip_when_already_exists = skip_when_already_exists
+        self.fail_when_dag_is_paused = fail_when_dag_is_paused
         self.deferrable = deferrable
 
     def execute(self, context: Context) -> Any:
@@ -93,7 +103,6 @@ class TriggerDagRunOperator(BaseOperator):
         with task_metastore() as engine:
             self._trigger(engine, when, run_id)
         context["ti"].xcom_push(key=XCOM_RUN_ID, value=run_id)
-        context["ti"].xcom_push(key=XCOM_LOGICAL_DATE, value=when.isoformat())
         if not self.wait_for_completion:
             return None
         if self.deferrable:
@@ -126,18 +135,26 @@ class TriggerDagRunOperator(BaseOperator):
 
     def _trigger(self, engine: Any, when: datetime, run_id: str) -> None:
         from zonda.operations import dag_runs
+        from zonda.operations.cross_dag import is_paused
 
+        if self.fail_when_dag_is_paused and is_paused(engine, self.trigger_dag_id):
+            raise ZondaException(
+                f"DAG {self.trigger_dag_id!r} is paused (fail_when_dag_is_paused=True); unpause it with "
+                f"`zonda dags unpause {self.trigger_dag_id}`"
+            )
         self.log.info("Triggering DAG %r, run %r", self.trigger_dag_id, run_id)
         try:
             dag_runs.trigger(engine, self.trigger_dag_id, conf=self.conf, logical_date=when, run_id=run_id)
             return
         except Conflict:
-            if self.skip_when_already_exists:
+            if self.reset_dag_run:
+                pass
+            elif self.skip_when_already_exists:
                 raise ZondaSkipException(
                     f"DAG {self.trigger_dag_id!r} already has a run {run_id!r}; skipping (skip_when_already_exists)"
                 ) from None
-            if not self.reset_dag_run:
-                raise ZondaException(
+            else:
+                raise ZondaFailException(
                     f"DAG {self.trigger_dag_id!r} already has a run {run_id!r}; set reset_dag_run=True to clear and "
                     "rerun it, or give another trigger_run_id"
                 ) from None

@@ -42,8 +42,9 @@ class ExternalTaskSensor(BaseSensor):
 
     - ``allowed_states`` (default success), ``skipped_states`` and ``failed_states`` (default none): run states
       when waiting for a whole run, task instance states otherwise.
-    - ``execution_delta``: look at ``logical_date - execution_delta``; ``execution_date_fn(logical_date,
-      context)``: return the date (or a list of dates) to look at. Give at most one.
+    - ``execution_delta``: look at ``logical_date - execution_delta``; ``execution_date_fn``: called with the
+      logical date first and the context values its parameters name (or all with ``**kwargs``), returns the
+      date (or a list of dates) to look at. Give at most one.
     - ``check_existence=True``: fail at once when the external DAG (or task, or group) is not in the metastore.
     - ``deferrable=True``: wait in the triggerer (:class:`~zonda.triggers.cross_dag.WorkflowTrigger`).
     """
@@ -64,11 +65,16 @@ class ExternalTaskSensor(BaseSensor):
         execution_delta: timedelta | None = None,
         execution_date_fn: Callable[..., Any] | None = None,
         check_existence: bool = False,
+        poll_interval: float | None = None,
         **kwargs: Any,
     ) -> None:
+        if poll_interval is not None:  # Airflow's deprecated name for poke_interval
+            kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
         from zonda.state import DagRunState, TaskInstanceState
 
+        if not external_task_ids:
+            external_task_ids = None
         if external_task_id is not None and external_task_ids is not None:
             raise DagDefinitionError(f"sensor {self.task_id!r}: give external_task_id or external_task_ids, not both")
         if external_task_group_id is not None and (external_task_id is not None or external_task_ids is not None):
@@ -87,10 +93,11 @@ class ExternalTaskSensor(BaseSensor):
         )
         self.skipped_states = _states(self.task_id, f"skipped_states ({what} states)", skipped_states, [], valid)
         self.failed_states = _states(self.task_id, f"failed_states ({what} states)", failed_states, [], valid)
-        both = sorted(set(self.allowed_states) & set(self.failed_states + self.skipped_states))
-        if both:
+        listed = self.allowed_states + self.skipped_states + self.failed_states
+        if len(set(listed)) != len(listed):
             raise DagDefinitionError(
-                f"sensor {self.task_id!r}: {', '.join(both)} cannot be both allowed and failed/skipped"
+                f"sensor {self.task_id!r}: a state is listed twice across allowed_states, skipped_states and "
+                "failed_states; give each state one meaning"
             )
         self.external_dag_id = external_dag_id
         self.external_task_id = external_task_id
@@ -110,7 +117,10 @@ class ExternalTaskSensor(BaseSensor):
         if self.execution_delta is not None:
             found: Any = logical - self.execution_delta
         elif self.execution_date_fn is not None:
-            found = self.execution_date_fn(logical, context)
+            from zonda.operators.python import call_with_context
+
+            # Airflow's call: the logical date first, then the context values the function names.
+            found = call_with_context(self.execution_date_fn, [logical], {}, context)
         else:
             found = logical
         dates = found if isinstance(found, list | tuple) else [found]
