@@ -62,6 +62,14 @@ class Env(h.LedgerSetup):
         (run,) = h.dag_runs(self.engine, dag_id)
         return h.states_by_task(self.engine, run.id)  # type: ignore[return-value]
 
+    def log(self, dag_id: str, task_id: str) -> str:
+        """The first try's log of the task in the DAG's only run."""
+        from zonda.runner.logs import attempt_log_path
+
+        (run,) = h.dag_runs(self.engine, dag_id)
+        path = attempt_log_path(self.home / "logs", dag_id, run.run_id, task_id, -1, 1)
+        return path.read_text(encoding="utf-8", errors="replace")
+
     def xcom(self, dag_id: str, task_id: str, key: str = "return_value") -> Any:
         from zonda import serde
 
@@ -165,6 +173,8 @@ def test_failed_triggered_run_fails_both_waiting_tasks(env: Env, deferrable: boo
     assert env.states("controller") == {"trigger": "failed", "watch": "failed"}
     deferred = {("trigger", "deferred"), ("watch", "deferred")}
     assert deferred <= env.seen if deferrable else not deferred & env.seen
+    assert "'target' run 'from_controller' ended failed, a failed state" in env.log("controller", "trigger")
+    assert "ended in one of the failed states ['failed']" in env.log("controller", "watch")
 
 
 AGAIN = """
@@ -209,6 +219,9 @@ def test_existing_run_is_reset_refused_or_skipped_and_bad_conf_fails(env: Env) -
     }
     (plain,) = [r for r in h.task_instances(env.engine, dag_id="again") if r.task_id == "plain"]
     assert plain.try_number == 1  # not retried
+    assert "already has a run 'fixed'; set reset_dag_run=True" in env.log("again", "plain")
+    assert "is paused (fail_when_dag_is_paused=True)" in env.log("again", "paused")
+    assert "'maybe'" in env.log("again", "bad_conf")
     (target,) = h.dag_runs(env.engine, "target")  # no run "other" was created
     assert (target.run_id, target.state) == ("fixed", "success")
     (work,) = [r for r in h.task_instances(env.engine, target.id) if r.task_id == "work"]
@@ -237,9 +250,12 @@ with DAG("watcher", schedule=None, start_date=datetime(2024, 1, 1), is_paused_up
         task_id="soft", external_task_id="work", execution_delta=hour,
         allowed_states=["failed"], failed_states=["success"], soft_fail=True, **common
     )
-    ExternalTaskSensor(task_id="no_dag", external_dag_id="nope", check_existence=True, poke_interval=0.2,
-                       deferrable={deferrable!r})
-    ExternalTaskSensor(task_id="no_task", external_task_id="nope", check_existence=True, **common)
+    ExternalTaskSensor(
+        task_id="no_dag", external_dag_id="nope", check_existence=True, poke_interval=0.2, deferrable={deferrable!r}
+    )
+    # A missing DAG or task is a mistake, not an outcome: it fails even with soft_fail, as in Airflow.
+    ExternalTaskSensor(task_id="no_task", external_task_id="nope", check_existence=True, soft_fail=True, **common)
+    ExternalTaskSensor(task_id="no_group", external_task_group_id="nope", check_existence=True, **common)
 """
 
 
@@ -263,7 +279,11 @@ def test_sensor_dates_targets_and_verdicts(env: Env, deferrable: bool) -> None:
         "soft": "skipped",
         "no_dag": "failed",
         "no_task": "failed",
+        "no_group": "failed",
     }
+    assert "The external DAG 'nope' does not exist." in env.log("watcher", "no_dag")
+    assert "The external task(s) 'nope' in DAG 'target' do not exist." in env.log("watcher", "no_task")
+    assert "The external task group 'nope' in DAG 'target' does not exist." in env.log("watcher", "no_group")
 
 
 def test_sensor_refuses_contradictory_arguments() -> None:

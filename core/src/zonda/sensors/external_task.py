@@ -25,6 +25,11 @@ class ExternalDagFailed(ZondaException):
     """The external DAG, task or task group ended in one of the sensor's ``failed_states``."""
 
 
+class ExternalDagNotFound(ZondaException):
+    """``check_existence=True`` and the external DAG, task or task group is not in the metastore. Fails the
+    task even with ``soft_fail``, as in Airflow: a wrong id is a mistake to fix, not an outcome to skip."""
+
+
 def _states(task_id: str, name: str, given: Sequence[str] | None, default: list[str], valid: set[str]) -> list[str]:
     states = [str(getattr(s, "value", s)) for s in (given if given is not None else default)]
     unknown = sorted(set(states) - valid)
@@ -49,7 +54,12 @@ class ExternalTaskSensor(BaseSensor):
     - ``deferrable=True``: wait in the triggerer (:class:`~zonda.triggers.cross_dag.WorkflowTrigger`).
     """
 
-    template_fields: ClassVar[Sequence[str]] = ("external_dag_id", "external_task_id", "external_task_ids")
+    template_fields: ClassVar[Sequence[str]] = (
+        "external_dag_id",
+        "external_task_id",
+        "external_task_ids",
+        "external_task_group_id",
+    )
     ui_color: ClassVar[str] = "#4db7db"
 
     def __init__(
@@ -106,7 +116,9 @@ class ExternalTaskSensor(BaseSensor):
         self.execution_delta = execution_delta
         self.execution_date_fn = execution_date_fn
         self.check_existence = check_existence
-        self._checked = False
+        #: The task ids found on the first poke that needed the stored DAG (existence check, group members):
+        #: later pokes reuse them, so each poke after the first is one query.
+        self._resolved: list[str] | None = None
 
     # --- what to look at ----------------------------------------------------------------------------------
 
@@ -133,24 +145,29 @@ class ExternalTaskSensor(BaseSensor):
         wanted = self.external_task_ids or ([self.external_task_id] if self.external_task_id is not None else None)
         if not self.check_existence and self.external_task_group_id is None:
             return wanted
+        if self._resolved is not None:
+            return self._resolved or wanted
         shape = dag_shape(engine, self.external_dag_id)
         if shape is None:
             if self.check_existence:
-                raise ExternalDagFailed(f"The external DAG {self.external_dag_id!r} does not exist.")
+                raise ExternalDagNotFound(f"The external DAG {self.external_dag_id!r} does not exist.")
             return []
         if self.external_task_group_id is not None:
             group = shape.group_task_ids(self.external_task_group_id)
             if self.check_existence and not shape.has_group(self.external_task_group_id):
-                raise ExternalDagFailed(
+                raise ExternalDagNotFound(
                     f"The external task group {self.external_task_group_id!r} in DAG {self.external_dag_id!r} "
                     "does not exist."
                 )
+            if group:
+                self._resolved = group
             return group
         missing = sorted(set(wanted or ()) - set(shape.task_groups))
         if missing:
-            raise ExternalDagFailed(
+            raise ExternalDagNotFound(
                 f"The external task(s) {', '.join(map(repr, missing))} in DAG {self.external_dag_id!r} do not exist."
             )
+        self._resolved = list(wanted or [])
         return wanted
 
     # --- poking -------------------------------------------------------------------------------------------
