@@ -199,6 +199,7 @@ with DAG("again", schedule=None, start_date=datetime(2024, 1, 1), is_paused_upon
         task_id="bad_conf", trigger_dag_id="target", trigger_run_id="other", conf={"outcome": "maybe"}
     )
     paused = TriggerDagRunOperator(task_id="paused", trigger_dag_id="sleeping", fail_when_dag_is_paused=True)
+    unknown = TriggerDagRunOperator(task_id="unknown", trigger_dag_id="targte")
     create >> reset >> [plain, skipper]
 """
 
@@ -216,12 +217,14 @@ def test_existing_run_is_reset_refused_or_skipped_and_bad_conf_fails(env: Env) -
         "skipper": "skipped",
         "bad_conf": "failed",  # conf checked against the target's params: "maybe" is not in the enum
         "paused": "failed",
+        "unknown": "failed",
     }
     (plain,) = [r for r in h.task_instances(env.engine, dag_id="again") if r.task_id == "plain"]
     assert plain.try_number == 1  # not retried
     assert "already has a run 'fixed'; set reset_dag_run=True" in env.log("again", "plain")
     assert "is paused (fail_when_dag_is_paused=True)" in env.log("again", "paused")
     assert "'maybe'" in env.log("again", "bad_conf")
+    assert "no DAG 'targte' in the metastore; did you mean 'target'?" in env.log("again", "unknown")
     (target,) = h.dag_runs(env.engine, "target")  # no run "other" was created
     assert (target.run_id, target.state) == ("fixed", "success")
     (work,) = [r for r in h.task_instances(env.engine, target.id) if r.task_id == "work"]
