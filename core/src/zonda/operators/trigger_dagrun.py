@@ -102,23 +102,23 @@ class TriggerDagRunOperator(BaseOperator):
         run_id = self.trigger_run_id or f"manual__{when.isoformat()}"
         with task_metastore() as engine:
             self._trigger(engine, when, run_id)
-        context["ti"].xcom_push(key=XCOM_RUN_ID, value=run_id)
-        if not self.wait_for_completion:
-            return None
-        if self.deferrable:
-            from zonda.triggers.cross_dag import DagStateTrigger
+            context["ti"].xcom_push(key=XCOM_RUN_ID, value=run_id)
+            if not self.wait_for_completion:
+                return None
+            if not self.deferrable:
+                return self._wait(engine, run_id)
+        from zonda.triggers.cross_dag import DagStateTrigger
 
-            self.defer(
-                trigger=DagStateTrigger(
-                    dag_id=self.trigger_dag_id,
-                    run_ids=[run_id],
-                    states=self.allowed_states + self.failed_states,
-                    poll_interval=self.poke_interval,
-                ),
-                method_name="execute_complete",
-                kwargs={"run_id": run_id},
-            )
-        return self._wait(run_id)
+        self.defer(
+            trigger=DagStateTrigger(
+                dag_id=self.trigger_dag_id,
+                run_ids=[run_id],
+                states=self.allowed_states + self.failed_states,
+                poll_interval=self.poke_interval,
+            ),
+            method_name="execute_complete",
+            kwargs={"run_id": run_id},
+        )
 
     def _logical_date(self) -> datetime:
         from zonda.timezone import coerce_datetime, utcnow
@@ -163,18 +163,17 @@ class TriggerDagRunOperator(BaseOperator):
         self.log.info("Run %r of DAG %r exists: clearing it (reset_dag_run=True)", run_id, self.trigger_dag_id)
         clear_task_instances(engine, Selection(dag_id=self.trigger_dag_id, run_ids=[run_id]))
 
-    def _wait(self, run_id: str) -> None:
+    def _wait(self, engine: Any, run_id: str) -> None:
         import time
 
-        from zonda.operations.cross_dag import run_state, task_metastore
+        from zonda.operations.cross_dag import run_state
 
-        with task_metastore() as engine:
-            while True:  # bounded by the task's execution_timeout, as Airflow's wait is
-                time.sleep(self.poke_interval)
-                state = run_state(engine, self.trigger_dag_id, run_id)
-                self.log.info("Waiting for DAG %r run %r: state %s", self.trigger_dag_id, run_id, state)
-                if state in self.failed_states or state in self.allowed_states:
-                    return self._judge(run_id, state)
+        while True:  # bounded by the task's execution_timeout, as Airflow's wait is
+            time.sleep(self.poke_interval)
+            state = run_state(engine, self.trigger_dag_id, run_id)
+            self.log.info("Waiting for DAG %r run %r: state %s", self.trigger_dag_id, run_id, state)
+            if state in self.failed_states or state in self.allowed_states:
+                return self._judge(run_id, state)
 
     def execute_complete(self, context: Context, event: Any = None, run_id: str = "") -> None:
         """Resumed when the triggered run reached an allowed or failed state."""

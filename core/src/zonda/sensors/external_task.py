@@ -119,6 +119,7 @@ class ExternalTaskSensor(BaseSensor):
         #: The task ids found on the first poke that needed the stored DAG (existence check, group members):
         #: later pokes reuse them, so each poke after the first is one query.
         self._resolved: list[str] | None = None
+        self._engine: Any = None
 
     # --- what to look at ----------------------------------------------------------------------------------
 
@@ -179,14 +180,29 @@ class ExternalTaskSensor(BaseSensor):
             yield
 
     def execute(self, context: Context) -> Any:
-        with self._verdicts():
-            return super().execute(context)
+        from zonda.operations.cross_dag import task_metastore
+
+        # One engine for every poke of this try, not a new connection a poke.
+        with self._verdicts(), task_metastore() as engine:
+            self._engine = engine
+            try:
+                return super().execute(context)
+            finally:
+                self._engine = None
+
+    def _metastore(self) -> Any:
+        """The try's engine while :meth:`execute` runs; a fresh one otherwise (a resumed reschedule)."""
+        from contextlib import nullcontext
+
+        from zonda.operations.cross_dag import task_metastore
+
+        return nullcontext(self._engine) if self._engine is not None else task_metastore()
 
     def poke(self, context: Context) -> bool:
-        from zonda.operations.cross_dag import tally, task_metastore
+        from zonda.operations.cross_dag import tally
 
         dates = self._dates(context)
-        with task_metastore() as engine:
+        with self._metastore() as engine:
             task_ids = self._task_ids(engine)
             if task_ids == []:
                 self.log.info(
@@ -221,11 +237,10 @@ class ExternalTaskSensor(BaseSensor):
     # --- deferrable ---------------------------------------------------------------------------------------
 
     def execute_deferrable(self, context: Context) -> Any:
-        from zonda.operations.cross_dag import task_metastore
         from zonda.triggers.cross_dag import WorkflowTrigger
 
         dates = self._dates(context)
-        with task_metastore() as engine:
+        with self._metastore() as engine:
             task_ids = self._task_ids(engine)
         self.defer(
             trigger=WorkflowTrigger(
