@@ -259,6 +259,10 @@ with DAG("watcher", schedule=None, start_date=datetime(2024, 1, 1), is_paused_up
     # A missing DAG or task is a mistake, not an outcome: it fails even with soft_fail, as in Airflow.
     ExternalTaskSensor(task_id="no_task", external_task_id="nope", check_existence=True, soft_fail=True, **common)
     ExternalTaskSensor(task_id="no_group", external_task_group_id="nope", check_existence=True, **common)
+    # No target run two hours back: the wait times out (polled, or the trigger's deferral timeout).
+    never = dict(external_dag_id="target", execution_delta=2 * hour, poke_interval=0.2, timeout=1, deferrable={deferrable!r})
+    ExternalTaskSensor(task_id="never", **never)
+    ExternalTaskSensor(task_id="never_soft", soft_fail=True, **never)
 """
 
 
@@ -283,10 +287,13 @@ def test_sensor_dates_targets_and_verdicts(env: Env, deferrable: bool) -> None:
         "no_dag": "failed",
         "no_task": "failed",
         "no_group": "failed",
+        "never": "failed",
+        "never_soft": "skipped",
     }
     assert "The external DAG 'nope' does not exist." in env.log("watcher", "no_dag")
     assert "The external task(s) 'nope' in DAG 'target' do not exist." in env.log("watcher", "no_task")
     assert "The external task group 'nope' in DAG 'target' does not exist." in env.log("watcher", "no_group")
+    assert "timed out" in env.log("watcher", "never")
 
 
 def test_sensor_refuses_contradictory_arguments() -> None:
@@ -305,3 +312,18 @@ def test_sensor_refuses_contradictory_arguments() -> None:
     for kwargs, message in bad:
         with pytest.raises(DagDefinitionError, match=message):
             ExternalTaskSensor(task_id="s", external_dag_id="d", **kwargs)
+
+
+def test_trigger_operator_refuses_bad_arguments() -> None:
+    from zonda.exceptions import DagDefinitionError
+    from zonda.operators import TriggerDagRunOperator
+
+    bad = [
+        ({"conf": ["not", "a", "dict"]}, "conf must be a dict"),
+        ({"poke_interval": 0}, "poke_interval must be a positive number"),
+        ({"allowed_states": ["succeeded"]}, "succeeded not a DAG run state"),
+        ({"failed_states": ["upstream_failed"]}, "upstream_failed not a DAG run state"),  # a task state
+    ]
+    for kwargs, message in bad:
+        with pytest.raises(DagDefinitionError, match=message):
+            TriggerDagRunOperator(task_id="t", trigger_dag_id="d", **kwargs)
