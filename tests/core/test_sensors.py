@@ -388,6 +388,7 @@ def test_public_names():
         "BashSensor",
         "DateTimeSensor",
         "DateTimeSensorAsync",
+        "ExternalTaskSensor",
         "FileSensor",
         "PokeReturnValue",
         "PythonSensor",

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         PythonOperator,
         ShortCircuitOperator,
     )
+    from zonda.operators.trigger_dagrun import TriggerDagRunOperator
     from zonda.operators.weekday import BranchDayOfWeekOperator, WeekDay
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "MappedOperator",
     "PythonOperator",
     "ShortCircuitOperator",
+    "TriggerDagRunOperator",
     "WeekDay",
 ]
 
@@ -48,6 +50,7 @@ _LAZY = {
     "BranchDayOfWeekOperator": "zonda.operators.weekday",
     "WeekDay": "zonda.operators.weekday",
     "BranchDateTimeOperator": "zonda.operators.branch_datetime",
+    "TriggerDagRunOperator": "zonda.operators.trigger_dagrun",
 }
 
 

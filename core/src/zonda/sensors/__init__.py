@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from zonda.sensors.base import BaseSensor, PokeReturnValue
     from zonda.sensors.bash import BashSensor
     from zonda.sensors.date_time import DateTimeSensor, DateTimeSensorAsync, TimeSensor, TimeSensorAsync
+    from zonda.sensors.external_task import ExternalTaskSensor
     from zonda.sensors.filesystem import FileSensor
     from zonda.sensors.python import PythonSensor
     from zonda.sensors.time_delta import TimeDeltaSensor
@@ -19,6 +20,7 @@ __all__ = [
     "BashSensor",
     "DateTimeSensor",
     "DateTimeSensorAsync",
+    "ExternalTaskSensor",
     "FileSensor",
     "PokeReturnValue",
     "PythonSensor",
@@ -38,6 +40,7 @@ _LAZY = {
     "TimeSensor": "zonda.sensors.date_time",
     "DateTimeSensorAsync": "zonda.sensors.date_time",
     "TimeSensorAsync": "zonda.sensors.date_time",
+    "ExternalTaskSensor": "zonda.sensors.external_task",
 }
 
 

@@ -13,15 +13,18 @@ from zonda._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from zonda.triggers.base import BaseTrigger, TriggerEvent, serialize_trigger, trigger_from_row
+    from zonda.triggers.cross_dag import DagStateTrigger, WorkflowTrigger
     from zonda.triggers.file import FileTrigger
     from zonda.triggers.temporal import DateTimeTrigger, TimeDeltaTrigger
 
 __all__ = [
     "BaseTrigger",
+    "DagStateTrigger",
     "DateTimeTrigger",
     "FileTrigger",
     "TimeDeltaTrigger",
     "TriggerEvent",
+    "WorkflowTrigger",
     "serialize_trigger",
     "trigger_from_row",
 ]
@@ -34,6 +37,8 @@ _LAZY = {
     "DateTimeTrigger": "zonda.triggers.temporal",
     "TimeDeltaTrigger": "zonda.triggers.temporal",
     "FileTrigger": "zonda.triggers.file",
+    "DagStateTrigger": "zonda.triggers.cross_dag",
+    "WorkflowTrigger": "zonda.triggers.cross_dag",
 }
 
 
