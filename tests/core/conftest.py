@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,3 +17,17 @@ def home(zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ZONDA__CORE__DAGS_ARE_PAUSED_AT_CREATION", "false")
     (zonda_home / "dags").mkdir()
     return zonda_home
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def scheduler_setup(request: pytest.FixtureRequest, zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A home and a migrated metastore (SQLite, then PostgreSQL) for tests that run the scheduler's loop in-process:
+    ``(home, settings, metastore)``, with a 30-s task heartbeat timeout."""
+    import scheduler_helpers as h
+
+    url = None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    settings, metastore = h.configure(zonda_home, monkeypatch, url, {("scheduler", "task_heartbeat_timeout"): 30})
+    try:
+        yield zonda_home, settings, metastore
+    finally:
+        metastore.dispose()

@@ -76,16 +76,6 @@ with DAG("dl_fixed", schedule=None, start_date=datetime(2024, 1, 1), deadline=[
 """
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def setup(request: pytest.FixtureRequest, zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    url = None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    settings, metastore = h.configure(zonda_home, monkeypatch, url, {("scheduler", "task_heartbeat_timeout"): 30})
-    try:
-        yield zonda_home, settings, metastore
-    finally:
-        metastore.dispose()
-
-
 def _notes(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
@@ -103,13 +93,13 @@ def _deadline_rows(metastore: Any) -> list[tuple[str, int, bool, bool | None]]:
     return [tuple(row) for row in rows]
 
 
-def test_a_missed_deadline_calls_its_callback_once_and_a_met_one_never(setup: Any) -> None:
+def test_a_missed_deadline_calls_its_callback_once_and_a_met_one_never(scheduler_setup: Any) -> None:
     from zonda.dag_processing import DagProcessor
     from zonda.executors.local import LocalExecutor
     from zonda.scheduler.runs import trigger_dag
     from zonda.scheduler.scheduler import Scheduler
 
-    home, settings, metastore = setup
+    home, settings, metastore = scheduler_setup
     out = home / "deadlines.jsonl"
     h.write_dag(home, "deadlines.py", DAGS.format(out=str(out)))
     h.store_dags(settings, metastore)
@@ -142,13 +132,13 @@ def test_a_missed_deadline_calls_its_callback_once_and_a_met_one_never(setup: An
         assert processor.run_callbacks(timeout=30) == 0
 
 
-def test_the_check_is_one_query_however_many_runs_wait(setup: Any) -> None:
+def test_the_check_is_one_query_however_many_runs_wait(scheduler_setup: Any) -> None:
     from sqlalchemy import insert
 
     from zonda.metastore import tables as t
     from zonda.scheduler.scheduler import Scheduler
 
-    _, settings, metastore = setup
+    _, settings, metastore = scheduler_setup
     now = datetime.now(UTC)
     with metastore.engine.begin() as conn:
         for i in range(300):

@@ -20,17 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 import scheduler_helpers as h
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def setup(request: pytest.FixtureRequest, zonda_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    url = None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    settings, metastore = h.configure(zonda_home, monkeypatch, url, {("scheduler", "task_heartbeat_timeout"): 30})
-    try:
-        yield zonda_home, settings, metastore
-    finally:
-        metastore.dispose()
-
-
 CALLBACKS = """
 import json
 import os
@@ -112,10 +101,10 @@ def _notes(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_callbacks_of_a_dead_task_process_and_of_the_failed_run_run_in_the_dag_processor(setup: Any) -> None:
+def test_callbacks_of_a_dead_task_process_and_of_the_failed_run_run_in_the_dag_processor(scheduler_setup: Any) -> None:
     from zonda.dag_processing import DagProcessor
 
-    home, settings, metastore = setup
+    home, settings, metastore = scheduler_setup
     out = home / "callbacks.jsonl"
     h.write_dag(home, "callbacks.py", CALLBACKS.format(out=str(out)))
     h.store_dags(settings, metastore)
@@ -142,10 +131,12 @@ def test_callbacks_of_a_dead_task_process_and_of_the_failed_run_run_in_the_dag_p
     assert "Running on_failure_callback (from the DAG processor" in log_text
 
 
-def test_a_successful_run_asks_for_its_callback_and_a_dag_without_callbacks_asks_for_nothing(setup: Any) -> None:
+def test_a_successful_run_asks_for_its_callback_and_a_dag_without_callbacks_asks_for_nothing(
+    scheduler_setup: Any,
+) -> None:
     from zonda.dag_processing import DagProcessor
 
-    home, settings, metastore = setup
+    home, settings, metastore = scheduler_setup
     out = home / "callbacks.jsonl"
     h.write_dag(home, "callbacks.py", CALLBACKS.format(out=str(out)))
     h.store_dags(settings, metastore)
@@ -159,11 +150,11 @@ def test_a_successful_run_asks_for_its_callback_and_a_dag_without_callbacks_asks
 
 
 def test_a_callback_that_cannot_load_or_hangs_is_logged_and_dropped(
-    setup: Any, caplog: pytest.LogCaptureFixture
+    scheduler_setup: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     from zonda.dag_processing.callbacks import CallbackRunner
 
-    home, settings, metastore = setup
+    home, settings, metastore = scheduler_setup
     out = home / "callbacks.jsonl"
     dag_file = h.write_dag(home, "callbacks.py", CALLBACKS.format(out=str(out)))
     h.store_dags(settings, metastore)
@@ -205,7 +196,7 @@ with DAG("dies_plain", schedule=None, start_date=datetime(2024, 1, 1)):
 """
 
 
-def test_failure_listeners_hear_of_a_try_the_scheduler_ended(setup: Any) -> None:
+def test_failure_listeners_hear_of_a_try_the_scheduler_ended(scheduler_setup: Any) -> None:
     """A plugin's on_task_instance_failed is called for a try whose process died, even when the task has no
     callback of its own: from the DAG processor, with the real task instance."""
     from zonda import hookimpl
@@ -215,7 +206,7 @@ def test_failure_listeners_hear_of_a_try_the_scheduler_ended(setup: Any) -> None
     from zonda.scheduler.runs import trigger_dag
     from zonda.scheduler.scheduler import Scheduler
 
-    home, settings, metastore = setup
+    home, settings, metastore = scheduler_setup
     out = home / "heard.jsonl"
 
     class Listener:
@@ -251,11 +242,11 @@ def test_failure_listeners_hear_of_a_try_the_scheduler_ended(setup: Any) -> None
 
 
 def test_a_callback_for_a_task_removed_from_the_dag_is_dropped_with_a_warning(
-    setup: Any, caplog: pytest.LogCaptureFixture
+    scheduler_setup: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     from zonda.dag_processing.callbacks import TASK_FAILURE, CallbackRunner, request_callback
 
-    home, settings, metastore = setup
+    home, settings, metastore = scheduler_setup
     h.write_dag(home, "callbacks.py", CALLBACKS.format(out=str(home / "callbacks.jsonl")))
     h.store_dags(settings, metastore)
     run, _ = _run(home, settings, metastore, "cb_ok")
@@ -357,10 +348,12 @@ def _check_context_notes(notes: list[dict[str, Any]], conf_who: str) -> None:
         assert note["macros_ds_add"] == "2024-03-05"
 
 
-def test_a_dag_callback_context_has_airflows_keys_in_dags_test(setup: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_dag_callback_context_has_airflows_keys_in_dags_test(
+    scheduler_setup: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     from zonda.cli import main
 
-    home, _, _ = setup
+    home, _, _ = scheduler_setup
     out = home / "context.jsonl"
     h.write_dag(home, "context.py", CONTEXT_DAGS.format(out=str(out)))
     conf = json.dumps({"who": "tester"})
@@ -370,7 +363,7 @@ def test_a_dag_callback_context_has_airflows_keys_in_dags_test(setup: Any, capsy
     _check_context_notes(_notes(out), "tester")
 
 
-def test_a_dag_callback_context_has_airflows_keys_when_scheduled(setup: Any) -> None:
+def test_a_dag_callback_context_has_airflows_keys_when_scheduled(scheduler_setup: Any) -> None:
     from datetime import UTC, datetime
 
     from zonda.dag_processing import DagProcessor
@@ -378,7 +371,7 @@ def test_a_dag_callback_context_has_airflows_keys_when_scheduled(setup: Any) -> 
     from zonda.scheduler.runs import trigger_dag
     from zonda.scheduler.scheduler import Scheduler
 
-    home, settings, metastore = setup
+    home, settings, metastore = scheduler_setup
     out = home / "context.jsonl"
     h.write_dag(home, "context.py", CONTEXT_DAGS.format(out=str(out)))
     h.store_dags(settings, metastore)
